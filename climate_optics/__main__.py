@@ -1,0 +1,3 @@
+from climate_optics.cli import main
+
+main()
