@@ -1,0 +1,1 @@
+"""Inference: run trained models over stores and write forecast stores."""

@@ -1,0 +1,1 @@
+"""Neural networks: shared ViT blocks, the forecaster and the diffusion downscaler."""

@@ -1,0 +1,340 @@
+"""The generic training loop: any ``TrainTask``, in back-propagation, DFA or optical-DFA mode.
+
+One straight loop (nanoGPT style): AdamW with linear warm-up and cosine decay, global-norm
+gradient clipping, bf16 autocast on GPU, data parallel under ``torchrun`` (gradients are
+averaged across ranks after each backward, which works with every training mode), validation
+every ``val_every`` steps, ``metrics.jsonl`` and atomic checkpoints every ``checkpoint_every``
+steps. ``optical_backend.DFA(...).backward(loss)`` replaces ``loss.backward()`` in all modes.
+
+Resume is exact: the checkpoint holds model, optimiser, scheduler, RNG states and the step,
+and the task's batch stream restarts at that step, so a killed run resumed with
+``resume=True`` ends with the same weights as an uninterrupted one (CPU, deterministic).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from climate_optics.errors import UsageInputError
+from climate_optics.training.checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from climate_optics.training.task import TrainConfig, TrainTask
+
+METRICS_FILE = "metrics.jsonl"
+# Settings that must match for a resumed run to continue the same run.
+RESUME_KEYS = ("steps", "batch_size", "lr", "seed", "mode", "projector", "warmup", "min_lr_ratio", "weight_decay")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of ``train``."""
+
+    steps: int  # optimiser steps completed (including those before a resume)
+    final_loss: float  # mean training loss over the last logging window
+    val: dict[str, float]  # last validation scores
+    wall_time_s: float  # time spent in this call
+    samples_per_s: float  # training throughput in this call
+    checkpoint: Path | None  # the latest checkpoint written
+    engine_stats: dict[str, Any] = field(default_factory=dict)  # projector counters (simulated optical time/energy)
+    stopped_early: bool = False  # True when ``stop_after`` interrupted the run
+
+
+class BackpropEngine:
+    """Plain ``loss.backward()`` behind the DFA engine's interface (used if the engine is absent)."""
+
+    mode = "backprop"
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mode": "backprop"}
+
+
+def make_engine(model: torch.nn.Module, feedback_points: list[str], config: TrainConfig) -> Any:
+    """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``."""
+    try:
+        from optical_backend.dfa import DFA
+    except ModuleNotFoundError as exc:
+        if exc.name != "optical_backend.dfa":
+            raise
+        if config.mode != "backprop":
+            raise UsageInputError(f"mode {config.mode!r} needs optical_backend.DFA, which is not installed in this build") from exc
+        return BackpropEngine()
+    kwargs: dict[str, Any] = dict(feedback_points=list(feedback_points), mode=config.mode, projector=config.projector, seed=config.seed)
+    if config.memory != "standard":
+        kwargs["memory"] = config.memory
+    return DFA(model, **kwargs)
+
+
+def engine_stats(engine: Any) -> dict[str, Any]:
+    """The engine's counters as a plain dict (empty for plain back-propagation)."""
+    stats = getattr(engine, "stats", None)
+    if stats is None:
+        return {}
+    if isinstance(stats, dict):
+        return dict(stats)
+    if hasattr(stats, "as_dict"):
+        return stats.as_dict()
+    return {k: v for k, v in vars(stats).items() if isinstance(v, (int, float, str, bool))}
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``config.steps``."""
+    if config.warmup and step < config.warmup:
+        return (step + 1) / config.warmup
+    span = max(1, config.steps - config.warmup)
+    progress = min(1.0, (step - config.warmup) / span)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def pick_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UsageInputError("device 'cuda' requested but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def batch_stream(task: TrainTask, config: TrainConfig, rank: int, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
+    """The task's batches from ``start_step`` on: natively when supported, else by skipping."""
+    rng = np.random.default_rng([config.seed, rank])
+    if "start_step" in inspect.signature(task.batches).parameters:
+        return iter(task.batches(rng, config.batch_size, start_step=start_step))
+    stream = iter(task.batches(rng, config.batch_size))
+    for _ in range(start_step):
+        next(stream)
+    return stream
+
+
+class Progress:
+    """A rich progress bar (loss, samples/s, ETA) on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, start: int, enabled: bool, every: int):
+        self.total, self.every, self.enabled = total, every, enabled
+        self.bar = None
+        if enabled and sys.stdout.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self.bar = RichProgress(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4g}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
+                TextColumn("ETA"), TimeRemainingColumn(),
+            )
+            self.bar.start()
+            self.task_id = self.bar.add_task("train", total=total, completed=start, loss=float("nan"), rate=0.0)
+
+    def update(self, step: int, loss: float, rate: float, eta_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task_id, completed=step, loss=loss, rate=rate)
+        elif self.enabled and (step % self.every == 0 or step == self.total):
+            eta = time.strftime("%H:%M:%S", time.gmtime(max(0.0, eta_s)))
+            print(f"step {step}/{self.total}  loss {loss:.4g}  {rate:.1f} samples/s  ETA {eta}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from the torchrun environment; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _average_gradients(model: torch.nn.Module, world: int) -> None:
+    import torch.distributed as dist
+
+    for param in model.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+            param.grad /= world
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint a run resumes from."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def train(
+    task: TrainTask,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``task.model`` for ``config.steps`` steps; checkpoints and logs go to ``out_dir``.
+
+    ``resume=True`` continues from ``out_dir/checkpoint.pt``. ``stop_after`` stops after that
+    step without writing anything more (it simulates a killed run, for tests).
+    """
+    out = Path(out_dir)
+    ckpt_path = out / LATEST
+    if ckpt_path.exists() and not resume:
+        raise UsageInputError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    if resume and not ckpt_path.exists():
+        raise UsageInputError(f"--resume: no checkpoint in {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    rank, world, local_rank = _distributed()
+    device = pick_device(config, local_rank)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    try:
+        return _run(task, config, out, resume=resume, stop_after=stop_after, rank=rank, world=world, device=device)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _run(
+    task: TrainTask, config: TrainConfig, out: Path, *, resume: bool, stop_after: int | None, rank: int, world: int, device: torch.device
+) -> TrainResult:
+    ckpt_path = out / LATEST
+    seed_everything(config.seed)
+
+    model = task.model.to(device)
+    if world > 1:
+        import torch.distributed as dist
+
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(tensor.data, src=0)
+    engine = make_engine(model, task.feedback_points, config)
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, betas=config.betas,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+
+    start = 0
+    metrics_path = out / METRICS_FILE
+    if resume:
+        state = load_checkpoint(ckpt_path, map_location=device)
+        saved = state.get("train_config", {})
+        changed = [k for k in RESUME_KEYS if k in saved and saved[k] != config.to_dict()[k]]
+        if changed:
+            raise UsageInputError(f"--resume: {', '.join(changed)} differ from the run in {out}; keep the original settings")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if hasattr(engine, "load_state_dict") and state.get("engine"):
+            engine.load_state_dict(state["engine"])
+        set_rng_state(state["rng"])
+        start = int(state["step"])
+        if rank == 0:
+            _truncate_metrics(metrics_path, start)
+
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    stream = batch_stream(task, config, rank, start)
+    progress = Progress(config.steps, start, config.progress and rank == 0, config.log_every)
+    t0 = time.perf_counter()
+    window_loss, window_n, samples, last_ckpt, val = 0.0, 0, 0, None, {}
+    last_loss = float("nan")
+    step = start
+    try:
+        for step in range(start + 1, config.steps + 1):
+            model.train()
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(stream).items()}
+            with autocast:
+                loss = task.loss(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            engine.backward(loss)
+            if world > 1:
+                _average_gradients(model, world)
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+
+            window_loss += loss.item()
+            window_n += 1
+            samples += config.batch_size
+            elapsed = time.perf_counter() - t0
+            rate = samples / max(elapsed, 1e-9)
+            progress.update(step, loss.item(), rate, (config.steps - step) * config.batch_size / max(rate, 1e-9))
+            if rank == 0 and (step % config.log_every == 0 or step == config.steps):
+                last_loss = window_loss / window_n
+                _append_jsonl(metrics_path, {"step": step, "kind": "train", "loss": last_loss, "lr": scheduler.get_last_lr()[0], "samples_per_s": rate})
+                window_loss, window_n = 0.0, 0
+            if (config.val_every and step % config.val_every == 0) or step == config.steps:
+                val = _validate(task, model, autocast)
+                if rank == 0:
+                    _append_jsonl(metrics_path, {"step": step, "kind": "val", **val})
+            if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
+                last_ckpt = save_checkpoint(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": rng_state(),
+                        "step": step,
+                        "engine": engine.state_dict() if hasattr(engine, "state_dict") else {},
+                        "engine_stats": engine_stats(engine),
+                        "train_config": config.to_dict(),
+                        "task": task.checkpoint_extra(),
+                    },
+                    ckpt_path,
+                )
+            if stop_after is not None and step >= stop_after:
+                break
+    finally:
+        progress.close()
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    wall = time.perf_counter() - t0
+    if window_n:
+        last_loss = window_loss / window_n
+    return TrainResult(
+        steps=step,
+        final_loss=last_loss,
+        val=val,
+        wall_time_s=wall,
+        samples_per_s=samples / max(wall, 1e-9),
+        checkpoint=last_ckpt,
+        engine_stats=engine_stats(engine),
+        stopped_early=step < config.steps,
+    )
+
+
+def _validate(task: TrainTask, model: torch.nn.Module, autocast: Any) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad(), autocast:
+        scores = task.validate(model)
+    return {k: float(v) for k, v in scores.items()}

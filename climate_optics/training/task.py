@@ -1,0 +1,108 @@
+"""The seam between models and the generic training loop: ``TrainTask`` and ``TrainConfig``.
+
+A task owns a model, its data and its loss; the loop (``climate_optics.training.loop.train``)
+owns optimisation, the training mode (back-propagation, DFA, optical DFA), checkpoints,
+validation and logging. Any object with these attributes and methods is a task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from climate_optics.errors import UsageInputError
+
+MODES = ("backprop", "dfa", "optical")
+PROJECTORS = ("dense", "structured")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@runtime_checkable
+class TrainTask(Protocol):
+    """What the training loop needs from a model family.
+
+    ``batches`` must be deterministic: the stream it yields is a function of the seed of
+    ``rng`` and the position in the stream only (not of timing or prefetching). Tasks may
+    accept a keyword ``start_step`` and then yield the stream from batch ``start_step`` on;
+    otherwise the loop skips batches on resume, which is exact but slower.
+    """
+
+    model: torch.nn.Module
+    feedback_points: list[str]  # module names (in ``model.named_modules()``) where DFA injects feedback
+
+    def batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless stream of training batches (CPU tensors; the loop moves them to the device)."""
+        ...
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar training loss of ``model`` on ``batch``."""
+        ...
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Scores on held-out data (the loop calls it in eval mode under ``torch.no_grad``)."""
+        ...
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Model config, data statistics, ...: JSON-able values and tensors only (weights_only loading)."""
+        ...
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; saved in every checkpoint."""
+
+    steps: int = 1000  # optimiser steps in the whole run
+    batch_size: int = 8  # samples per step (per process under torchrun)
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.05  # AdamW decoupled weight decay
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
+    warmup: int = 50  # linear warm-up steps, then cosine decay to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    seed: int = 0  # seeds torch, numpy, python and the data stream
+    mode: str = "backprop"  # backprop | dfa | optical
+    projector: str = "structured"  # dense | structured (digital DFA feedback projection)
+    memory: str = "standard"  # standard | lean (DFA memory mode, see optical_backend.DFA)
+    checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
+    val_every: int = 100  # steps between validations (0: only at the end)
+    log_every: int = 10  # steps between metrics.jsonl lines / plain progress lines
+    device: str = "auto"  # auto | cpu | cuda
+    deterministic: bool = False  # torch.use_deterministic_algorithms (exact resume on CPU)
+    progress: bool = True  # show a progress bar (plain lines when not a terminal)
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        checks = [
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.warmup >= 0, f"warmup must be >= 0, got {self.warmup}"),
+            (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}"),
+            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
+            (self.projector in PROJECTORS, f"projector must be one of {', '.join(PROJECTORS)}, got {self.projector!r}"),
+            (self.memory in ("standard", "lean"), f"memory must be standard or lean, got {self.memory!r}"),
+            (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
+            (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageInputError(f"training config: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
