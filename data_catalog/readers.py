@@ -48,6 +48,7 @@ def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None =
     canonical = [to_canonical(ds, source=name, overrides=entry.variables, history=notes, accumulate=False)
                  for name, ds in parts]
     ds = _combine(canonical, [name for name, _ in parts])
+    ds = ds[[name for name in VARIABLES if name in ds.data_vars]]  # schema order
     ds = accumulate_6h(ds, source=label, history=notes)
     ds.attrs = {"source": label if entry.name == entry.location else f"{entry.name} ({label})"}
     if notes:
@@ -164,25 +165,20 @@ def _open_grib(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
 
 
 def _open_grib_file(path: str, chunks: Any) -> xr.Dataset:
-    """One GRIB file; files mixing level types are opened per type and merged."""
+    """One GRIB file; messages on several level types become one dataset per type, merged."""
     import cfgrib
 
-    kwargs = {"indexpath": ""}  # never write .idx files next to the data
+    parts = cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""}, chunks=chunks)
+    if len(parts) == 1:
+        return parts[0]
+    kept = []
+    for part in parts:
+        scalar = [c for c in part.coords if part[c].ndim == 0 and c not in ("isobaricInhPa", "isobaricInPa", "time")]
+        kept.append(part.drop_vars(scalar))
     try:
-        return xr.open_dataset(path, engine="cfgrib", chunks=chunks, backend_kwargs=kwargs)
-    except cfgrib.dataset.DatasetBuildError:
-        pass
-    parts = []
-    for level_type in ("isobaricInhPa", "isobaricInPa", "surface", "heightAboveGround", "meanSea"):
-        backend = {**kwargs, "filter_by_keys": {"typeOfLevel": level_type}}
-        try:
-            part = xr.open_dataset(path, engine="cfgrib", chunks=chunks, backend_kwargs=backend)
-        except cfgrib.dataset.DatasetBuildError as exc:
-            raise DataInputError(f"GRIB messages do not form one grid per level type ({exc})", source=path) from None
-        if part.data_vars:
-            scalar = [c for c in part.coords if part[c].ndim == 0 and c not in ("isobaricInhPa", "isobaricInPa")]
-            parts.append(part.drop_vars(scalar))
-    return xr.merge(parts, compat="override", join="exact")
+        return xr.merge(kept, compat="override", join="exact", combine_attrs="drop_conflicts")
+    except ValueError as exc:
+        raise DataInputError(f"GRIB messages do not share one grid and time axis ({exc})", source=path) from None
 
 
 def _open_zarr(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:

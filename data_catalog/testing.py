@@ -201,3 +201,48 @@ def write_netcdf(datasets: dict[str, xr.Dataset], directory: Path | str, *, suff
         ds.to_netcdf(path)
         paths.append(path)
     return paths
+
+
+# GRIB parameters: canonical name -> (shortName, typeOfLevel, level) for surface fields.
+_GRIB_SURFACE = {
+    "2m_temperature": ("2t", "heightAboveGround", 2),
+    "10m_u_component_of_wind": ("10u", "heightAboveGround", 10),
+    "10m_v_component_of_wind": ("10v", "heightAboveGround", 10),
+    "mean_sea_level_pressure": ("msl", "meanSea", 0),
+}
+
+
+def write_era5_grib(ds: xr.Dataset, path: Path | str) -> Path:
+    """Write ``ds`` as ERA5-style GRIB 2 (IEEE floats, so values survive exactly; needs eccodes).
+
+    Latitude is written north to south and levels from the bottom up, as ECMWF does.
+    """
+    import eccodes
+
+    lat, lon = ds["latitude"].values, ds["longitude"].values
+    keys = {"centre": "ecmf", "packingType": "grid_ieee", "Ni": lon.size, "Nj": lat.size,
+            "latitudeOfFirstGridPointInDegrees": float(lat[-1]), "latitudeOfLastGridPointInDegrees": float(lat[0]),
+            "longitudeOfFirstGridPointInDegrees": float(lon[0]), "longitudeOfLastGridPointInDegrees": float(lon[-1]),
+            "iDirectionIncrementInDegrees": float(lon[1] - lon[0]), "jDirectionIncrementInDegrees": float(lat[1] - lat[0])}
+    path = Path(path)
+    with path.open("wb") as out:
+        for t in ds["time"].values:
+            stamp = pd.Timestamp(t)
+            when = {"dataDate": int(stamp.strftime("%Y%m%d")), "dataTime": stamp.hour * 100}
+            for name, da in ds.data_vars.items():
+                field = da.sel(time=t)
+                if "level" in da.dims:
+                    items = [(ERA5_NAMES[name][0], "isobaricInhPa", int(lev), field.sel(level=lev))
+                             for lev in ds["level"].values[::-1]]
+                else:
+                    items = [(*_GRIB_SURFACE[name], field)]
+                for short, level_type, level, values in items:
+                    handle = eccodes.codes_grib_new_from_samples("regular_ll_pl_grib2")
+                    try:
+                        eccodes.codes_set_key_vals(handle, {**keys, **when, "typeOfLevel": level_type,
+                                                            "level": level, "shortName": short})
+                        eccodes.codes_set_values(handle, values.values[::-1].astype("float64").ravel())
+                        eccodes.codes_write(handle, out)
+                    finally:
+                        eccodes.codes_release(handle)
+    return path
