@@ -48,7 +48,7 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
             notes.append(f"{native} -> {name} ({how})")
         da = _canonical_attrs(_convert_units(da, str(native), name, source, notes), name)
         if str(native) in ACCUMULATION_HOURS:
-            da.attrs["accumulation_hours"] = ACCUMULATION_HOURS[str(native)]
+            da.attrs.update(accumulation_hours=ACCUMULATION_HOURS[str(native)], native_name=str(native))
         out[name] = da
     if not out:
         found = ", ".join(map(str, ds.data_vars)) or "none"
@@ -96,9 +96,10 @@ def accumulate_6h(ds: xr.Dataset, *, source: str, history: list[str]) -> xr.Data
         step = np.diff(ds[TIME].values[:2]).astype("timedelta64[h]").astype(int) if TIME in ds.dims else []
         if len(step) == 0 or int(step[0]) != hours:
             raise DataInputError(f"holds {hours}-hour accumulations; expected {hours}-hourly times to sum"
-                                 " into a 6-hour total", source=source, variable=str(name))
-        history.append(f"{name}: summed {hours}-hour accumulations over the trailing 6 hours")
-        attrs = {k: v for k, v in da.attrs.items() if k != "accumulation_hours"}
+                                 f" into {name}", source=source, variable=da.attrs.get("native_name", str(name)))
+        history.append(f"{da.attrs.get('native_name', name)}: summed {hours}-hour accumulations over the"
+                       " trailing 6 hours")
+        attrs = {k: v for k, v in da.attrs.items() if k not in ("accumulation_hours", "native_name")}
         ds[name] = da.rolling({TIME: 6 // hours}).sum().assign_attrs(attrs)
     return ds
 

@@ -125,7 +125,7 @@ def _combine(datasets: list[xr.Dataset], files: list[str]) -> xr.Dataset:
                                      source=path, variable=name)
     try:
         combined = xr.combine_by_coords(datasets, join="outer", data_vars="minimal", coords="minimal",
-                                        compat="no_conflicts", combine_attrs="drop")
+                                        compat="no_conflicts", combine_attrs="drop_conflicts")
     except ValueError as exc:
         raise DataInputError(f"files cannot be combined ({' '.join(str(exc).split())[:200]}); expected"
                              " consecutive, non-overlapping times", source=entry_label(files)) from None

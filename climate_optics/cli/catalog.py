@@ -63,4 +63,18 @@ def register(app: typer.Typer) -> None:
         _console().print(f"[bold]{entry.name}[/bold]")
         print(yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, width=100).rstrip())
 
+    @group.command("inspect")
+    def inspect_command(source: str = typer.Argument(..., help="Entry name or path (NetCDF file or glob, Zarr, GRIB)."),
+                        variables: Optional[list[str]] = typer.Option(None, "--variables", help="Canonical names."),
+                        catalog: Optional[Path] = CATALOG_OPTION) -> None:
+        """Open a source through the readers and print its canonical form (nothing is loaded)."""
+        from data_catalog.readers import open_dataset
+
+        ds = open_dataset(source, variables=variables or None, catalog=catalog, check_values=False)
+        _console().print(f"[bold]{ds.attrs.get('source', source)}[/bold]")
+        print(ds)
+        for note in ds.attrs.get("history", "").split("; "):
+            if note:
+                print(f"  history: {note}")
+
     app.add_typer(group, name="catalog")
