@@ -1,0 +1,308 @@
+"""Ingest any source into a canonical Zarr v3 store with statistics and a climatology.
+
+Store layout (see ARCHITECTURE.md):
+
+- root group: the canonical dataset; time-dependent variables chunked ``(time=N, all levels,
+  whole latitude x longitude field)`` and compressed with Blosc-zstd (byte shuffle); static
+  fields (``land_sea_mask``, ``geopotential_at_surface``) without a time dimension;
+  provenance attributes (source, ingest options, package version, creation time).
+- group ``statistics``: mean, std, diff_std per variable and level (``data_catalog.stats``).
+- group ``climatology``: WeatherBench 2 layout (``data_catalog.climatology``).
+
+Streaming: the record is processed in blocks of one time chunk. A background thread loads
+the next block with dask while the current one is written and folded into the statistics
+and the raw climatology, so peak memory is a few blocks plus a bounded number of open days
+of climatology sums, whatever the record's length. Blocks are visited in day-of-year order
+(years interleaved) so that each day's climatology sums are complete early and can be
+written out. Everything is written into a temporary sibling and renamed at the end
+(``data_catalog.store.atomic_store``); any failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from data_catalog.climatology import DOY_CHUNK, RawClimatology, RawDays, hours_and_days, smooth_climatology
+from data_catalog.errors import DataInputError
+from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, STATIC_VARIABLES, TIME
+from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
+from data_catalog.store import atomic_store, check_target
+
+TARGET_CHUNK_BYTES = 4 << 20  # a time chunk of the largest variable holds about this much
+MAX_TIME_CHUNK = 64
+SCRATCH_DIR = "_climatology_raw"  # removed before the store is renamed into place
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list[str] | None = None,
+           levels: list[float] | None = None, start: Any = None, end: Any = None, overwrite: bool = False,
+           options: dict[str, Any] | None = None, catalog: str | os.PathLike | None = None,
+           time_chunk: int | None = None, progress: Progress | None = None) -> Path:
+    """Open ``source`` (catalog name or path) in the canonical schema and write it to ``out``.
+
+    Returns the store's path. Raises DataInputError (nothing written) on bad input or when
+    ``out`` exists and ``overwrite`` is false.
+    """
+    from data_catalog import open_dataset
+
+    check_target(out, overwrite=overwrite)
+    time = None if start is None and end is None else slice(start, end)
+    ds = open_dataset(source, variables=variables, levels=levels, time=time, catalog=catalog, options=options)
+    settings = {"variables": variables, "levels": levels, "start": start, "end": end,
+                "options": options, "catalog": None if catalog is None else str(catalog)}
+    return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
+                       time_chunk=time_chunk, progress=progress)
+
+
+def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings: dict[str, Any] | None = None,
+                overwrite: bool = False, time_chunk: int | None = None, progress: Progress | None = None) -> Path:
+    """Write a canonical dataset (lazy or in memory) as an ingested store; see the module docstring."""
+    target = check_target(out, overwrite=overwrite)
+    dynamic, static = _split(ds, source)
+    times = dynamic[TIME].values
+    chunk = time_chunk or default_time_chunk(dynamic)
+    if chunk < 1:
+        raise DataInputError(f"time chunk must be >= 1, got {chunk}", source=source)
+    attrs = dict(ds.attrs) | provenance(source, settings or {}, chunk)
+    with atomic_store(target, overwrite=overwrite) as tmp:
+        _initialise(dynamic, static, tmp, chunk, attrs)
+        statistics = StatisticsAccumulator(
+            levels=ds[LEVEL].values if LEVEL in ds.dims else None,
+            has_level={name: LEVEL in da.dims for name, da in ds.data_vars.items()},
+        )
+        _write_static(static, tmp, statistics, source)
+        scratch = _scratch_files(dynamic, tmp, times)
+        climatology = _stream(dynamic, tmp, chunk, statistics, scratch, source, progress)
+        statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)).to_zarr(
+            tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
+        if dynamic.data_vars:
+            _write_climatology(tmp, dynamic, scratch, climatology, progress)
+        shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
+        _consolidate(tmp)
+    return target
+
+
+def default_time_chunk(ds: xr.Dataset) -> int:
+    """Time steps per chunk: about TARGET_CHUNK_BYTES for the largest variable, 1..MAX_TIME_CHUNK."""
+    per_step = max((da.dtype.itemsize * da.size // max(da.sizes.get(TIME, 1), 1) for da in ds.data_vars.values()),
+                   default=1)
+    return int(min(MAX_TIME_CHUNK, max(1, TARGET_CHUNK_BYTES // max(per_step, 1))))
+
+
+def provenance(source: str, settings: dict[str, Any], time_chunk: int) -> dict[str, Any]:
+    """Root attributes: source, ingest options, package version, creation time."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("climate-optics")
+    except PackageNotFoundError:
+        package_version = "unknown"
+    return {
+        "source_dataset": source,
+        "ingest_options": json.dumps(settings | {"time_chunk": time_chunk}, sort_keys=True, default=str),
+        "climate_optics_version": package_version,
+        "python_version": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _split(ds: xr.Dataset, source: str) -> tuple[xr.Dataset, xr.Dataset]:
+    """(time-dependent variables, static variables), validated and in canonical dim order."""
+    if TIME not in ds.dims or ds.sizes[TIME] == 0:
+        raise DataInputError("no time steps to ingest (check --start/--end); expected at least one", source=source)
+    for dim in (LATITUDE, LONGITUDE):
+        if dim not in ds.dims:
+            raise DataInputError(f"dimension {dim!r} is missing; expected a canonical dataset", source=source)
+    times = ds[TIME].values
+    steps = np.diff(times)
+    if (steps <= np.timedelta64(0)).any():
+        bad = times[1:][steps <= np.timedelta64(0)][0]
+        raise DataInputError(f"time is not strictly increasing at {bad}; expected unique, sorted times",
+                             source=source, variable=TIME)
+    static_names = [n for n in ds.data_vars if n in STATIC_VARIABLES or TIME not in ds[n].dims]
+    static = ds[static_names]
+    if TIME in static.dims:
+        static = static.isel({TIME: 0}, drop=True)
+    dynamic = ds.drop_vars(static_names)
+    order = (TIME, LEVEL, LATITUDE, LONGITUDE)
+    dynamic = dynamic.transpose(*[d for d in order if d in dynamic.dims], ...)
+    static = static.transpose(*[d for d in order if d in static.dims], ...)
+    return dynamic, static
+
+
+def _encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, Any]]:
+    codec = _codec()
+    enc: dict[str, dict[str, Any]] = {}
+    for name, da in ds.data_vars.items():
+        chunks = tuple(min(chunk, s) if d == TIME else s for d, s in zip(da.dims, da.shape))
+        enc[str(name)] = {"chunks": chunks, "compressors": [codec]}
+    if TIME in ds.coords:
+        whole_hours = bool((ds[TIME].values.astype("datetime64[s]").astype(np.int64) % 3600 == 0).all())
+        enc[TIME] = {"units": "hours since 1900-01-01" if whole_hours else "seconds since 1900-01-01",
+                     "calendar": "proleptic_gregorian", "dtype": "int64"}
+    return enc
+
+
+def _codec() -> Any:
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
+
+
+def _initialise(dynamic: xr.Dataset, static: xr.Dataset, tmp: Path, chunk: int, attrs: dict[str, Any]) -> None:
+    """Write metadata and coordinates of the root group (data arrives block by block)."""
+    import dask.array as da
+
+    template = xr.merge([dynamic, static], combine_attrs="drop_conflicts", join="exact")
+    template = template.copy()
+    for name in list(template.variables):
+        template[name].encoding = {}
+    lazy = {name: template[name].copy(data=da.zeros(v.shape, dtype=v.dtype, chunks=-1))
+            for name, v in template.data_vars.items()}
+    template = template.assign(lazy)
+    template.attrs = attrs
+    template.to_zarr(tmp, mode="w-", compute=False, encoding=_encoding(template, chunk),
+                     zarr_format=3, consolidated=False)
+
+
+def _write_static(static: xr.Dataset, tmp: Path, statistics: StatisticsAccumulator, source: str) -> None:
+    import zarr
+
+    group = zarr.open_group(tmp, mode="r+")
+    for name, da in static.load().data_vars.items():
+        values = da.values
+        if np.isnan(values).all():
+            raise DataInputError("all values are NaN; expected a field with data", source=source, variable=str(name))
+        group[str(name)][...] = values
+        statistics.add(str(name), values[np.newaxis], None, level_axis=1 if LEVEL in da.dims else None)
+
+
+def diff_interval(times: np.ndarray) -> tuple[np.timedelta64, int]:
+    """(interval, lag in steps) for diff_std: 6 hours when the time step divides 6 hours, else one step."""
+    six = np.timedelta64(DIFF_HOURS, "h").astype("timedelta64[ns]")
+    if len(times) < 2:
+        return six, 1
+    step = np.diff(times.astype("datetime64[ns]")).min()
+    if six % step == np.timedelta64(0, "ns"):
+        return six, int(six // step)
+    return step, 1
+
+
+def block_order(times: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """Chunk-aligned (start, stop) blocks, visited in day-of-year order (then time)."""
+    starts = np.arange(0, len(times), chunk)
+    doy = xr.DataArray(np.asarray(times[starts], dtype="datetime64[ns]"), dims="t").dt.dayofyear.values
+    order = np.lexsort((starts, doy))
+    return [(int(starts[i]), int(min(starts[i] + chunk, len(times)))) for i in order]
+
+
+def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAccumulator,
+            scratch: dict[str, RawDays], source: str, progress: Progress | None) -> RawClimatology:
+    """Write every block and fold it into statistics and the raw climatology (returned)."""
+    import zarr
+
+    times = dynamic[TIME].values
+    blocks = block_order(times, chunk)
+    interval, lag = diff_interval(times)
+    root = zarr.open_group(tmp, mode="r+")
+    climatology = RawClimatology(times, blocks, lambda name, d, raw: scratch[name].write(d, raw))
+    names = [str(n) for n in dynamic.data_vars]
+
+    def load(block: tuple[int, int]) -> xr.Dataset:
+        start, stop = block
+        return dynamic.isel({TIME: slice(max(start - lag, 0), stop)}).compute()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, blocks[0]) if blocks else None
+        for position, (start, stop) in enumerate(blocks):
+            loaded = pending.result()
+            pending = pool.submit(load, blocks[position + 1]) if position + 1 < len(blocks) else None
+            head = start - max(start - lag, 0)  # leading steps loaded only for the differences
+            stamps = loaded[TIME].values
+            pairs = (stamps[lag:] - stamps[:-lag]) == interval if len(stamps) > lag else np.zeros(0, bool)
+            for name in names:
+                values = loaded[name].values
+                block = values[head:]
+                _check_fields(block, times[start:stop], name, dynamic[name].dims, source)
+                root[name][start:stop] = block
+                diffs = (values[lag:] - values[:-lag])[pairs] if pairs.any() else None
+                level_axis = 1 if LEVEL in dynamic[name].dims else None
+                statistics.add(name, block, diffs, level_axis=level_axis)
+                climatology.add(name, start, block)
+            climatology.finish_block(position)
+            del loaded
+            if progress is not None:
+                progress("write", position + 1, len(blocks))
+    return climatology
+
+
+def _check_fields(block: np.ndarray, times: np.ndarray, name: str, dims: tuple, source: str) -> None:
+    """Reject a time step whose whole (level) field is NaN."""
+    empty = np.isnan(block).all(axis=(-2, -1))  # (time[, level])
+    if empty.any():
+        index = np.argwhere(empty)[0]
+        where = f" at time {np.datetime_as_string(times[index[0]], unit='m')}"
+        if LEVEL in dims:
+            where += f", level index {index[1]}"
+        raise DataInputError(f"all values are NaN{where}; expected a field with data", source=source, variable=name)
+
+
+def _scratch_files(dynamic: xr.Dataset, tmp: Path, times: np.ndarray) -> dict[str, RawDays]:
+    """One raw-daily-means scratch file per variable, in a folder removed before the rename."""
+    (tmp / SCRATCH_DIR).mkdir()
+    n_hour = len(hours_and_days(times)[0])
+    return {str(name): RawDays(tmp / SCRATCH_DIR / f"{name}.f32", n_hour, tuple(da.shape[1:]))
+            for name, da in dynamic.data_vars.items()}
+
+
+def _write_climatology(tmp: Path, dynamic: xr.Dataset, scratch: dict[str, RawDays],
+                       climatology: RawClimatology, progress: Progress | None) -> None:
+    """Smooth the raw daily means (dask, chunk by chunk) into the climatology group."""
+    raw = xr.Dataset({name: days.to_dataarray(dynamic[name].dims[1:], DOY_CHUNK) for name, days in scratch.items()})
+    raw = raw.assign_coords({d: dynamic[d].values for d in (LEVEL, LATITUDE, LONGITUDE) if d in raw.dims})
+    for name in raw.data_vars:
+        raw[name].attrs = dict(dynamic[name].attrs)
+    if LEVEL in raw.dims:
+        raw = raw.chunk({LEVEL: 1})
+    clim = smooth_climatology(raw, climatology.counts, climatology.hours)
+    encoding = {str(name): {"compressors": [_codec()],
+                            "chunks": tuple(DOY_CHUNK if d == "dayofyear" else 1 if d == LEVEL else s
+                                            for d, s in zip(da.dims, da.shape))}
+                for name, da in clim.data_vars.items()}
+    if progress is not None:
+        progress("climatology", 0, 1)
+    clim.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", consolidated=False, encoding=encoding)
+    if progress is not None:
+        progress("climatology", 1, 1)
+
+
+def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:
+    interval, _ = diff_interval(times)
+    hours = float(interval / np.timedelta64(1, "h"))
+    return {
+        "statistics": "mean, std over time, latitude, longitude (unweighted, ddof=0, NaN skipped); "
+                      "diff_std = std of differences between fields diff_hours apart",
+        "diff_hours": hours,
+        "time_steps": int(len(times)),
+    }
+
+
+def _consolidate(path: Path) -> None:
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))

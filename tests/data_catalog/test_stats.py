@@ -1,0 +1,139 @@
+"""Statistics and climatology of an ingested store, checked against direct in-memory computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from data_catalog import testing
+from data_catalog.climatology import DAYS, circular_smooth, window_weights
+from data_catalog.errors import DataInputError
+from data_catalog.ingest import block_order, diff_interval, write_store
+from data_catalog.stats import Moments, read_climatology, read_statistics
+
+VARIABLES = ["temperature", "2m_temperature", "land_sea_mask"]
+
+
+@pytest.fixture(scope="module")
+def two_years(tmp_path_factory):
+    """Two years, 6-hourly, on a 4x8 grid with a seasonal cycle; ingested with small chunks."""
+    ds = testing.canonical_dataset(n_time=2 * 1460, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES,
+                                   start="2019-01-01")
+    day = ds["time"].dt.dayofyear
+    cycle = 10.0 * np.cos(2 * np.pi * day / 365.25) + 2.0 * (ds["time"].dt.hour == 12)
+    ds["temperature"] = (ds["temperature"] + cycle).astype("float32")
+    ds["2m_temperature"] = (ds["2m_temperature"] + cycle).astype("float32")
+    ds["2m_temperature"][5, 1, 2] = np.nan  # a missing value is skipped, not propagated
+    store = write_store(ds.chunk(time=100), tmp_path_factory.mktemp("stats") / "s.zarr",
+                        source="test", time_chunk=48)
+    return ds, store
+
+
+def test_moments_merge_equals_numpy_on_any_split():
+    rng = np.random.default_rng(1)
+    x = 5e5 + 1e3 * rng.standard_normal((37, 3, 4, 5))  # geopotential-sized values
+    x[3, 1, 0, 0] = np.nan
+    moments = Moments.empty((3,))
+    for a, b in [(0, 1), (1, 9), (9, 30), (30, 37)]:
+        moments.add(x[a:b], keep_axis=1)
+    np.testing.assert_allclose(moments.mean, np.nanmean(x, axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(moments.std, np.nanstd(x, axis=(0, 2, 3)), rtol=1e-9)
+    assert moments.count.tolist() == [37 * 20, 37 * 20 - 1, 37 * 20]
+
+
+def test_statistics_equal_in_memory_numpy(two_years):
+    ds, store = two_years
+    stats = read_statistics(store)
+    assert list(stats["statistic"].values) == ["mean", "std", "diff_std"]
+    assert stats["temperature"].dims == ("statistic", "level")
+    assert stats["2m_temperature"].dims == ("statistic",)
+    t = ds["temperature"].values.astype("float64")
+    np.testing.assert_allclose(stats["temperature"].sel(statistic="mean"), t.mean(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(stats["temperature"].sel(statistic="std"), t.std(axis=(0, 2, 3)), rtol=1e-8)
+    np.testing.assert_allclose(stats["temperature"].sel(statistic="diff_std"),
+                               np.diff(t, axis=0).std(axis=(0, 2, 3)), rtol=1e-8)
+    s = ds["2m_temperature"].values.astype("float64")
+    np.testing.assert_allclose(stats["2m_temperature"].values,
+                               [np.nanmean(s), np.nanstd(s), np.nanstd(np.diff(s, axis=0))], rtol=1e-8)
+    mask = ds["land_sea_mask"].values.astype("float64")
+    np.testing.assert_allclose(stats["land_sea_mask"].values, [mask.mean(), mask.std(), 0.0], rtol=1e-10)
+    assert stats.attrs["diff_hours"] == 6.0
+
+
+def direct_climatology(da: xr.DataArray, half_width: int = 30) -> np.ndarray:
+    """Groupby (hour, dayofyear) in memory, then an explicit circular weighted window average."""
+    frame = da.assign_coords(hour=da["time"].dt.hour, dayofyear=da["time"].dt.dayofyear)
+    key = frame["hour"] * 1000 + frame["dayofyear"]
+    grouped = frame.groupby(key.rename("key"))
+    sums, counts = grouped.sum("time", skipna=True), grouped.count("time")
+    hours = np.unique(frame["hour"].values)
+    shape = (len(hours), DAYS) + da.shape[1:]
+    s, n = np.zeros(shape), np.zeros(shape)
+    keys = sums["key"].values
+    h, d = np.searchsorted(hours, keys // 1000), keys % 1000 - 1
+    s[h, d], n[h, d] = sums.transpose("key", ...).values, counts.transpose("key", ...).values
+    weights = window_weights(half_width)
+    num, den = np.zeros(shape), np.zeros(shape)
+    for k, w in zip(range(-half_width, half_width + 1), weights):
+        num += w * np.roll(s, -k, axis=1)  # num[:, d] += w * s[:, (d + k) % DAYS]
+        den += w * np.roll(n, -k, axis=1)
+    return num / den
+
+
+def test_climatology_equals_direct_groupby(two_years):
+    ds, store = two_years
+    clim = read_climatology(store)
+    assert clim["temperature"].dims == ("hour", "dayofyear", "level", "latitude", "longitude")
+    assert clim["hour"].values.tolist() == [0, 6, 12, 18]
+    assert clim["dayofyear"].values.tolist() == list(range(1, DAYS + 1))
+    assert "land_sea_mask" not in clim
+    np.testing.assert_allclose(clim["temperature"].values, direct_climatology(ds["temperature"]), rtol=2e-6)
+    # The missing 2m value shifts the direct count by one; the stored weights count time steps.
+    np.testing.assert_allclose(clim["2m_temperature"].values, direct_climatology(ds["2m_temperature"]), rtol=1e-4)
+    assert np.isfinite(clim["temperature"].values).all()
+
+
+def test_circular_smooth_wraps_around_the_year():
+    raw = np.zeros((1, DAYS))
+    raw[0, 0] = 1.0  # 1 January
+    smoothed = circular_smooth(xr.DataArray(raw, dims=("hour", "dayofyear"))).values[0]
+    weights = window_weights(30)
+    np.testing.assert_allclose(smoothed[:31], weights[30::-1])  # days 1..31
+    np.testing.assert_allclose(smoothed[-30:], weights[:30])  # days 337..366 see 1 January too
+    assert smoothed[31:-30].max() == 0
+
+
+def test_blocks_cover_record_in_day_of_year_order():
+    times = pd.date_range("2019-12-20", periods=1000, freq="6h").values
+    blocks = block_order(times, 40)
+    assert sorted(blocks) == [(a, min(a + 40, 1000)) for a in range(0, 1000, 40)]
+    start_days = pd.DatetimeIndex(times[[a for a, _ in blocks]]).day_of_year
+    assert (np.diff(start_days) >= 0).all()
+
+
+@pytest.mark.parametrize("freq, expected", [("6h", (6, 1)), ("1h", (6, 6)), ("3h", (6, 2)), ("1D", (24, 1))])
+def test_diff_interval(freq, expected):
+    interval, lag = diff_interval(pd.date_range("2020-01-01", periods=10, freq=freq).values)
+    assert (interval / np.timedelta64(1, "h"), lag) == expected
+
+
+def test_hourly_record_uses_six_hour_differences_and_skips_gaps(tmp_path):
+    ds = testing.canonical_dataset(n_time=80, n_lat=4, n_lon=8, variables=["2m_temperature"], freq="1h")
+    ds = ds.isel(time=np.r_[0:30, 40:80])  # a 10-hour gap: pairs across it are not 6 h apart
+    store = write_store(ds, tmp_path / "h.zarr", source="test", time_chunk=16)
+    x = ds["2m_temperature"].values.astype("float64")
+    t = ds["time"].values
+    later = [i for i in range(len(t)) if (t[i] - np.timedelta64(6, "h")) in set(t)]
+    earlier = [int(np.searchsorted(t, t[i] - np.timedelta64(6, "h"))) for i in later]
+    expected = (x[later] - x[earlier]).std()
+    assert read_statistics(store)["2m_temperature"].sel(statistic="diff_std") == pytest.approx(expected, rel=1e-9)
+
+
+def test_missing_groups_are_bad_input(tmp_path):
+    xr.Dataset({"a": ("x", np.arange(3.0))}).to_zarr(tmp_path / "plain.zarr", zarr_format=3, consolidated=False)
+    with pytest.raises(DataInputError, match="statistics"):
+        read_statistics(tmp_path / "plain.zarr")
+    with pytest.raises(DataInputError, match="does not exist"):
+        read_climatology(tmp_path / "absent.zarr")
