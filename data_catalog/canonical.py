@@ -46,6 +46,9 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
                                  " canonical variable", source=source, variable=str(native))
         if how != "canonical name":
             notes.append(f"{native} -> {name} ({how})")
+        if VARIABLES[name].static and TIME in da.dims:
+            da = da.isel({TIME: 0}, drop=True)  # invariant fields are often shipped with a time axis
+            notes.append(f"{native}: static field, kept the first time step")
         da = _canonical_attrs(_convert_units(da, str(native), name, source, notes), name)
         if str(native) in ACCUMULATION_HOURS:
             da.attrs.update(accumulation_hours=ACCUMULATION_HOURS[str(native)], native_name=str(native))

@@ -143,3 +143,9 @@ def test_cli_bad_input_is_one_line_and_status_2(run_cli, tmp_path):
     assert status == 2
     line, = err.strip().splitlines()
     assert "entry 'oops'" in line and "field 'driver'" in line
+
+
+def test_cloud_entry_without_gcsfs_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # never touches the network
+    with pytest.raises(DataInputError, match=r"needs gcsfs; install climate-optics\[cloud\]"):
+        open_dataset("era5-wb2-64x32")

@@ -147,3 +147,14 @@ def test_hourly_era5_precipitation_summed_over_6_hours(tmp_path):
     expected = tp.rolling(time=6).sum()
     xr.testing.assert_allclose(ds["total_precipitation_6hr"], expected.rename("total_precipitation_6hr"))
     assert np.isnan(ds["total_precipitation_6hr"].values[:5]).all()
+
+
+def test_era5_single_level_static_fields(tmp_path):
+    truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, variables=["geopotential_at_surface", "land_sea_mask"])
+    native = testing.era5_cds_netcdf(truth)
+    native = native.assign({v: native[v].expand_dims(valid_time=native["valid_time"]) for v in ("z", "lsm")})
+    native.to_netcdf(tmp_path / "static.nc")
+    ds = open_dataset(tmp_path / "static.nc")
+    assert ds["land_sea_mask"].dims == ("latitude", "longitude")
+    xr.testing.assert_equal(ds, truth.drop_vars("time"))
+    assert "z -> geopotential_at_surface (era5 name)" in ds.attrs["history"]
