@@ -158,3 +158,14 @@ def test_era5_single_level_static_fields(tmp_path):
     assert ds["land_sea_mask"].dims == ("latitude", "longitude")
     xr.testing.assert_equal(ds, truth.drop_vars("time"))
     assert "z -> geopotential_at_surface (era5 name)" in ds.attrs["history"]
+
+
+def test_ncep_gaussian_latitudes_are_accepted(tmp_path):
+    lat = np.degrees(np.arcsin(np.polynomial.legendre.leggauss(94)[0]))  # T62 grid of air.2m.gauss
+    native = xr.Dataset({"air": (("time", "lat", "lon"), np.full((2, 94, 8), 280.0, "float32"), {"units": "degK"})},
+                        coords={"time": testing.canonical_dataset(n_time=2, n_lat=2, n_lon=2)["time"].values,
+                                "lat": lat[::-1], "lon": np.arange(8) * 45.0})
+    native.to_netcdf(tmp_path / "air.2m.gauss.nc")
+    ds = open_dataset(tmp_path / "air.2m.gauss.nc")
+    np.testing.assert_array_equal(ds["latitude"].values, lat)
+    assert float(ds["2m_temperature"].max()) == 280.0
