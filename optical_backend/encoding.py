@@ -1,0 +1,54 @@
+"""Showing real vectors on a binary DMD: ternary frames, bit planes, or exact (ideal) values.
+
+Every encoder returns ``patterns`` ``(N, P, n_in)`` (binary except for ``exact``) and ``weights``
+``(N, P)`` such that ``x ~ sum_p weights[:, p, None] * patterns[:, p]``; by linearity the
+projection of ``x`` is the same weighted sum of the projections of the patterns.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from optical_backend.opu import OPUConfig
+
+
+def ternary(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x ~ s * (b+ - b-)`` keeping ``|x_i| > threshold * mean|x|``; ``s`` = mean kept ``|x_i|``."""
+    mag = x.abs()  # (N, n)
+    keep = mag > threshold * mag.mean(dim=1, keepdim=True)  # (N, n)
+    kept = keep.sum(dim=1).clamp_min(1)  # (N,)
+    scale = (mag * keep).sum(dim=1) / kept  # (N,)
+    pos = (keep & (x > 0)).to(x.dtype)
+    neg = (keep & (x < 0)).to(x.dtype)
+    patterns = torch.stack([pos, neg], dim=1)  # (N, 2, n)
+    weights = torch.stack([scale, -scale], dim=1)  # (N, 2)
+    return patterns, weights
+
+
+def bitplanes(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sign and ``bits`` magnitude planes: ``|x| ~ max|x| * sum_k 2^k b_k / (2^bits - 1)``."""
+    levels = 2**bits - 1
+    peak = x.abs().amax(dim=1)  # (N,)
+    q = torch.round(x.abs() / peak.clamp_min(torch.finfo(x.dtype).tiny)[:, None] * levels).to(torch.int32)  # (N, n)
+    pos, neg = x > 0, x < 0
+    planes, weights = [], []
+    for k in range(bits):
+        bit = ((q >> k) & 1).bool()  # (N, n)
+        planes += [(bit & pos).to(x.dtype), (bit & neg).to(x.dtype)]
+        w = peak * (2**k / levels)  # (N,)
+        weights += [w, -w]
+    return torch.stack(planes, dim=1), torch.stack(weights, dim=1)  # (N, 2 bits, n), (N, 2 bits)
+
+
+def exact(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real vector itself (a hypothetical analogue modulator): the ideal reference."""
+    return x.unsqueeze(1), torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+
+
+def encode(x: torch.Tensor, config: OPUConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patterns ``(N, P, n_in)`` and weights ``(N, P)`` for the configured encoding."""
+    if config.encoding == "ternary":
+        return ternary(x, config.ternary_threshold)
+    if config.encoding == "bitplanes":
+        return bitplanes(x, config.bits)
+    return exact(x)

@@ -1,0 +1,80 @@
+"""The complex transmission matrix T of the scattering medium: DMD field -> camera field.
+
+Both models are normalised so that entries t behave like circular complex Gaussians with
+E|t|^2 = 2 / n_out: the real part, which holography recovers, then has entries N(0, 1/n_out),
+the normalisation shared by every projector.
+
+- ``DenseTransmission``: i.i.d. complex Gaussian entries, materialised (small sizes).
+- ``PhaseScreenTransmission``: the classic model of a thick scattering medium as a stack of thin
+  random phase screens with Fraunhofer (Fourier) propagation between them,
+  ``T = F Phi_L ... F Phi_2 F S_1`` on a field of ``M = 2^k >= max(n_in, n_out)`` points
+  (``F`` the unitary DFT; ``S_1`` a binary 0/pi phase plate at the DMD; ``Phi_l`` uniform random
+  phases). The DMD fills the first ``n_in`` points, the camera reads the first ``n_out``. From two
+  screens on, every entry is a sum of ``M`` random phasors: fully developed speckle, circular
+  Gaussian by the central limit theorem, at O(M log M) per vector and O(L M) memory. With exactly
+  two screens T is a column-signed Hankel matrix (entries on one anti-diagonal share their
+  modulus, ``|t_ki| = |h_{k+i}|``), a classical structured random matrix; each further screen
+  costs one FFT and removes that structure. A binary first screen keeps the field real up to the
+  first FFT, which then runs as a half-size real FFT.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from optical_backend.hadamard import next_power_of_two
+from optical_backend.projector import seeded_generator
+
+
+class DenseTransmission:
+    """A materialised ``(n_in, n_out)`` complex Gaussian matrix, stored as real and imaginary parts."""
+
+    def __init__(self, n_in: int, n_out: int, seed: int, device: torch.device):
+        gen = seeded_generator(seed, salt=1)
+        std = 1.0 / math.sqrt(n_out)
+        self.real = (torch.randn(n_in, n_out, generator=gen) * std).to(device)  # (n_in, n_out)
+        self.imag = (torch.randn(n_in, n_out, generator=gen) * std).to(device)  # (n_in, n_out)
+
+    def fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
+        return torch.complex(patterns @ self.real, patterns @ self.imag)
+
+    def effective_map(self) -> torch.Tensor:
+        """The real linear map recovered by holography, ``(n_in, n_out)``."""
+        return self.real
+
+
+class PhaseScreenTransmission:
+    """``T = F Phi_L ... F Phi_2 F S_1`` restricted to the DMD inputs and camera outputs."""
+
+    def __init__(self, n_in: int, n_out: int, seed: int, device: torch.device, screens: int = 2):
+        self.n_in, self.n_out = n_in, n_out
+        self.size = next_power_of_two(max(n_in, n_out, 2))  # M
+        rng = np.random.default_rng([seed, 0x0971C5])
+        signs = rng.integers(0, 2, size=n_in, dtype=np.int8) * 2 - 1
+        self.signs = torch.from_numpy(signs.astype(np.float32)).to(device)  # (n_in,) binary phase plate
+        angles = torch.from_numpy(rng.uniform(0.0, 2 * np.pi, size=(screens - 1, self.size)).astype(np.float32))
+        self.phases = torch.polar(torch.ones_like(angles), angles).to(device)  # (L-1, M) complex
+        self.gain = math.sqrt(2 * self.size / n_out)
+
+    def fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
+        m = self.size
+        u = patterns * self.signs  # (R, n_in)
+        half = torch.fft.rfft(u, n=m, norm="ortho")  # (R, M/2 + 1): zero-pads to M points
+        field = torch.cat([half, half[:, 1 : m // 2].flip(-1).conj()], dim=-1)  # (R, M) Hermitian spectrum
+        for phase in self.phases:
+            field = torch.fft.fft(field * phase, norm="ortho")  # (R, M)
+        return field[:, : self.n_out] * self.gain  # (R, n_out)
+
+    def effective_map(self) -> torch.Tensor:
+        eye = torch.eye(self.n_in, device=self.signs.device)
+        return self.fields(eye).real  # (n_in, n_out)
+
+
+def transmission(n_in: int, n_out: int, seed: int, device: torch.device, *, screens: int, dense_threshold: int):
+    """Materialised below ``dense_threshold`` entries, phase screens above."""
+    if n_in * n_out <= dense_threshold:
+        return DenseTransmission(n_in, n_out, seed, device)
+    return PhaseScreenTransmission(n_in, n_out, seed, device, screens=screens)
