@@ -1,0 +1,241 @@
+"""The ViT forecaster: a state of the atmosphere in, its normalised tendency out.
+
+In the line of ClimaX (Nguyen et al. 2023, arXiv:2301.10343): each input variable is
+patch-embedded separately, the variable tokens of each patch are aggregated into one token by
+cross-attention, a fixed 2D sine-cosine position embedding and a lead-time embedding are added,
+a stack of pre-norm Transformer blocks mixes the tokens and a linear head maps them back to
+fields on the input grid.
+
+The network predicts the normalised tendency over a lead of ``k`` steps of ``step_hours``:
+``(x(t + k step) - x(t)) / (diff_std * sqrt(k))`` where ``diff_std`` is the standard deviation
+of 6-hour differences from the store's statistics (for ``k = 1`` exactly the 6-hour normalised
+tendency; the ``sqrt(k)`` keeps longer direct leads at unit scale under a random-walk model).
+Inputs are standardised with the per-channel mean and std. The statistics live in the model's
+buffers, so a checkpoint alone turns physical fields into physical forecasts.
+
+Shapes: B batch, C prognostic channels, S static channels, H x W grid, N tokens, D width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from climate_optics.errors import UsageInputError
+from climate_optics.models.blocks import Block, PatchHead, ScalarEmbedding, VariablePatchEmbed, pad_to_multiple, sincos_pos_embed_2d
+
+# Channel names are "variable" or "variable@level" (level in hPa).
+DEFAULT_CHANNELS = (
+    "geopotential@500",
+    "temperature@850",
+    "u_component_of_wind@850",
+    "v_component_of_wind@850",
+    "2m_temperature",
+    "mean_sea_level_pressure",
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CI and laptops: well under 1M parameters, trains in a minute on a CPU core.
+    "tiny": dict(dim=96, depth=3, heads=4, mlp_ratio=2.0, patch=4),
+    # about 100M parameters: a ClimaX-base-like model for one GPU.
+    "base": dict(dim=768, depth=14, heads=12, mlp_ratio=4.0, patch=2),
+    # at least 1.0e9 parameters: the scale of the optical-DFA paper's largest Transformers.
+    "1b": dict(dim=2048, depth=20, heads=16, mlp_ratio=4.0, patch=2),
+}
+
+
+@dataclass
+class ForecasterConfig:
+    """Architecture and data layout of a forecaster; saved in checkpoints and forecast stores."""
+
+    channels: tuple[str, ...] = DEFAULT_CHANNELS  # prognostic channels, "variable" or "variable@level"
+    static_channels: tuple[str, ...] = ()  # static input-only fields (e.g. "land_sea_mask")
+    grid: tuple[int, int] = (32, 64)  # (latitude, longitude) points of the input fields
+    patch: int = 4  # patch side in grid points; the grid is padded to a multiple of it
+    dim: int = 96  # token width D
+    depth: int = 3  # Transformer blocks
+    heads: int = 4  # attention heads (dim must be divisible by 4 * heads for the embeddings)
+    mlp_ratio: float = 2.0  # MLP hidden width / dim
+    head_depth: int = 2  # layers of the per-token output MLP
+    step_hours: int = 6  # the model step: autoregressive rollouts move by this lead
+    train_lead_steps: tuple[int, ...] = (1,)  # leads (in steps) seen in training, for direct conditioning
+    preset: str = "custom"  # name of the preset this config came from
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        self.static_channels = tuple(self.static_channels)
+        self.grid = tuple(int(g) for g in self.grid)  # type: ignore[assignment]
+        self.train_lead_steps = tuple(int(k) for k in self.train_lead_steps)
+        checks = [
+            (len(self.channels) >= 1, "channels must name at least one prognostic channel"),
+            (len(set(self.channels + self.static_channels)) == len(self.channels) + len(self.static_channels), "channel names must be unique"),
+            (len(self.grid) == 2 and min(self.grid) >= 1, f"grid must be two positive sizes, got {self.grid}"),
+            (self.patch >= 1, f"patch must be >= 1, got {self.patch}"),
+            (self.depth >= 1 and self.heads >= 1, "depth and heads must be >= 1"),
+            (self.dim % 4 == 0 and self.dim % self.heads == 0, f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})"),
+            (self.mlp_ratio > 0 and self.head_depth >= 1, "mlp_ratio must be positive and head_depth >= 1"),
+            (self.step_hours >= 1, f"step_hours must be >= 1, got {self.step_hours}"),
+            (len(self.train_lead_steps) >= 1 and min(self.train_lead_steps) >= 1, "train_lead_steps must be positive step counts"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageInputError(f"forecaster config: {message}")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "ForecasterConfig":
+        """A preset (``tiny``, ``base``, ``1b``) with data-dependent fields overridden."""
+        if name not in PRESETS:
+            raise UsageInputError(f"unknown forecaster preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], "preset": name, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("channels", "static_channels", "grid", "train_lead_steps"):
+            out[key] = list(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ForecasterConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def lat_weights(latitudes: torch.Tensor) -> torch.Tensor:
+    """cos(latitude) weights normalised to mean 1: (H,) degrees -> (H,)."""
+    w = torch.cos(torch.deg2rad(latitudes.double())).clamp_min(0)
+    return (w / w.mean()).float()
+
+
+def lat_weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over (B, C, H, W) of the squared error weighted by ``weights`` (H,) along latitude."""
+    return ((pred.float() - target.float()) ** 2 * weights.view(-1, 1)).mean()
+
+
+class Forecaster(nn.Module):
+    """ViT forecaster. ``forward(x, lead_hours, static)`` -> normalised tendency."""
+
+    def __init__(self, config: ForecasterConfig):
+        super().__init__()
+        self.config = config
+        c, s = len(config.channels), len(config.static_channels)
+        height, width = config.grid
+        self.h = math.ceil(height / config.patch)
+        self.w = math.ceil(width / config.patch)
+        self.embed = VariablePatchEmbed(c + s, config.patch, config.dim, config.heads)
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(config.dim, self.h, self.w)[None], persistent=False)  # (1, N, D)
+        self.lead_embed = ScalarEmbedding(config.dim, scale=1.0 / config.step_hours)
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim)
+        self.head = PatchHead(config.dim, c, config.patch, depth=config.head_depth)
+        # Normalisation statistics (set with set_statistics; identity until then).
+        self.register_buffer("mean", torch.zeros(c))
+        self.register_buffer("std", torch.ones(c))
+        self.register_buffer("diff_std", torch.ones(c))
+        self.register_buffer("static_mean", torch.zeros(s))
+        self.register_buffer("static_std", torch.ones(s))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def set_statistics(self, mean, std, diff_std, static_mean=None, static_std=None) -> None:
+        """Per-channel statistics in physical units (sequences or tensors of length C / S)."""
+        for name, value in (("mean", mean), ("std", std), ("diff_std", diff_std), ("static_mean", static_mean), ("static_std", static_std)):
+            if value is not None:
+                getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- the network ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, lead_hours: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised state (B, C, H, W), lead (B,) hours, normalised statics (B, S, H, W) -> (B, C, H, W)."""
+        if static is not None and static.shape[1]:
+            x = torch.cat([x, static.to(x.dtype)], dim=1)  # (B, C+S, H, W)
+        x, (height, width) = pad_to_multiple(x, self.config.patch)  # (B, C+S, h*p, w*p)
+        tokens = self.embed(x) + self.pos_embed  # (B, N, D)
+        tokens = tokens + self.lead_embed(lead_hours)[:, None, :]  # (B, N, D)
+        for block in self.blocks:
+            tokens = block(tokens)  # (B, N, D)
+        fields_ = self.head(self.norm(tokens), self.h, self.w)  # (B, C, h*p, w*p)
+        return fields_[..., :height, :width]  # (B, C, H, W)
+
+    # -- physical units ------------------------------------------------------------------------
+    def tendency_scale(self, lead_hours: torch.Tensor) -> torch.Tensor:
+        """diff_std * sqrt(lead / step): (B,) -> (B, C, 1, 1)."""
+        k = lead_hours.float().reshape(-1, 1, 1, 1) / self.config.step_hours
+        return self.diff_std.view(1, -1, 1, 1) * torch.sqrt(k)
+
+    def normalise(self, state: torch.Tensor) -> torch.Tensor:
+        return (state - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)  # (B, C, H, W)
+
+    def normalise_static(self, static: torch.Tensor | None) -> torch.Tensor | None:
+        if static is None:
+            return None
+        return (static - self.static_mean.view(1, -1, 1, 1)) / self.static_std.view(1, -1, 1, 1)  # (B, S, H, W)
+
+    def target(self, state: torch.Tensor, future: torch.Tensor, lead_hours: torch.Tensor) -> torch.Tensor:
+        """The training target: normalised tendency of physical (B, C, H, W) fields."""
+        return (future - state) / self.tendency_scale(lead_hours)
+
+    @torch.no_grad()
+    def predict(self, state: torch.Tensor, lead_hours: float | torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
+        """Physical state (B, C, H, W) -> physical state ``lead_hours`` later, in one direct step."""
+        lead = torch.as_tensor(lead_hours, dtype=torch.float32, device=state.device).expand(state.shape[0])  # (B,)
+        tendency = self(self.normalise(state), lead, self.normalise_static(static))  # (B, C, H, W)
+        return state + tendency.float() * self.tendency_scale(lead)
+
+    @torch.no_grad()
+    def rollout(self, state: torch.Tensor, lead_hours: list[int], static: torch.Tensor | None = None, *, direct: bool = False) -> list[torch.Tensor]:
+        """Forecasts at each lead in ``lead_hours`` (multiples of ``step_hours``), physical units.
+
+        Autoregressive by default (repeated ``step_hours`` steps, one state carried forward);
+        ``direct=True`` predicts each lead in one step with lead-time conditioning.
+        """
+        step = self.config.step_hours
+        bad = [h for h in lead_hours if h <= 0 or h % step]
+        if bad:
+            raise UsageInputError(f"lead times must be positive multiples of the model step ({step} h), got {bad[0]} h")
+        if direct:
+            return [self.predict(state, float(h), static) for h in lead_hours]
+        out, current, done = [], state, 0
+        for hours in sorted(lead_hours):
+            while done < hours:
+                current = self.predict(current, float(step), static)
+                done += step
+            out.append(current)
+        order = sorted(range(len(lead_hours)), key=lambda i: lead_hours[i])
+        result: list[torch.Tensor] = [torch.empty(0)] * len(lead_hours)
+        for position, index in enumerate(order):
+            result[index] = out[position]
+        return result
+
+
+def feedback_points(model: Forecaster) -> list[str]:
+    """DFA feedback points: every Transformer block."""
+    return [f"blocks.{i}" for i in range(len(model.blocks))]
+
+
+def count_parameters(config: ForecasterConfig) -> int:
+    """Parameters of a forecaster, counted on the meta device (no memory allocated)."""
+    with torch.device("meta"):
+        return Forecaster(config).num_parameters()
+
+
+__all__ = [
+    "ForecasterConfig",
+    "Forecaster",
+    "PRESETS",
+    "feedback_points",
+    "count_parameters",
+    "lat_weighted_mse",
+    "lat_weights",
+]
