@@ -1,0 +1,41 @@
+"""``climate-optics evaluate FORECAST.zarr --truth SOURCE --out SCORES.zarr``: skill scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def evaluate(
+        forecast: Path = typer.Argument(..., help="Forecast store (time, prediction_timedelta, [level,] latitude, longitude)."),
+        truth: str = typer.Option(..., "--truth", help="Catalog entry name or path of the verifying analyses."),
+        out: Path = typer.Option(..., "--out", help="Scores store to write (Zarr); holds scores.md and figures/."),
+        metrics: Optional[str] = typer.Option(
+            None, "--metrics", help="Comma-separated, e.g. rmse,acc,bias,crps (default: rmse,bias,mae[,acc][+ensemble metrics])."
+        ),
+        regions: Optional[str] = typer.Option(
+            None, "--regions", help="Comma-separated names (global,tropics,...,land,sea) or boxes NAME=LAT0,LAT1,LON0,LON1."
+        ),
+        climatology: Optional[Path] = typer.Option(
+            None, "--climatology", help="WeatherBench 2 climatology store (default: the truth store's climatology group)."
+        ),
+        baselines: Optional[str] = typer.Option(None, "--baselines", help="persistence,climatology (default) or none."),
+        model_name: Optional[str] = typer.Option(None, "--model-name", help="Label of the forecast (default: from its attributes)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scores store."),
+    ) -> None:
+        """Score a forecast against analyses, with persistence and climatology baselines."""
+        from climate_optics.evaluate_stores import evaluate_stores
+        from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
+
+        path = evaluate_stores(
+            forecast, truth, out, metrics=metrics, regions=regions, climatology=climatology, baselines=baselines,
+            model_name=model_name, overwrite=overwrite,
+        )
+        typer.echo(f"scores: {path}")
+        typer.echo(f"table: {path / MARKDOWN_NAME}")
+        for png in sorted((path / FIGURES_DIR).glob("*.png")):
+            typer.echo(f"figure: {png}")

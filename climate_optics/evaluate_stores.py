@@ -1,0 +1,126 @@
+"""Store to store: open a forecast store and a truth, score them, write the scores store.
+
+Used by ``climate-optics evaluate`` and the evaluate flow. Inputs open lazily; the output
+path is checked before any work, and the store, ``scores.md`` and the figures appear
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from data_catalog.errors import DataInputError
+from data_catalog.store import check_target
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+
+def open_forecast(path: str | os.PathLike) -> "xr.Dataset":
+    """A forecast store (ours or WeatherBench 2 layout), lazily."""
+    import xarray as xr
+
+    if not Path(path).exists():
+        raise DataInputError("forecast store does not exist", source=path)
+    try:
+        return xr.open_zarr(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to open is bad input here
+        raise DataInputError(f"cannot open as a Zarr forecast store ({type(exc).__name__}: {exc})", source=path) from None
+
+
+def open_truth(source: str | os.PathLike) -> "xr.Dataset":
+    """A catalog entry name or a path, in the canonical schema (``data_catalog.open_dataset``)."""
+    from data_catalog import open_dataset
+
+    return open_dataset(source)
+
+
+def open_climatology(source: str | os.PathLike) -> "xr.Dataset":
+    """A WeatherBench 2 climatology: the ``climatology`` group of an ingested store, or a store
+    whose root holds the (hour, dayofyear, ...) layout."""
+    import xarray as xr
+
+    if not Path(source).exists():
+        raise DataInputError("climatology store does not exist", source=source)
+    try:
+        return xr.open_zarr(source, group="climatology")
+    except Exception:  # noqa: BLE001 - fall back to the root group
+        pass
+    try:
+        ds = xr.open_zarr(source)
+    except Exception as exc:  # noqa: BLE001
+        raise DataInputError(f"cannot open as a climatology store ({type(exc).__name__})", source=source) from None
+    if "dayofyear" not in ds.dims:
+        raise DataInputError("not a climatology: no 'climatology' group and no 'dayofyear' dimension", source=source)
+    return ds
+
+
+def default_climatology(truth_source: str | os.PathLike) -> "xr.Dataset | None":
+    """The climatology group of a truth store written by ingest, if there is one."""
+    import xarray as xr
+
+    path = Path(truth_source)
+    if not (path.is_dir() and (path / "climatology").is_dir()):
+        return None
+    try:
+        return xr.open_zarr(path, group="climatology")
+    except Exception:  # noqa: BLE001 - no usable group: no default
+        return None
+
+
+def evaluate_stores(
+    forecast: str | os.PathLike,
+    truth: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    metrics: Sequence[str] | str | None = None,
+    regions: Any = None,
+    climatology: str | os.PathLike | None = None,
+    baselines: Sequence[str] | str | None = None,
+    model_name: str | None = None,
+    variables: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Score the forecast store against ``truth`` and write the scores store ``out``; returns its path."""
+    from climate_optics.evaluation import evaluate
+    from climate_optics.provenance import provenance_attrs
+    from climate_optics.scores import write_scores
+
+    check_target(out, overwrite=overwrite)
+    forecast_ds = open_forecast(forecast)
+    truth_ds = open_truth(truth)
+    clim = open_climatology(climatology) if climatology is not None else default_climatology(truth)
+    scores = evaluate(
+        forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines_=baselines,
+        model_name=model_name, variables=variables,
+    )
+    fa = forecast_ds.attrs
+    attrs = provenance_attrs(
+        source_dataset=str(forecast),
+        model_config=_json(fa.get("model_config")),
+        training_backend=fa.get("training_backend"),
+        opu_config=_json(fa.get("opu_config")),
+        extra={
+            "checkpoint_sha256": fa.get("checkpoint_sha256", ""),
+            "forecast_source_dataset": fa.get("source_dataset", ""),
+            "truth": str(truth),
+            "climatology": str(climatology) if climatology is not None else ("truth store group" if clim is not None else ""),
+            "metrics": [str(m) for m in scores["metric"].values],
+            "regions": [str(r) for r in scores["region"].values],
+        },
+    )
+    return write_scores(scores, out, overwrite=overwrite, attrs=attrs)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value) if value else {}
+    except (TypeError, ValueError):
+        return {"raw": str(value)}
+    return parsed if isinstance(parsed, dict) else {"raw": parsed}

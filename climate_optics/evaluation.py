@@ -1,0 +1,289 @@
+"""Score a forecast store against a truth, with persistence and climatology baselines.
+
+``evaluate(forecast, truth, ...)`` returns the scores Dataset of ARCHITECTURE.md: one
+variable per forecast variable (plus ``wind_vector``/``10m_wind_vector`` when both wind
+components are scored), dimensions ``(model, metric, region, lead_time[, level])``.
+
+Forecast and truth are aligned by valid time = init + lead. Work goes lead time by lead
+time: each lead is one lazy graph (every model, variable, metric and region) computed with
+dask, its per-init statistics averaged over init times the WeatherBench 2 way (RMSE is the
+square root of the mean MSE). Only a few forecast chunks are in memory at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from climate_optics import baselines
+from climate_optics.errors import UsageInputError
+from climate_optics.metrics import METRICS, Metric, WindVectorMSE, WindVectorRMSE, joint_statistics, make_metric
+from climate_optics.regions import DEFAULT_REGIONS, resolve_regions
+from climate_optics.spatial import AreaMean
+from data_catalog.errors import DataInputError
+from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, PREDICTION_TIMEDELTA, REALIZATION, TIME
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+MODEL, METRIC, REGION, LEAD_TIME = "model", "metric", "region", "lead_time"
+DETERMINISTIC_DEFAULT = ("rmse", "bias", "mae", "acc")
+ENSEMBLE_DEFAULT = ("crps", "ensemble_mean_rmse", "ensemble_spread", "spread_skill_ratio")
+NOT_IN_SCORES = {"rank_histogram": "it has a 'bin' dimension; call climate_optics.metrics.rank_histogram"}
+WIND_PAIRS = (
+    ("u_component_of_wind", "v_component_of_wind", "wind_vector"),
+    ("10m_u_component_of_wind", "10m_v_component_of_wind", "10m_wind_vector"),
+)
+WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
+BASELINES = ("persistence", "climatology")
+
+
+def forecast_name(forecast: "xr.Dataset", default: str = "forecast") -> str:
+    """The model label: attr ``model_name``, else ``vit-<training_backend>``, else ``default``."""
+    attrs = forecast.attrs
+    if attrs.get("model_name"):
+        return str(attrs["model_name"])
+    backend = str(attrs.get("training_backend") or "")
+    if backend:
+        return backend if backend.startswith("vit-") else f"vit-{backend}"
+    return default
+
+
+@dataclass
+class _Plan:
+    """What to score, decided and validated before any data is read."""
+
+    variables: list[str]
+    metrics: dict[str, Metric]
+    area: AreaMean
+    models: list[str]
+    leads: np.ndarray
+    inits: np.ndarray
+    wind: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def evaluate(
+    forecast: "xr.Dataset",
+    truth: "xr.Dataset",
+    *,
+    metrics: Sequence[str] | str | None = None,
+    regions: Any = None,
+    climatology: "xr.Dataset | None" = None,
+    baselines_: Sequence[str] | str | None = None,
+    model_name: str | None = None,
+    variables: Sequence[str] | None = None,
+    land_sea_mask: Any = None,
+) -> "xr.Dataset":
+    """Score ``forecast`` (forecast store layout) against ``truth`` (canonical, valid times).
+
+    ``metrics``: names from ``climate_optics.metrics.METRICS`` (default: rmse, bias, mae, acc
+    [acc only with a climatology], plus crps, ensemble_mean_rmse, ensemble_spread and
+    spread_skill_ratio for ensembles). ``regions``: names or boxes (default:
+    ``regions.DEFAULT_REGIONS``). ``climatology``: WeatherBench 2 layout, for ACC and the
+    climatology baseline. ``baselines_``: subset of (persistence, climatology); default both
+    (climatology only when given). ``land_sea_mask``: for land/sea regions (default: the
+    truth's static field).
+    """
+    import xarray as xr
+
+    forecast, truth = _standardise(forecast, "forecast"), _standardise(truth, "truth")
+    if climatology is not None:
+        climatology = _standardise(climatology, "climatology")
+    plan = _plan(forecast, truth, metrics, regions, climatology, baselines_, model_name, variables, land_sea_mask)
+    truth = truth[plan.variables]
+    if LEVEL in forecast.dims and LEVEL in truth.dims:
+        truth = truth.sel({LEVEL: forecast[LEVEL].values})
+    per_lead = [_score_lead(forecast, truth, climatology, plan, lead) for lead in plan.leads]
+    scores = xr.concat(per_lead, dim=LEAD_TIME, data_vars="all", coords="minimal", join="outer")
+    scores = scores.assign_coords({LEAD_TIME: plan.leads.astype("timedelta64[ns]")})
+    order = [MODEL, METRIC, REGION, LEAD_TIME]
+    scores = scores.transpose(*order, ...)
+    scores.attrs.update(
+        {
+            "time_mean": "WeatherBench 2: statistics averaged over init times, then finalised (RMSE = sqrt of mean MSE)",
+            "n_init_times": int(plan.inits.size),
+            "first_init_time": str(plan.inits[0]),
+            "last_init_time": str(plan.inits[-1]),
+            "ensemble_size": int(forecast.sizes.get(REALIZATION, 1)),
+            "area_weights": "cell area from latitude bounds, normalised to mean 1",
+        }
+    )
+    return scores
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _standardise(ds: "xr.Dataset", what: str) -> "xr.Dataset":
+    """WeatherBench 2 spellings -> ours; latitude ascending (a lazy reversal if needed)."""
+    ds = ds.rename({k: v for k, v in {"init_time": TIME, "lead_time": PREDICTION_TIMEDELTA}.items() if k in ds.dims})
+    for dim in (LATITUDE, LONGITUDE):
+        if dim not in ds.dims:
+            raise DataInputError(f"{what} has no {dim!r} dimension (dims: {', '.join(map(str, ds.dims))})")
+    lat = ds[LATITUDE].values
+    if lat.size > 1 and lat[0] > lat[-1]:
+        ds = ds.isel({LATITUDE: slice(None, None, -1)})
+    return ds
+
+
+def _plan(forecast, truth, metrics, regions, climatology, baselines_, model_name, variables, land_sea_mask) -> _Plan:
+    if PREDICTION_TIMEDELTA not in forecast.dims or TIME not in forecast.dims:
+        raise DataInputError(
+            f"forecast needs dims time (init) and prediction_timedelta (lead); has {', '.join(map(str, forecast.dims))}"
+        )
+    if TIME not in truth.dims:
+        raise DataInputError(f"truth has no 'time' dimension (dims: {', '.join(map(str, truth.dims))})")
+    scored = [v for v in forecast.data_vars if PREDICTION_TIMEDELTA in forecast[v].dims]
+    if variables is not None:
+        absent = [v for v in variables if v not in scored]
+        if absent:
+            raise DataInputError(f"forecast has no variable {absent[0]!r} (forecast variables: {', '.join(scored)})")
+        scored = list(variables)
+    if not scored:
+        raise DataInputError("forecast has no variable with a prediction_timedelta dimension")
+    _check_truth_has(forecast, truth, scored)
+    _check_grid(forecast, truth, "truth")
+    if climatology is not None:
+        _check_grid(forecast, climatology, "climatology")
+
+    ensemble = REALIZATION in forecast.dims
+    metric_objs = _metrics(metrics, climatology, ensemble)
+    models = [model_name or forecast_name(forecast)] + _baselines(baselines_, climatology)
+    if len(set(models)) != len(models):
+        raise UsageInputError(f"model name {models[0]!r} clashes with a baseline name")
+
+    lsm = land_sea_mask
+    if lsm is None and "land_sea_mask" in truth.data_vars:
+        lsm = truth["land_sea_mask"]
+        lsm = lsm.isel({d: 0 for d in lsm.dims if d not in (LATITUDE, LONGITUDE)})
+    area = AreaMean.build(forecast[LATITUDE], forecast[LONGITUDE], resolve_regions(regions or list(DEFAULT_REGIONS)), lsm)
+
+    inits = forecast.indexes[TIME].values
+    leads = forecast.indexes[PREDICTION_TIMEDELTA].values
+    for lead in leads:  # fail before any computation
+        baselines.truth_at(truth, baselines.valid_times(inits, lead), what=f"valid time (lead {_hours(lead)})")
+    if "persistence" in models:
+        baselines.truth_at(truth, baselines.valid_times(inits, leads[:1])[TIME], what="initialisation time (persistence)")
+    if climatology is not None:  # variables, levels, days and hours present
+        baselines.climatology_at(climatology, baselines.valid_times(inits, leads), like=forecast[scored])
+    wind = [p for p in WIND_PAIRS if p[0] in scored and p[1] in scored] if set(WIND_METRICS) & set(metric_objs) else []
+    return _Plan(scored, metric_objs, area, models, leads, inits, wind)
+
+
+def _check_truth_has(forecast, truth, names: list[str]) -> None:
+    for name in names:
+        if name not in truth.data_vars:
+            raise DataInputError(f"truth has no variable {name!r} (truth variables: {', '.join(map(str, truth.data_vars))})")
+        if LEVEL in forecast[name].dims:
+            if LEVEL not in truth[name].dims:
+                raise DataInputError(f"forecast has levels but truth has no level dimension", variable=name)
+            missing = np.setdiff1d(forecast[LEVEL].values, truth[LEVEL].values)
+            if missing.size:
+                raise DataInputError(
+                    f"truth has no level {missing[0]} (truth levels: {', '.join(map(str, truth[LEVEL].values))})", variable=name
+                )
+
+
+def _check_grid(forecast, other, what: str) -> None:
+    for dim in (LATITUDE, LONGITUDE):
+        a, b = forecast[dim].values, other[dim].values
+        if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
+            raise DataInputError(
+                f"grids differ: forecast {dim} has {a.size} points ({a.min():g}..{a.max():g}), "
+                f"{what} has {b.size} ({b.min():g}..{b.max():g}); regrid one of them first"
+            )
+
+
+def _metrics(names, climatology, ensemble: bool) -> dict[str, Metric]:
+    if names is None:
+        names = [n for n in DETERMINISTIC_DEFAULT if n != "acc" or climatology is not None]
+        names += list(ENSEMBLE_DEFAULT) if ensemble else []
+    elif isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: dict[str, Metric] = {}
+    for name in names:
+        if name in NOT_IN_SCORES:
+            raise UsageInputError(f"metric {name!r} cannot go into a scores store: {NOT_IN_SCORES[name]}")
+        if name == "acc" and climatology is None:
+            raise UsageInputError("metric 'acc' needs a climatology (--climatology STORE, or a truth store with a climatology group)")
+        out[name] = make_metric(name, climatology=climatology) if name == "acc" else make_metric(name)
+    if not out:
+        raise UsageInputError(f"no metrics given; available: {', '.join(m for m in METRICS if m not in NOT_IN_SCORES)}")
+    return out
+
+
+def _baselines(names, climatology) -> list[str]:
+    if names is None:
+        return ["persistence"] + (["climatology"] if climatology is not None else [])
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise UsageInputError(f"unknown baseline {unknown[0]!r}; available: {', '.join(BASELINES)}")
+    if "climatology" in names and climatology is None:
+        raise UsageInputError("the climatology baseline needs a climatology (--climatology STORE)")
+    return list(dict.fromkeys(names))
+
+
+def _hours(lead: np.timedelta64) -> str:
+    return f"{lead / np.timedelta64(1, 'h'):g} h"
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _score_lead(forecast, truth, climatology, plan: _Plan, lead) -> "xr.Dataset":
+    """Scores for one lead time: dims (model, metric, region[, level]), computed with dask."""
+    import dask
+    import xarray as xr
+
+    inits = forecast[TIME]
+    valid = {"valid_time": (TIME, (inits + lead).values)}  # for ACC's climatology
+    verifying = _bare(baselines.verifying_truth(truth, inits, lead)).assign_coords(valid)
+    inputs = {}
+    for model in plan.models:
+        if model == "persistence":
+            inputs[model] = baselines.persistence(truth, inits, lead)
+        elif model == "climatology":
+            inputs[model] = baselines.climatology_forecast(climatology, inits, lead, like=forecast[plan.variables])
+        else:
+            inputs[model] = forecast[plan.variables].sel({PREDICTION_TIMEDELTA: lead}, drop=True)
+
+    lazy: dict[tuple[str, str, str], Any] = {}
+    names, metrics = list(plan.metrics), list(plan.metrics.values())
+    for model, fc in inputs.items():
+        fc = _bare(fc).assign_coords(valid)
+        for var in plan.variables:
+            stats = joint_statistics(metrics, fc[var], verifying[var], plan.area)
+            for name, metric, st in zip(names, metrics, stats):
+                lazy[(model, var, name)] = metric.finalize({k: v.mean(TIME, skipna=False) for k, v in st.items()})
+        for u, v, vector in plan.wind:
+            for name in set(WIND_METRICS) & set(plan.metrics):
+                lazy[(model, vector, name)] = _time_mean_score(WIND_METRICS[name](u_name=u, v_name=v), fc, verifying, plan.area)
+    (computed,) = dask.compute(lazy)
+
+    out = {}
+    for var in [*plan.variables, *(p[2] for p in plan.wind)]:
+        rows = []
+        for model in plan.models:
+            per_metric = [
+                computed[(model, var, name)].expand_dims({METRIC: [name]})
+                for name in plan.metrics
+                if (model, var, name) in computed
+            ]
+            if per_metric:
+                rows.append(xr.concat(per_metric, METRIC, join="outer").expand_dims({MODEL: [model]}))
+        out[var] = xr.concat(rows, MODEL, join="outer").reindex({MODEL: plan.models, METRIC: list(plan.metrics)})
+    return xr.Dataset(out)
+
+
+def _bare(ds: "xr.Dataset") -> "xr.Dataset":
+    return ds.drop_vars([c for c in ds.coords if c not in ds.dims])
+
+
+def _time_mean_score(metric: Metric, forecast, truth, area: AreaMean):
+    stats = metric.statistics(forecast, truth, area)
+    return metric.finalize({k: v.mean(TIME, skipna=False) for k, v in stats.items()})
