@@ -55,7 +55,7 @@ class HolographicCamera:
         sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
         ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
         gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None]  # (R, 1) e- per unit
-        common = (field.real.square() + field.imag.square() + ref.square()) * gain  # (R, n) mean electrons, both frames
+        common = torch.view_as_real(field).square().sum(-1).add_(ref.square()).mul_(gain)  # (R, n) mean e-, both frames
         cross = field.real * (2 * ref * gain)  # (R, n): the interference term, +- in the two frames
         flat_common, flat_cross = common.view(-1), cross.view(-1)
         diff = torch.empty_like(flat_common)

@@ -7,15 +7,17 @@ the normalisation shared by every projector.
 - ``DenseTransmission``: i.i.d. complex Gaussian entries, materialised (small sizes).
 - ``PhaseScreenTransmission``: the classic model of a thick scattering medium as a stack of thin
   random phase screens with Fraunhofer (Fourier) propagation between them,
-  ``T = F Phi_L ... F Phi_2 F S_1`` on a field of ``M = 2^k >= max(n_in, n_out)`` points
+  ``T = Theta F Phi_L ... F Phi_2 F S_1`` on a field of ``M = 2^k >= max(n_in, n_out)`` points
   (``F`` the unitary DFT; ``S_1`` a binary 0/pi phase plate at the DMD; ``Phi_l`` uniform random
-  phases). The DMD fills the first ``n_in`` points, the camera reads the first ``n_out``. From two
-  screens on, every entry is a sum of ``M`` random phasors: fully developed speckle, circular
-  Gaussian by the central limit theorem, at O(M log M) per vector and O(L M) memory. With exactly
-  two screens T is a column-signed Hankel matrix (entries on one anti-diagonal share their
-  modulus, ``|t_ki| = |h_{k+i}|``), a classical structured random matrix; each further screen
-  costs one FFT and removes that structure. A binary first screen keeps the field real up to the
-  first FFT, which then runs as a half-size real FFT.
+  phases; ``Theta`` the random phase of the exit surface, seen by the camera relative to the flat
+  reference beam). The DMD fills the first ``n_in`` points, the camera reads the first ``n_out``.
+  From two screens on, every entry is a sum of ``M`` random phasors: fully developed speckle,
+  circular Gaussian by the central limit theorem, at O(M log M) per vector and O(L M) memory.
+  With exactly two screens T is a row-phased, column-signed Hankel matrix (entries on one
+  anti-diagonal share their modulus, ``|t_ki| = |h_{k+i}|``), a classical structured random
+  matrix; the exit phase makes the real parts of those entries independent; each further screen
+  costs one FFT and removes the structure altogether. A binary first screen keeps the field real
+  up to the first FFT, which then runs as a half-size real FFT.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class DenseTransmission:
 
 
 class PhaseScreenTransmission:
-    """``T = F Phi_L ... F Phi_2 F S_1`` restricted to the DMD inputs and camera outputs."""
+    """``T = Theta F Phi_L ... F Phi_2 F S_1`` restricted to the DMD inputs and camera outputs."""
 
     def __init__(self, n_in: int, n_out: int, seed: int, device: torch.device, screens: int = 2):
         self.n_in, self.n_out = n_in, n_out
@@ -57,7 +59,9 @@ class PhaseScreenTransmission:
         self.signs = torch.from_numpy(signs.astype(np.float32)).to(device)  # (n_in,) binary phase plate
         angles = torch.from_numpy(rng.uniform(0.0, 2 * np.pi, size=(screens - 1, self.size)).astype(np.float32))
         self.phases = torch.polar(torch.ones_like(angles), angles).to(device)  # (L-1, M) complex
-        self.gain = math.sqrt(2 * self.size / n_out)
+        exit_angles = torch.from_numpy(rng.uniform(0.0, 2 * np.pi, size=n_out).astype(np.float32))
+        gain = math.sqrt(2 * self.size / n_out)
+        self.exit = torch.polar(torch.full_like(exit_angles, gain), exit_angles).to(device)  # (n_out,) complex
 
     def fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
         m = self.size
@@ -66,7 +70,7 @@ class PhaseScreenTransmission:
         field = torch.cat([half, half[:, 1 : m // 2].flip(-1).conj()], dim=-1)  # (R, M) Hermitian spectrum
         for phase in self.phases:
             field = torch.fft.fft(field * phase, norm="ortho")  # (R, M)
-        return field[:, : self.n_out] * self.gain  # (R, n_out)
+        return field[:, : self.n_out] * self.exit  # (R, n_out)
 
     def effective_map(self) -> torch.Tensor:
         eye = torch.eye(self.n_in, device=self.signs.device)
