@@ -1,0 +1,118 @@
+"""``climate-optics train forecast|downscale``: train a model on an ingested store.
+
+The training mode is one word: ``--mode backprop|dfa|optical``. ``--resume`` continues a run
+directory from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+class Mode(str, Enum):
+    backprop = "backprop"
+    dfa = "dfa"
+    optical = "optical"
+
+
+class ProjectorKind(str, Enum):
+    dense = "dense"
+    structured = "structured"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+DATA = typer.Option(..., "--data", help="Ingested Zarr store (written by `climate-optics ingest`).")
+OUT = typer.Option(..., "--out", help="Run directory for checkpoints and metrics.jsonl.")
+MODE = typer.Option(Mode.backprop, "--mode", help="Training mode.")
+PROJECTOR = typer.Option(ProjectorKind.structured, "--projector", help="Digital DFA feedback projector.")
+PRESET = typer.Option("tiny", "--preset", help="Model size preset: tiny, base or 1b.")
+STEPS = typer.Option(1000, "--steps", min=1, help="Optimiser steps.")
+BATCH = typer.Option(8, "--batch-size", min=1, help="Samples per step.")
+LR = typer.Option(1e-3, "--lr", help="Peak learning rate.")
+SEED = typer.Option(0, "--seed", help="Seed of weights, feedback matrix and data order.")
+RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
+DEVICE = typer.Option(Device.auto, "--device", help="auto uses CUDA when available.")
+WARMUP = typer.Option(None, "--warmup", min=0, help="Warm-up steps (default: 5% of --steps).")
+CKPT_EVERY = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints (default: steps/10).")
+VAL_EVERY = typer.Option(None, "--val-every", min=0, help="Steps between validations (default: steps/10).")
+
+
+def train_config(**values: Any):
+    """A validated TrainConfig from CLI values, with defaults scaled to the run length."""
+    from climate_optics.training.task import TrainConfig
+
+    steps = values["steps"]
+    values["warmup"] = values["warmup"] if values["warmup"] is not None else max(1, steps // 20)
+    values["checkpoint_every"] = values["checkpoint_every"] or max(1, steps // 10)
+    values["val_every"] = values["val_every"] if values["val_every"] is not None else max(1, steps // 10)
+    values["log_every"] = max(1, min(50, steps // 20))
+    return TrainConfig(**values)
+
+
+def _summary(result: Any) -> str:
+    return json.dumps({"steps": result.steps, "final_loss": result.final_loss, "val": result.val,
+                       "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint)})
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Train the forecaster or the downscaler (backprop, DFA or optical DFA).", no_args_is_help=True)
+
+    @group.command("forecast")
+    def forecast_command(
+        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: ProjectorKind = PROJECTOR, preset: str = PRESET,
+        steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
+        device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
+        val_every: Optional[int] = VAL_EVERY,
+        lead_steps: str = typer.Option("1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."),
+    ) -> None:
+        """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
+        from climate_optics.errors import UsageInputError
+        from climate_optics.training.forecast_task import ForecastTask
+        from climate_optics.training.loop import train
+
+        try:
+            leads = tuple(int(x) for x in lead_steps.split(","))
+        except ValueError:
+            raise UsageInputError(f"--lead-steps: {lead_steps!r} is not a comma-separated list of integers") from None
+        config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
+                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every)
+        if not data.exists():
+            raise UsageInputError(f"--data: store not found: {data}")
+        task = ForecastTask(data, preset=preset, train_lead_steps=leads)
+        print(_summary(train(task, config, out, resume=resume)))
+
+    @group.command("downscale")
+    def downscale_command(
+        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: ProjectorKind = PROJECTOR, preset: str = PRESET,
+        steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
+        device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
+        val_every: Optional[int] = VAL_EVERY,
+        stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
+        init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
+    ) -> None:
+        """Train the diffusion downscaler (regression mean + EDM residual) on a fine-grid store."""
+        from climate_optics.errors import UsageInputError
+
+        try:
+            from climate_optics.training.downscale_task import run_downscale_training
+        except ImportError:
+            raise UsageInputError("train downscale: the downscaler is not available in this build (climate_optics.training.downscale_task)") from None
+        config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
+                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every)
+        if not data.exists():
+            raise UsageInputError(f"--data: store not found: {data}")
+        results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume)
+        for name, result in results.items():
+            print(f"{name}: {_summary(result)}")
+
+    app.add_typer(group, name="train")
