@@ -34,3 +34,35 @@ def run_cli(capsys):
         return status, out.out, out.err
 
     return _run
+
+
+# -- the embedded synthetic reanalysis, generated once per session --------------------------
+# One model run (seed 0, T42, 30 days of spin-up then 140 days of 6-hourly output from
+# 2000-01-01) ingested twice: the 5.625deg coarsened view for forecasting tests and the
+# 2.8125deg native grid as downscaling truth. Generation takes ~20-45 s on 2 cores.
+SYNTHETIC_TEST_OPTIONS = {"days": 140, "spinup_days": 30, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory):
+    """Cache directory holding the session's synthetic model run (generated on first use)."""
+    return tmp_path_factory.mktemp("synthetic-cache")
+
+
+def _ingest_synthetic(tmp_path_factory, cache, grid):
+    from data_catalog.ingest import ingest
+
+    out = tmp_path_factory.mktemp(f"synthetic-{grid}") / "store.zarr"
+    return ingest("synthetic-reanalysis", out, options={**SYNTHETIC_TEST_OPTIONS, "grid": grid, "cache_dir": str(cache)})
+
+
+@pytest.fixture(scope="session")
+def synthetic_hires_store(tmp_path_factory, synthetic_cache):
+    """Path of the ingested 2.8125deg (64x128) store: statistics and climatology groups included."""
+    return _ingest_synthetic(tmp_path_factory, synthetic_cache, "2.8125deg")
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory, synthetic_cache):
+    """Path of the ingested 5.625deg (32x64) store from the same run as ``synthetic_hires_store``."""
+    return _ingest_synthetic(tmp_path_factory, synthetic_cache, "5.625deg")

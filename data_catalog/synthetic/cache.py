@@ -37,7 +37,7 @@ def config_from_options(options: dict[str, Any] | None) -> tuple[SyntheticConfig
         except (TypeError, ValueError) as exc:
             raise DataInputError("synthetic option 'years' must be a number", source=SOURCE) from exc
         opts["days"] = years * DAYS_PER_YEAR
-    grid = str(opts.pop("grid", "5.625deg"))
+    grid = str(opts.pop("grid", "2.8125deg"))
     if grid in COARSE_VIEWS:
         native, factor = COARSE_VIEWS[grid]
     elif grid in NATIVE_GRIDS:
@@ -79,8 +79,9 @@ def ensure_store(config: SyntheticConfig, cache_dir: str | os.PathLike | None = 
 def open_synthetic(options: dict[str, Any] | None = None, *, cache_dir: str | os.PathLike | None = None) -> xr.Dataset:
     """The synthetic reanalysis as a lazy canonical dataset; generated into the cache on first use.
 
-    Options: ``grid`` ("5.625deg" default: the conservatively coarsened view of the
-    2.8125deg run; "2.8125deg"; "1.40625deg"), ``years`` or ``days``, ``seed``, ``start``,
+    Options: ``grid`` ("2.8125deg", the native default; "5.625deg", the conservatively
+    coarsened view of the same run; "1.40625deg", a separate high-resolution run),
+    ``years`` or ``days``, ``seed``, ``start``,
     ``spinup_days``, ``members``, ``progress`` and any other ``SyntheticConfig`` field.
     """
     from data_catalog.regrid import coarsen_conservative
