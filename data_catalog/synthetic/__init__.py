@@ -21,8 +21,8 @@ _LAZY = {
     "store_path": "data_catalog.synthetic.cache",
     "ensure_store": "data_catalog.synthetic.cache",
     "SyntheticConfig": "data_catalog.synthetic.config",
-    "generate": "data_catalog.synthetic.generate",
-    "run_model": "data_catalog.synthetic.generate",
+    "generate": "data_catalog.synthetic.writer",
+    "run_model": "data_catalog.synthetic.writer",
 }
 
 

@@ -67,7 +67,7 @@ def store_path(config: SyntheticConfig, cache_dir: str | os.PathLike | None = No
 
 def ensure_store(config: SyntheticConfig, cache_dir: str | os.PathLike | None = None, *, progress: bool | None = None) -> Path:
     """Path of the cached store for ``config``, generating it first when absent."""
-    from data_catalog.synthetic.generate import generate
+    from data_catalog.synthetic.writer import generate
 
     path = store_path(config, cache_dir)
     if not path.exists():
