@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
+def _open_zarr(path: str | os.PathLike, **kwargs: Any) -> "xr.Dataset":
+    """``xr.open_zarr``, quiet about stores written without consolidated metadata."""
+    import warnings
+
+    import xarray as xr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata", category=RuntimeWarning)
+        return xr.open_zarr(path, **kwargs)
+
+
 def open_forecast(path: str | os.PathLike) -> "xr.Dataset":
     """A forecast store (ours or WeatherBench 2 layout), lazily."""
     import xarray as xr
@@ -27,7 +38,7 @@ def open_forecast(path: str | os.PathLike) -> "xr.Dataset":
     if not Path(path).exists():
         raise DataInputError("forecast store does not exist", source=path)
     try:
-        return xr.open_zarr(path)
+        return _open_zarr(path)
     except Exception as exc:  # noqa: BLE001 - any failure to open is bad input here
         raise DataInputError(f"cannot open as a Zarr forecast store ({type(exc).__name__}: {exc})", source=path) from None
 
@@ -47,11 +58,11 @@ def open_climatology(source: str | os.PathLike) -> "xr.Dataset":
     if not Path(source).exists():
         raise DataInputError("climatology store does not exist", source=source)
     try:
-        return xr.open_zarr(source, group="climatology")
+        return _open_zarr(source, group="climatology")
     except Exception:  # noqa: BLE001 - fall back to the root group
         pass
     try:
-        ds = xr.open_zarr(source)
+        ds = _open_zarr(source)
     except Exception as exc:  # noqa: BLE001
         raise DataInputError(f"cannot open as a climatology store ({type(exc).__name__})", source=source) from None
     if "dayofyear" not in ds.dims:
@@ -67,7 +78,7 @@ def default_climatology(truth_source: str | os.PathLike) -> "xr.Dataset | None":
     if not (path.is_dir() and (path / "climatology").is_dir()):
         return None
     try:
-        return xr.open_zarr(path, group="climatology")
+        return _open_zarr(path, group="climatology")
     except Exception:  # noqa: BLE001 - no usable group: no default
         return None
 

@@ -367,7 +367,8 @@ class SpreadSkillRatio(Metric):
         return np.stack([var, mse, np.full_like(mse, f.shape[-1])], axis=-3)
 
     def finalize(self, stats):
-        ratio = np.sqrt(stats["variance"] / stats["mse"])
+        mse = stats["mse"]
+        ratio = np.sqrt(stats["variance"] / mse.where(mse > 0))  # no error (e.g. persistence at lead 0): NaN
         if not self.ensemble_size_correction:
             return ratio
         m = stats["members"]
