@@ -1,0 +1,356 @@
+"""Figures for exploring the pipeline's outputs (the notebooks call these).
+
+- ``forecast_maps``: a forecast field, the verifying truth and their difference on maps
+  (cartopy, PlateCarree). Offline: coastlines are the 0.5 contour of the dataset's
+  ``land_sea_mask`` (no Natural Earth download); ``stock_img=True`` adds cartopy's bundled
+  background image.
+- ``skill_curves``: skill against lead time from a scores store, one line per model.
+- ``training_curves``, ``alignment_curves``, ``optical_energy``: optical-training
+  diagnostics from run directories (``metrics.jsonl`` and ``checkpoint.pt``).
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot (the Agg canvas,
+no global backend state, safe in worker threads); nothing is imported at module import.
+Inputs may be paths or opened objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from climate_optics.errors import UsageInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+    from matplotlib.figure import Figure
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+ENERGY_KEYS = ("projector_energy_j", "optical_energy_j")  # cumulative simulated optical energy (J)
+BASELINE_STYLE = {"persistence": ":", "climatology": "--"}
+
+
+def new_figure(width: float, height: float) -> "Figure":
+    """A Figure on the Agg canvas, independent of pyplot's backend and global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: "Figure", path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write ``fig`` as an image (format from the suffix); returns the path."""
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _open(obj: Any) -> "xr.Dataset":
+    import xarray as xr
+
+    if isinstance(obj, xr.Dataset):
+        return obj
+    path = Path(obj)
+    if not path.exists():
+        raise UsageInputError(f"store not found: {path}")
+    return xr.open_zarr(path, chunks=None)
+
+
+def _pick(da: "xr.DataArray", dim: str, value: Any, what: str) -> "xr.DataArray":
+    """Select ``value`` along ``dim`` (an index when int and the coordinate is not integer)."""
+    if dim not in da.dims:
+        return da
+    if value is None:
+        if da.sizes[dim] != 1:
+            options = ", ".join(str(v) for v in da[dim].values)
+            raise UsageInputError(f"{what}: choose a {dim} (one of {options})")
+        return da.isel({dim: 0})
+    if isinstance(value, int) and da[dim].dtype.kind not in "iuf":
+        return da.isel({dim: value})
+    try:
+        return da.sel({dim: value})
+    except KeyError:
+        options = ", ".join(str(v) for v in da[dim].values)
+        raise UsageInputError(f"{what}: {dim} {value!r} not found (available: {options})") from None
+
+
+def _lead(value: Any) -> np.timedelta64:
+    import pandas as pd
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return np.timedelta64(int(value), "h")
+    return np.timedelta64(pd.Timedelta(value).value, "ns")
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+def forecast_maps(
+    forecast: Any,
+    variable: str,
+    *,
+    truth: Any = None,
+    lead: Any = "24h",
+    init: Any = 0,
+    level: float | None = None,
+    member: int | None = None,
+    land_sea_mask: Any = None,
+    stock_img: bool = False,
+    cmap: str = "viridis",
+) -> "Figure":
+    """Maps of ``variable`` at ``lead`` from init ``init`` (index or time): forecast, truth, error.
+
+    ``truth``: a canonical dataset or store verified at valid time = init + lead (omit for
+    the forecast alone). ``land_sea_mask``: a (latitude, longitude) field for the coastline
+    contour; by default the truth's. Ensembles: member ``member``, else the ensemble mean.
+    """
+    import cartopy.crs as ccrs
+
+    fc = _open(forecast)
+    if variable not in fc.data_vars:
+        raise UsageInputError(f"forecast has no variable {variable!r} (has: {', '.join(map(str, fc.data_vars))})")
+    da = fc[variable]
+    da = _pick(da, "time", init, "forecast")
+    da = da.sel(prediction_timedelta=_lead(lead)) if "prediction_timedelta" in da.dims else da
+    da = _pick(da, "level", level, variable)
+    if "realization" in da.dims:
+        da = da.mean("realization") if member is None else da.isel(realization=member)
+    init_time = np.datetime64(da["time"].values) if "time" in da.coords else None
+    panels = [("forecast", da.load())]
+
+    truth_ds = None if truth is None else _open(truth)
+    if truth_ds is not None:
+        if init_time is None:
+            raise UsageInputError("forecast has no init time coordinate to align the truth with")
+        valid = init_time + _lead(lead)
+        if valid not in truth_ds.indexes["time"]:
+            raise UsageInputError(f"truth has no time {valid} (valid time of the forecast)")
+        t = _pick(truth_ds[variable].sel(time=valid), "level", level, variable).load()
+        panels += [("truth", t), ("forecast - truth", panels[0][1] - t)]
+    mask = land_sea_mask
+    if mask is None and truth_ds is not None and "land_sea_mask" in truth_ds:
+        mask = truth_ds["land_sea_mask"]
+    if mask is not None:
+        mask = mask.squeeze(drop=True) if hasattr(mask, "squeeze") else mask
+
+    units = str(da.attrs.get("units", ""))
+    lead_h = _lead(lead) / np.timedelta64(1, "h")
+    fig = new_figure(4.6 * len(panels), 3.0)
+    lo = min(float(p[1].min()) for p in panels[:2])
+    hi = max(float(p[1].max()) for p in panels[:2])
+    for i, (title, field) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1, projection=ccrs.PlateCarree())
+        if stock_img:
+            ax.stock_img()
+        error = title.startswith("forecast -")
+        span = float(np.abs(field).max()) if error else None
+        image = _map(ax, field, mask, cmap="RdBu_r" if error else cmap,
+                     vmin=-span if error else lo, vmax=span if error else hi)
+        fig.colorbar(image, ax=ax, orientation="horizontal", shrink=0.8, pad=0.04, label=units)
+        ax.set_title(title, fontsize=10)
+    label = variable if level is None else f"{variable} {level:g} hPa"
+    when = "" if init_time is None else f", init {np.datetime_as_string(init_time, unit='h')}"
+    fig.suptitle(f"{label}, lead {lead_h:g} h{when}", fontsize=11)
+    return fig
+
+
+def _map(ax: Any, field: "xr.DataArray", mask: Any, **style: Any) -> Any:
+    """Draw a (latitude, longitude) field and the land-sea contour on a cartopy axis."""
+    import cartopy.crs as ccrs
+    from cartopy.util import add_cyclic_point
+
+    field = field.transpose("latitude", "longitude")
+    values, lon = add_cyclic_point(np.asarray(field.values), coord=np.asarray(field["longitude"].values))
+    lat = np.asarray(field["latitude"].values)
+    image = ax.pcolormesh(lon, lat, values, transform=ccrs.PlateCarree(), shading="nearest", **style)
+    if mask is not None:
+        m = mask.transpose("latitude", "longitude") if hasattr(mask, "transpose") else mask
+        m_values, m_lon = add_cyclic_point(np.asarray(getattr(m, "values", m)), coord=np.asarray(m["longitude"].values))
+        ax.contour(m_lon, np.asarray(m["latitude"].values), m_values, levels=[0.5], colors="k",
+                   linewidths=0.8, transform=ccrs.PlateCarree())
+    ax.set_global()
+    return image
+
+
+# ----------------------------------------------------------------------------- skill
+
+
+def skill_curves(
+    scores: Any,
+    variables: str | Sequence[str],
+    *,
+    metric: str = "rmse",
+    region: str = "global",
+    level: float | None = None,
+    models: Sequence[str] | None = None,
+) -> "Figure":
+    """``metric`` against lead time (hours) for each model in a scores store; one panel per variable.
+
+    Baselines (``persistence``, ``climatology``) are drawn dashed/dotted.
+    """
+    ds = _open(scores)
+    names = [variables] if isinstance(variables, str) else list(variables)
+    fig = new_figure(4.2 * len(names), 3.2)
+    for i, name in enumerate(names):
+        if name not in ds.data_vars:
+            raise UsageInputError(f"scores have no variable {name!r} (has: {', '.join(map(str, ds.data_vars))})")
+        da = _pick(_pick(ds[name], "metric", metric, name), "region", region, name)
+        da = _pick(da, "level", level, name)
+        hours = da["lead_time"].values / np.timedelta64(1, "h")
+        ax = fig.add_subplot(1, len(names), i + 1)
+        for model in models or [str(m) for m in da["model"].values]:
+            ax.plot(hours, da.sel(model=model).values, BASELINE_STYLE.get(model, "-"), marker="o", ms=3, label=model)
+        ax.set_xlabel("lead time (h)")
+        units = ds[name].attrs.get("units", "")
+        ax.set_ylabel(f"{metric} [{units}]" if units and metric in ("rmse", "mae", "bias") else metric)
+        title = name if level is None else f"{name} {level:g} hPa"
+        ax.set_title(f"{title} ({region})", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+def read_metrics_log(run_dir: str | os.PathLike) -> "pd.DataFrame":
+    """A run's ``metrics.jsonl`` as a table (one row per line; ``kind`` = train, val, alignment, ...)."""
+    import pandas as pd
+
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise UsageInputError(f"no {METRICS_FILE} in {run_dir} (is it a training run directory?)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise UsageInputError(f"{path} is empty")
+    return pd.DataFrame(rows)
+
+
+def run_label(run_dir: str | os.PathLike) -> str:
+    """``vit-<mode>`` from the run's checkpoint, else the directory name."""
+    info = run_summary(run_dir)
+    mode = info.get("train_config", {}).get("mode")
+    return f"vit-{mode}" if mode else Path(run_dir).name
+
+
+def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Training config and engine counters (simulated optical time/energy) from a run's checkpoint."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return {}
+    from climate_optics.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    return {"train_config": state.get("train_config", {}), "engine_stats": state.get("engine_stats", {}), "step": state.get("step")}
+
+
+def _runs(run_dirs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    return [Path(run_dirs)] if isinstance(run_dirs, (str, os.PathLike)) else [Path(r) for r in run_dirs]
+
+
+def training_curves(run_dirs: Any) -> "Figure":
+    """Training and validation loss against step, one line pair per run (e.g. one per training mode)."""
+    fig = new_figure(5.5, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    for run in _runs(run_dirs):
+        log, label = read_metrics_log(run), run_label(run)
+        for kind, style in (("train", "-"), ("val", "o--")):
+            rows = log[log["kind"] == kind] if "kind" in log else log.iloc[:0]
+            if "loss" in rows and rows["loss"].notna().any():
+                ax.plot(rows["step"], rows["loss"], style, ms=3, label=f"{label} {kind}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("latitude-weighted MSE (normalised)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def alignment_table(run_dir: str | os.PathLike) -> "pd.DataFrame":
+    """Cosines between DFA and back-propagation gradients per feedback point, against step.
+
+    Read from ``kind == "alignment"`` lines of the metrics log (columns: step, then one per
+    feedback point); empty when the run logged none (back-propagation runs).
+    """
+    log = read_metrics_log(run_dir)
+    if "kind" not in log or not (log["kind"] == "alignment").any():
+        import pandas as pd
+
+        return pd.DataFrame(columns=["step"])
+    rows = log[log["kind"] == "alignment"].dropna(axis=1, how="all")
+    points = [c for c in rows.columns if c not in ("step", "kind")]
+    return rows[["step", *points]].reset_index(drop=True)
+
+
+def alignment_curves(run_dirs: Any) -> "Figure":
+    """Gradient alignment (cosine of DFA vs back-propagation updates) per feedback point and run."""
+    fig = new_figure(5.5, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    drawn = 0
+    for run in _runs(run_dirs):
+        table, label = alignment_table(run), run_label(run)
+        for point in [c for c in table.columns if c != "step"]:
+            ax.plot(table["step"], table[point], marker=".", label=f"{label} {point}")
+            drawn += 1
+    if not drawn:
+        ax.text(0.5, 0.5, "no alignment logged (back-propagation runs log none)", ha="center", va="center", transform=ax.transAxes)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cosine(DFA, backprop)")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def energy_table(run_dirs: Any) -> "pd.DataFrame":
+    """Per run: mode, steps, simulated optical device time (s) and energy (J), measured wall times (s)."""
+    import pandas as pd
+
+    rows = []
+    for run in _runs(run_dirs):
+        info = run_summary(run)
+        stats = info.get("engine_stats", {})
+        rows.append({
+            "run": run_label(run),
+            "mode": info.get("train_config", {}).get("mode", ""),
+            "steps": info.get("step"),
+            "optical_time_s": float(stats.get("projector_device_time_s", 0.0)),
+            "optical_energy_j": float(stats.get("projector_energy_j", 0.0)),
+            "forward_wall_s": float(stats.get("forward_wall_s", np.nan)),
+            "backward_wall_s": float(stats.get("backward_wall_s", np.nan)),
+        })
+    return pd.DataFrame(rows)
+
+
+def optical_energy(run_dirs: Any) -> "Figure":
+    """Simulated optical energy: cumulative against step where logged, else each run's total."""
+    fig = new_figure(5.5, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    curves = 0
+    for run in _runs(run_dirs):
+        log = read_metrics_log(run)
+        key = next((k for k in ENERGY_KEYS if k in log and log[k].notna().any()), None)
+        if key is not None:
+            rows = log[log[key].notna()]
+            ax.plot(rows["step"], rows[key], label=run_label(run))
+            curves += 1
+    if curves:
+        ax.set_xlabel("step")
+        ax.set_ylabel("simulated optical energy (J)")
+        ax.legend(fontsize=8)
+    else:
+        table = energy_table(run_dirs)
+        ax.bar(table["run"], table["optical_energy_j"])
+        ax.set_ylabel("simulated optical energy, whole run (J)")
+    ax.grid(alpha=0.3)
+    return fig

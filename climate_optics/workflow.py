@@ -1,0 +1,374 @@
+"""The end-to-end pipeline's steps as plain functions: paths in, paths out.
+
+ingest (``data_catalog.ingest.ingest``) -> ``train_forecaster`` -> ``forecast_held_out``
+-> ``score_forecast`` (scores store + ``scores.md`` + figures), optionally ``train_downscaler``.
+The Prefect flows in ``flows/`` wrap each step as a task; ``climate-optics demo`` calls
+``run_pipeline``, which runs the same steps in the same order without an orchestrator.
+Nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from climate_optics.errors import UsageInputError
+
+DEMO_SOURCE = "synthetic-reanalysis"
+# 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
+DEMO_OPTIONS: dict[str, Any] = {"grid": "5.625deg", "days": 90, "seed": 0}
+ARCHITECTURE_KEYS = ("channels", "static_channels", "grid", "patch", "dim", "depth", "heads", "mlp_ratio", "head_depth", "step_hours")
+
+
+@dataclass
+class RunLayout:
+    """Where the pipeline puts each output inside one run directory."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    @property
+    def data(self) -> Path:  # the ingested canonical store
+        return self.root / "data.zarr"
+
+    @property
+    def train(self) -> Path:  # forecaster run directory (checkpoint.pt, metrics.jsonl)
+        return self.root / "train"
+
+    @property
+    def forecast(self) -> Path:  # forecast store over the held-out period
+        return self.root / "forecast.zarr"
+
+    @property
+    def scores(self) -> Path:  # scores store (with scores.md and figures/ inside)
+        return self.root / "scores.zarr"
+
+    @property
+    def downscale(self) -> Path:  # downscaler run directory (regression/, diffusion/)
+        return self.root / "downscale"
+
+    @property
+    def hires(self) -> Path:  # the fine-grid store the downscaler learns from
+        return self.root / "hires.zarr"
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of one end-to-end run; saved as ``pipeline.json`` in the run directory."""
+
+    source: str = DEMO_SOURCE  # catalog entry or path of the data to ingest
+    options: dict[str, Any] | None = None  # driver options (synthetic default: DEMO_OPTIONS)
+    variables: list[str] | None = None  # canonical names to keep (None: all)
+    levels: list[float] | None = None  # pressure levels to keep (None: all)
+    mode: str = "backprop"  # backprop | dfa | optical
+    projector: str = "structured"  # digital DFA projector (dense | structured)
+    preset: str = "tiny"  # forecaster size preset
+    model: dict[str, Any] = field(default_factory=dict)  # ForecasterConfig overrides (e.g. dim, depth)
+    steps: int = 300  # optimiser steps
+    batch_size: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    lead_hours: tuple[int, ...] = (6, 24, 72)  # forecast lead times scored
+    max_inits: int = 24  # forecasts started from at most this many held-out times
+    metrics: list[str] | None = None  # None: rmse, bias, mae, acc (with the store's climatology)
+    regions: list[str] | None = None  # None: the default regions
+    downscale: bool = False  # also train a downscaler on the fine grid (synthetic source only)
+    downscale_steps: int = 100  # steps per downscaler stage
+
+    def __post_init__(self) -> None:
+        if self.options is None and self.source == DEMO_SOURCE:
+            self.options = dict(DEMO_OPTIONS)
+        self.lead_hours = tuple(int(h) for h in self.lead_hours)
+        if not self.lead_hours or min(self.lead_hours) <= 0:
+            raise UsageInputError(f"pipeline: lead times must be positive hours, got {self.lead_hours}")
+        if self.max_inits < 1:
+            raise UsageInputError(f"pipeline: max_inits must be >= 1, got {self.max_inits}")
+        self.train_config()  # validates mode, steps, batch size, lr
+
+    def train_config(self, **changes: Any):
+        return training_config(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed, mode=self.mode,
+                               projector=self.projector, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["lead_hours"] = list(self.lead_hours)
+        return out
+
+
+def training_config(*, steps: int, **values: Any):
+    """A TrainConfig for unattended runs: warm-up 5 %, ten checkpoints and validations, no progress bar."""
+    from climate_optics.training.task import TrainConfig
+
+    defaults = dict(warmup=max(1, steps // 20), checkpoint_every=max(1, steps // 10), val_every=max(1, steps // 10),
+                    log_every=max(1, min(50, steps // 20)), progress=False, deterministic=True)
+    return TrainConfig(steps=steps, **(defaults | values))
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def train_forecaster(
+    store: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    mode: str = "backprop",
+    projector: str = "structured",
+    preset: str = "tiny",
+    model: dict[str, Any] | None = None,
+    steps: int = 300,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+    warm_start: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Train the ViT forecaster on an ingested store into ``run_dir``; returns the checkpoint path.
+
+    ``warm_start``: a checkpoint (or run directory) whose weights initialise the model (scheduled
+    retraining); the data statistics come from ``store``. ``resume``: continue ``run_dir``.
+    """
+    from climate_optics.training.forecast_task import ForecastTask
+    from climate_optics.training.loop import train
+
+    if not Path(store).exists():
+        raise UsageInputError(f"training data not found: {store}")
+    config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector,
+                             progress=progress)
+    task = ForecastTask(store, preset=preset, **(model or {}))
+    if warm_start is not None and not resume:
+        load_weights(task.model, warm_start)
+    from climate_optics.training.checkpoint import LATEST
+
+    result = train(task, config, run_dir, resume=resume)
+    return Path(result.checkpoint or Path(run_dir) / LATEST)  # None when a resumed run was already complete
+
+
+def load_weights(model: Any, checkpoint: str | os.PathLike) -> None:
+    """Copy a forecaster checkpoint's trained parameters into ``model`` (its statistics buffers are kept)."""
+    from climate_optics.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    saved = state["task"].get("model_config", {})
+    ours = model.config.to_dict()
+    differ = [k for k in ARCHITECTURE_KEYS if k in saved and _plain(saved[k]) != _plain(ours[k])]
+    if differ:
+        raise UsageInputError(f"warm start from {checkpoint}: model {', '.join(differ)} differ from the new model's; "
+                              "retrain from scratch or keep the same variables, grid and preset")
+    params = {name for name, _ in model.named_parameters()}
+    model.load_state_dict({k: v for k, v in state["model"].items() if k in params}, strict=False)
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def held_out_inits(checkpoint: str | os.PathLike, store: str | os.PathLike, lead_hours: Sequence[int], max_inits: int) -> tuple[str, str]:
+    """(first, last) init times inside the run's validation period whose longest lead still has truth."""
+    import numpy as np
+
+    from climate_optics.training.checkpoint import load_checkpoint
+    from climate_optics.training.sampler import open_store
+
+    data = load_checkpoint(checkpoint)["task"].get("data", {})
+    times = open_store(store)["time"].values
+    start = np.datetime64(data.get("val_start_time", str(times[0])), "ns")
+    last_valid = times[-1] - np.timedelta64(max(lead_hours), "h")
+    inits = times[(times >= start) & (times <= last_valid)]
+    if inits.size == 0:
+        raise UsageInputError(f"no held-out init time from {start} leaves truth for a {max(lead_hours)} h lead "
+                              f"(store ends {times[-1]}); use a longer record or shorter lead times")
+    inits = inits[:max_inits]
+    return str(inits[0]), str(inits[-1])
+
+
+def forecast_held_out(
+    checkpoint: str | os.PathLike,
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    lead_hours: Sequence[int] = (6, 24, 72),
+    max_inits: int = 24,
+    overwrite: bool = False,
+) -> Path:
+    """Forecasts from the held-out (validation) times of the training run; returns the forecast store."""
+    from climate_optics.inference.forecast import run_forecast
+
+    init = held_out_inits(checkpoint, store, lead_hours, max_inits)
+    return run_forecast(checkpoint, store, init=init, lead_hours=list(lead_hours), out=out, overwrite=overwrite)
+
+
+def score_forecast(
+    forecast: str | os.PathLike,
+    truth: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    metrics: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Scores store (persistence and climatology baselines included), ``scores.md`` and figures."""
+    from climate_optics.evaluate_stores import evaluate_stores
+
+    return evaluate_stores(forecast, truth, out, metrics=metrics, regions=regions, overwrite=overwrite)
+
+
+# ----------------------------------------------------------------------------- the whole pipeline
+
+
+@dataclass
+class PipelineResult:
+    """Paths of everything one pipeline run wrote."""
+
+    run_dir: Path
+    data: Path
+    checkpoint: Path
+    forecast: Path
+    scores: Path
+    downscale: Path | None = None
+
+    @property
+    def scores_md(self) -> Path:
+        from climate_optics.scores import MARKDOWN_NAME
+
+        return self.scores / MARKDOWN_NAME
+
+    @property
+    def figures(self) -> list[Path]:
+        from climate_optics.scores import FIGURES_DIR
+
+        return sorted((self.scores / FIGURES_DIR).glob("*.png"))
+
+    def summary(self) -> str:
+        lines = [f"run directory: {self.run_dir}", f"ingested data: {self.data}", f"checkpoint:    {self.checkpoint}",
+                 f"forecast:      {self.forecast}", f"scores:        {self.scores}", f"table:         {self.scores_md}"]
+        lines += [f"figure:        {p}" for p in self.figures]
+        if self.downscale is not None:
+            lines.append(f"downscaler:    {self.downscale}")
+        return "\n".join(lines)
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overwrite: bool, resume: bool = False) -> RunLayout:
+    """Create the run directory and save the config; a non-empty one needs ``overwrite`` (start
+    over) or ``resume`` (keep its outputs: the flow's cached steps are skipped, training resumes)."""
+    import shutil
+
+    layout = RunLayout(Path(run_dir))
+    if layout.root.exists() and any(layout.root.iterdir()) and not resume:
+        if not overwrite:
+            raise UsageInputError(f"{layout.root} is not empty; pass --overwrite to replace its outputs, resume it, or choose another directory")
+        for path in (layout.train, layout.downscale):
+            shutil.rmtree(path, ignore_errors=True)  # training runs refuse to start over an old run
+    layout.root.mkdir(parents=True, exist_ok=True)
+    (layout.root / "pipeline.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+    return layout
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    run_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    say: Callable[[str], None] = lambda message: None,
+) -> PipelineResult:
+    """Ingest -> train -> forecast -> score (-> downscale), step by step, without an orchestrator."""
+    from data_catalog.ingest import ingest
+
+    layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
+    say(f"ingest {config.source} -> {layout.data}")
+    data = ingest(config.source, layout.data, variables=config.variables, levels=config.levels,
+                  options=config.options, overwrite=overwrite)
+    say(f"train the {config.preset} forecaster ({config.mode}, {config.steps} steps) -> {layout.train}")
+    checkpoint = train_forecaster(data, layout.train, mode=config.mode, projector=config.projector, preset=config.preset,
+                                  model=config.model, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                                  seed=config.seed)
+    say(f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast}")
+    forecast = forecast_held_out(checkpoint, data, layout.forecast, lead_hours=config.lead_hours,
+                                 max_inits=config.max_inits, overwrite=overwrite)
+    say(f"score against persistence and climatology -> {layout.scores}")
+    scores = score_forecast(forecast, data, layout.scores, metrics=config.metrics, regions=config.regions, overwrite=overwrite)
+    result = PipelineResult(layout.root, data, checkpoint, forecast, scores)
+    if config.downscale:
+        say(f"ingest the fine grid -> {layout.hires}; train the downscaler -> {layout.downscale}")
+        hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
+                       options=hires_options(config), overwrite=overwrite)
+        result.downscale = train_downscaler(hires, layout.downscale, mode=config.mode, projector=config.projector,
+                                            preset=config.preset, steps=config.downscale_steps,
+                                            batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+    return result
+
+
+def hires_options(config: PipelineConfig) -> dict[str, Any]:
+    """Options of the fine-grid view of the same synthetic run (the downscaling truth)."""
+    if config.source != DEMO_SOURCE:
+        raise UsageInputError("downscaling in the pipeline needs the synthetic source (its fine grid is the same run); "
+                              "use `climate-optics train downscale` for other data")
+    return dict(config.options or {}) | {"grid": "2.8125deg"}
+
+
+def train_downscaler(
+    store: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    mode: str = "backprop",
+    projector: str = "structured",
+    preset: str = "tiny",
+    steps: int = 100,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> Path:
+    """Train the downscaler's regression and diffusion stages on a fine-grid store; returns ``run_dir``."""
+    from climate_optics.training.checkpoint import LATEST
+    from climate_optics.training.downscale_task import run_downscale_training
+
+    config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector)
+    resume = (Path(run_dir) / "regression" / LATEST).exists()
+    run_downscale_training(store, run_dir, config, stage="both", preset=preset, resume=resume)
+    return Path(run_dir)
+
+
+# ----------------------------------------------------------------------------- scheduled retraining
+
+LATEST_RUN = "LATEST.json"  # in a retraining root: the run the next retraining starts from
+
+
+def latest_run(runs_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The record of the last completed retraining in ``runs_dir`` (None before the first)."""
+    path = Path(runs_dir) / LATEST_RUN
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if not Path(record.get("checkpoint", "")).is_file():
+        raise UsageInputError(f"{path} points to a missing checkpoint {record.get('checkpoint')!r}; "
+                              "restore it or remove the file to retrain from scratch")
+    return record
+
+
+def record_latest(runs_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Make ``record`` (run dir, checkpoint, data, scores, time) the latest run, atomically."""
+    path = Path(runs_dir) / LATEST_RUN
+    tmp = path.with_name(f".{LATEST_RUN}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def window_start(source: str, days: float | None, options: dict[str, Any] | None = None) -> str | None:
+    """Start of the trailing ``days`` of ``source``'s record (None: the whole record)."""
+    if days is None:
+        return None
+    if days <= 0:
+        raise UsageInputError(f"--window-days must be positive, got {days}")
+    import numpy as np
+
+    from data_catalog import open_dataset
+
+    last = open_dataset(source, options=options)["time"].values[-1]
+    return str(last - np.timedelta64(int(days * 24), "h"))

@@ -1,0 +1,30 @@
+"""Score a forecast store against the truth with persistence and climatology baselines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect import flow, task
+
+from climate_optics.workflow import score_forecast
+from flows.caching import files_and_inputs, refresh_if_missing
+
+
+@task(name="evaluate", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
+      result_serializer="json")
+def evaluate_task(forecast: str, truth: str, out: str, *, metrics: list[str] | None = None,
+                  regions: list[str] | None = None, overwrite: bool = False) -> str:
+    """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs."""
+    return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, overwrite=overwrite))
+
+
+def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
+    """Run the evaluate task, anew when ``out`` is missing."""
+    return refresh_if_missing(evaluate_task, out)(forecast, truth, str(out), **kwargs)
+
+
+@flow(name="evaluate")
+def evaluate_flow(forecast: str, truth: str, out: str, metrics: list[str] | None = None,
+                  regions: list[str] | None = None, overwrite: bool = False) -> str:
+    """Score ``forecast`` against ``truth`` (a store or catalog entry) into the scores store ``out``."""
+    return evaluate(forecast, truth, out, metrics=metrics, regions=regions, overwrite=overwrite)

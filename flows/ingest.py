@@ -1,0 +1,36 @@
+"""Ingest a source (catalog entry, NetCDF/GRIB files, Zarr store) into a canonical store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, task
+
+from flows.caching import files_and_inputs, refresh_if_missing
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=10, cache_key_fn=files_and_inputs,
+      cache_expiration=timedelta(days=7), persist_result=True, result_serializer="json")
+def ingest_store(source: str, out: str, *, options: dict[str, Any] | None = None, variables: list[str] | None = None,
+                 levels: list[float] | None = None, start: str | None = None, end: str | None = None,
+                 overwrite: bool = False) -> str:
+    """``data_catalog.ingest.ingest``; retried on failure (atomic: nothing half-written), cached by inputs."""
+    from data_catalog.ingest import ingest
+
+    return str(ingest(source, out, options=options, variables=variables, levels=levels, start=start, end=end,
+                      overwrite=overwrite))
+
+
+def ingest(source: str, out: str, **kwargs: Any) -> str:
+    """Run the ingest task, anew when ``out`` is missing (a cached path must exist)."""
+    return refresh_if_missing(ingest_store, out)(source, str(out), **kwargs)
+
+
+@flow(name="ingest")
+def ingest_flow(source: str, out: str, options: dict[str, Any] | None = None, variables: list[str] | None = None,
+                levels: list[float] | None = None, start: str | None = None, end: str | None = None,
+                overwrite: bool = False) -> str:
+    """Ingest ``source`` into the canonical Zarr store ``out`` (statistics and climatology included)."""
+    return ingest(source, out, options=options, variables=variables, levels=levels, start=start, end=end,
+                  overwrite=overwrite)

@@ -1,0 +1,162 @@
+"""Flows, the demo command and the scheduled-retraining deployment.
+
+The expensive things run once per module: the demo CLI (direct library calls) on a tiny
+source, then the Prefect pipeline flow on the same settings; both must write the same forecast
+and scores (two ways of computing the same thing).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+# A tiny but complete pipeline: 10 days of 6-hourly 16x32 fields, a 1-block ViT, two steps.
+TINY = {
+    "model": {"dim": 32, "depth": 1, "heads": 2},
+    "steps": 2,
+    "batch_size": 2,
+    "lead_hours": [6, 12],
+    "max_inits": 3,
+    "regions": ["global", "tropics"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_source(tmp_path_factory):
+    from data_catalog.testing import canonical_dataset
+
+    ds = canonical_dataset(n_time=40, n_lat=16, n_lon=32, levels=(500, 850),
+                           variables=["geopotential", "temperature", "2m_temperature", "land_sea_mask"])
+    path = tmp_path_factory.mktemp("source") / "tiny.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tiny_source, tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"source": str(tiny_source), **TINY}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny_config, tmp_path_factory):
+    """``climate-optics demo`` (direct calls, no Prefect) on the tiny settings: its run directory."""
+    from climate_optics.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--config", str(tiny_config), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def flow_run(prefect_harness, tiny_source, tmp_path_factory):
+    from flows.pipeline import pipeline_flow
+
+    out = tmp_path_factory.mktemp("flow") / "run"
+    settings = {k: v for k, v in TINY.items() if k != "steps"}
+    paths = pipeline_flow(str(out), source=str(tiny_source), steps=TINY["steps"], settings=settings)
+    return out, paths
+
+
+def _values(path):
+    import xarray as xr
+
+    ds = xr.open_zarr(path)
+    return ds.drop_attrs() if hasattr(ds, "drop_attrs") else ds.assign_attrs({})
+
+
+def test_demo_writes_every_output(demo_run, capsys):
+    from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
+
+    for name in ("data.zarr", "train/checkpoint.pt", "forecast.zarr", "scores.zarr", "pipeline.json"):
+        assert (demo_run / name).exists(), name
+    table = (demo_run / "scores.zarr" / MARKDOWN_NAME).read_text()
+    assert "vit-backprop" in table and "persistence" in table and "climatology" in table
+    assert list((demo_run / "scores.zarr" / FIGURES_DIR).glob("*.png"))
+
+
+def test_flow_equals_direct_calls(demo_run, flow_run):
+    import xarray as xr
+
+    out, paths = flow_run
+    assert paths["scores"] == str(out / "scores.zarr")
+    direct, flowed = _values(demo_run / "scores.zarr"), _values(paths["scores"])
+    assert set(direct.data_vars) == {"geopotential", "temperature", "2m_temperature"}
+    assert list(direct["model"].values) == ["vit-backprop", "persistence", "climatology"]
+    xr.testing.assert_allclose(direct.load(), flowed.load(), rtol=1e-6)
+    xr.testing.assert_allclose(_values(demo_run / "forecast.zarr").load(), _values(paths["forecast"]).load(), rtol=1e-6)
+    # and the model is not persistence in disguise: its forecast differs from the initial state
+    fc = xr.open_zarr(paths["forecast"])["2m_temperature"]
+    truth = xr.open_zarr(paths["data"])["2m_temperature"].sel(time=fc["time"])
+    assert float(abs(fc.isel(prediction_timedelta=0) - truth).max()) > 0
+
+
+def test_flow_resume_reuses_finished_steps(flow_run, tiny_source):
+    from flows.pipeline import pipeline_flow
+
+    out, paths = flow_run
+    before = {k: (out / k).stat().st_mtime_ns for k in ("data.zarr", "forecast.zarr", "scores.zarr")}
+    settings = {k: v for k, v in TINY.items() if k != "steps"}
+    again = pipeline_flow(str(out), source=str(tiny_source), steps=TINY["steps"], settings=settings, resume=True)
+    assert again == paths
+    assert before == {k: (out / k).stat().st_mtime_ns for k in before}  # cached: nothing rewritten
+
+
+def test_demo_refuses_a_used_directory_and_bad_settings(demo_run, run_cli, tmp_path):
+    status, _, err = run_cli("demo", "--out", demo_run)
+    assert status == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    status, _, err = run_cli("demo", "--out", tmp_path / "x", "--mode", "telepathy")
+    assert status == 2 and "mode" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stepz: 3\n")
+    status, _, err = run_cli("demo", "--out", tmp_path / "y", "--config", bad)
+    assert status == 2 and "stepz" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_retrain_deployment_has_the_schedule(tmp_path):
+    from flows.retrain import retrain_deployment
+
+    deployment = retrain_deployment(str(tmp_path), cron="30 4 * * 2", mode="dfa", steps=50)
+    assert deployment.name == "scheduled-retraining"
+    assert [s.schedule.cron for s in deployment.schedules] == ["30 4 * * 2"]
+    assert deployment.parameters == {"runs_dir": str(tmp_path), "mode": "dfa", "steps": 50}
+
+
+def test_serve_rejects_a_bad_cron_before_serving(run_cli):
+    status, _, err = run_cli("serve", "--cron", "every monday")
+    assert status == 2 and "cron" in err
+
+
+def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run):
+    import torch
+
+    from climate_optics.errors import UsageInputError
+    from climate_optics.training.forecast_task import ForecastTask
+    from climate_optics.workflow import load_weights
+
+    checkpoint = demo_run / "train" / "checkpoint.pt"
+    trained = torch.load(checkpoint, weights_only=True)["model"]
+    task = ForecastTask(demo_run / "data.zarr", preset="tiny", **TINY["model"])
+    with torch.no_grad():
+        task.model.mean.add_(1.0)  # stands for the statistics of newer data
+    new_mean = task.model.mean.clone()
+    load_weights(task.model, checkpoint)
+    state = task.model.state_dict()
+    params = dict(task.model.named_parameters())
+    assert all(torch.equal(state[k], trained[k]) for k in params)
+    assert torch.equal(task.model.mean, new_mean)
+    other = ForecastTask(demo_run / "data.zarr", preset="tiny", dim=64, depth=1, heads=2)
+    with pytest.raises(UsageInputError, match="dim"):
+        load_weights(other.model, checkpoint)
+
+
+def test_library_imports_stay_free_of_prefect():
+    code = ("import sys, climate_optics.workflow, climate_optics.plots, climate_optics.cli;"
+            "assert 'prefect' not in sys.modules, 'prefect imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
