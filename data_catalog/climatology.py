@@ -8,11 +8,13 @@ each hold a bounded amount of data):
 
 1. Raw means. Each time step is added to the sum for its (hour, day of year); a day's sums
    are complete once the last block that touches it has been processed (blocks arrive in
-   day-of-year order), and its raw mean is then written to a scratch group and forgotten.
+   day-of-year order), and its raw mean is then written to a scratch file and forgotten.
 2. Smoothing. Along ``dayofyear`` (circular: 31 December neighbours 1 January) the raw means
    are averaged with a triangular window of half-width 30 days, each day weighted by its
    number of time steps: ``clim[d] = sum_k w_k n[d+k] m[d+k] / sum_k w_k n[d+k]`` with
-   ``w_k = 1 - |k| / 31``. This runs as a dask ``map_overlap`` over day-of-year chunks.
+   ``w_k = 1 - |k| / 31`` (two cumulative-sum box filters). This runs band by band (one level,
+   a few latitude rows, all days; one stored chunk each), so memory is bounded by the band
+   size (``band_rows``), not by the grid or the record.
 
 Days with no data within the window are NaN (records shorter than a year). A cell with
 missing values keeps its day's full weight when at least one value is present.
@@ -29,7 +31,7 @@ import xarray as xr
 
 HALF_WIDTH_DAYS = 30
 DAYS = 366
-DOY_CHUNK = 61  # 366 = 6 x 61; must be >= HALF_WIDTH_DAYS for the overlap
+BAND_VALUES = 1 << 18  # values per smoothing band (and stored chunk): 1 MiB of float32
 
 
 def window_weights(half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
@@ -94,90 +96,109 @@ class RawClimatology:
 
 
 class RawDays:
-    """Raw daily means of one variable in a flat scratch file, laid out (dayofyear, hour, *field).
+    """Raw daily means of one variable in a flat scratch file, laid out (level, dayofyear, hour, lat, lon).
 
-    Each day is written once with one ``write``; days never written read as NaN. Indexing
-    (``raw[a:b]`` along the day axis) reads only those days, so dask can stream it in chunks.
+    Each day is written once; days never written read as NaN. ``read(level, rows)`` returns one
+    level and a band of latitude rows for every day, so smoothing holds one band at a time.
+    The file is mapped only for the duration of each call.
     """
 
     def __init__(self, path: str | os.PathLike, n_hour: int, field: tuple[int, ...]):
         self.path = Path(path)
-        self.shape = (DAYS, n_hour, *field)
-        self.dtype = np.dtype("float32")
-        self.ndim = len(self.shape)
-        self._day_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
-        self._written = np.zeros(DAYS, dtype=bool)
-        self.path.touch()
+        self.has_level = len(field) == 3
+        n_level = field[0] if self.has_level else 1
+        self.shape = (n_level, DAYS, n_hour, *field[-2:])
+        self.written = np.zeros(DAYS, dtype=bool)
+        np.memmap(self.path, dtype=np.float32, mode="w+", shape=self.shape).flush()  # sparse file
+
+    def _map(self, mode: str) -> np.memmap:
+        return np.memmap(self.path, dtype=np.float32, mode=mode, shape=self.shape)
 
     def write(self, doy: int, raw: np.ndarray) -> None:
-        with self.path.open("r+b") as handle:
-            handle.seek((doy - 1) * self._day_bytes)
-            handle.write(np.ascontiguousarray(raw, dtype=self.dtype).tobytes())
-        self._written[doy - 1] = True
+        """``raw``: (hour, [level], lat, lon) means of day ``doy`` (1..366)."""
+        mapped = self._map("r+")
+        mapped[:, doy - 1] = np.moveaxis(raw, 1, 0) if self.has_level else raw[np.newaxis]
+        mapped.flush()
+        del mapped
+        self.written[doy - 1] = True
 
-    def __getitem__(self, key: tuple) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        days = range(DAYS)[key[0]]
-        out = np.full((len(days), *self.shape[1:]), np.nan, dtype=self.dtype)
-        with self.path.open("rb") as handle:
-            for i, d in enumerate(days):
-                if self._written[d]:
-                    handle.seek(d * self._day_bytes)
-                    out[i] = np.frombuffer(handle.read(self._day_bytes), dtype=self.dtype).reshape(self.shape[1:])
-        return out[(slice(None), *key[1:])]
-
-    def to_dataarray(self, dims: tuple[str, ...], chunk_days: int = 61) -> xr.DataArray:
-        """Lazy (hour, dayofyear, *field) DataArray over the file."""
-        import dask.array as da
-
-        arr = da.from_array(self, chunks=(chunk_days, *self.shape[1:]), lock=False, asarray=True)
-        return xr.DataArray(arr, dims=("dayofyear", "hour", *dims)).transpose("hour", "dayofyear", ...)
+    def read(self, level: int, rows: slice) -> np.ndarray:
+        """(hour, dayofyear, rows, lon) float64, NaN on days never written."""
+        mapped = self._map("r")
+        band = np.array(mapped[level, :, :, rows], dtype=np.float64)
+        del mapped
+        band[~self.written] = np.nan
+        return np.moveaxis(band, 0, 1)
 
 
-def _window_sum(block: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """sum_k w_k block[i + k] along ``axis``; the ``half`` edge entries are left at zero (trimmed)."""
-    half = len(weights) // 2
-    n = block.shape[axis]
-    out = np.zeros(block.shape, dtype=np.float64)
-    inner = [slice(None)] * block.ndim
-    inner[axis] = slice(half, n - half)
-    for k, w in enumerate(weights):
-        source = [slice(None)] * block.ndim
-        source[axis] = slice(k, n - 2 * half + k)
-        out[tuple(inner)] += w * block[tuple(source)]
-    return out
+def circular_box_sum(x: np.ndarray, half: int, axis: int) -> np.ndarray:
+    """sum_{|k| <= half} x[(i + k) mod n] along ``axis``, by a cumulative sum (O(n))."""
+    n = x.shape[axis]
+    ends = (np.take(x, range(n - half, n), axis), x, np.take(x, range(half), axis))
+    padded = np.cumsum(np.concatenate(ends, axis=axis), axis=axis, dtype=np.float64)
+    zero = np.zeros_like(np.take(padded, [0], axis))
+    padded = np.concatenate([zero, padded], axis=axis)
+    upper, lower = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+    upper[axis], lower[axis] = slice(2 * half + 1, 2 * half + 1 + n), slice(0, n)
+    return padded[tuple(upper)] - padded[tuple(lower)]
 
 
-def circular_smooth(data: xr.DataArray, half_width: int = HALF_WIDTH_DAYS) -> xr.DataArray:
-    """Weighted window sum along ``dayofyear``, periodic; lazy (dask map_overlap)."""
+def circular_window_sum(x: np.ndarray, half_width: int, axis: int) -> np.ndarray:
+    """sum_k w_k x[(i + k) mod n] with the triangular ``window_weights(half_width)``.
+
+    The triangle 1 - |k| / (h + 1) is a box of width h + 1 convolved with itself, divided by
+    h + 1, so two cumulative-sum box filters give it in O(n) (h must be even).
+    """
+    if half_width % 2:
+        raise ValueError(f"half_width must be even, got {half_width}")
+    box = half_width // 2
+    return circular_box_sum(circular_box_sum(x, box, axis), box, axis) / (half_width + 1)
+
+
+def smooth_days(raw: np.ndarray, counts: np.ndarray, half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
+    """Smoothed climatology of raw means (hour, dayofyear, ...) weighted by (hour, dayofyear) step counts."""
+    raw = np.ascontiguousarray(np.moveaxis(raw, 1, 0))  # (dayofyear, hour, ...): cumsum on the leading axis
+    n = counts.T.reshape(counts.T.shape + (1,) * (raw.ndim - 2)).astype(np.float64)
+    present = ~np.isnan(raw)
+    total = circular_window_sum(np.where(present, raw, 0.0) * n, half_width, axis=0)
+    weight = circular_window_sum(present * n, half_width, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smoothed = np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan)
+    return np.moveaxis(smoothed, 0, 1)
+
+
+def band_rows(n_hour: int, n_lon: int) -> int:
+    """Latitude rows per smoothing band and per stored climatology chunk (about BAND_VALUES values)."""
+    return max(1, BAND_VALUES // (n_hour * DAYS * n_lon))
+
+
+def climatology_template(dynamic: xr.Dataset, hours: np.ndarray) -> xr.Dataset:
+    """The climatology group's layout (lazy zeros, never computed), for writing metadata."""
     import dask.array as da
 
-    axis = data.dims.index("dayofyear")
-    arr = data.data if isinstance(data.data, da.Array) else da.from_array(data.values, chunks=-1)
-    if min(arr.chunks[axis]) < half_width:
-        arr = arr.rechunk({axis: DOY_CHUNK})
-    result = da.map_overlap(
-        _window_sum, arr, depth={axis: half_width}, boundary={axis: "periodic"},
-        dtype=np.float64, weights=window_weights(half_width), axis=axis,
-    )
-    return data.copy(data=result)
-
-
-def smooth_climatology(raw: xr.Dataset, counts: np.ndarray, hours: np.ndarray,
-                       half_width: int = HALF_WIDTH_DAYS) -> xr.Dataset:
-    """Smoothed climatology from raw (hour, dayofyear, ...) means and (hour, dayofyear) step counts."""
-    n = xr.DataArray(counts.astype(np.float64), dims=("hour", "dayofyear"))
     out = {}
-    for name, mean in raw.data_vars.items():
-        weighted = circular_smooth(mean.fillna(0.0) * n, half_width)
-        weight = circular_smooth(mean.notnull() * n, half_width)
-        clim = (weighted / weight.where(weight > 0)).astype(mean.dtype)
-        clim.attrs = dict(mean.attrs)
-        out[name] = clim
-    result = xr.Dataset(out, coords={"hour": hours, "dayofyear": np.arange(1, DAYS + 1)})
-    result.attrs = {
-        "method": f"raw (hour, dayofyear) means smoothed along dayofyear with a circular triangular window "
-                  f"of half-width {half_width} days, each day weighted by its number of time steps",
-        "window_half_width_days": half_width,
-    }
-    return result
+    for name, var in dynamic.data_vars.items():
+        dims = ("hour", "dayofyear", *var.dims[1:])
+        shape = (len(hours), DAYS, *var.shape[1:])
+        out[name] = xr.Variable(dims, da.zeros(shape, dtype=var.dtype, chunks=-1), dict(var.attrs))
+    coords = {"hour": hours, "dayofyear": np.arange(1, DAYS + 1)}
+    coords |= {d: dynamic[d].values for d in dynamic.dims if d != "time"}
+    return xr.Dataset(out, coords=coords, attrs={
+        "method": "raw (hour, dayofyear) means smoothed along dayofyear with a circular triangular window of "
+                  f"half-width {HALF_WIDTH_DAYS} days, each day weighted by its number of time steps",
+        "window_half_width_days": HALF_WIDTH_DAYS,
+    })
+
+
+def write_smoothed(raw: RawDays, counts: np.ndarray, array) -> None:
+    """Smooth ``raw`` band by band (one stored chunk each) into the zarr ``array``."""
+    n_level, _, n_hour, n_lat, n_lon = raw.shape
+    rows = band_rows(n_hour, n_lon)
+    for level in range(n_level):
+        for start in range(0, n_lat, rows):
+            band = slice(start, min(start + rows, n_lat))
+            smoothed = smooth_days(raw.read(level, band), counts).astype(array.dtype)
+            if raw.has_level:
+                array[:, :, level, band] = smoothed
+            else:
+                array[:, :, band] = smoothed

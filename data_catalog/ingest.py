@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from data_catalog.climatology import DOY_CHUNK, RawClimatology, RawDays, hours_and_days, smooth_climatology
+from data_catalog.climatology import (RawClimatology, RawDays, band_rows, climatology_template, hours_and_days,
+                                     write_smoothed)
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
@@ -59,12 +60,37 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
     from data_catalog import open_dataset
 
     check_target(out, overwrite=overwrite)
+    user_options = options
     time = None if start is None and end is None else slice(start, end)
-    ds = open_dataset(source, variables=variables, levels=levels, time=time, catalog=catalog, options=options)
+    selection = {"variables": variables, "levels": levels, "time": time, "catalog": catalog}
+    ds = open_dataset(source, options=options, check_values=False, **selection)  # metadata only
+    chunk = time_chunk or default_time_chunk(ds)
+    if _can_rechunk_at_source(source, catalog, options) and not _aligned(ds, chunk):
+        # One source chunk per block: each block is read once, and memory is bounded by the block.
+        options = {**(options or {}), "chunks": {"time": chunk, "valid_time": chunk}}
+    ds = open_dataset(source, options=options, **selection)  # with the reader's value checks
     settings = {"variables": variables, "levels": levels, "start": start, "end": end,
-                "options": options, "catalog": None if catalog is None else str(catalog)}
+                "options": user_options, "catalog": None if catalog is None else str(catalog)}
     return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
-                       time_chunk=time_chunk, progress=progress)
+                       time_chunk=chunk, progress=progress)
+
+
+def _can_rechunk_at_source(source: str | os.PathLike, catalog: Any, options: dict[str, Any] | None) -> bool:
+    """Files and stores take a ``chunks`` option; the synthetic generator chooses its own."""
+    from data_catalog.catalog import load_catalog
+
+    if "chunks" in (options or {}):
+        return False  # the caller chose
+    entry = load_catalog(catalog).get(os.fspath(source))
+    return entry is None or entry.driver != "synthetic"
+
+
+def _aligned(ds: xr.Dataset, chunk: int) -> bool:
+    """Whether every time-dependent variable is dask-chunked exactly as the store will be."""
+    n = ds.sizes.get(TIME, 0)
+    expected = tuple(min(chunk, n - a) for a in range(0, n, chunk))
+    return all(da.chunks is not None and da.chunks[da.dims.index(TIME)] == expected
+               for da in ds.data_vars.values() if TIME in da.dims)
 
 
 def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings: dict[str, Any] | None = None,
@@ -270,23 +296,21 @@ def _scratch_files(dynamic: xr.Dataset, tmp: Path, times: np.ndarray) -> dict[st
 
 def _write_climatology(tmp: Path, dynamic: xr.Dataset, scratch: dict[str, RawDays],
                        climatology: RawClimatology, progress: Progress | None) -> None:
-    """Smooth the raw daily means (dask, chunk by chunk) into the climatology group."""
-    raw = xr.Dataset({name: days.to_dataarray(dynamic[name].dims[1:], DOY_CHUNK) for name, days in scratch.items()})
-    raw = raw.assign_coords({d: dynamic[d].values for d in (LEVEL, LATITUDE, LONGITUDE) if d in raw.dims})
-    for name in raw.data_vars:
-        raw[name].attrs = dict(dynamic[name].attrs)
-    if LEVEL in raw.dims:
-        raw = raw.chunk({LEVEL: 1})
-    clim = smooth_climatology(raw, climatology.counts, climatology.hours)
+    """Smooth the raw daily means, band by band, into the climatology group."""
+    import zarr
+
+    template = climatology_template(dynamic, climatology.hours)
+    rows = band_rows(len(climatology.hours), dynamic.sizes[LONGITUDE])
     encoding = {str(name): {"compressors": [_codec()],
-                            "chunks": tuple(DOY_CHUNK if d == "dayofyear" else 1 if d == LEVEL else s
-                                            for d, s in zip(da.dims, da.shape))}
-                for name, da in clim.data_vars.items()}
-    if progress is not None:
-        progress("climatology", 0, 1)
-    clim.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", consolidated=False, encoding=encoding)
-    if progress is not None:
-        progress("climatology", 1, 1)
+                            "chunks": tuple(1 if d == LEVEL else min(rows, s) if d == LATITUDE else s
+                                            for d, s in zip(var.dims, var.shape))}
+                for name, var in template.data_vars.items()}
+    template.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", compute=False, consolidated=False, encoding=encoding)
+    group = zarr.open_group(tmp / CLIMATOLOGY_GROUP, mode="r+")
+    for done, (name, raw) in enumerate(scratch.items()):
+        write_smoothed(raw, climatology.counts, group[name])
+        if progress is not None:
+            progress("climatology", done + 1, len(scratch))
 
 
 def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from data_catalog import testing
-from data_catalog.climatology import DAYS, circular_smooth, window_weights
+from data_catalog.climatology import DAYS, circular_window_sum, window_weights
 from data_catalog.errors import DataInputError
 from data_catalog.ingest import block_order, diff_interval, write_store
 from data_catalog.stats import Moments, read_climatology, read_statistics
@@ -95,14 +95,20 @@ def test_climatology_equals_direct_groupby(two_years):
     assert np.isfinite(clim["temperature"].values).all()
 
 
-def test_circular_smooth_wraps_around_the_year():
-    raw = np.zeros((1, DAYS))
-    raw[0, 0] = 1.0  # 1 January
-    smoothed = circular_smooth(xr.DataArray(raw, dims=("hour", "dayofyear"))).values[0]
+def test_circular_window_sum_wraps_around_the_year():
+    raw = np.zeros((DAYS, 1))
+    raw[0] = 1.0  # 1 January
+    smoothed = circular_window_sum(raw, 30, axis=0)[:, 0]
     weights = window_weights(30)
-    np.testing.assert_allclose(smoothed[:31], weights[30::-1])  # days 1..31
-    np.testing.assert_allclose(smoothed[-30:], weights[:30])  # days 337..366 see 1 January too
-    assert smoothed[31:-30].max() == 0
+    np.testing.assert_allclose(smoothed[:31], weights[30::-1], atol=1e-12)  # days 1..31
+    np.testing.assert_allclose(smoothed[-30:], weights[:30], atol=1e-12)  # days 337..366 see 1 January too
+    assert np.abs(smoothed[31:-30]).max() < 1e-12
+
+
+def test_circular_window_sum_equals_explicit_weights():
+    x = np.random.default_rng(0).random((DAYS, 3))
+    direct = sum(w * np.roll(x, -k, axis=0) for k, w in zip(range(-30, 31), window_weights(30)))
+    np.testing.assert_allclose(circular_window_sum(x, 30, axis=0), direct, rtol=1e-12)
 
 
 def test_blocks_cover_record_in_day_of_year_order():
