@@ -96,7 +96,7 @@ class ForecastStoreWriter:
         tmp = self._stack.enter_context(atomic_store(self.path, overwrite=self.overwrite))
         try:
             ds = self._template()
-            ds.to_zarr(tmp, compute=False, encoding={n: {"chunks": ds[n].data.chunksize} for n in ds.data_vars})
+            ds.to_zarr(tmp, compute=False, consolidated=False, encoding={n: {"chunks": ds[n].data.chunksize} for n in ds.data_vars})
             self._group = zarr.open_group(str(tmp), mode="r+")
         except BaseException:
             self._stack.__exit__(*sys.exc_info())

@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
                               device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every)
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
-        task = ForecastTask(data, preset=preset, train_lead_steps=leads)
+        task = ForecastTask(data, preset=preset, seed=seed, train_lead_steps=leads)
         print(_summary(train(task, config, out, resume=resume)))
 
     @group.command("downscale")

@@ -82,6 +82,7 @@ class ForecastTask:
         val_samples: int = 16,
         group_chunks: int = 4,
         prefetch: int = 4,
+        seed: int = 0,
         **overrides: Any,
     ):
         from data_catalog.stats import read_statistics
@@ -104,7 +105,9 @@ class ForecastTask:
         stats = read_statistics(store)
         self.statistics = channel_statistics(stats, config.channels, store)
         self.static_statistics = channel_statistics(stats, config.static_channels, store) if config.static_channels else None
-        self.model = Forecaster(config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # weights depend on the seed only, not on earlier random draws
+            self.model = Forecaster(config)
         s = self.static_statistics
         self.model.set_statistics(
             self.statistics["mean"], self.statistics["std"], self.statistics["diff_std"],

@@ -49,3 +49,14 @@ def waves_store(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("waves") / "waves.zarr"
     return write_store(advecting_waves(240), path, source="advecting-waves-test", time_chunk=8)
+
+
+@pytest.fixture
+def torch_single_thread():
+    """One intra-op thread: on a loaded 2-core machine OpenMP spin-waits make small models 10-100x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,95 @@
+"""ViT blocks and the forecaster: shapes, presets, normalisation round trip, rollout."""
+
+import pytest
+import torch
+
+from climate_optics.errors import UsageInputError
+from climate_optics.models.blocks import Block, VariablePatchEmbed, pad_to_multiple, sincos_pos_embed_2d, unpatchify
+from climate_optics.models.forecaster import (
+    Forecaster, ForecasterConfig, count_parameters, feedback_points, lat_weighted_mse, lat_weights,
+)
+
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def small(**kw):
+    return ForecasterConfig(**{**dict(channels=("geopotential@500", "2m_temperature"), grid=(10, 20), patch=4, dim=32, depth=2, heads=2), **kw})
+
+
+def test_sincos_embedding_is_distinct_per_patch():
+    emb = sincos_pos_embed_2d(16, 3, 5)  # (15, 16)
+    assert emb.shape == (15, 16)
+    dist = torch.cdist(emb, emb) + torch.eye(15)
+    assert dist.min() > 0.1  # no two patches share an embedding
+
+
+def test_unpatchify_inverts_patch_layout():
+    x = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).reshape(2, 3, 8, 12)  # (B, C, H, W), p = 4
+    tokens = x.reshape(2, 3, 2, 4, 3, 4).permute(0, 2, 4, 3, 5, 1).reshape(2, 6, 48)  # (B, N, p*p*C)
+    assert torch.equal(unpatchify(tokens, 3, 4, 2, 3), x)
+
+
+def test_patch_embed_and_conditioned_block_shapes():
+    embed = VariablePatchEmbed(3, 4, 32, 4)
+    assert embed(torch.randn(2, 3, 8, 12)).shape == (2, 6, 32)
+    block = Block(32, 4, cond_dim=16)
+    x = torch.randn(2, 6, 32)
+    assert torch.equal(block(x, torch.randn(2, 16)), x)  # adaLN-Zero: identity at initialisation
+    with pytest.raises(ValueError, match="conditioning"):
+        block(x)
+
+
+def test_padding_wraps_longitude():
+    x = torch.arange(10.0).reshape(1, 1, 1, 10)
+    padded, size = pad_to_multiple(x, 4)
+    assert size == (1, 10) and padded.shape == (1, 1, 4, 12)
+    assert padded[0, 0, 0, 10:].tolist() == [0.0, 1.0] and padded[0, 0, 3].tolist() == padded[0, 0, 0].tolist()
+
+
+def test_presets_parameter_counts_on_meta_device():
+    assert count_parameters(ForecasterConfig.from_preset("tiny")) < 1_000_000
+    assert 80e6 <= count_parameters(ForecasterConfig.from_preset("base")) <= 130e6
+    assert count_parameters(ForecasterConfig.from_preset("1b")) >= 1.0e9
+    with pytest.raises(UsageInputError, match="preset"):
+        ForecasterConfig.from_preset("huge")
+    with pytest.raises(UsageInputError, match="dim"):
+        small(dim=30)
+
+
+def test_forward_returns_input_grid_and_feedback_points():
+    model = Forecaster(small(static_channels=("land_sea_mask",)))
+    out = model(torch.randn(3, 2, 10, 20), torch.tensor([6.0, 12.0, 24.0]), torch.randn(3, 1, 10, 20))
+    assert out.shape == (3, 2, 10, 20)
+    assert feedback_points(model) == ["blocks.0", "blocks.1"]
+    modules = dict(model.named_modules())
+    assert all(isinstance(modules[name], Block) for name in feedback_points(model))
+
+
+def test_statistics_round_trip_and_rollout():
+    torch.manual_seed(0)
+    model = Forecaster(small()).eval()
+    model.set_statistics([5e4, 280.0], [3e3, 10.0], [300.0, 1.0])
+    state = torch.stack([torch.full((10, 20), 5.1e4), torch.full((10, 20), 285.0)])[None]  # (1, C, H, W) physical
+    future = state + torch.tensor([600.0, 2.0]).view(1, 2, 1, 1)
+    lead = torch.tensor([24.0])
+    target = model.target(state, future, lead)
+    assert torch.allclose(target, torch.tensor([1.0, 1.0]).view(1, 2, 1, 1))  # 600 / (300 * sqrt(4)), 2 / (1 * 2)
+    assert torch.allclose(state + target * model.tendency_scale(lead), future)
+    steps = model.rollout(state, [12, 6])
+    by_hand = model.predict(model.predict(state, 6.0), 6.0)
+    assert torch.allclose(steps[0], by_hand) and torch.allclose(steps[1], model.predict(state, 6.0))
+    direct = model.rollout(state, [12], direct=True)[0]
+    assert torch.allclose(direct, model.predict(state, 12.0))
+    with pytest.raises(UsageInputError, match="multiples"):
+        model.rollout(state, [9])
+
+
+def test_lat_weighted_mse_weights_equator_over_poles():
+    lat = torch.tensor([-80.0, 0.0, 80.0])
+    w = lat_weights(lat)
+    assert w.mean().item() == pytest.approx(1.0) and w[1] > w[0] == pytest.approx(w[2].item())
+    pred, target = torch.zeros(1, 1, 3, 4), torch.zeros(1, 1, 3, 4)
+    pole, equator = pred.clone(), pred.clone()
+    pole[..., 0, :], equator[..., 1, :] = 1.0, 1.0
+    assert lat_weighted_mse(equator, target, w) > lat_weighted_mse(pole, target, w) > 0
