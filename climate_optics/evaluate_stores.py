@@ -106,7 +106,7 @@ def evaluate_stores(
     truth_ds = open_truth(truth)
     clim = open_climatology(climatology) if climatology is not None else default_climatology(truth)
     scores = evaluate(
-        forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines_=baselines,
+        forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines=baselines,
         model_name=model_name, variables=variables,
     )
     fa = forecast_ds.attrs

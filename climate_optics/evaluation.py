@@ -12,13 +12,13 @@ square root of the mean MSE). Only a few forecast chunks are in memory at a time
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from climate_optics import baselines
+from climate_optics import baselines as reference
 from climate_optics.errors import UsageInputError
 from climate_optics.metrics import METRICS, Metric, WindVectorMSE, WindVectorRMSE, joint_statistics, make_metric
 from climate_optics.regions import DEFAULT_REGIONS, resolve_regions
@@ -72,7 +72,7 @@ def evaluate(
     metrics: Sequence[str] | str | None = None,
     regions: Any = None,
     climatology: "xr.Dataset | None" = None,
-    baselines_: Sequence[str] | str | None = None,
+    baselines: Sequence[str] | str | None = None,
     model_name: str | None = None,
     variables: Sequence[str] | None = None,
     land_sea_mask: Any = None,
@@ -83,7 +83,7 @@ def evaluate(
     [acc only with a climatology], plus crps, ensemble_mean_rmse, ensemble_spread and
     spread_skill_ratio for ensembles). ``regions``: names or boxes (default:
     ``regions.DEFAULT_REGIONS``). ``climatology``: WeatherBench 2 layout, for ACC and the
-    climatology baseline. ``baselines_``: subset of (persistence, climatology); default both
+    climatology baseline. ``baselines``: subset of (persistence, climatology); default both
     (climatology only when given). ``land_sea_mask``: for land/sea regions (default: the
     truth's static field).
     """
@@ -92,7 +92,7 @@ def evaluate(
     forecast, truth = _standardise(forecast, "forecast"), _standardise(truth, "truth")
     if climatology is not None:
         climatology = _standardise(climatology, "climatology")
-    plan = _plan(forecast, truth, metrics, regions, climatology, baselines_, model_name, variables, land_sea_mask)
+    plan = _plan(forecast, truth, metrics, regions, climatology, baselines, model_name, variables, land_sea_mask)
     truth = truth[plan.variables]
     if LEVEL in forecast.dims and LEVEL in truth.dims:
         truth = truth.sel({LEVEL: forecast[LEVEL].values})
@@ -129,7 +129,7 @@ def _standardise(ds: "xr.Dataset", what: str) -> "xr.Dataset":
     return ds
 
 
-def _plan(forecast, truth, metrics, regions, climatology, baselines_, model_name, variables, land_sea_mask) -> _Plan:
+def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name, variables, land_sea_mask) -> _Plan:
     if PREDICTION_TIMEDELTA not in forecast.dims or TIME not in forecast.dims:
         raise DataInputError(
             f"forecast needs dims time (init) and prediction_timedelta (lead); has {', '.join(map(str, forecast.dims))}"
@@ -151,7 +151,7 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines_, model_name
 
     ensemble = REALIZATION in forecast.dims
     metric_objs = _metrics(metrics, climatology, ensemble)
-    models = [model_name or forecast_name(forecast)] + _baselines(baselines_, climatology)
+    models = [model_name or forecast_name(forecast)] + _baselines(baselines, climatology)
     if len(set(models)) != len(models):
         raise UsageInputError(f"model name {models[0]!r} clashes with a baseline name")
 
@@ -164,11 +164,11 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines_, model_name
     inits = forecast.indexes[TIME].values
     leads = forecast.indexes[PREDICTION_TIMEDELTA].values
     for lead in leads:  # fail before any computation
-        baselines.truth_at(truth, baselines.valid_times(inits, lead), what=f"valid time (lead {_hours(lead)})")
+        reference.truth_at(truth, reference.valid_times(inits, lead), what=f"valid time (lead {_hours(lead)})")
     if "persistence" in models:
-        baselines.truth_at(truth, baselines.valid_times(inits, leads[:1])[TIME], what="initialisation time (persistence)")
+        reference.truth_at(truth, reference.valid_times(inits, leads[:1])[TIME], what="initialisation time (persistence)")
     if climatology is not None:  # variables, levels, days and hours present
-        baselines.climatology_at(climatology, baselines.valid_times(inits, leads), like=forecast[scored])
+        reference.climatology_at(climatology, reference.valid_times(inits, leads), like=forecast[scored])
     wind = [p for p in WIND_PAIRS if p[0] in scored and p[1] in scored] if set(WIND_METRICS) & set(metric_objs) else []
     return _Plan(scored, metric_objs, area, models, leads, inits, wind)
 
@@ -242,13 +242,13 @@ def _score_lead(forecast, truth, climatology, plan: _Plan, lead) -> "xr.Dataset"
 
     inits = forecast[TIME]
     valid = {"valid_time": (TIME, (inits + lead).values)}  # for ACC's climatology
-    verifying = _bare(baselines.verifying_truth(truth, inits, lead)).assign_coords(valid)
+    verifying = _bare(reference.verifying_truth(truth, inits, lead)).assign_coords(valid)
     inputs = {}
     for model in plan.models:
         if model == "persistence":
-            inputs[model] = baselines.persistence(truth, inits, lead)
+            inputs[model] = reference.persistence(truth, inits, lead)
         elif model == "climatology":
-            inputs[model] = baselines.climatology_forecast(climatology, inits, lead, like=forecast[plan.variables])
+            inputs[model] = reference.climatology_forecast(climatology, inits, lead, like=forecast[plan.variables])
         else:
             inputs[model] = forecast[plan.variables].sel({PREDICTION_TIMEDELTA: lead}, drop=True)
 

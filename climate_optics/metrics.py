@@ -313,18 +313,10 @@ class WindVectorRMSE(WindVectorMSE):
 
 
 @dataclass
-class EnsembleMeanRMSE(Metric):
-    """RMSE of the ensemble mean (square root after the time mean)."""
+class EnsembleMeanRMSE(RMSE):
+    """RMSE of the ensemble mean (square root after the time mean); for one member, the RMSE."""
 
     name: ClassVar[str] = "ensemble_mean_rmse"
-    stats: ClassVar[tuple[str, ...]] = ("mse",)
-
-    def pointwise(self, f, t, c):  # f is the ensemble mean
-        d = np.subtract(f, t)
-        return _one(np.multiply(d, d, out=d))
-
-    def finalize(self, stats):
-        return np.sqrt(stats["mse"])
 
 
 def _variance(f: np.ndarray) -> np.ndarray:

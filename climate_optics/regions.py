@@ -10,7 +10,7 @@ wrap around 0/360 when ``lon_min > lon_max``); land and sea come from a ``land_s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

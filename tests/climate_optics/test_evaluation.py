@@ -96,7 +96,7 @@ def test_scores_layout_time_mean_and_baselines(truth):
 
 def test_ensemble_forecast_and_dask_match_numpy(truth):
     fc = forecast_from(truth, 0.5, members=4)
-    kwargs = dict(metrics=["crps", "rmse", "spread_skill_ratio"], regions=["global", "europe"], baselines_=["persistence"])
+    kwargs = dict(metrics=["crps", "rmse", "spread_skill_ratio"], regions=["global", "europe"], baselines=["persistence"])
     eager = evaluate(fc, truth, **kwargs)
     lazy = evaluate(fc.chunk({"time": 1, "prediction_timedelta": 1}), truth.chunk({"time": 5}), **kwargs)
     xr.testing.assert_allclose(eager, lazy, rtol=1e-10)
