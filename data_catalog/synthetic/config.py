@@ -44,8 +44,11 @@ class SyntheticConfig:
     jet_width: float = 11.0  # degrees, Gaussian half-width of the jet
     relaxation_days: float = 12.0  # time scale of relaxation towards the jet (also damps eddies)
     forcing_band: tuple[int, int] = (8, 16)  # total wavenumbers of the stochastic vorticity forcing
-    forcing_amplitude: float = 1.4e-11  # s^-2, rms of each forced spectral coefficient's tendency
-    forcing_memory_days: float = 4.0  # AR(1) decorrelation time of the forcing
+    forcing_amplitude: float = 1.7e-11  # s^-2, rms of each forced spectral coefficient's tendency
+    forcing_memory_days: float = 3.0  # AR(1) decorrelation time of the forcing
+    storm_track_latitude: float = 45.0  # degrees, where the forcing peaks in each hemisphere
+    storm_track_width: float = 20.0  # degrees, Gaussian half-width of the storm tracks
+    forcing_floor: float = 0.3  # relative forcing far from the storm tracks
     hyperdiffusion_hours: float = 6.0  # e-folding time of the smallest resolved scale (del^8)
     topography_depth_m: float = 18000.0  # H in the topographic term f h / H
     # thermodynamics and surface -------------------------------------------------------------

@@ -15,7 +15,8 @@ and Oceanic Fluid Dynamics*, 2nd ed., ch. 12)::
 - ``q_eq`` is the potential vorticity of a seasonally varying zonal jet in each hemisphere
   (stronger in winter); relaxation towards it stands for the baroclinic forcing the
   barotropic model cannot produce itself, and also damps the eddies (Ekman-like drag).
-- ``S`` is red-noise (AR(1)) vorticity forcing in a band of total wavenumbers, the usual
+- ``S`` is red-noise (AR(1)) vorticity forcing in a band of total wavenumbers, weighted
+  towards the mid-latitude storm tracks (floor elsewhere), the usual
   way to keep a barotropic model turbulent and statistically steady (e.g. Vallis et al.
   2004, *J. Atmos. Sci.* 61, 264-280; Barnes & Hartmann 2011).
 - ``f h / H`` is the topographic term of the idealised orography (stationary waves).
@@ -73,7 +74,7 @@ class EquivalentBarotropicModel:
         self.q_eq_mean, self.q_eq_season = self._jet_pv(lat)
         land = land_fraction_at(sh.lat[:, None], lon_deg)  # (J, I)
         s = np.sin(lat)
-        t_mean = c.equator_t850 - c.pole_t850_drop * s**2 + 0.0 * land
+        t_mean = c.equator_t850 - c.pole_t850_drop * s**2 + 0.0 * lon_deg  # (J, I)
         t_season = c.seasonal_t850 * s + c.land_seasonal_t850 * land * s
         self.t_eq_mean = self._smooth(sh.analysis(t_mean))
         self.t_eq_season = self._smooth(sh.analysis(t_season))
@@ -84,11 +85,13 @@ class EquivalentBarotropicModel:
         lo, hi = c.forcing_band
         self.forcing_mask = (sh.valid & (sh.l >= lo) & (sh.l <= hi)).astype(float)
         self.forcing_ar = float(np.exp(-self.dt / (c.forcing_memory_days * DAY)))
-        self._real_m0 = np.ones((c.truncation + 1, 1))
+        # storm tracks: the eddy forcing is concentrated in the mid-latitudes of both hemispheres
+        self.storm_track = c.forcing_floor + (1.0 - c.forcing_floor) * np.exp(-(((np.abs(sh.lat) - c.storm_track_latitude) / c.storm_track_width) ** 2))[:, None]  # (J, 1)
         shape = (c.members, c.truncation + 1, c.truncation + 1)
         self.q = np.zeros(shape, complex)
         self.temp = np.zeros(shape, complex)
-        self.forcing = np.zeros(shape, complex)
+        self.noise = np.zeros(shape, complex)  # AR(1) state, isotropic
+        self.forcing = np.zeros(shape, complex)  # noise localised in the storm tracks
 
     # -- set-up helpers -----------------------------------------------------------------------
 
@@ -102,11 +105,11 @@ class EquivalentBarotropicModel:
         """PV spectra of the jet profile: annual mean and the (winter-positive in the north) seasonal part."""
         c, sh = self.config, self.sh
         lat_deg = np.rad2deg(lat)
-        nh = c.jet_speed * np.exp(-(((lat_deg - c.jet_latitude) / c.jet_width) ** 2))
-        sh_ = c.jet_speed * np.exp(-(((lat_deg + c.jet_latitude) / c.jet_width) ** 2))
+        north = c.jet_speed * np.exp(-(((lat_deg - c.jet_latitude) / c.jet_width) ** 2))
+        south = c.jet_speed * np.exp(-(((lat_deg + c.jet_latitude) / c.jet_width) ** 2))
         zeros = np.zeros((lat.size, sh.n_lon))
         out = []
-        for u in (nh + sh_, c.jet_seasonal_amplitude * (nh - sh_)):
+        for u in (north + south, c.jet_seasonal_amplitude * (north - south)):
             u_scaled = u * np.cos(lat) + zeros  # (J, I)
             zeta = sh.vorticity(u_scaled, zeros)
             psi = sh.invert_laplacian(zeta)
@@ -121,7 +124,6 @@ class EquivalentBarotropicModel:
 
     def initialise(self, time: np.datetime64) -> None:
         """Jet plus a small random perturbation; equilibrium temperature."""
-        c = self.config
         shape = self.q.shape
         noise = self.rng.standard_normal(shape + (2,)) @ np.array([1.0, 1j])
         band = self.forcing_mask
@@ -130,7 +132,6 @@ class EquivalentBarotropicModel:
         self.q = self.q_eq_mean + phase * self.q_eq_season + pv_scale * noise * band
         self.q[..., 0, :] = self.q[..., 0, :].real
         self.temp = np.broadcast_to(self.t_eq_mean + seasonal_phase(time, NH_SUMMER_PEAK_DAY) * self.t_eq_season, shape).copy()
-        del c
 
     def streamfunction(self, q: np.ndarray | None = None) -> np.ndarray:
         return (self.q if q is None else q) / self.q_to_psi_eigen
@@ -152,7 +153,7 @@ class EquivalentBarotropicModel:
 
     def step(self, time: np.datetime64) -> None:
         """Advance one time step from ``time`` (RK4; forcing and targets held over the step)."""
-        c, dt = self.config, self.dt
+        dt = self.dt
         mid = time + np.timedelta64(int(dt // 2), "s")
         q_eq = self.q_eq_mean + seasonal_phase(mid, NH_WINTER_PEAK_DAY) * self.q_eq_season
         t_eq = self.t_eq_mean + seasonal_phase(mid, NH_SUMMER_PEAK_DAY) * self.t_eq_season
@@ -166,11 +167,11 @@ class EquivalentBarotropicModel:
         t1 = t0 + dt / 6.0 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
         self.q = q1 * self.diffusion_factor
         self.temp = t1 * self.diffusion_factor
-        del c
 
     def _update_forcing(self) -> None:
         """AR(1) red noise in the forcing band with stationary rms ``forcing_amplitude`` per coefficient."""
         a = self.forcing_ar
         noise = self.rng.standard_normal(self.q.shape + (2,)) @ np.array([1.0, 1j]) / np.sqrt(2.0)
         noise[..., 0, :] = noise[..., 0, :].real * np.sqrt(2.0)
-        self.forcing = a * self.forcing + np.sqrt(1.0 - a * a) * self.config.forcing_amplitude * noise * self.forcing_mask
+        self.noise = a * self.noise + np.sqrt(1.0 - a * a) * self.config.forcing_amplitude * noise * self.forcing_mask
+        self.forcing = self.sh.analysis(self.storm_track * self.sh.synthesis(self.noise))
