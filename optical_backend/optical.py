@@ -61,6 +61,7 @@ class OpticalProjector(BaseProjector):
         noise.manual_seed(seeded_generator(self.seed, salt=2).initial_seed())
         self.camera = HolographicCamera(config, noise)
 
+    @torch.no_grad()  # a physical measurement: not differentiable (frames are rounded by the ADC)
     def _project(self, x: torch.Tensor) -> torch.Tensor:  # (N, n_in) -> (N, n_out)
         n = x.shape[0]
         patterns_per_vector = self.opu.patterns_per_vector
