@@ -179,3 +179,18 @@ def test_cli_bad_input_is_status_2_and_writes_nothing(run_cli, stores, args, mat
     assert status == 2
     assert len(stderr.strip().splitlines()) == 1 and match in stderr
     assert not out.exists() and not list(stores.glob(f".{out.name}*"))
+
+
+def test_wind_vector_and_weatherbench2_spellings(truth):
+    rng = np.random.default_rng(1)
+    shape = (TIMES.size, LAT.size, LON.size)
+    winds = xr.Dataset(
+        {n: (("time", "latitude", "longitude"), rng.normal(size=shape)) for n in ("10m_u_component_of_wind", "10m_v_component_of_wind")},
+        coords={"time": TIMES, "latitude": LAT, "longitude": LON},
+    )
+    fc = xr.Dataset({n: baselines.verifying_truth(winds[n], INITS, LEADS[:2]) + 1.0 for n in winds.data_vars})
+    fc = fc.rename({"time": "init_time", "prediction_timedelta": "lead_time"}).isel(latitude=slice(None, None, -1))
+    scores = evaluate(fc.drop_vars("valid_time", errors="ignore"), winds, metrics="rmse", regions="global", baselines="none")
+    np.testing.assert_allclose(scores["10m_wind_vector"].values, np.sqrt(2.0), rtol=1e-10)  # |(1, 1)|
+    np.testing.assert_allclose(scores["10m_u_component_of_wind"].values, 1.0, rtol=1e-10)
+    assert list(scores.model.values) == ["forecast"]
