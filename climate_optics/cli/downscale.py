@@ -1,0 +1,36 @@
+"""``climate-optics downscale``: coarse fields to a fine-grid ensemble store with a trained downscaler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def downscale(
+        checkpoint: Path = typer.Option(..., "--checkpoint", help="Diffusion-stage checkpoint or run directory of `train downscale`."),
+        coarse: str = typer.Option(..., "--coarse", help="Coarse input: catalog entry, analysis store or forecast store."),
+        members: int = typer.Option(4, "--members", help="Ensemble members (realization)."),
+        out: Path = typer.Option(..., "--out", help="Output Zarr store (forecast-store layout with realization)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output store."),
+        steps: Optional[int] = typer.Option(None, "--steps", help="Heun sampler steps (default: the model's)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the ensemble noise."),
+        start: Optional[str] = typer.Option(None, "--start", help="First time to downscale (ISO date)."),
+        end: Optional[str] = typer.Option(None, "--end", help="Last time to downscale (ISO date, inclusive)."),
+        coarsen: int = typer.Option(1, "--coarsen", help="Coarsen the input conservatively by this factor first (for fine-grid sources)."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    ) -> None:
+        """Downscale coarse fields into an M-member ensemble on the model's fine grid."""
+        from climate_optics.errors import UsageInputError
+        from climate_optics.inference.downscale import run_downscale
+
+        if not checkpoint.exists():
+            raise UsageInputError(f"--checkpoint: {checkpoint} does not exist")
+        if coarsen < 1:
+            raise UsageInputError(f"--coarsen must be >= 1, got {coarsen}")
+        path = run_downscale(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed, steps=steps,
+                             start=start, end=end, coarsen=coarsen, device=device)
+        print(f"wrote {path}")

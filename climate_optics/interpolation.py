@@ -1,0 +1,80 @@
+"""Bilinear and bicubic interpolation between regular latitude-longitude grids, as matrices.
+
+Interpolation on a lat-lon grid is separable, so it is two small matrices: a field
+``x`` (..., n_lat_src, n_lon_src) becomes ``W_lat @ x @ W_lon.T`` (..., n_lat_dst, n_lon_dst).
+Longitude wraps around the globe (for a global source); latitude beyond the outermost source
+rows takes the edge value. ``linear`` is the usual bilinear baseline of downscaling studies;
+``cubic`` uses the Keys (1981) cubic convolution kernel (a = -0.5), the usual "bicubic".
+Works on numpy arrays and on torch tensors (see ``apply``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METHODS = ("linear", "cubic")
+
+
+def _keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
+    """Keys cubic convolution kernel at distances ``t`` (in grid steps)."""
+    t = np.abs(t)
+    near = (a + 2) * t**3 - (a + 3) * t**2 + 1
+    far = a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+
+def _fractional_index(src: np.ndarray, dst: np.ndarray, periodic: bool) -> np.ndarray:
+    """Position of every ``dst`` coordinate in units of source grid steps (float index)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if periodic:
+        # Unroll one period on each side so np.interp sees a monotone axis.
+        ext = np.concatenate([src[-1:] - 360.0, src, src[:1] + 360.0])
+        idx = np.arange(-1, src.size + 1, dtype=np.float64)
+        return np.interp(np.mod(dst - src[0], 360.0) + src[0], ext, idx)
+    return np.interp(dst, src, np.arange(src.size, dtype=np.float64))  # clamps outside
+
+
+def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: str = "linear") -> np.ndarray:
+    """(n_dst, n_src) matrix interpolating values on ``src`` coordinates to ``dst`` coordinates."""
+    if method not in METHODS:
+        raise ValueError(f"interpolation method must be one of {', '.join(METHODS)}, got {method!r}")
+    n = len(src)
+    pos = _fractional_index(src, dst, periodic)  # (n_dst,)
+    base = np.floor(pos).astype(int)
+    offsets = np.array([0, 1]) if method == "linear" else np.array([-1, 0, 1, 2])
+    cols = base[:, None] + offsets[None, :]  # (n_dst, k)
+    dist = pos[:, None] - cols  # (n_dst, k)
+    weights = np.clip(1.0 - np.abs(dist), 0.0, None) if method == "linear" else _keys_cubic(dist)
+    cols = np.mod(cols, n) if periodic else np.clip(cols, 0, n - 1)
+    matrix = np.zeros((len(dst), n))
+    np.add.at(matrix, (np.repeat(np.arange(len(dst)), cols.shape[1]), cols.ravel()), weights.ravel())
+    return matrix
+
+
+def grid_matrices(
+    src_lat: np.ndarray, src_lon: np.ndarray, dst_lat: np.ndarray, dst_lon: np.ndarray, *, method: str = "linear"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(W_lat (n_lat_dst, n_lat_src), W_lon (n_lon_dst, n_lon_src)); longitude wraps if the source is global."""
+    src_lon = np.asarray(src_lon, dtype=np.float64)
+    step = np.median(np.diff(src_lon)) if src_lon.size > 1 else 360.0
+    periodic = bool(abs(src_lon.size * step - 360.0) < 1e-6 * 360.0)
+    return (
+        interp_matrix(src_lat, dst_lat, periodic=False, method=method),
+        interp_matrix(src_lon, dst_lon, periodic=periodic, method=method),
+    )
+
+
+def apply(x, w_lat, w_lon):
+    """Interpolate the last two axes of ``x`` (numpy array or torch tensor): ``W_lat @ x @ W_lon.T``.
+
+    Computed with torch either way (numpy's stacked matmul is slow for many small matrices).
+    """
+    import torch
+
+    is_numpy = not isinstance(x, torch.Tensor)
+    xt = torch.from_numpy(np.ascontiguousarray(x)) if is_numpy else x
+    wl = torch.as_tensor(np.asarray(w_lat) if not isinstance(w_lat, torch.Tensor) else w_lat, dtype=xt.dtype, device=xt.device)
+    wn = torch.as_tensor(np.asarray(w_lon) if not isinstance(w_lon, torch.Tensor) else w_lon, dtype=xt.dtype, device=xt.device)
+    out = wl @ xt @ wn.T  # (..., n_lat_dst, n_lon_dst)
+    return out.numpy() if is_numpy else out

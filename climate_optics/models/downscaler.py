@@ -1,0 +1,211 @@
+"""Residual diffusion downscaler in the line of CorrDiff (Mardani et al. 2023, arXiv:2309.15214).
+
+Two networks share one ViT backbone design (``FieldViT``, built from ``models.blocks``):
+
+1. ``regression``: the conditional mean. Input ``cond`` (B, K, H, W) = the coarse fields
+   interpolated to the fine grid (C channels, normalised), the static fields (land-sea mask,
+   surface geopotential) and sin/cos of latitude and longitude; output the fine fields
+   (B, C, H, W), predicted as a correction to the interpolated coarse fields.
+2. ``denoiser``: an EDM denoiser (Karras et al. 2022, ``models.edm``) of the *residual*
+   ``r = (truth - mean) / residual_std`` (unit variance per channel, hence ``sigma_data=1``),
+   conditioned on ``cond`` and on the regression mean.
+
+A sample is ``mean + residual_std * r`` with ``r`` drawn by the Heun sampler; an ensemble of
+M members draws M residuals for the same mean. The backbone works on any grid whose sides are
+multiples of its patch size, so training uses random regional patches and inference tiles
+the globe (``inference.tiling``).
+
+Shapes: B batch, C fine-field channels, K = C + 6 conditioning channels, H x W grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from climate_optics.errors import UsageInputError
+from climate_optics.models.blocks import Block, PatchHead, ScalarEmbedding, VariablePatchEmbed, pad_to_multiple, sincos_pos_embed_2d
+from climate_optics.models.edm import EDMLossConfig, EDMPrecond, SamplerConfig
+
+STATIC_CHANNELS = ("land_sea_mask", "geopotential_at_surface")
+GEO_CHANNELS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
+WINDOWS = ("cosine", "linear")
+INTERPOLATIONS = ("linear", "cubic")
+
+
+@dataclass
+class DownscalerConfig:
+    """Everything that defines a downscaler; saved in every checkpoint and output store."""
+
+    channels: tuple[str, ...] = ()  # fine-field channels, "name" or "name@level" (filled from the store)
+    factor: int = 2  # fine cells per coarse cell along each axis
+    interpolation: str = "linear"  # coarse -> fine interpolation of the conditioning: linear | cubic
+    tile: int = 32  # side of training patches and inference tiles, in fine cells
+    overlap: int = 8  # tile overlap at inference, in fine cells
+    margin: int = 2  # cells at a tile's inner edges that get zero blending weight
+    window: str = "cosine"  # blending ramp across the overlap: cosine | linear
+    patch: int = 2  # ViT patch size (fine cells per token side)
+    dim: int = 64  # token width
+    depth: int = 3  # Transformer blocks per network
+    heads: int = 4  # attention heads
+    mlp_ratio: float = 2.0  # MLP hidden width / token width
+    sigma_data: float = 1.0  # EDM data std; residuals are normalised to unit variance
+    p_mean: float = -1.2  # EDM training: ln(sigma) ~ N(p_mean, p_std^2)
+    p_std: float = 1.2
+    sampler_steps: int = 18  # Heun sampler noise levels at inference
+    s_churn: float = 0.0  # sampler stochasticity (0 = deterministic ODE)
+    sigma_max: float = 80.0
+    sigma_min: float = 0.002
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        checks = [
+            (self.factor >= 1, f"factor must be >= 1, got {self.factor}"),
+            (self.interpolation in INTERPOLATIONS, f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"),
+            (self.patch >= 1 and self.tile % self.patch == 0, f"tile ({self.tile}) must be a multiple of patch ({self.patch})"),
+            (0 <= 2 * self.margin < self.overlap < self.tile, f"need 0 <= 2*margin < overlap < tile, got margin={self.margin}, overlap={self.overlap}, tile={self.tile}"),
+            (self.window in WINDOWS, f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}"),
+            (self.dim % 4 == 0 and self.dim % self.heads == 0, f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})"),
+            (self.depth >= 1, f"depth must be >= 1, got {self.depth}"),
+            (self.sigma_data > 0, f"sigma_data must be positive, got {self.sigma_data}"),
+            (self.sampler_steps >= 1, f"sampler_steps must be >= 1, got {self.sampler_steps}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageInputError(f"downscaler config: {message}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "DownscalerConfig":
+        """``tiny`` (CI, CPU, ~0.3M parameters) or ``base`` (~40M parameters, GPU)."""
+        if name not in PRESETS:
+            raise UsageInputError(f"unknown downscaler preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return replace(PRESETS[name], **overrides)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def n_cond(self) -> int:
+        return len(self.channels) + len(STATIC_CHANNELS) + len(GEO_CHANNELS)
+
+    def sampler(self, **overrides: Any) -> SamplerConfig:
+        values = dict(steps=self.sampler_steps, s_churn=self.s_churn, sigma_max=self.sigma_max, sigma_min=self.sigma_min)
+        values.update(overrides)
+        return SamplerConfig(**values)
+
+    def loss_config(self) -> EDMLossConfig:
+        return EDMLossConfig(p_mean=self.p_mean, p_std=self.p_std)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["channels"] = list(self.channels)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DownscalerConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+PRESETS: dict[str, DownscalerConfig] = {
+    "tiny": DownscalerConfig(),
+    "base": DownscalerConfig(tile=128, overlap=32, margin=4, patch=4, dim=512, depth=12, heads=8, mlp_ratio=4.0),
+}
+
+
+class FieldViT(nn.Module):
+    """Fields to fields with a ViT: (B, C_in, H, W) -> (B, C_out, H, W).
+
+    Patch embedding per input channel (``VariablePatchEmbed``), fixed 2D sin-cos positions of
+    the patch grid, ``depth`` Transformer blocks, and a per-token head back to the grid. With
+    ``noise_conditioned`` the blocks are modulated by an embedding of the EDM noise label
+    (adaLN-Zero); the blocks are the DFA feedback points (``blocks.0`` ...).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False):
+        super().__init__()
+        self.patch, self.dim = config.patch, config.dim
+        self.embed = VariablePatchEmbed(in_channels, config.patch, config.dim, config.heads)
+        self.noise_embed = ScalarEmbedding(config.dim) if noise_conditioned else None
+        cond_dim = config.dim if noise_conditioned else None
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, cond_dim=cond_dim) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim)
+        self.head = PatchHead(config.dim, out_channels, config.patch)
+
+    def forward(self, x: torch.Tensor, noise_label: torch.Tensor | None = None) -> torch.Tensor:
+        x, (height, width) = pad_to_multiple(x, self.patch)  # (B, C_in, H', W')
+        h, w = x.shape[-2] // self.patch, x.shape[-1] // self.patch
+        tokens = self.embed(x)  # (B, N, D)
+        tokens = tokens + sincos_pos_embed_2d(self.dim, h, w).to(tokens)[None]  # (B, N, D)
+        cond = None if self.noise_embed is None else self.noise_embed(noise_label)  # (B, D)
+        for block in self.blocks:
+            tokens = block(tokens) if cond is None else block(tokens, cond)  # (B, N, D)
+        out = self.head(self.norm(tokens), h, w)  # (B, C_out, H', W')
+        return out[..., :height, :width]  # (B, C_out, H, W)
+
+
+class ResidualDenoiserNet(nn.Module):
+    """The raw EDM network ``F(c_in * r, c_noise, cond)``: concatenates the conditioning channels."""
+
+    def __init__(self, config: DownscalerConfig):
+        super().__init__()
+        c = config.n_channels
+        self.vit = FieldViT(c + config.n_cond + c, c, config, noise_conditioned=True)
+
+    def forward(self, x: torch.Tensor, noise_label: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.vit(torch.cat([x, cond], dim=1), noise_label)  # (B, C + K + C, H, W) -> (B, C, H, W)
+
+
+class Downscaler(nn.Module):
+    """Regression mean + EDM residual denoiser.
+
+    ``stage`` selects what ``forward`` computes, so that the training loop (and DFA, which sees
+    the module's output) trains one network at a time:
+
+    - ``"regression"``: ``forward(cond)`` -> mean (B, C, H, W), normalised fine fields.
+    - ``"diffusion"``: ``forward(r_noisy, sigma, cond_full)`` -> denoised residual (B, C, H, W),
+      with ``cond_full = cat([cond, mean])`` (B, K + C, H, W); the regression is frozen.
+    """
+
+    def __init__(self, config: DownscalerConfig):
+        super().__init__()
+        if not config.channels:
+            raise UsageInputError("downscaler config: no channels (build it from a store or list them)")
+        self.config = config
+        self.regression = FieldViT(config.n_cond, config.n_channels, config)
+        self.denoiser = EDMPrecond(ResidualDenoiserNet(config), sigma_data=config.sigma_data)
+        # Per-channel std of the normalised residual truth - mean, set before the diffusion stage.
+        self.register_buffer("residual_std", torch.ones(config.n_channels))
+        self.stage = "regression"
+
+    def set_stage(self, stage: str) -> "Downscaler":
+        if stage not in ("regression", "diffusion"):
+            raise UsageInputError(f"downscaler stage must be regression or diffusion, got {stage!r}")
+        self.stage = stage
+        self.regression.requires_grad_(stage == "regression")
+        self.denoiser.requires_grad_(stage == "diffusion")
+        return self
+
+    def feedback_points(self) -> list[str]:
+        """DFA feedback points of the network the current stage trains: its Transformer blocks."""
+        prefix = "regression" if self.stage == "regression" else "denoiser.net.vit"
+        return [f"{prefix}.blocks.{i}" for i in range(self.config.depth)]
+
+    def regress(self, cond: torch.Tensor) -> torch.Tensor:
+        """Conditional mean: interpolated coarse fields + a learned correction. (B, K, H, W) -> (B, C, H, W)."""
+        return cond[:, : self.config.n_channels] + self.regression(cond)
+
+    def denoise(self, r: torch.Tensor, sigma: torch.Tensor, cond_full: torch.Tensor) -> torch.Tensor:
+        """EDM denoiser of the unit-variance residual: (B, C, H, W), (B,), (B, K + C, H, W) -> (B, C, H, W)."""
+        return self.denoiser(r, sigma, cond_full)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.regress(*args) if self.stage == "regression" else self.denoise(*args)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,217 @@
+"""The downscaler as a ``TrainTask``: two stages, each trained by the generic loop.
+
+CorrDiff trains in two stages (Mardani et al. 2023, Sec. 3):
+
+1. ``regression``: the conditional-mean network, MSE against the normalised fine truth.
+2. ``diffusion``: the EDM denoiser of the residual ``(truth - mean) / residual_std`` with the
+   regression network frozen; ``residual_std`` (per channel) is measured on training patches
+   when the stage starts and saved in the model.
+
+``climate-optics train downscale --stage regression|diffusion|both`` runs them through
+``run_downscale_training``: ``both`` trains ``OUT/regression`` then ``OUT/diffusion`` (each
+``--steps`` steps, same mode); ``diffusion`` alone needs ``--init OUT/regression`` (a
+regression run or checkpoint). The diffusion checkpoint holds both networks and is what
+``climate-optics downscale --checkpoint`` reads. Every mode of the loop works
+(``backprop | dfa | optical``); the feedback points are the Transformer blocks of the network
+the stage trains.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from climate_optics.errors import UsageInputError
+from climate_optics.models.downscaler import Downscaler, DownscalerConfig
+from climate_optics.models.edm import edm_loss
+from climate_optics.training.downscale_data import DownscaleData, default_channels
+from climate_optics.training.sampler import open_store
+from climate_optics.training.task import TrainConfig
+
+STAGES = ("regression", "diffusion")
+RESIDUAL_STD_BATCHES = 8  # training batches used to measure the residual std
+VAL_SIGMAS = (0.02, 0.2, 1.0, 5.0)  # noise levels of the diffusion validation loss
+
+
+class DownscaleTask:
+    """One stage of downscaler training (implements ``training.task.TrainTask``)."""
+
+    def __init__(self, model: Downscaler, data: DownscaleData, stage: str):
+        if stage not in STAGES:
+            raise UsageInputError(f"downscale stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        self.model = model.set_stage(stage)
+        self.data = data
+        self.stage = stage
+        self.feedback_points = model.feedback_points()
+
+    def batches(self, rng: np.random.Generator, batch_size: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        seed = int(rng.integers(2**31))
+        return self.data.batches(seed, batch_size, start_step=start_step)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        cond, target = batch["cond"], batch["target"]  # (B, K, t, t), (B, C, t, t)
+        if self.stage == "regression":
+            return F.mse_loss(model(cond), target)
+        residual, cond_full = self.residual(model, cond, target)
+        return edm_loss(model, residual, cond_full, sigma_data=model.config.sigma_data, config=model.config.loss_config())
+
+    @staticmethod
+    def residual(model: Downscaler, cond: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit-variance residual (B, C, t, t) and the denoiser's conditioning (B, K + C, t, t)."""
+        with torch.no_grad():
+            mean = model.regress(cond)  # (B, C, t, t)
+        std = model.residual_std.reshape(1, -1, 1, 1)
+        return (target - mean) / std, torch.cat([cond, mean], dim=1)
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float]:
+        batch = {k: v.to(next(model.parameters()).device) for k, v in self.data.validation_batch().items()}
+        cond, target = batch["cond"], batch["target"]
+        if self.stage == "regression":
+            interp = cond[:, : target.shape[1]]
+            return {"val_mse": float(F.mse_loss(model(cond), target)), "val_mse_interpolation": float(F.mse_loss(interp, target))}
+        residual, cond_full = self.residual(model, cond, target)
+        generator = torch.Generator(device=residual.device).manual_seed(0)
+        scores = {}
+        for sigma in VAL_SIGMAS:
+            s = torch.full((residual.shape[0],), sigma, device=residual.device)
+            loss = edm_loss(model, residual, cond_full, sigma_data=model.config.sigma_data, generator=generator, sigma=s)
+            scores[f"val_edm_loss_sigma{sigma:g}"] = float(loss)
+        scores["val_edm_loss"] = float(np.mean(list(scores.values())))
+        return scores
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"kind": "downscaler", "stage": self.stage, "config": self.model.config.to_dict(), **self.data.checkpoint_extra()}
+
+
+@torch.no_grad()
+def measure_residual_std(model: Downscaler, data: DownscaleData, *, seed: int, batch_size: int = 16) -> torch.Tensor:
+    """Per-channel std of ``normalised truth - regression mean`` over a few training batches: (C,)."""
+    model.eval()
+    stream = data.batches(seed, batch_size)
+    total = torch.zeros(model.config.n_channels, dtype=torch.float64)
+    count = 0
+    try:
+        for _ in range(RESIDUAL_STD_BATCHES):
+            batch = next(stream)
+            res = (batch["target"] - model.regress(batch["cond"])).double()  # (B, C, t, t)
+            total += res.pow(2).sum(dim=(0, 2, 3))
+            count += res.shape[0] * res.shape[2] * res.shape[3]
+    finally:
+        stream.close()
+    return (total / count).sqrt().float().clamp_min(1e-6)
+
+
+def load_stage_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A downscaler checkpoint from a file or a run directory (``diffusion/`` preferred)."""
+    from climate_optics.training.checkpoint import LATEST, load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "diffusion" / LATEST, path / LATEST, path / "regression" / LATEST):
+            if candidate.exists():
+                path = candidate
+                break
+        else:
+            raise UsageInputError(f"{path}: no downscaler checkpoint ({LATEST}) in this run directory")
+    if not path.exists():
+        raise UsageInputError(f"{path}: checkpoint does not exist")
+    state = load_checkpoint(path)
+    if state.get("task", {}).get("kind") != "downscaler":
+        raise UsageInputError(f"{path}: not a downscaler checkpoint")
+    state["path"] = str(path)
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> Downscaler:
+    """Rebuild the ``Downscaler`` of a checkpoint (weights and residual std included)."""
+    model = Downscaler(DownscalerConfig.from_dict(state["task"]["config"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
+def build_downscale_task(
+    data: str | os.PathLike,
+    *,
+    preset: str = "tiny",
+    stage: str = "regression",
+    init: str | os.PathLike | None = None,
+    channels: list[str] | tuple[str, ...] | None = None,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+) -> DownscaleTask:
+    """A ``DownscaleTask`` for ``stage`` on the ingested fine-grid store ``data``.
+
+    ``preset`` and ``overrides`` (DownscalerConfig fields) define a new model; ``channels``
+    defaults to every time-dependent variable and level in the store. The ``diffusion`` stage
+    starts from the regression weights in ``init`` (a checkpoint or run directory) and
+    measures the residual std on training patches (seeded by ``seed``).
+    """
+    if stage not in STAGES:
+        raise UsageInputError(f"downscale stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    if init is not None:
+        state = load_stage_checkpoint(init)
+        model = model_from_checkpoint(state)
+        config = model.config
+    else:
+        if stage == "diffusion":
+            raise UsageInputError("the diffusion stage needs the trained regression network: pass --init REGRESSION_RUN (or use --stage both)")
+        config = DownscalerConfig.preset(preset, **(overrides or {}))
+        if channels is None and not config.channels:
+            channels = default_channels(open_store(data))
+        if channels is not None:
+            config = replace(config, channels=tuple(channels))
+        model = Downscaler(config)
+    datasets = DownscaleData(data, config, val_fraction=val_fraction)
+    if stage == "diffusion":
+        model.residual_std.copy_(measure_residual_std(model, datasets, seed=seed + 1))
+    return DownscaleTask(model, datasets, stage)
+
+
+def run_downscale_training(
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    stage: str = "both",
+    preset: str = "tiny",
+    init: str | os.PathLike | None = None,
+    diffusion_steps: int | None = None,
+    resume: bool = False,
+    **task_kwargs: Any,
+) -> dict[str, Any]:
+    """Train one stage into ``out_dir``, or (``both``) ``out_dir/regression`` then ``out_dir/diffusion``.
+
+    ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both``.
+    Returns ``{stage: TrainResult}``.
+    """
+    from climate_optics.training.loop import train
+
+    if stage not in STAGES + ("both",):
+        raise UsageInputError(f"--stage must be regression, diffusion or both, got {stage!r}")
+    out = Path(out_dir)
+    results: dict[str, Any] = {}
+    if stage != "both":
+        task = build_downscale_task(data, preset=preset, stage=stage, init=init, seed=config.seed, **task_kwargs)
+        results[stage] = train(task, config, out, resume=resume)
+        return results
+    reg_dir, diff_dir = out / "regression", out / "diffusion"
+    from climate_optics.training.checkpoint import LATEST
+
+    reg_done = resume and (reg_dir / LATEST).exists() and (diff_dir / LATEST).exists()
+    if not reg_done:
+        task = build_downscale_task(data, preset=preset, stage="regression", init=init, seed=config.seed, **task_kwargs)
+        results["regression"] = train(task, config, reg_dir, resume=resume and (reg_dir / LATEST).exists())
+    task_kwargs.pop("channels", None)
+    task_kwargs.pop("overrides", None)
+    task = build_downscale_task(data, stage="diffusion", init=reg_dir, seed=config.seed, **task_kwargs)
+    diff_config = config if diffusion_steps is None else replace(config, steps=diffusion_steps)
+    results["diffusion"] = train(task, diff_config, diff_dir, resume=resume and (diff_dir / LATEST).exists())
+    return results
