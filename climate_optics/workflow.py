@@ -70,7 +70,7 @@ class PipelineConfig:
     projector: str = "structured"  # digital DFA projector (dense | structured)
     preset: str = "tiny"  # forecaster size preset
     model: dict[str, Any] = field(default_factory=dict)  # ForecasterConfig overrides (e.g. dim, depth)
-    steps: int = 300  # optimiser steps
+    steps: int = 200  # optimiser steps
     batch_size: int = 8
     lr: float = 1e-3
     seed: int = 0
@@ -276,6 +276,7 @@ def run_pipeline(
     *,
     overwrite: bool = False,
     say: Callable[[str], None] = lambda message: None,
+    progress: bool = False,
 ) -> PipelineResult:
     """Ingest -> train -> forecast -> score (-> downscale), step by step, without an orchestrator."""
     from data_catalog.ingest import ingest
@@ -287,7 +288,7 @@ def run_pipeline(
     say(f"train the {config.preset} forecaster ({config.mode}, {config.steps} steps) -> {layout.train}")
     checkpoint = train_forecaster(data, layout.train, mode=config.mode, projector=config.projector, preset=config.preset,
                                   model=config.model, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                                  seed=config.seed)
+                                  seed=config.seed, progress=progress)
     say(f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast}")
     forecast = forecast_held_out(checkpoint, data, layout.forecast, lead_hours=config.lead_hours,
                                  max_inits=config.max_inits, overwrite=overwrite)

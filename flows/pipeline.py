@@ -20,7 +20,7 @@ from flows.train import train_forecaster_task
 
 
 @flow(name="climate-optics-pipeline", log_prints=True)
-def pipeline_flow(run_dir: str, mode: str = "backprop", steps: int = 300, source: str = DEMO_SOURCE,
+def pipeline_flow(run_dir: str, mode: str = "backprop", steps: int = 200, source: str = DEMO_SOURCE,
                   options: dict[str, Any] | None = None, downscale: bool = False,
                   settings: dict[str, Any] | None = None, overwrite: bool = False,
                   resume: bool = False) -> dict[str, str]:

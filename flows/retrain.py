@@ -27,7 +27,7 @@ DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
 
 @flow(name="retrain-forecaster", log_prints=True)
 def retrain_flow(runs_dir: str, source: str = DEMO_SOURCE, options: dict[str, Any] | None = None,
-                 window_days: float | None = None, mode: str = "backprop", steps: int = 300,
+                 window_days: float | None = None, mode: str = "backprop", steps: int = 200,
                  settings: dict[str, Any] | None = None) -> dict[str, str]:
     """One retraining into a new time-stamped run under ``runs_dir``; returns the paths it wrote.
 

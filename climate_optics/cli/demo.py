@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="Run directory for the stores, scores.md and figures."),
         mode: Optional[str] = typer.Option(None, "--mode", help="Training mode: backprop (default), dfa or optical."),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Forecaster training steps (default 300)."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Forecaster training steps (default 200)."),
         days: Optional[float] = typer.Option(None, "--days", min=1, help="Days of synthetic reanalysis (default 90)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data and of training (default 0)."),
         downscale: bool = typer.Option(False, "--downscale", help="Also train the diffusion downscaler on the fine grid."),
@@ -91,6 +91,6 @@ def register(app: typer.Typer) -> None:
             return
         from climate_optics.workflow import run_pipeline
 
-        result = run_pipeline(cfg, out, overwrite=overwrite, say=say)
+        result = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True)
         typer.echo(result.summary())
         typer.echo(f"explore them: jupyter lab notebooks/  (CLIMATE_OPTICS_RUN={result.run_dir})")

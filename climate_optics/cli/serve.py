@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         cron: str = typer.Option("0 3 * * 1", "--cron", help="Schedule, cron syntax in UTC (default: Mondays 03:00)."),
         window_days: Optional[float] = typer.Option(None, "--window-days", min=1, help="Train on the trailing days of the record only."),
         mode: str = typer.Option("backprop", "--mode", help="Training mode: backprop, dfa or optical."),
-        steps: int = typer.Option(300, "--steps", min=1, help="Training steps per retraining."),
+        steps: int = typer.Option(200, "--steps", min=1, help="Training steps per retraining."),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of further pipeline settings."),
         name: str = typer.Option("scheduled-retraining", "--name", help="Deployment name."),
     ) -> None:

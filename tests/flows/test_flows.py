@@ -10,56 +10,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import yaml
-
-# A tiny but complete pipeline: 10 days of 6-hourly 16x32 fields, a 1-block ViT, two steps.
-TINY = {
-    "model": {"dim": 32, "depth": 1, "heads": 2},
-    "steps": 2,
-    "batch_size": 2,
-    "lead_hours": [6, 12],
-    "max_inits": 3,
-    "regions": ["global", "tropics"],
-}
-
 
 @pytest.fixture(scope="module")
-def tiny_source(tmp_path_factory):
-    from data_catalog.testing import canonical_dataset
-
-    ds = canonical_dataset(n_time=40, n_lat=16, n_lon=32, levels=(500, 850),
-                           variables=["geopotential", "temperature", "2m_temperature", "land_sea_mask"])
-    path = tmp_path_factory.mktemp("source") / "tiny.nc"
-    ds.to_netcdf(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tiny_source, tmp_path_factory):
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(yaml.safe_dump({"source": str(tiny_source), **TINY}))
-    return path
-
-
-@pytest.fixture(scope="module")
-def demo_run(tiny_config, tmp_path_factory):
-    """``climate-optics demo`` (direct calls, no Prefect) on the tiny settings: its run directory."""
-    from climate_optics.cli import main
-
-    out = tmp_path_factory.mktemp("demo") / "run"
-    assert main(["demo", "--config", str(tiny_config), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def flow_run(prefect_harness, tiny_source, tmp_path_factory):
+def flow_run(prefect_harness, tiny_source, tiny_settings, tmp_path_factory):
     from flows.pipeline import pipeline_flow
 
     out = tmp_path_factory.mktemp("flow") / "run"
-    settings = {k: v for k, v in TINY.items() if k != "steps"}
-    paths = pipeline_flow(str(out), source=str(tiny_source), steps=TINY["steps"], settings=settings)
+    steps = tiny_settings.pop("steps")
+    paths = pipeline_flow(str(out), source=str(tiny_source), steps=steps, settings=tiny_settings)
     return out, paths
 
 
@@ -96,13 +55,13 @@ def test_flow_equals_direct_calls(demo_run, flow_run):
     assert float(abs(fc.isel(prediction_timedelta=0) - truth).max()) > 0
 
 
-def test_flow_resume_reuses_finished_steps(flow_run, tiny_source):
+def test_flow_resume_reuses_finished_steps(flow_run, tiny_source, tiny_settings):
     from flows.pipeline import pipeline_flow
 
     out, paths = flow_run
     before = {k: (out / k).stat().st_mtime_ns for k in ("data.zarr", "forecast.zarr", "scores.zarr")}
-    settings = {k: v for k, v in TINY.items() if k != "steps"}
-    again = pipeline_flow(str(out), source=str(tiny_source), steps=TINY["steps"], settings=settings, resume=True)
+    steps = tiny_settings.pop("steps")
+    again = pipeline_flow(str(out), source=str(tiny_source), steps=steps, settings=tiny_settings, resume=True)
     assert again == paths
     assert before == {k: (out / k).stat().st_mtime_ns for k in before}  # cached: nothing rewritten
 
@@ -133,7 +92,7 @@ def test_serve_rejects_a_bad_cron_before_serving(run_cli):
     assert status == 2 and "cron" in err
 
 
-def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run):
+def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run, tiny_settings):
     import torch
 
     from climate_optics.errors import UsageInputError
@@ -142,7 +101,7 @@ def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run):
 
     checkpoint = demo_run / "train" / "checkpoint.pt"
     trained = torch.load(checkpoint, weights_only=True)["model"]
-    task = ForecastTask(demo_run / "data.zarr", preset="tiny", **TINY["model"])
+    task = ForecastTask(demo_run / "data.zarr", preset="tiny", **tiny_settings["model"])
     with torch.no_grad():
         task.model.mean.add_(1.0)  # stands for the statistics of newer data
     new_mean = task.model.mean.clone()

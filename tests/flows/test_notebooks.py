@@ -1,0 +1,96 @@
+"""The plotting functions behind the notebooks, and one notebook executed end to end, offline."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open an internet connection fails the test."""
+    def refuse(self, address, *args, **kwargs):
+        raise AssertionError(f"network access attempted: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def _image_ok(fig, tmp_path, name):
+    from climate_optics.plots import save
+
+    path = save(fig, tmp_path / name)
+    assert path.stat().st_size > 5000  # a real raster, not an empty canvas
+    return path
+
+
+def test_forecast_maps_offline_with_mask_coastlines(demo_run, no_network, tmp_path):
+    import xarray as xr
+
+    from climate_optics import plots
+
+    forecast = xr.open_zarr(demo_run / "forecast.zarr")
+    fig = plots.forecast_maps(forecast, "geopotential", truth=demo_run / "data.zarr", lead="12h", init=1, level=500,
+                              stock_img=True)
+    assert len(fig.axes) == 6  # forecast, truth, error + their colour bars
+    titles = [ax.get_title() for ax in fig.axes[::2]]
+    assert titles == ["forecast", "truth", "forecast - truth"]
+    assert any(c.__class__.__name__.endswith("ContourSet") for c in fig.axes[0].get_children())  # land-sea coastline
+    _image_ok(fig, tmp_path, "map.png")
+    with pytest.raises(Exception, match="level"):
+        plots.forecast_maps(forecast, "geopotential", lead="12h")  # two levels: must choose
+
+
+def test_skill_curves_one_line_per_model(demo_run, tmp_path):
+    from climate_optics import plots
+
+    fig = plots.skill_curves(demo_run / "scores.zarr", ["geopotential", "2m_temperature"], metric="rmse", level=500)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["vit-backprop", "persistence", "climatology"]
+    assert list(ax.get_lines()[0].get_xdata()) == [6.0, 12.0]
+    _image_ok(fig, tmp_path, "skill.png")
+
+
+def test_training_diagnostics_read_the_metrics_log(demo_run, tmp_path):
+    from climate_optics import plots
+
+    run = demo_run / "train"
+    log = plots.read_metrics_log(run)
+    assert {"train", "val"} <= set(log["kind"])
+    assert plots.run_label(run) == "vit-backprop"
+    assert plots.alignment_table(run).empty  # back-propagation logs no alignment
+    table = plots.energy_table([run])
+    assert table.loc[0, "optical_energy_j"] == 0.0 and table.loc[0, "steps"] == 2
+    # a DFA run's log with alignment and cumulative optical energy lines
+    dfa = tmp_path / "dfa"
+    dfa.mkdir()
+    lines = [{"step": s, "kind": "train", "loss": 1.0 / s, "projector_energy_j": 0.5 * s} for s in (1, 2, 3)]
+    lines += [{"step": s, "kind": "alignment", "blocks.0": 0.1 * s, "blocks.1": 0.2 * s} for s in (1, 3)]
+    (dfa / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert plots.alignment_table(dfa).to_dict("list") == {"step": [1, 3], "blocks.0": [0.1, pytest.approx(0.3)],
+                                                          "blocks.1": [0.2, pytest.approx(0.6)]}
+    fig = plots.alignment_curves([run, dfa])
+    assert len(fig.axes[0].get_lines()) == 3  # two feedback points + the zero line
+    energy = plots.optical_energy([dfa])
+    assert list(energy.axes[0].get_lines()[0].get_ydata()) == [0.5, 1.0, 1.5]
+    _image_ok(plots.training_curves([run, dfa]), tmp_path, "loss.png")
+
+
+def test_forecast_maps_notebook_runs_offline(demo_run, monkeypatch, tmp_path):
+    import nbclient
+    import nbformat
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("CLIMATE_OPTICS_RUN", str(demo_run))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))  # where cartopy would put downloads
+    book = nbformat.read(NOTEBOOKS / "01_forecast_maps.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code")  # stripped in git
+    nbclient.NotebookClient(book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 2
+    assert not (home / "share" / "cartopy").exists()  # nothing downloaded
