@@ -16,10 +16,19 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_settings():
-    """Pipeline settings of the tiny run (a fresh copy per use)."""
+def copy_settings() -> dict:
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in TINY.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_settings_factory():
+    """Returns fresh copies of the tiny run's pipeline settings (safe to mutate)."""
+    return copy_settings
+
+
+@pytest.fixture
+def tiny_settings(tiny_settings_factory):
+    return tiny_settings_factory()
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,11 @@ import sys
 import pytest
 
 @pytest.fixture(scope="module")
-def flow_run(prefect_harness, tiny_source, tiny_settings, tmp_path_factory):
+def flow_run(prefect_harness, tiny_source, tiny_settings_factory, tmp_path_factory):
     from flows.pipeline import pipeline_flow
 
     out = tmp_path_factory.mktemp("flow") / "run"
+    tiny_settings = tiny_settings_factory()
     steps = tiny_settings.pop("steps")
     paths = pipeline_flow(str(out), source=str(tiny_source), steps=steps, settings=tiny_settings)
     return out, paths
