@@ -6,13 +6,13 @@ longitude)``; ``hour`` holds the hours of day present in the record, ``dayofyear
 Method (the same idea as WeatherBench 2's hourly climatology, computed in two passes that
 each hold a bounded amount of data):
 
-1. Raw means. Each time step is added to the sum for its (hour, day of year); a day's sums
-   are complete once the last block that touches it has been processed (blocks arrive in
-   day-of-year order), and its raw mean is then written to a scratch file and forgotten.
+1. Daily sums. Each block of time steps (read in time order, as the source is laid out) is
+   added to per-(day of year, hour) sums kept in a float64 scratch file, one day's slab at
+   a time; memory holds a block and one day, whatever the record's length.
 2. Smoothing. Along ``dayofyear`` (circular: 31 December neighbours 1 January) the raw means
    are averaged with a triangular window of half-width 30 days, each day weighted by its
    number of time steps: ``clim[d] = sum_k w_k n[d+k] m[d+k] / sum_k w_k n[d+k]`` with
-   ``w_k = 1 - |k| / 31`` (two cumulative-sum box filters). This runs band by band (one level,
+   ``w_k = 1 - |k| / 31`` (two running-mean box filters). This runs band by band (one level,
    a few latitude rows, all days; one stored chunk each), so memory is bounded by the band
    size (``band_rows``), not by the grid or the record.
 
@@ -23,7 +23,6 @@ missing values keeps its day's full weight when at least one value is present.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,111 +47,126 @@ def hours_and_days(times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return hours, np.searchsorted(hours, hour), stamps.dayofyear.values
 
 
-class RawClimatology:
-    """Sums per (hour, day of year), flushed as raw means once a day can no longer change.
+class DailySums:
+    """Sums per (day of year, hour) of one variable in a float64 scratch file, updated block by block.
 
-    ``blocks`` are (start, stop) index ranges into ``times`` in the order they will be added;
-    ``sink(name, doy, raw_mean)`` receives a (n_hour, *field) float32 array per day and variable.
-    """
-
-    def __init__(self, times: np.ndarray, blocks: Sequence[tuple[int, int]],
-                 sink: Callable[[str, int, np.ndarray], None]):
-        self.hours, self.hour_index, self.doy = hours_and_days(times)
-        self.counts = np.zeros((len(self.hours), DAYS), dtype=np.int64)  # time steps per (hour, day)
-        np.add.at(self.counts, (self.hour_index, self.doy - 1), 1)
-        self.last_block = np.full(DAYS + 1, -1)
-        for position, (start, stop) in enumerate(blocks):
-            self.last_block[np.unique(self.doy[start:stop])] = position
-        self.sink = sink
-        self._open: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-
-    def add(self, name: str, start: int, values: np.ndarray) -> None:
-        """Add a block of one variable: ``values`` (time, *field) for times start.. ."""
-        doy = self.doy[start:start + len(values)]
-        hour = self.hour_index[start:start + len(values)]
-        field_shape = values.shape[1:]
-        for d in np.unique(doy):
-            sums, counts = self._open.setdefault(int(d), {}).setdefault(
-                name,
-                (np.zeros((len(self.hours), *field_shape)), np.zeros((len(self.hours), *field_shape), np.int32)),
-            )
-            for h in np.unique(hour[doy == d]):
-                rows = np.asarray(values[(doy == d) & (hour == h)], dtype=np.float64)
-                valid = ~np.isnan(rows)
-                sums[h] += np.where(valid, rows, 0.0).sum(axis=0)
-                counts[h] += valid.sum(axis=0, dtype=np.int32)
-
-    def finish_block(self, position: int) -> None:
-        """Flush every day whose last block was ``position``."""
-        for d in [d for d in self._open if self.last_block[d] == position]:
-            for name, (sums, counts) in self._open.pop(d).items():
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    raw = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
-                self.sink(name, d, raw)
-
-    @property
-    def open_days(self) -> int:
-        return len(self._open)
-
-
-class RawDays:
-    """Raw daily means of one variable in a flat scratch file, laid out (level, dayofyear, hour, lat, lon).
-
-    Each day is written once; days never written read as NaN. ``read(level, rows)`` returns one
-    level and a band of latitude rows for every day, so smoothing holds one band at a time.
-    The file is mapped only for the duration of each call.
+    Layout (dayofyear, level, hour, lat, lon): a day's sums are one contiguous slab, read,
+    added to and written back when a block touches that day. Per-cell counts of missing
+    values go to a second file, created only if a NaN is ever seen.
     """
 
     def __init__(self, path: str | os.PathLike, n_hour: int, field: tuple[int, ...]):
         self.path = Path(path)
         self.has_level = len(field) == 3
-        n_level = field[0] if self.has_level else 1
-        self.shape = (n_level, DAYS, n_hour, *field[-2:])
-        self.written = np.zeros(DAYS, dtype=bool)
-        np.memmap(self.path, dtype=np.float32, mode="w+", shape=self.shape).flush()  # sparse file
+        self.shape = (DAYS, field[0] if self.has_level else 1, n_hour, *field[-2:])
+        self.missing_path: Path | None = None
+        self._create(self.path)
 
-    def _map(self, mode: str) -> np.memmap:
-        return np.memmap(self.path, dtype=np.float32, mode=mode, shape=self.shape)
+    def _create(self, path: Path) -> None:
+        with path.open("wb") as handle:
+            handle.truncate(int(np.prod(self.shape)) * 8)  # sparse: zeros until written
 
-    def write(self, doy: int, raw: np.ndarray) -> None:
-        """``raw``: (hour, [level], lat, lon) means of day ``doy`` (1..366)."""
-        mapped = self._map("r+")
-        mapped[:, doy - 1] = np.moveaxis(raw, 1, 0) if self.has_level else raw[np.newaxis]
-        mapped.flush()
+    def _update(self, path: Path, dtype: type, first_doy: int, increment: np.ndarray) -> None:
+        """Add ``increment`` (days, *slab) to consecutive days starting at ``first_doy``."""
+        offset = (first_doy - 1) * int(np.prod(self.shape[1:])) * 8
+        with path.open("r+b") as handle:
+            handle.seek(offset)
+            current = np.frombuffer(handle.read(increment.size * 8), dtype=dtype).reshape(increment.shape)
+            handle.seek(offset)
+            handle.write((current + increment).astype(dtype).tobytes())
+
+    def add(self, doy: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
+        """Add ``values`` (time, [level], lat, lon) at days ``doy`` (1..366) and hour indices ``hour``."""
+        values = values if self.has_level else values[:, np.newaxis]  # (time, level, lat, lon)
+        missing = np.isnan(values)
+        has_missing = bool(missing.any())
+        if has_missing and self.missing_path is None:
+            self.missing_path = self.path.with_suffix(".missing")
+            self._create(self.missing_path)
+        days = np.unique(doy)
+        for run in np.split(days, np.flatnonzero(np.diff(days) != 1) + 1):  # consecutive days: one read/write
+            total = np.zeros((len(run), *self.shape[1:]))
+            lost = np.zeros(total.shape, dtype=np.int64)
+            for i, d in enumerate(run):
+                for h in np.unique(hour[doy == d]):
+                    rows = (doy == d) & (hour == h)
+                    if has_missing:
+                        lost[i, :, h] = missing[rows].sum(axis=0)
+                        total[i, :, h] = np.where(missing[rows], 0.0, values[rows]).sum(axis=0)
+                    else:
+                        total[i, :, h] = values[rows].sum(axis=0, dtype=np.float64)
+            self._update(self.path, np.float64, int(run[0]), total)
+            if self.missing_path is not None and lost.any():
+                self._update(self.missing_path, np.int64, int(run[0]), lost)
+
+    def read_mean(self, level: int, rows: slice, steps: np.ndarray) -> np.ndarray:
+        """Raw means (hour, dayofyear, rows, lon) of one level; NaN where nothing was added.
+
+        ``steps`` (hour, dayofyear) counts the time steps added per day and hour.
+        """
+        mapped = np.memmap(self.path, dtype=np.float64, mode="r", shape=self.shape)
+        total = np.array(mapped[:, level, :, rows])  # (dayofyear, hour, rows, lon)
         del mapped
-        self.written[doy - 1] = True
+        n = np.broadcast_to(steps.T[:, :, None, None], total.shape).astype(np.int64)
+        if self.missing_path is not None:
+            mapped = np.memmap(self.missing_path, dtype=np.int64, mode="r", shape=self.shape)
+            n = n - mapped[:, level, :, rows]
+            del mapped
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+        return np.moveaxis(mean, 0, 1)
 
-    def read(self, level: int, rows: slice) -> np.ndarray:
-        """(hour, dayofyear, rows, lon) float64, NaN on days never written."""
-        mapped = self._map("r")
-        band = np.array(mapped[level, :, :, rows], dtype=np.float64)
-        del mapped
-        band[~self.written] = np.nan
-        return np.moveaxis(band, 0, 1)
 
+class Climatology:
+    """Streaming climatology of a record: daily sums per variable, then smoothing into a store."""
 
-def circular_box_sum(x: np.ndarray, half: int, axis: int) -> np.ndarray:
-    """sum_{|k| <= half} x[(i + k) mod n] along ``axis``, by a cumulative sum (O(n))."""
-    n = x.shape[axis]
-    ends = (np.take(x, range(n - half, n), axis), x, np.take(x, range(half), axis))
-    padded = np.cumsum(np.concatenate(ends, axis=axis), axis=axis, dtype=np.float64)
-    zero = np.zeros_like(np.take(padded, [0], axis))
-    padded = np.concatenate([zero, padded], axis=axis)
-    upper, lower = [slice(None)] * x.ndim, [slice(None)] * x.ndim
-    upper[axis], lower[axis] = slice(2 * half + 1, 2 * half + 1 + n), slice(0, n)
-    return padded[tuple(upper)] - padded[tuple(lower)]
+    def __init__(self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]]):
+        self.hours, self.hour_index, self.doy = hours_and_days(times)
+        self.steps = np.zeros((len(self.hours), DAYS), dtype=np.int64)  # time steps per (hour, day)
+        np.add.at(self.steps, (self.hour_index, self.doy - 1), 1)
+        self.sums = {name: DailySums(directory / f"{name}.f64", len(self.hours), field)
+                     for name, field in fields.items()}
+
+    def add(self, name: str, start: int, values: np.ndarray) -> None:
+        """Add a block of one variable: ``values`` (time, *field) for times start.. ."""
+        stop = start + len(values)
+        self.sums[name].add(self.doy[start:stop], self.hour_index[start:stop], values)
+
+    def write(self, name: str, array) -> None:
+        """Smooth one variable band by band (one stored chunk each, bands in parallel) into ``array``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        sums = self.sums[name]
+        _, n_level, n_hour, n_lat, n_lon = sums.shape
+        rows = band_rows(n_hour, n_lon)
+
+        def one(level: int, band: slice) -> None:
+            smoothed = smooth_days(sums.read_mean(level, band, self.steps), self.steps).astype(array.dtype)
+            if sums.has_level:
+                array[:, :, level, band] = smoothed
+            else:
+                array[:, :, band] = smoothed
+
+        bands = [(level, slice(start, min(start + rows, n_lat)))
+                 for level in range(n_level) for start in range(0, n_lat, rows)]
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            list(pool.map(lambda job: one(*job), bands))  # numpy, scipy and zarr release the GIL
 
 
 def circular_window_sum(x: np.ndarray, half_width: int, axis: int) -> np.ndarray:
     """sum_k w_k x[(i + k) mod n] with the triangular ``window_weights(half_width)``.
 
     The triangle 1 - |k| / (h + 1) is a box of width h + 1 convolved with itself, divided by
-    h + 1, so two cumulative-sum box filters give it in O(n) (h must be even).
+    h + 1: two running-mean passes (scipy's ``uniform_filter1d``, periodic) give it in O(n)
+    (h must be even so that the box is centred).
     """
+    from scipy.ndimage import uniform_filter1d
+
     if half_width % 2:
         raise ValueError(f"half_width must be even, got {half_width}")
-    box = half_width // 2
-    return circular_box_sum(circular_box_sum(x, box, axis), box, axis) / (half_width + 1)
+    width = half_width + 1
+    once = uniform_filter1d(np.asarray(x, dtype=np.float64), width, axis=axis, mode="wrap")
+    return uniform_filter1d(once, width, axis=axis, mode="wrap") * width
 
 
 def smooth_days(raw: np.ndarray, counts: np.ndarray, half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
@@ -160,8 +174,13 @@ def smooth_days(raw: np.ndarray, counts: np.ndarray, half_width: int = HALF_WIDT
     raw = np.ascontiguousarray(np.moveaxis(raw, 1, 0))  # (dayofyear, hour, ...): cumsum on the leading axis
     n = counts.T.reshape(counts.T.shape + (1,) * (raw.ndim - 2)).astype(np.float64)
     present = ~np.isnan(raw)
+    cells = tuple(range(2, raw.ndim))
+    day_present = present.all(axis=cells)  # (dayofyear, hour)
     total = circular_window_sum(np.where(present, raw, 0.0) * n, half_width, axis=0)
-    weight = circular_window_sum(present * n, half_width, axis=0)
+    if (day_present == present.any(axis=cells)).all():  # days are missing everywhere or nowhere
+        weight = circular_window_sum(day_present * counts.T, half_width, axis=0).reshape(n.shape)
+    else:
+        weight = circular_window_sum(present * n, half_width, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         smoothed = np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan)
     return np.moveaxis(smoothed, 0, 1)
@@ -188,17 +207,3 @@ def climatology_template(dynamic: xr.Dataset, hours: np.ndarray) -> xr.Dataset:
                   f"half-width {HALF_WIDTH_DAYS} days, each day weighted by its number of time steps",
         "window_half_width_days": HALF_WIDTH_DAYS,
     })
-
-
-def write_smoothed(raw: RawDays, counts: np.ndarray, array) -> None:
-    """Smooth ``raw`` band by band (one stored chunk each) into the zarr ``array``."""
-    n_level, _, n_hour, n_lat, n_lon = raw.shape
-    rows = band_rows(n_hour, n_lon)
-    for level in range(n_level):
-        for start in range(0, n_lat, rows):
-            band = slice(start, min(start + rows, n_lat))
-            smoothed = smooth_days(raw.read(level, band), counts).astype(array.dtype)
-            if raw.has_level:
-                array[:, :, level, band] = smoothed
-            else:
-                array[:, :, band] = smoothed

@@ -3,18 +3,17 @@
 Store layout (see ARCHITECTURE.md):
 
 - root group: the canonical dataset; time-dependent variables chunked ``(time=N, all levels,
-  whole latitude x longitude field)`` and compressed with Blosc-zstd (byte shuffle); static
+  whole latitude x longitude field)`` and compressed with Blosc-zstd level 1 (byte shuffle); static
   fields (``land_sea_mask``, ``geopotential_at_surface``) without a time dimension;
   provenance attributes (source, ingest options, package version, creation time).
 - group ``statistics``: mean, std, diff_std per variable and level (``data_catalog.stats``).
 - group ``climatology``: WeatherBench 2 layout (``data_catalog.climatology``).
 
-Streaming: the record is processed in blocks of one time chunk. A background thread loads
-the next block with dask while the current one is written and folded into the statistics
-and the raw climatology, so peak memory is a few blocks plus a bounded number of open days
-of climatology sums, whatever the record's length. Blocks are visited in day-of-year order
-(years interleaved) so that each day's climatology sums are complete early and can be
-written out. Everything is written into a temporary sibling and renamed at the end
+Streaming: the record is processed in time order, in blocks of one time chunk (the source
+is opened with dask chunks aligned with them, so each block is read once). A background
+thread loads the next block with dask while the current one is written and folded into the
+statistics and the climatology's daily sums (a scratch file), and at most OPEN_FILES source
+files stay open, so peak memory is a few blocks whatever the record's length. Everything is written into a temporary sibling and renamed at the end
 (``data_catalog.store.atomic_store``); any failure leaves nothing behind.
 """
 
@@ -34,8 +33,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from data_catalog.climatology import (RawClimatology, RawDays, band_rows, climatology_template, hours_and_days,
-                                     write_smoothed)
+from data_catalog.climatology import Climatology, band_rows, climatology_template
+from data_catalog.checks import check_not_all_nan
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
@@ -43,7 +42,8 @@ from data_catalog.store import atomic_store, check_target
 
 TARGET_CHUNK_BYTES = 4 << 20  # a time chunk of the largest variable holds about this much
 MAX_TIME_CHUNK = 64
-SCRATCH_DIR = "_climatology_raw"  # removed before the store is renamed into place
+SCRATCH_DIR = "_climatology_sums"  # removed before the store is renamed into place
+OPEN_FILES = 4  # source files kept open while streaming (an open NetCDF file caches chunks)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -63,12 +63,16 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
     user_options = options
     time = None if start is None and end is None else slice(start, end)
     selection = {"variables": variables, "levels": levels, "time": time, "catalog": catalog}
-    ds = open_dataset(source, options=options, check_values=False, **selection)  # metadata only
-    chunk = time_chunk or default_time_chunk(ds)
-    if _can_rechunk_at_source(source, catalog, options) and not _aligned(ds, chunk):
-        # One source chunk per block: each block is read once, and memory is bounded by the block.
-        options = {**(options or {}), "chunks": {"time": chunk, "valid_time": chunk}}
-    ds = open_dataset(source, options=options, **selection)  # with the reader's value checks
+    rechunk = _can_rechunk_at_source(source, catalog, options)
+    guess = time_chunk or MAX_TIME_CHUNK
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
+        ds = open_dataset(source, options=_with_chunks(options, guess) if rechunk else options,
+                          check_values=False, **selection)
+        chunk = time_chunk or default_time_chunk(ds)
+        if rechunk and chunk != guess:  # one source chunk per block: each block is read once
+            ds = open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection)
+    check_not_all_nan(ds, ds.attrs.get("source", str(source)))  # the reader's value check, once
     settings = {"variables": variables, "levels": levels, "start": start, "end": end,
                 "options": user_options, "catalog": None if catalog is None else str(catalog)}
     return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
@@ -85,12 +89,9 @@ def _can_rechunk_at_source(source: str | os.PathLike, catalog: Any, options: dic
     return entry is None or entry.driver != "synthetic"
 
 
-def _aligned(ds: xr.Dataset, chunk: int) -> bool:
-    """Whether every time-dependent variable is dask-chunked exactly as the store will be."""
-    n = ds.sizes.get(TIME, 0)
-    expected = tuple(min(chunk, n - a) for a in range(0, n, chunk))
-    return all(da.chunks is not None and da.chunks[da.dims.index(TIME)] == expected
-               for da in ds.data_vars.values() if TIME in da.dims)
+def _with_chunks(options: dict[str, Any] | None, chunk: int) -> dict[str, Any]:
+    """Driver options asking for dask chunks of ``chunk`` time steps (native time names too)."""
+    return {**(options or {}), "chunks": {"time": chunk, "valid_time": chunk}}
 
 
 def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings: dict[str, Any] | None = None,
@@ -110,12 +111,11 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
             has_level={name: LEVEL in da.dims for name, da in ds.data_vars.items()},
         )
         _write_static(static, tmp, statistics, source)
-        scratch = _scratch_files(dynamic, tmp, times)
-        climatology = _stream(dynamic, tmp, chunk, statistics, scratch, source, progress)
+        climatology = _stream(dynamic, tmp, chunk, statistics, source, progress)
         statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)).to_zarr(
             tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
         if dynamic.data_vars:
-            _write_climatology(tmp, dynamic, scratch, climatology, progress)
+            _write_climatology(tmp, dynamic, climatology, progress)
         shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
         _consolidate(tmp)
     return target
@@ -185,7 +185,7 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, Any]]:
 def _codec() -> Any:
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
+    return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")  # fast; higher levels gain little on floats
 
 
 def _initialise(dynamic: xr.Dataset, static: xr.Dataset, tmp: Path, chunk: int, attrs: dict[str, Any]) -> None:
@@ -227,35 +227,35 @@ def diff_interval(times: np.ndarray) -> tuple[np.timedelta64, int]:
     return step, 1
 
 
-def block_order(times: np.ndarray, chunk: int) -> list[tuple[int, int]]:
-    """Chunk-aligned (start, stop) blocks, visited in day-of-year order (then time)."""
-    starts = np.arange(0, len(times), chunk)
-    doy = xr.DataArray(np.asarray(times[starts], dtype="datetime64[ns]"), dims="t").dt.dayofyear.values
-    order = np.lexsort((starts, doy))
-    return [(int(starts[i]), int(min(starts[i] + chunk, len(times)))) for i in order]
+def blocks(n_time: int, chunk: int) -> list[tuple[int, int]]:
+    """Chunk-aligned (start, stop) blocks in time order (the order sources are laid out in)."""
+    return [(start, min(start + chunk, n_time)) for start in range(0, n_time, chunk)]
 
 
 def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAccumulator,
-            scratch: dict[str, RawDays], source: str, progress: Progress | None) -> RawClimatology:
-    """Write every block and fold it into statistics and the raw climatology (returned)."""
+            source: str, progress: Progress | None) -> Climatology:
+    """Write every block and fold it into the statistics and the climatology's daily sums."""
     import zarr
 
     times = dynamic[TIME].values
-    blocks = block_order(times, chunk)
+    todo = blocks(len(times), chunk)
     interval, lag = diff_interval(times)
     root = zarr.open_group(tmp, mode="r+")
-    climatology = RawClimatology(times, blocks, lambda name, d, raw: scratch[name].write(d, raw))
+    (tmp / SCRATCH_DIR).mkdir()
+    climatology = Climatology(times, tmp / SCRATCH_DIR,
+                              {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()})
     names = [str(n) for n in dynamic.data_vars]
 
     def load(block: tuple[int, int]) -> xr.Dataset:
         start, stop = block
         return dynamic.isel({TIME: slice(max(start - lag, 0), stop)}).compute()
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load, blocks[0]) if blocks else None
-        for position, (start, stop) in enumerate(blocks):
+    # Few open files: an open NetCDF file keeps its decompressed chunks cached (HDF5 chunk cache).
+    with xr.set_options(file_cache_maxsize=OPEN_FILES), ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, todo[0]) if todo else None
+        for position, (start, stop) in enumerate(todo):
             loaded = pending.result()
-            pending = pool.submit(load, blocks[position + 1]) if position + 1 < len(blocks) else None
+            pending = pool.submit(load, todo[position + 1]) if position + 1 < len(todo) else None
             head = start - max(start - lag, 0)  # leading steps loaded only for the differences
             stamps = loaded[TIME].values
             pairs = (stamps[lag:] - stamps[:-lag]) == interval if len(stamps) > lag else np.zeros(0, bool)
@@ -268,10 +268,9 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
                 level_axis = 1 if LEVEL in dynamic[name].dims else None
                 statistics.add(name, block, diffs, level_axis=level_axis)
                 climatology.add(name, start, block)
-            climatology.finish_block(position)
             del loaded
             if progress is not None:
-                progress("write", position + 1, len(blocks))
+                progress("write", position + 1, len(todo))
     return climatology
 
 
@@ -286,17 +285,9 @@ def _check_fields(block: np.ndarray, times: np.ndarray, name: str, dims: tuple, 
         raise DataInputError(f"all values are NaN{where}; expected a field with data", source=source, variable=name)
 
 
-def _scratch_files(dynamic: xr.Dataset, tmp: Path, times: np.ndarray) -> dict[str, RawDays]:
-    """One raw-daily-means scratch file per variable, in a folder removed before the rename."""
-    (tmp / SCRATCH_DIR).mkdir()
-    n_hour = len(hours_and_days(times)[0])
-    return {str(name): RawDays(tmp / SCRATCH_DIR / f"{name}.f32", n_hour, tuple(da.shape[1:]))
-            for name, da in dynamic.data_vars.items()}
-
-
-def _write_climatology(tmp: Path, dynamic: xr.Dataset, scratch: dict[str, RawDays],
-                       climatology: RawClimatology, progress: Progress | None) -> None:
-    """Smooth the raw daily means, band by band, into the climatology group."""
+def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
+                       progress: Progress | None) -> None:
+    """Smooth the daily means, band by band, into the climatology group."""
     import zarr
 
     template = climatology_template(dynamic, climatology.hours)
@@ -307,10 +298,10 @@ def _write_climatology(tmp: Path, dynamic: xr.Dataset, scratch: dict[str, RawDay
                 for name, var in template.data_vars.items()}
     template.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", compute=False, consolidated=False, encoding=encoding)
     group = zarr.open_group(tmp / CLIMATOLOGY_GROUP, mode="r+")
-    for done, (name, raw) in enumerate(scratch.items()):
-        write_smoothed(raw, climatology.counts, group[name])
+    for done, name in enumerate(climatology.sums):
+        climatology.write(name, group[name])
         if progress is not None:
-            progress("climatology", done + 1, len(scratch))
+            progress("climatology", done + 1, len(climatology.sums))
 
 
 def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:

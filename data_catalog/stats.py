@@ -43,17 +43,24 @@ class Moments:
 
     def add(self, values: np.ndarray, keep_axis: int | None) -> None:
         """Fold in a block of values, reducing every axis except ``keep_axis`` (NaN skipped)."""
-        x = np.asarray(values, dtype=np.float64)
-        axes = tuple(a for a in range(x.ndim) if a != keep_axis)
-        valid = ~np.isnan(x)
-        n = valid.sum(axis=axes).astype(np.float64)
-        if not n.any():
-            return
-        total = np.where(valid, x, 0.0).sum(axis=axes)
-        block_mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
-        shape = [1 if a in axes else s for a, s in enumerate(x.shape)]
-        dev = np.where(valid, x - block_mean.reshape(shape), 0.0)
-        block_m2 = (dev * dev).sum(axis=axes)
+        values = np.asarray(values)
+        rows = values.shape[keep_axis] if keep_axis is not None else 1
+        x = np.moveaxis(values, keep_axis, 0) if keep_axis is not None else values
+        x = x.reshape(rows, -1).astype(np.float64)  # (kept, reduced), a private copy
+        missing = np.isnan(x)
+        has_missing = bool(missing.any())
+        if has_missing:
+            x[missing] = 0.0
+            n = (~missing).sum(axis=1).astype(np.float64)
+        else:
+            n = np.full(rows, float(x.shape[1]))
+        block_mean = np.divide(x.sum(axis=1), n, out=np.zeros(rows), where=n > 0)
+        x -= block_mean[:, None]
+        if has_missing:
+            x[missing] = 0.0
+        block_m2 = np.einsum("ij,ij->i", x, x)
+        shape = self.count.shape
+        n, block_mean, block_m2 = n.reshape(shape), block_mean.reshape(shape), block_m2.reshape(shape)
         merged = self.count + n
         delta = block_mean - self.mean
         safe = np.where(merged > 0, merged, 1.0)

@@ -1,0 +1,117 @@
+"""Ingest vs a plain ``xr.open_mfdataset(files).to_zarr(store)`` of the same NetCDF files.
+
+Both run in fresh subprocesses (so ``ru_maxrss`` is each one's own peak resident memory) on
+30-day NetCDF files (zlib-compressed, like the CDS and PSL distribute them) in the canonical
+layout, for a record and one 4x longer. Our ingest includes the statistics and the
+climatology. Rows: throughput ratio (ours / plain, target >= 0.8) for each record, peak
+memory of each, and our peak memory growth when the record is 4x longer (target <= 1.2).
+
+    python benchmarks/bench_ingest.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+VARIABLES = ["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind",
+             "2m_temperature", "mean_sea_level_pressure"]
+LEVELS = (50, 250, 500, 700, 850, 925, 1000)
+
+
+def write_record(directory: Path, months: int, n_lat: int, n_lon: int) -> tuple[str, int]:
+    """6-hourly NetCDF files of 30 days each (equal, so the plain copy's chunks are uniform);
+    returns (glob, uncompressed bytes of data)."""
+    from data_catalog import testing
+
+    directory.mkdir(parents=True)
+    total = 0
+    for month, start in enumerate(pd.date_range("2000-01-01", periods=months, freq="30D")):
+        ds = testing.canonical_dataset(n_time=4 * 30, n_lat=n_lat, n_lon=n_lon, levels=LEVELS,
+                                       variables=VARIABLES, seed=month, start=str(start.date()))
+        encoding = {name: {"zlib": True, "complevel": 1, "shuffle": True} for name in ds.data_vars}
+        ds.to_netcdf(directory / f"{start:%Y-%m-%d}.nc", encoding=encoding)
+        total += sum(da.nbytes for da in ds.data_vars.values())
+    return str(directory / "*.nc"), total
+
+
+def child(kind: str, source: str, out: str) -> None:
+    """Run one copy and print {seconds, peak_mb} as JSON (in a fresh process)."""
+    import xarray as xr
+
+    start = time.perf_counter()
+    if kind == "ours":
+        from data_catalog.ingest import ingest
+
+        ingest(source, out)
+    else:
+        xr.open_mfdataset(sorted(Path(source).parent.glob("*.nc"))).to_zarr(out, zarr_format=3, consolidated=False)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+
+
+def measure(kind: str, source: str, out: Path) -> dict[str, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    done = subprocess.run([sys.executable, __file__, "--child", kind, source, str(out)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{kind} copy failed:\n{done.stderr[-3000:]}")
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3-month and 12-month records instead of 12 and 48")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (best time, max memory)")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    from climate_optics.benchkit import Row, write_results
+
+    months = (3, 12) if args.quick else (12, 48)
+    repeats = args.repeats or (1 if args.quick else 2)
+    n_lat, n_lon = 32, 64
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    rows: list[Row] = []
+    try:
+        peaks: dict[int, float] = {}
+        for n_months in months:
+            source, n_bytes = write_record(work / f"m{n_months}", n_months, n_lat, n_lon)
+            runs: dict[str, list[dict[str, float]]] = {"plain": [], "ours": []}
+            for _ in range(repeats):  # interleaved, so machine load hits both alike
+                for kind in runs:
+                    runs[kind].append(measure(kind, source, work / f"{kind}.zarr"))
+            best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
+            peak = {k: max(r["peak_mb"] for r in v) for k, v in runs.items()}
+            mb = n_bytes / 2**20
+            label = f"{n_months}-month record, {mb:.0f} MiB, {n_lat}x{n_lon}x{len(LEVELS)} levels"
+            ours_tp, plain_tp = mb / best["ours"], mb / best["plain"]
+            rows.append(Row("ingest", f"throughput, {label} (ours incl. statistics + climatology)",
+                            ours_tp, plain_tp, "MiB/s", ratio=ours_tp / plain_tp, target="ratio >= 0.8"))
+            rows.append(Row("ingest", f"peak memory, {label}", peak["ours"], peak["plain"], "MiB",
+                            ratio=peak["ours"] / peak["plain"]))
+            peaks[n_months] = peak["ours"]
+            shutil.rmtree(work / f"m{n_months}", ignore_errors=True)
+        short, long = months
+        rows.append(Row("ingest", f"our peak memory, {long}-month vs {short}-month record", peaks[long], peaks[short],
+                        "MiB", ratio=peaks[long] / peaks[short], target="ratio <= 1.2"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_results("ingest", rows)
+
+
+if __name__ == "__main__":
+    main()
