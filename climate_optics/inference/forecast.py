@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
-from climate_optics.models.forecaster import Forecaster, ForecasterConfig
+from climate_optics.models.forecaster import Forecaster, ForecasterConfig, earlier_states
 from climate_optics.provenance import provenance_attrs
 from climate_optics.stores import ForecastStoreWriter
 from climate_optics.training.checkpoint import load_checkpoint
@@ -114,6 +114,11 @@ def run_forecast(
     indices = np.flatnonzero((times >= start) & (times <= end))
     if indices.size == 0:
         raise DataInputError(f"no initial times between {start} and {end} (store covers {times[0]} to {times[-1]})", source=data)
+    dt_hours = int((times[1] - times[0]) // np.timedelta64(1, "h")) if times.size > 1 else config.step_hours
+    ips = max(1, config.step_hours // max(dt_hours, 1))  # time indices per model step
+    back = (config.history - 1) * ips  # the model's input history, in time indices
+    if indices[0] < back:
+        raise DataInputError(f"the model needs {config.history - 1} earlier state(s) {config.step_hours} h apart before the first initial time {times[indices[0]]}", source=data)
     reader = ZarrWindowSampler(data, config.channels, starts=indices, group_chunks=1)
     static = None
     if config.static_channels:
@@ -133,17 +138,14 @@ def run_forecast(
     with writer:
         for first in range(0, indices.size, batch_size):
             batch_idx = indices[first : first + batch_size]
-            span = reader.read_times(int(batch_idx[0]), int(batch_idx[-1]) + 1)  # (T, C, H, W)
-            state_now = torch.from_numpy(span[batch_idx - batch_idx[0]]).to(device)  # (B, C, H, W)
+            span = reader.read_times(int(batch_idx[0]) - back, int(batch_idx[-1]) + 1)  # (T, C, H, W)
+            local = batch_idx - batch_idx[0] + back  # (B,)
+            state_now = torch.from_numpy(span[local]).to(device)  # (B, C, H, W)
+            previous = earlier_states(span, local, config.history, ips)  # (B, history - 1, C, H, W) or None
+            previous = None if previous is None else previous.to(device)
             stat = None if static is None else static[None].expand(len(batch_idx), -1, -1, -1).to(device)
-            current, done = state_now, 0
-            for lead_index, hours in enumerate(lead_hours):
-                if direct:
-                    current = model.predict(state_now, float(hours), stat)
-                else:
-                    while done < hours:
-                        current = model.predict(current, float(config.step_hours), stat)
-                        done += config.step_hours
+            forecasts = model.rollout(state_now, list(lead_hours), stat, direct=direct, previous=previous)
+            for lead_index, current in enumerate(forecasts):
                 fields = current.float().cpu().numpy()  # (B, C, H, W)
                 for b in range(len(batch_idx)):
                     writer.write(first + b, lead_index, fields[b])

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from climate_optics.models.forecaster import Forecaster
+from climate_optics.models.forecaster import Forecaster, earlier_states
 from climate_optics.training.sampler import ZarrWindowSampler, open_store, parse_channel
 
 
@@ -60,7 +60,9 @@ def forecast_skill(
     config = model.config
     dt = int(np.diff(ds["time"].values[:2])[0] // np.timedelta64(1, "h"))
     k = lead_hours // dt
-    inits = np.arange(start, ds.sizes["time"] - k)
+    ips = config.step_hours // dt  # time indices per model step
+    back = (config.history - 1) * ips  # time indices of the model's input history
+    inits = np.arange(max(start, back), ds.sizes["time"] - k)
     inits = inits[np.linspace(0, inits.size - 1, min(n_init, inits.size)).round().astype(int)]
     reader = ZarrWindowSampler(store, config.channels, starts=inits, group_chunks=1)
     c = list(config.channels).index(channel)
@@ -72,12 +74,16 @@ def forecast_skill(
     model.eval()
     for first in range(0, inits.size, batch_size):
         idx = inits[first : first + batch_size]
-        span = reader.read_times(int(idx[0]), int(idx[-1]) + k + 1)  # (T, C, H, W)
-        state = torch.from_numpy(span[idx - idx[0]]).to(device)  # (B, C, H, W)
+        first_t = int(idx[0]) - back
+        span = reader.read_times(first_t, int(idx[-1]) + k + 1)  # (T, C, H, W)
+        local = idx - first_t  # (B,)
+        state = torch.from_numpy(span[local]).to(device)  # (B, C, H, W)
+        previous = earlier_states(span, local, config.history, ips)  # (B, history - 1, C, H, W) or None
+        previous = None if previous is None else previous.to(device)
         stat = None if static is None else static[None].expand(len(idx), -1, -1, -1)
-        forecasts.append(model.rollout(state, [lead_hours], stat, direct=direct)[0][:, c].float().cpu().numpy())
-        states.append(span[idx - idx[0], c])
-        truths.append(span[idx - idx[0] + k, c])
+        forecasts.append(model.rollout(state, [lead_hours], stat, direct=direct, previous=previous)[0][:, c].float().cpu().numpy())
+        states.append(span[local, c])
+        truths.append(span[local + k, c])
     valid = ds["time"].values[inits + k]
     coords = {"time": valid, "latitude": ds["latitude"].values, "longitude": ds["longitude"].values}
 

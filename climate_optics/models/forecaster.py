@@ -10,8 +10,11 @@ The network predicts the normalised tendency over a lead of ``k`` steps of ``ste
 ``(x(t + k step) - x(t)) / (diff_std * sqrt(k))`` where ``diff_std`` is the standard deviation
 of 6-hour differences from the store's statistics (for ``k = 1`` exactly the 6-hour normalised
 tendency; the ``sqrt(k)`` keeps longer direct leads at unit scale under a random-walk model).
-Inputs are standardised with the per-channel mean and std. The statistics live in the model's
-buffers, so a checkpoint alone turns physical fields into physical forecasts.
+Inputs are standardised with the per-channel mean and std. With ``history = n > 1`` the model
+also sees the ``n - 1`` previous 6-hour changes ``(x(t - j step + step) - x(t - j step)) / diff_std``
+as extra input channels: the velocity of the features, which an advective flow needs (on the
+embedded synthetic reanalysis it halves the 24-hour error of the tiny model). The statistics live
+in the model's buffers, so a checkpoint alone turns physical fields into physical forecasts.
 
 Shapes: B batch, C prognostic channels, S static channels, H x W grid, N tokens, D width.
 """
@@ -22,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,11 +44,11 @@ DEFAULT_CHANNELS = (
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CI and laptops: well under 1M parameters, trains in a minute on a CPU core.
-    "tiny": dict(dim=96, depth=3, heads=4, mlp_ratio=2.0, patch=4),
+    "tiny": dict(dim=96, depth=3, heads=4, mlp_ratio=2.0, patch=4, history=2),
     # about 100M parameters: a ClimaX-base-like model for one GPU.
-    "base": dict(dim=768, depth=14, heads=12, mlp_ratio=4.0, patch=2),
+    "base": dict(dim=768, depth=14, heads=12, mlp_ratio=4.0, patch=2, history=2),
     # at least 1.0e9 parameters: the scale of the optical-DFA paper's largest Transformers.
-    "1b": dict(dim=2048, depth=20, heads=16, mlp_ratio=4.0, patch=2),
+    "1b": dict(dim=2048, depth=20, heads=16, mlp_ratio=4.0, patch=2, history=2),
 }
 
 
@@ -63,6 +67,7 @@ class ForecasterConfig:
     head_depth: int = 2  # layers of the per-token output MLP
     step_hours: int = 6  # the model step: autoregressive rollouts move by this lead
     train_lead_steps: tuple[int, ...] = (1,)  # leads (in steps) seen in training, for direct conditioning
+    history: int = 1  # input states: the current one and history - 1 earlier ones, one step apart
     preset: str = "custom"  # name of the preset this config came from
 
     def __post_init__(self) -> None:
@@ -80,6 +85,7 @@ class ForecasterConfig:
             (self.mlp_ratio > 0 and self.head_depth >= 1, "mlp_ratio must be positive and head_depth >= 1"),
             (self.step_hours >= 1, f"step_hours must be >= 1, got {self.step_hours}"),
             (len(self.train_lead_steps) >= 1 and min(self.train_lead_steps) >= 1, "train_lead_steps must be positive step counts"),
+            (self.history >= 1, f"history must be >= 1, got {self.history}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -125,7 +131,7 @@ class Forecaster(nn.Module):
         height, width = config.grid
         self.h = math.ceil(height / config.patch)
         self.w = math.ceil(width / config.patch)
-        self.embed = VariablePatchEmbed(c + s, config.patch, config.dim, config.heads)
+        self.embed = VariablePatchEmbed(c * config.history + s, config.patch, config.dim, config.heads)
         self.register_buffer("pos_embed", sincos_pos_embed_2d(config.dim, self.h, self.w)[None], persistent=False)  # (1, N, D)
         self.lead_embed = ScalarEmbedding(config.dim, scale=1.0 / config.step_hours)
         self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
@@ -157,7 +163,7 @@ class Forecaster(nn.Module):
 
     # -- the network ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, lead_hours: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised state (B, C, H, W), lead (B,) hours, normalised statics (B, S, H, W) -> (B, C, H, W)."""
+        """Normalised input (B, C * history, H, W) (see ``inputs``), lead (B,) hours, normalised statics (B, S, H, W) -> (B, C, H, W)."""
         if static is not None and static.shape[1]:
             x = torch.cat([x, static.to(x.dtype)], dim=1)  # (B, C+S, H, W)
         x, (height, width) = pad_to_multiple(x, self.config.patch)  # (B, C+S, h*p, w*p)
@@ -177,6 +183,28 @@ class Forecaster(nn.Module):
     def normalise(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)  # (B, C, H, W)
 
+    def inputs(self, state: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """The network input from physical fields: the normalised state, then the normalised past changes.
+
+        ``state`` (B, C, H, W) at time t; ``previous`` (B, history - 1, C, H, W) at t - step,
+        t - 2 step, ... (most recent first; a (B, C, H, W) tensor is accepted for history 2).
+        Returns (B, C * history, H, W): ``normalise(state)``, then for j = 1 .. history - 1 the
+        change ``(x(t - (j - 1) step) - x(t - j step)) / diff_std``.
+        """
+        need = self.config.history - 1
+        x = self.normalise(state)  # (B, C, H, W)
+        if need == 0:
+            return x
+        if previous is None:
+            raise UsageInputError(f"this forecaster needs the {need} previous state(s), {self.config.step_hours} h apart, besides the current one")
+        if previous.dim() == state.dim():
+            previous = previous[:, None]  # (B, 1, C, H, W)
+        if previous.shape[1] < need:
+            raise UsageInputError(f"this forecaster needs {need} previous state(s), got {previous.shape[1]}")
+        states = torch.cat([state[:, None], previous[:, :need].to(state.dtype)], dim=1)  # (B, history, C, H, W)
+        changes = (states[:, :-1] - states[:, 1:]) / self.diff_std.view(1, 1, -1, 1, 1)  # (B, history - 1, C, H, W)
+        return torch.cat([x, changes.flatten(1, 2)], dim=1)  # (B, C * history, H, W)
+
     def normalise_static(self, static: torch.Tensor | None) -> torch.Tensor | None:
         if static is None:
             return None
@@ -187,36 +215,61 @@ class Forecaster(nn.Module):
         return (future - state) / self.tendency_scale(lead_hours)
 
     @torch.no_grad()
-    def predict(self, state: torch.Tensor, lead_hours: float | torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
-        """Physical state (B, C, H, W) -> physical state ``lead_hours`` later, in one direct step."""
+    def predict(
+        self, state: torch.Tensor, lead_hours: float | torch.Tensor, static: torch.Tensor | None = None, previous: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Physical state (B, C, H, W) -> physical state ``lead_hours`` later, in one direct step.
+
+        ``previous``: the earlier states the model's ``history`` needs (see ``inputs``).
+        """
         lead = torch.as_tensor(lead_hours, dtype=torch.float32, device=state.device).expand(state.shape[0])  # (B,)
-        tendency = self(self.normalise(state), lead, self.normalise_static(static))  # (B, C, H, W)
+        tendency = self(self.inputs(state, previous), lead, self.normalise_static(static))  # (B, C, H, W)
         return state + tendency.float() * self.tendency_scale(lead)
 
     @torch.no_grad()
-    def rollout(self, state: torch.Tensor, lead_hours: list[int], static: torch.Tensor | None = None, *, direct: bool = False) -> list[torch.Tensor]:
+    def rollout(
+        self, state: torch.Tensor, lead_hours: list[int], static: torch.Tensor | None = None, *, direct: bool = False, previous: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """Forecasts at each lead in ``lead_hours`` (multiples of ``step_hours``), physical units.
 
-        Autoregressive by default (repeated ``step_hours`` steps, one state carried forward);
-        ``direct=True`` predicts each lead in one step with lead-time conditioning.
+        Autoregressive by default (repeated ``step_hours`` steps, the last ``history`` states
+        carried forward); ``direct=True`` predicts each lead in one step with lead-time conditioning.
         """
         step = self.config.step_hours
         bad = [h for h in lead_hours if h <= 0 or h % step]
         if bad:
             raise UsageInputError(f"lead times must be positive multiples of the model step ({step} h), got {bad[0]} h")
+        self.inputs(state[:1], None if previous is None else previous[:1])  # fail early without the needed history
         if direct:
-            return [self.predict(state, float(h), static) for h in lead_hours]
+            return [self.predict(state, float(h), static, previous) for h in lead_hours]
+        need = self.config.history - 1
+        past = None
+        if need:
+            past = previous[:, None] if previous.dim() == state.dim() else previous[:, :need]  # (B, history - 1, C, H, W)
         out, current, done = [], state, 0
         for hours in sorted(lead_hours):
             while done < hours:
-                current = self.predict(current, float(step), static)
-                done += step
+                nxt = self.predict(current, float(step), static, past)
+                if need:
+                    past = torch.cat([current[:, None], past[:, : need - 1]], dim=1)  # (B, history - 1, C, H, W)
+                current, done = nxt, done + step
             out.append(current)
         order = sorted(range(len(lead_hours)), key=lambda i: lead_hours[i])
         result: list[torch.Tensor] = [torch.empty(0)] * len(lead_hours)
         for position, index in enumerate(order):
             result[index] = out[position]
         return result
+
+
+def earlier_states(span: np.ndarray, local: np.ndarray, history: int, index_per_step: int) -> torch.Tensor | None:
+    """The ``previous`` argument of ``Forecaster.predict`` from consecutive store times.
+
+    ``span`` (T, C, H, W) physical fields, ``local`` (B,) indices of the current states in it;
+    returns (B, history - 1, C, H, W) at 1, 2, ... model steps earlier, or None for history 1.
+    """
+    if history <= 1:
+        return None
+    return torch.from_numpy(np.stack([span[local - j * index_per_step] for j in range(1, history)], axis=1))
 
 
 def feedback_points(model: Forecaster) -> list[str]:
@@ -236,6 +289,7 @@ __all__ = [
     "PRESETS",
     "feedback_points",
     "count_parameters",
+    "earlier_states",
     "lat_weighted_mse",
     "lat_weights",
 ]

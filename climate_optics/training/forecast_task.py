@@ -1,8 +1,9 @@
 """The forecasting ``TrainTask``: a ViT forecaster on (state, future state) pairs from a store.
 
 Times are split chronologically: the last ``val_fraction`` of the record is held out for
-validation. Inputs are standardised with the store's per-channel mean and std; the target is
-the tendency divided by ``diff_std * sqrt(lead steps)`` (see ``climate_optics.models.forecaster``).
+validation. Inputs are standardised with the store's per-channel mean and std (plus the past
+changes when the model's ``history`` > 1); the target is the tendency divided by
+``diff_std * sqrt(lead steps)`` (see ``climate_optics.models.forecaster``).
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ class ForecastTask:
         n_time = ds.sizes["time"]
         self.n_val = max(1, int(round(n_time * val_fraction)))
         self.val_start = n_time - self.n_val
-        self.offsets = (0,) + tuple(k * self.index_per_step for k in sorted(set(config.train_lead_steps)))
+        # Window offsets (time indices): the state, the leads, then the earlier states of the history.
+        self.lead_offsets = tuple(k * self.index_per_step for k in sorted(set(config.train_lead_steps)))
+        self.past_offsets = tuple(-j * self.index_per_step for j in range(1, config.history))
+        self.offsets = (0,) + self.lead_offsets + self.past_offsets
         self.sampler_options = dict(group_chunks=group_chunks, prefetch=prefetch)
         self.val_samples = val_samples
         self._val_batch: dict[str, torch.Tensor] | None = None
@@ -134,17 +138,18 @@ class ForecastTask:
         return torch.from_numpy(np.stack(fields))  # (S, H, W)
 
     def sampler(self, seed: int) -> ZarrWindowSampler:
-        starts = np.arange(0, self.val_start - self.offsets[-1])
+        starts = np.arange(-min(self.offsets), self.val_start - max(self.offsets))
         return ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=self.offsets, seed=seed, **self.sampler_options)
 
     # -- TrainTask -------------------------------------------------------------------------------
     def batches(self, rng: np.random.Generator, batch_size: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        """Normalised inputs ``x`` (B, C, H, W), targets ``y``, leads ``lead`` (B,) hours, ``static``."""
+        """Normalised inputs ``x`` (B, C * history, H, W), targets ``y``, leads ``lead`` (B,) hours, ``static``."""
         seed = int(rng.integers(2**31))
         sampler = self._sampler = self.sampler(seed)
         leads = np.asarray(sorted(set(self.config.train_lead_steps)))
         mean, std = self.statistics["mean"][:, None, None], self.statistics["std"][:, None, None]
         diff_std = self.statistics["diff_std"][:, None, None]
+        n_lead = len(self.lead_offsets)
         static = None if self.static_fields is None else self.model.normalise_static(self.static_fields[None])[0]
         step = start_step
         for raw in sampler.batches(batch_size, start_step):
@@ -152,8 +157,10 @@ class ForecastTask:
             choice = np.random.default_rng([seed, step, 7]).integers(0, leads.size, size=batch_size)  # (B,)
             future = fields[np.arange(batch_size), 1 + choice]  # (B, C, H, W)
             k = leads[choice].astype(np.float32)[:, None, None, None]
+            states = np.concatenate([fields[:, :1], fields[:, 1 + n_lead :]], axis=1)  # (B, history, C, H, W), newest first
+            changes = (states[:, :-1] - states[:, 1:]) / diff_std  # (B, history - 1, C, H, W)
             batch = {
-                "x": torch.from_numpy((fields[:, 0] - mean) / std),
+                "x": torch.from_numpy(np.concatenate([(fields[:, 0] - mean) / std, changes.reshape(batch_size, -1, *changes.shape[-2:])], axis=1)),
                 "y": torch.from_numpy((future - fields[:, 0]) / (diff_std * np.sqrt(k))),
                 "lead": torch.from_numpy(leads[choice].astype(np.float32) * self.config.step_hours),
             }
@@ -167,15 +174,17 @@ class ForecastTask:
         return lat_weighted_mse(pred, batch["y"], self.weights.to(pred.device))
 
     def validation_batch(self) -> dict[str, torch.Tensor]:
-        """Held-out (state, next state) pairs one model step apart, physical units."""
+        """Held-out (state, next state, earlier states) one model step apart, physical units."""
         if self._val_batch is None:
-            starts = np.arange(self.val_start, self.ds.sizes["time"] - self.index_per_step)
+            ips, back = self.index_per_step, (self.config.history - 1) * self.index_per_step
+            starts = np.arange(max(self.val_start, back), self.ds.sizes["time"] - ips)
             if starts.size == 0:
                 raise DataInputError("validation split too short for one model step; raise val_fraction", source=self.store)
             starts = starts[np.linspace(0, starts.size - 1, min(self.val_samples, starts.size)).round().astype(int)]
-            sampler = ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=(0, self.index_per_step), group_chunks=1)
-            fields = np.stack([sampler.read_times(t, t + self.index_per_step + 1)[[0, -1]] for t in starts])  # (V, 2, C, H, W)
-            self._val_batch = {"state": torch.from_numpy(fields[:, 0]), "future": torch.from_numpy(fields[:, 1])}
+            sampler = ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=(-back, ips), group_chunks=1)
+            picks = [back + ips] + [back - j * ips for j in range(self.config.history)]  # future, state, earlier states
+            fields = np.stack([sampler.read_times(t - back, t + ips + 1)[picks] for t in starts])  # (V, 1 + history, C, H, W)
+            self._val_batch = {"future": torch.from_numpy(fields[:, 0]), "state": torch.from_numpy(fields[:, 1]), "previous": torch.from_numpy(fields[:, 2:])}
         return self._val_batch
 
     def validate(self, model: torch.nn.Module) -> dict[str, float]:
@@ -185,7 +194,7 @@ class ForecastTask:
         state, future = batch["state"], batch["future"]
         static = None if self.static_fields is None else self.static_fields[None].expand(state.shape[0], -1, -1, -1).to(device)
         lead = torch.full((state.shape[0],), float(self.config.step_hours), device=device)
-        pred = model(model.normalise(state), lead, model.normalise_static(static)).float()  # (V, C, H, W)
+        pred = model(model.inputs(state, batch["previous"]), lead, model.normalise_static(static)).float()  # (V, C, H, W)
         weights = self.weights.to(device)
         scores = {"loss": float(lat_weighted_mse(pred, model.target(state, future, lead), weights))}
         forecast = state + pred * model.tendency_scale(lead)
