@@ -85,6 +85,29 @@ def test_statistics_round_trip_and_rollout():
         model.rollout(state, [9])
 
 
+def test_history_inputs_and_rollout_carry_the_previous_state():
+    torch.manual_seed(0)
+    model = Forecaster(small(history=3)).eval()
+    model.set_statistics([5e4, 280.0], [3e3, 10.0], [300.0, 2.0])
+    states = torch.randn(4, 1, 2, 10, 20) * torch.tensor([300.0, 2.0]).view(1, 1, 2, 1, 1) + torch.tensor([5e4, 280.0]).view(1, 1, 2, 1, 1)
+    t0, t1, t2, t3 = states.unbind(0)  # (1, C, H, W) each, 6 h apart, t3 the newest
+    x = model.inputs(t3, torch.stack([t2, t1], dim=1))  # (1, C * 3, H, W)
+    assert x.shape == (1, 6, 10, 20)
+    assert torch.allclose(x[:, :2], model.normalise(t3))
+    assert torch.allclose(x[:, 2:4], (t3 - t2) / torch.tensor([300.0, 2.0]).view(1, 2, 1, 1), atol=1e-5)
+    assert torch.allclose(x[:, 4:], (t2 - t1) / torch.tensor([300.0, 2.0]).view(1, 2, 1, 1), atol=1e-5)
+    with pytest.raises(UsageInputError, match="previous state"):
+        model.rollout(t3, [6])
+    past = torch.stack([t2, t1], dim=1)  # (1, 2, C, H, W)
+    step1 = model.predict(t3, 6.0, previous=past)
+    step2 = model.predict(step1, 6.0, previous=torch.stack([t3, t2], dim=1))
+    rolled = model.rollout(t3, [12, 6], previous=past)
+    assert torch.allclose(rolled[0], step2) and torch.allclose(rolled[1], step1)
+    lead = torch.tensor([6.0])
+    with torch.no_grad():  # the network sees the history
+        assert not torch.allclose(model(model.inputs(t3, torch.stack([t0, t1], dim=1)), lead), model(x, lead))
+
+
 def test_lat_weighted_mse_weights_equator_over_poles():
     lat = torch.tensor([-80.0, 0.0, 80.0])
     w = lat_weights(lat)
