@@ -27,12 +27,13 @@ import torch
 from torch import nn
 
 from climate_optics.errors import UsageInputError
-from climate_optics.models.blocks import Block, PatchHead, ScalarEmbedding, VariablePatchEmbed, pad_to_multiple, sincos_pos_embed_2d
+from climate_optics.models.blocks import Block, PatchHead, ScalarEmbedding, pad_to_multiple, sincos_pos_embed_2d
 from climate_optics.models.edm import EDMLossConfig, EDMPrecond, SamplerConfig
 
 STATIC_CHANNELS = ("land_sea_mask", "geopotential_at_surface")
 GEO_CHANNELS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
 WINDOWS = ("cosine", "linear")
+BACKBONES = ("vit", "unet")
 INTERPOLATIONS = ("linear", "cubic")
 
 
@@ -47,6 +48,8 @@ class DownscalerConfig:
     overlap: int = 8  # tile overlap at inference, in fine cells
     margin: int = 2  # cells at a tile's inner edges that get zero blending weight
     window: str = "cosine"  # blending ramp across the overlap: cosine | linear
+    backbone: str = "vit"  # network of both stages: vit (shared Transformer blocks) | unet (models.unet)
+    unet_width: int = 32  # UNet channels at full resolution (2x at half resolution)
     patch: int = 2  # ViT patch size (fine cells per token side)
     dim: int = 64  # token width
     depth: int = 3  # Transformer blocks per network
@@ -67,6 +70,8 @@ class DownscalerConfig:
             (self.interpolation in INTERPOLATIONS, f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"),
             (self.patch >= 1 and self.tile % self.patch == 0, f"tile ({self.tile}) must be a multiple of patch ({self.patch})"),
             (0 <= 2 * self.margin < self.overlap < self.tile, f"need 0 <= 2*margin < overlap < tile, got margin={self.margin}, overlap={self.overlap}, tile={self.tile}"),
+            (self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"),
+            (self.backbone != "unet" or (self.tile % 2 == 0 and self.unet_width % 4 == 0), "the unet backbone needs an even tile and a width divisible by 4"),
             (self.window in WINDOWS, f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}"),
             (self.dim % 4 == 0 and self.dim % self.heads == 0, f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})"),
             (self.depth >= 1, f"depth must be >= 1, got {self.depth}"),
@@ -120,8 +125,11 @@ PRESETS: dict[str, DownscalerConfig] = {
 class FieldViT(nn.Module):
     """Fields to fields with a ViT: (B, C_in, H, W) -> (B, C_out, H, W).
 
-    Patch embedding per input channel (``VariablePatchEmbed``), fixed 2D sin-cos positions of
-    the patch grid, ``depth`` Transformer blocks, and a per-token head back to the grid. With
+    A linear patch embedding of all input channels together, fixed 2D sin-cos positions of
+    the patch grid, ``depth`` Transformer blocks, and a per-token head back to the grid.
+    (The forecaster's per-variable ``VariablePatchEmbed`` attends over the C_in channel tokens
+    of every patch; with the denoiser's 2C + 6 inputs that cross-attention cost 8x the
+    Transformer blocks on CPU, while the input set here is fixed, so one linear map fits.) With
     ``noise_conditioned`` the blocks are modulated by an embedding of the EDM noise label
     (adaLN-Zero); the blocks are the DFA feedback points (``blocks.0`` ...).
     """
@@ -129,7 +137,7 @@ class FieldViT(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False):
         super().__init__()
         self.patch, self.dim = config.patch, config.dim
-        self.embed = VariablePatchEmbed(in_channels, config.patch, config.dim, config.heads)
+        self.embed = nn.Conv2d(in_channels, config.dim, kernel_size=config.patch, stride=config.patch)
         self.noise_embed = ScalarEmbedding(config.dim) if noise_conditioned else None
         cond_dim = config.dim if noise_conditioned else None
         self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, cond_dim=cond_dim) for _ in range(config.depth))
@@ -139,7 +147,7 @@ class FieldViT(nn.Module):
     def forward(self, x: torch.Tensor, noise_label: torch.Tensor | None = None) -> torch.Tensor:
         x, (height, width) = pad_to_multiple(x, self.patch)  # (B, C_in, H', W')
         h, w = x.shape[-2] // self.patch, x.shape[-1] // self.patch
-        tokens = self.embed(x)  # (B, N, D)
+        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
         tokens = tokens + sincos_pos_embed_2d(self.dim, h, w).to(tokens)[None]  # (B, N, D)
         cond = None if self.noise_embed is None else self.noise_embed(noise_label)  # (B, D)
         for block in self.blocks:
@@ -148,16 +156,25 @@ class FieldViT(nn.Module):
         return out[..., :height, :width]  # (B, C_out, H, W)
 
 
+def backbone(in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False) -> nn.Module:
+    """The configured fields-to-fields network; ``forward(x, noise_label=None)``."""
+    if config.backbone == "unet":
+        from climate_optics.models.unet import FieldUNet
+
+        return FieldUNet(in_channels, out_channels, config.unet_width, noise_conditioned=noise_conditioned)
+    return FieldViT(in_channels, out_channels, config, noise_conditioned=noise_conditioned)
+
+
 class ResidualDenoiserNet(nn.Module):
     """The raw EDM network ``F(c_in * r, c_noise, cond)``: concatenates the conditioning channels."""
 
     def __init__(self, config: DownscalerConfig):
         super().__init__()
         c = config.n_channels
-        self.vit = FieldViT(c + config.n_cond + c, c, config, noise_conditioned=True)
+        self.body = backbone(c + config.n_cond + c, c, config, noise_conditioned=True)
 
     def forward(self, x: torch.Tensor, noise_label: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.vit(torch.cat([x, cond], dim=1), noise_label)  # (B, C + K + C, H, W) -> (B, C, H, W)
+        return self.body(torch.cat([x, cond], dim=1), noise_label)  # (B, C + K + C, H, W) -> (B, C, H, W)
 
 
 class Downscaler(nn.Module):
@@ -176,7 +193,7 @@ class Downscaler(nn.Module):
         if not config.channels:
             raise UsageInputError("downscaler config: no channels (build it from a store or list them)")
         self.config = config
-        self.regression = FieldViT(config.n_cond, config.n_channels, config)
+        self.regression = backbone(config.n_cond, config.n_channels, config)
         self.denoiser = EDMPrecond(ResidualDenoiserNet(config), sigma_data=config.sigma_data)
         # Per-channel std of the normalised residual truth - mean, set before the diffusion stage.
         self.register_buffer("residual_std", torch.ones(config.n_channels))
@@ -191,9 +208,10 @@ class Downscaler(nn.Module):
         return self
 
     def feedback_points(self) -> list[str]:
-        """DFA feedback points of the network the current stage trains: its Transformer blocks."""
-        prefix = "regression" if self.stage == "regression" else "denoiser.net.vit"
-        return [f"{prefix}.blocks.{i}" for i in range(self.config.depth)]
+        """DFA feedback points of the network the current stage trains: its Transformer (or UNet) blocks."""
+        net = self.regression if self.stage == "regression" else self.denoiser.net.body
+        prefix = "regression" if self.stage == "regression" else "denoiser.net.body"
+        return [f"{prefix}.blocks.{i}" for i in range(len(net.blocks))]
 
     def regress(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditional mean: interpolated coarse fields + a learned correction. (B, K, H, W) -> (B, C, H, W)."""

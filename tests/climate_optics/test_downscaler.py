@@ -1,0 +1,142 @@
+"""Downscaler building blocks: interpolation matrices, tiling, model stages, configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from climate_optics import interpolation
+from climate_optics.errors import UsageInputError
+from climate_optics.inference.tiling import ramp, tile_starts, tiled_apply
+from climate_optics.models.downscaler import Downscaler, DownscalerConfig, count_parameters
+
+
+def _coarse_and_fine(n_lat=16, n_lon=32):
+    fine_lat = -90 + 180 / n_lat * (np.arange(n_lat) + 0.5)
+    fine_lon = np.arange(n_lon) * 360 / n_lon
+    return 0.5 * (fine_lat[::2] + fine_lat[1::2]), 0.5 * (fine_lon[::2] + fine_lon[1::2]), fine_lat, fine_lon
+
+
+@pytest.mark.parametrize("method", ["linear", "cubic"])
+def test_interpolation_rows_sum_to_one_and_reproduce_linear_fields(method):
+    c_lat, c_lon, f_lat, f_lon = _coarse_and_fine()
+    w_lat, w_lon = interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon, method=method)
+    np.testing.assert_allclose(w_lat.sum(axis=1), 1.0)
+    np.testing.assert_allclose(w_lon.sum(axis=1), 1.0)
+    # A field linear in latitude is reproduced exactly away from the edge rows.
+    field = np.repeat(c_lat[:, None], c_lon.size, axis=1)
+    out = interpolation.apply(field, w_lat, w_lon)
+    inner = slice(4, -4)  # the cubic stencil reaches two coarse rows out
+    np.testing.assert_allclose(out[inner], np.repeat(f_lat[:, None], f_lon.size, axis=1)[inner], atol=1e-9)
+
+
+def test_interpolation_wraps_longitude_on_a_global_grid():
+    c_lat, c_lon, f_lat, f_lon = _coarse_and_fine()
+    _, w_lon = interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon)
+    # Fine longitude 0 lies between the last coarse longitude (343.125 = -16.875) and the first (5.625).
+    assert w_lon[0, -1] == pytest.approx(0.25) and w_lon[0, 0] == pytest.approx(0.75)
+    # A regional source does not wrap: the same point clamps to the first column.
+    w_region = interpolation.interp_matrix(c_lon[:4], f_lon[:8], periodic=False)
+    assert w_region[0, 0] == pytest.approx(1.0) and w_region[0, -1] == 0
+
+
+def test_interpolation_works_on_numpy_and_torch_alike():
+    c_lat, c_lon, f_lat, f_lon = _coarse_and_fine()
+    w_lat, w_lon = interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon, method="cubic")
+    x = np.random.default_rng(0).standard_normal((2, 3, c_lat.size, c_lon.size))
+    np.testing.assert_allclose(interpolation.apply(torch.from_numpy(x), w_lat, w_lon).numpy(), interpolation.apply(x, w_lat, w_lon), rtol=1e-12)
+    with pytest.raises(ValueError, match="method"):
+        interpolation.interp_matrix(c_lat, f_lat, periodic=False, method="spline")
+
+
+def test_tile_starts_cover_the_axis():
+    assert tile_starts(40, 16, 6, periodic=False) == [0, 10, 20, 24]
+    assert tile_starts(72, 16, 6, periodic=True) == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert tile_starts(10, 16, 6, periodic=False) == [0]
+    w = ramp(16, 6, 1, "cosine")
+    assert w[0] == 0 and w[-1] == 0 and torch.all(w[6:10] == 1) and torch.all(torch.diff(w[:6]) > 0)
+
+
+class CircularConv(torch.nn.Module):
+    """A translation-equivariant stand-in: 3x3 conv, zero padding in latitude, periodic in longitude."""
+
+    def __init__(self, periodic: bool):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(3, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+        self.periodic = periodic
+
+    def forward(self, x):
+        if self.periodic:
+            return torch.tanh(F.conv2d(F.pad(x, (1, 1, 0, 0), mode="circular"), self.weight, padding=(1, 0)))
+        return torch.tanh(F.conv2d(x, self.weight, padding=1))
+
+
+@pytest.mark.parametrize("window", ["cosine", "linear"])
+@pytest.mark.parametrize("periodic", [True, False])
+def test_tiling_with_overlap_reproduces_a_global_pass(window, periodic):
+    x = torch.randn(2, 2, 40, 72, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    net = CircularConv(periodic)
+    direct = net(x)
+    # Tiles see zero padding at their inner edges, wrong by one cell; margin=1 gives those cells no weight.
+    tiled = tiled_apply(net, x, tile=16, overlap=6, margin=1, window=window, periodic_lon=periodic, max_batch=7)
+    torch.testing.assert_close(tiled, direct, rtol=0, atol=1e-12)
+    # Without the margin the seams show: the check above can fail.
+    seams = tiled_apply(net, x, tile=16, overlap=6, margin=0, window=window, periodic_lon=periodic)
+    assert (seams - direct).abs().max() > 1e-3
+
+
+def test_tiling_a_region_smaller_than_a_tile():
+    x = torch.randn(1, 2, 10, 12, dtype=torch.float64)
+    net = CircularConv(False)
+    out = tiled_apply(net, x, tile=16, overlap=6, margin=1, periodic_lon=False)
+    assert out.shape == (1, 3, 10, 12)
+    # Replicate-padded to the tile, so only the cells next to the padded border may differ.
+    torch.testing.assert_close(out[..., :-1, :-1], net(x)[..., :-1, :-1])
+
+
+@pytest.mark.parametrize("backbone", ["vit", "unet"])
+def test_model_stages_shapes_and_feedback_points(backbone):
+    config = DownscalerConfig.preset("tiny", channels=("2m_temperature", "geopotential@500"), backbone=backbone, tile=16, overlap=6)
+    model = Downscaler(config)
+    names = dict(model.named_modules())
+    cond = torch.randn(3, config.n_cond, 16, 16)
+    mean = model(cond)  # regression stage
+    assert mean.shape == (3, 2, 16, 16)
+    assert all(p in names for p in model.feedback_points()) and model.feedback_points()[0].startswith("regression.")
+    model.set_stage("diffusion")
+    assert all(p in names for p in model.feedback_points()) and model.feedback_points()[0].startswith("denoiser.")
+    assert not any(p.requires_grad for p in model.regression.parameters())
+    denoised = model(torch.randn(3, 2, 16, 16), torch.rand(3) + 0.1, torch.cat([cond, mean.detach()], dim=1))
+    assert denoised.shape == (3, 2, 16, 16)
+    # At sigma -> 0 the preconditioned denoiser returns its input.
+    r = torch.randn(3, 2, 16, 16)
+    torch.testing.assert_close(model(r, torch.full((3,), 1e-6), torch.cat([cond, mean.detach()], dim=1)), r, atol=1e-4, rtol=0)
+
+
+def test_regression_starts_from_the_interpolated_coarse_fields():
+    config = DownscalerConfig.preset("tiny", channels=("a", "b"), tile=16, overlap=6)
+    model = Downscaler(config)
+    cond = torch.randn(2, config.n_cond, 16, 16)
+    # mean = interpolated coarse fields + a learned correction: zero the correction's head and it is the identity.
+    for p in model.regression.head.parameters():
+        torch.nn.init.zeros_(p)
+    torch.testing.assert_close(model.regress(cond), cond[:, :2])
+
+
+def test_presets_and_validation():
+    tiny = DownscalerConfig.preset("tiny", channels=("a", "b", "c"))
+    base = DownscalerConfig.preset("base", channels=("a", "b", "c"))
+    with torch.device("meta"):
+        n_tiny, n_base = count_parameters(Downscaler(tiny)), count_parameters(Downscaler(base))
+    assert n_tiny < 1_000_000 < 50_000_000 < n_base
+    assert DownscalerConfig.from_dict(tiny.to_dict()) == tiny
+    with pytest.raises(UsageInputError, match="preset"):
+        DownscalerConfig.preset("huge")
+    with pytest.raises(UsageInputError, match="overlap"):
+        DownscalerConfig(channels=("a",), overlap=40)
+    with pytest.raises(UsageInputError, match="backbone"):
+        DownscalerConfig(channels=("a",), backbone="mlp")
+    with pytest.raises(UsageInputError, match="channels"):
+        Downscaler(DownscalerConfig())
