@@ -1,6 +1,16 @@
 """Residual diffusion downscaler in the line of CorrDiff (Mardani et al. 2023, arXiv:2309.15214).
 
-Two networks share one ViT backbone design (``FieldViT``, built from ``models.blocks``):
+Two networks share one backbone design, chosen by ``DownscalerConfig.backbone``: a small
+UNet (``models.unet``, the default, as in CorrDiff) or a ViT built from the Transformer blocks
+shared with the forecaster (``FieldViT``). Why the UNet is the default, measured on the
+embedded synthetic reanalysis (2.8125 deg truth, factor 2, channels 2m_temperature,
+geopotential@500, mean_sea_level_pressure, u_component_of_wind@850; tiny preset, 300 steps
+per stage, batch 8, back-propagation, 4 members, 4 held-out times): regression validation MSE
+0.00076 (UNet) vs 0.0026 (ViT) vs 0.0049 (interpolation); ensemble CRPS lower by a factor
+1.6-2.5 on every channel (2m_temperature 0.26 vs 0.41 K, bilinear MAE 0.63 K); spectrum
+error above the coarse Nyquist wavenumber 0.09 vs 0.53 (bilinear 1.59) on 2m_temperature.
+Convolutions see sub-patch structure from the first step; the ViT's 2x2 patch tokens must
+learn it. Both train in every mode; their blocks are the DFA feedback points.
 
 1. ``regression``: the conditional mean. Input ``cond`` (B, K, H, W) = the coarse fields
    interpolated to the fine grid (C channels, normalised), the static fields (land-sea mask,
@@ -48,7 +58,7 @@ class DownscalerConfig:
     overlap: int = 8  # tile overlap at inference, in fine cells
     margin: int = 2  # cells at a tile's inner edges that get zero blending weight
     window: str = "cosine"  # blending ramp across the overlap: cosine | linear
-    backbone: str = "vit"  # network of both stages: vit (shared Transformer blocks) | unet (models.unet)
+    backbone: str = "unet"  # network of both stages: unet (models.unet) | vit (the shared Transformer blocks)
     unet_width: int = 32  # UNet channels at full resolution (2x at half resolution)
     patch: int = 2  # ViT patch size (fine cells per token side)
     dim: int = 64  # token width
@@ -84,7 +94,7 @@ class DownscalerConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "DownscalerConfig":
-        """``tiny`` (CI, CPU, ~0.3M parameters) or ``base`` (~40M parameters, GPU)."""
+        """``tiny`` (CI, CPU, ~0.6M parameters) or ``base`` (~37M parameters with the UNet, ~96M with the ViT; GPU)."""
         if name not in PRESETS:
             raise UsageInputError(f"unknown downscaler preset {name!r}; choose one of {', '.join(PRESETS)}")
         return replace(PRESETS[name], **overrides)
@@ -118,7 +128,7 @@ class DownscalerConfig:
 
 PRESETS: dict[str, DownscalerConfig] = {
     "tiny": DownscalerConfig(),
-    "base": DownscalerConfig(tile=128, overlap=32, margin=4, patch=4, dim=512, depth=12, heads=8, mlp_ratio=4.0),
+    "base": DownscalerConfig(tile=128, overlap=32, margin=4, unet_width=256, patch=4, dim=512, depth=12, heads=8, mlp_ratio=4.0),
 }
 
 
