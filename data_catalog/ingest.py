@@ -250,25 +250,31 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
         start, stop = block
         return dynamic.isel({TIME: slice(max(start - lag, 0), stop)}).compute()
 
+    def fold(name: str, values: np.ndarray, head: int, start: int, stop: int, pairs: np.ndarray) -> None:
+        """Write one variable's block and fold it into the statistics and daily sums."""
+        block = values[head:]
+        _check_fields(block, times[start:stop], name, dynamic[name].dims, source)
+        root[name][start:stop] = block
+        diffs = (values[lag:] - values[:-lag])[pairs] if pairs.any() else None
+        statistics.add(name, block, diffs, level_axis=1 if LEVEL in dynamic[name].dims else None)
+        climatology.add(name, start, block)
+
     # Few open files: an open NetCDF file keeps its decompressed chunks cached (HDF5 chunk cache).
-    with xr.set_options(file_cache_maxsize=OPEN_FILES), ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load, todo[0]) if todo else None
+    # One thread loads the next block while the others fold the current one, a variable each.
+    workers = max(1, min(len(names), os.cpu_count() or 1))
+    with (xr.set_options(file_cache_maxsize=OPEN_FILES), ThreadPoolExecutor(max_workers=1) as reader,
+          ThreadPoolExecutor(max_workers=workers) as pool):
+        pending = reader.submit(load, todo[0]) if todo else None
         for position, (start, stop) in enumerate(todo):
             loaded = pending.result()
-            pending = pool.submit(load, todo[position + 1]) if position + 1 < len(todo) else None
+            pending = reader.submit(load, todo[position + 1]) if position + 1 < len(todo) else None
             head = start - max(start - lag, 0)  # leading steps loaded only for the differences
             stamps = loaded[TIME].values
             pairs = (stamps[lag:] - stamps[:-lag]) == interval if len(stamps) > lag else np.zeros(0, bool)
-            for name in names:
-                values = loaded[name].values
-                block = values[head:]
-                _check_fields(block, times[start:stop], name, dynamic[name].dims, source)
-                root[name][start:stop] = block
-                diffs = (values[lag:] - values[:-lag])[pairs] if pairs.any() else None
-                level_axis = 1 if LEVEL in dynamic[name].dims else None
-                statistics.add(name, block, diffs, level_axis=level_axis)
-                climatology.add(name, start, block)
-            del loaded
+            jobs = [pool.submit(fold, name, loaded[name].values, head, start, stop, pairs) for name in names]
+            for job in jobs:
+                job.result()  # re-raises the first error (e.g. an all-NaN field)
+            del loaded, jobs
             if progress is not None:
                 progress("write", position + 1, len(todo))
     return climatology

@@ -46,7 +46,7 @@ class Moments:
         values = np.asarray(values)
         rows = values.shape[keep_axis] if keep_axis is not None else 1
         x = np.moveaxis(values, keep_axis, 0) if keep_axis is not None else values
-        x = x.reshape(rows, -1).astype(np.float64)  # (kept, reduced), a private copy
+        x = np.array(x, dtype=np.float64, order="C").reshape(rows, -1)  # (kept, reduced), one private copy
         missing = np.isnan(x)
         has_missing = bool(missing.any())
         if has_missing:
