@@ -182,6 +182,11 @@ class DFA:
         for point in self.points:
             self._handles.append(point.module.register_forward_hook(self._point_hook(point.name)))
 
+    def attach(self) -> None:
+        """Re-install the hooks after :meth:`remove_hooks`."""
+        if not self._handles:
+            self._install_hooks()
+
     def remove_hooks(self) -> None:
         """Detach the engine from the model (it then trains by plain back-propagation)."""
         for handle in self._handles:

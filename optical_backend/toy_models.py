@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 class MLP(nn.Module):
@@ -74,8 +75,9 @@ class TinyViT(nn.Module):
     """
 
     def __init__(self, image: int = 8, patch: int = 2, c_in: int = 2, c_out: int = 2, dim: int = 32,
-                 depth: int = 4, heads: int = 4, dropout: float = 0.0):
+                 depth: int = 4, heads: int = 4, dropout: float = 0.0, checkpoint_blocks: bool = False):
         super().__init__()
+        self.checkpoint_blocks = checkpoint_blocks  # per-block activation checkpointing (back-propagation baseline)
         self.image, self.patch, self.c_out = image, patch, c_out
         grid = image // patch
         self.embed = nn.Linear(c_in * patch * patch, dim)
@@ -95,7 +97,10 @@ class TinyViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(self.patchify(x)) + self.pos  # (B, N, D)
         for block in self.blocks:
-            h = block(h)
+            if self.checkpoint_blocks and torch.is_grad_enabled():
+                h = checkpoint(block, h, use_reentrant=False)  # keeps only the block input
+            else:
+                h = block(h)
         return self.head(self.norm(h))  # (B, N, C_out*p*p)
 
 
