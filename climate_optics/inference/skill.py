@@ -29,7 +29,7 @@ def _climatology_at(store: str | os.PathLike, name: str, times: np.ndarray):
     if level is not None:
         clim = clim.sel(level=level)
     stamps = pd.DatetimeIndex(times)
-    index = {"dayofyear": xr.DataArray(np.asarray(stamps.dayofyear), dims="time"), "hour": xr.DataArray(np.asarray(stamps.hour), dims="time")}
+    index = {"dayofyear": xr.DataArray(np.asarray(stamps.day_of_year), dims="time"), "hour": xr.DataArray(np.asarray(stamps.hour), dims="time")}
     if "hour" not in clim.dims:
         index.pop("hour")
     return clim.sel(index).assign_coords(time=times).load()
