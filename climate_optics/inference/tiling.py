@@ -83,10 +83,12 @@ def tiled_apply(
     rows = _axis_windows(height, tile, overlap, margin, window, periodic=False)
     cols = _axis_windows(width, tile, overlap, margin, window, periodic=periodic_lon)
     pieces, places = [], []
+    dev = x.device
     for r_idx, r_w in rows:
         for c_idx, c_w in cols:
+            r_idx, c_idx = r_idx.to(dev), c_idx.to(dev)
             pieces.append(x[:, :, r_idx][:, :, :, c_idx])  # (B, C, tile, tile)
-            places.append((r_idx, c_idx, r_w[:, None] * c_w[None, :]))
+            places.append((r_idx, c_idx, (r_w[:, None] * c_w[None, :]).to(dev)))
     stacked = torch.cat(pieces, dim=0)  # (T*B, C, tile, tile), tile-major
     outputs = torch.cat([fn(chunk) for chunk in stacked.split(max_batch)], dim=0)  # (T*B, C_out, tile, tile)
     out = x.new_zeros((b, outputs.shape[1], height, width), dtype=torch.float64)

@@ -153,6 +153,8 @@ class FieldViT(nn.Module):
         self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, cond_dim=cond_dim) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.dim)
         self.head = PatchHead(config.dim, out_channels, config.patch)
+        nn.init.zeros_(self.head.mlp[-1].weight)  # start as "no correction" (DiT zero-inits its final layer too)
+        nn.init.zeros_(self.head.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor, noise_label: torch.Tensor | None = None) -> torch.Tensor:
         x, (height, width) = pad_to_multiple(x, self.patch)  # (B, C_in, H', W')

@@ -58,6 +58,8 @@ class FieldUNet(nn.Module):
         self.down = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
         self.out_norm = nn.GroupNorm(_groups(width), width)
         self.out = nn.Conv2d(width, out_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # start as "no correction" (EDM's SongUNet zero-inits its output too)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, noise_label: torch.Tensor | None = None) -> torch.Tensor:
         emb = None if self.noise_embed is None else self.noise_embed(noise_label)  # (B, E)
