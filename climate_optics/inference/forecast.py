@@ -114,11 +114,14 @@ def run_forecast(
     indices = np.flatnonzero((times >= start) & (times <= end))
     if indices.size == 0:
         raise DataInputError(f"no initial times between {start} and {end} (store covers {times[0]} to {times[-1]})", source=data)
-    dt_hours = int((times[1] - times[0]) // np.timedelta64(1, "h")) if times.size > 1 else config.step_hours
-    ips = max(1, config.step_hours // max(dt_hours, 1))  # time indices per model step
-    back = (config.history - 1) * ips  # the model's input history, in time indices
-    if indices[0] < back:
-        raise DataInputError(f"the model needs {config.history - 1} earlier state(s) {config.step_hours} h apart before the first initial time {times[indices[0]]}", source=data)
+    ips, back = 1, 0  # time indices per model step; the model's input history in time indices
+    if config.history > 1:
+        from climate_optics.training.forecast_task import time_step_hours
+
+        ips = max(1, config.step_hours // time_step_hours(ds, data))
+        back = (config.history - 1) * ips
+        if indices[0] < back:
+            raise DataInputError(f"the model needs {config.history - 1} earlier state(s) {config.step_hours} h apart before the first initial time {times[indices[0]]}", source=data)
     reader = ZarrWindowSampler(data, config.channels, starts=indices, group_chunks=1)
     static = None
     if config.static_channels:

@@ -121,5 +121,9 @@ def test_cli_train_then_forecast_store(waves_store, tmp_path, run_cli):
     status, _, err = run_cli(
         "forecast", "--checkpoint", run, "--data", waves_store, "--init", "2000-02-25", "--lead-times", "9h", "--out", tmp_path / "bad.zarr")
     assert status == 2 and "multiple" in err and not (tmp_path / "bad.zarr").exists()
+    first = str(xr.open_zarr(waves_store).time.values[0])[:19]  # the tiny preset needs the state 6 h earlier too
+    status, _, err = run_cli(
+        "forecast", "--checkpoint", run, "--data", waves_store, "--init", f"{first}:{first}", "--lead-times", "6h", "--out", tmp_path / "bad.zarr")
+    assert status == 2 and "earlier state" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "bad.zarr").exists()
     status, _, err = run_cli(*args, "--overwrite")
     assert status == 0, err
