@@ -13,6 +13,15 @@ from climate_optics.inference.tiling import ramp, tile_starts, tiled_apply
 from climate_optics.models.downscaler import Downscaler, DownscalerConfig, count_parameters
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small models on a shared 2-core machine: OpenMP spin-waits make extra threads slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _coarse_and_fine(n_lat=16, n_lon=32):
     fine_lat = -90 + 180 / n_lat * (np.arange(n_lat) + 0.5)
     fine_lon = np.arange(n_lon) * 360 / n_lon

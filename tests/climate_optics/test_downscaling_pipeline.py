@@ -17,6 +17,15 @@ from climate_optics.training.task import TrainConfig, TrainTask
 N_LAT, N_LON, N_TIME = 32, 64, 24
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small models on a shared 2-core machine: OpenMP spin-waits make extra threads slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_fine_dataset(seed: int = 0) -> xr.Dataset:
     """Fine-grid truth: smooth large-scale waves plus an orographic signal the coarse grid blurs."""
     rng = np.random.default_rng(seed)

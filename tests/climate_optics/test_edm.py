@@ -72,7 +72,7 @@ def test_sigma_schedule_matches_eq5():
 
 
 @pytest.mark.parametrize("churn", [0.0, 10.0])
-def test_heun_sampler_recovers_a_gaussian_target(churn):
+def test_heun_sampler_recovers_a_gaussian_target(churn, torch_single_thread):
     # Data ~ N(mu, s^2) per element: the exact denoiser is E[y | y + n] = (s^2 x + sigma^2 mu) / (s^2 + sigma^2).
     mu = torch.tensor([1.5, -2.0]).reshape(1, 2, 1, 1)
     s2 = torch.tensor([0.25, 2.0]).reshape(1, 2, 1, 1)
