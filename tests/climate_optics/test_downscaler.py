@@ -12,14 +12,7 @@ from climate_optics.errors import UsageInputError
 from climate_optics.inference.tiling import ramp, tile_starts, tiled_apply
 from climate_optics.models.downscaler import Downscaler, DownscalerConfig, count_parameters
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small models on a shared 2-core machine: OpenMP spin-waits make extra threads slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")  # small models: one thread is fastest on 2 shared cores
 
 
 def _coarse_and_fine(n_lat=16, n_lon=32):
