@@ -170,7 +170,13 @@ def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = 
         ds = ds.sel(time=slice(start, end))
         if ds.sizes["time"] == 0:
             raise DataInputError(f"no times between {start} and {end}", source=source)
-    return coarsen_conservative(ds, coarsen) if coarsen != 1 else ds
+    if coarsen != 1:
+        lon = ds["longitude"].values
+        if lon.size < 2 or abs(lon.size * float(np.median(np.diff(lon))) - 360.0) > 1e-6 * 360.0:
+            # data_catalog.regrid takes longitude as periodic when it makes cell bounds.
+            raise DataInputError("--coarsen needs a source covering every longitude; coarsen the region's global field instead", source=source)
+        ds = coarsen_conservative(ds, coarsen)
+    return ds
 
 
 def coarse_fields(ds, channels: list[str], source: str) -> np.ndarray:

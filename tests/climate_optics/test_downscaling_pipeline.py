@@ -153,6 +153,7 @@ def test_cli_downscale_a_region(trained_run, coarse_store, tmp_path, run_cli):
         ("missing-variable", "geopotential"),
         ("members", "--members"),
         ("regression-only", "regression stage"),
+        ("coarsen-region", "every longitude"),
     ],
 )
 def test_cli_downscale_bad_input_exits_2_and_writes_nothing(case, message, trained_run, coarse_store, fine_store, tmp_path, run_cli):
@@ -166,8 +167,12 @@ def test_cli_downscale_bad_input_exits_2_and_writes_nothing(case, message, train
         members = "0"
     elif case == "regression-only":
         checkpoint = trained_run / "regression" / "checkpoint.pt"
+    elif case == "coarsen-region":
+        coarse = tmp_path / "fine-region.zarr"
+        small_fine_dataset().isel(time=[0], longitude=slice(0, 32)).to_zarr(coarse)
     out = tmp_path / "never.zarr"
-    status, _, err = run_cli("downscale", "--checkpoint", checkpoint, "--coarse", coarse, "--members", members, "--steps", "2", "--out", out)
+    extra = ["--coarsen", "2"] if case == "coarsen-region" else []
+    status, _, err = run_cli("downscale", "--checkpoint", checkpoint, "--coarse", coarse, "--members", members, "--steps", "2", "--out", out, *extra)
     assert status == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not out.exists() and not list(tmp_path.glob(".never.zarr*"))
