@@ -48,9 +48,11 @@ class TensorForecastTask:
         seed, step = int(rng.integers(2**31)), start_step
         while True:
             gen = torch.Generator().manual_seed(seed + step)
-            x = self.fields(gen, batch_size)
+            x = self.fields(gen, batch_size)  # (B, C, H, W)
             y = torch.roll(x, 1, dims=-1) - x
-            yield {"x": x, "y": y, "lead": torch.full((batch_size,), 6.0)}
+            # With history > 1 the model also takes the past changes; the state j steps back is x rolled west by j.
+            past = [torch.roll(x, 1 - j, dims=-1) - torch.roll(x, -j, dims=-1) for j in range(1, self.model.config.history)]
+            yield {"x": torch.cat([x, *past], dim=1), "y": y, "lead": torch.full((batch_size,), 6.0)}  # x: (B, C * history, H, W)
             step += 1
 
     def loss(self, model, batch):
