@@ -162,6 +162,7 @@ class DFA:
         self.output_name = output
         self.stats = DFAStats()
         self._projector = None
+        self._saved_projector: dict[str, Any] | None = None  # from load_state_dict, built lazily
         self._record: _ForwardRecord | None = None
         self._replay = None
         self._handles: list[Any] = []
@@ -339,10 +340,14 @@ class DFA:
         return signals
 
     def _get_projector(self, n_in: int, n_out: int, device: torch.device):
+        if self._projector is None and self._saved_projector is not None:
+            self._projector = projector_from_state_dict(self._saved_projector, device=device)
+            self._saved_projector = None
+            self.stats.projector = self._projector.stats
         if self._projector is None:
             self._projector = self._build_projector(n_in, n_out, device)
             self.stats.projector = self._projector.stats
-        elif (self._projector.n_in, self._projector.n_out) != (n_in, n_out):
+        if (self._projector.n_in, self._projector.n_out) != (n_in, n_out):
             raise OpticalConfigError(
                 f"DFA error/feedback sizes changed from {self._projector.n_in}->{self._projector.n_out} to {n_in}->{n_out}; "
                 "per-sample sizes must stay fixed (use error='token' for variable sequence lengths)"
@@ -429,7 +434,7 @@ class DFA:
             "feedback": self.feedback,
             "feedback_points": [p.name for p in self.points],
             "opu_config": asdict(opu) if is_dataclass(opu) else opu,
-            "projector_state": None if self._projector is None else self._projector.state_dict(),
+            "projector_state": self._projector.state_dict() if self._projector is not None else self._saved_projector,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -440,13 +445,10 @@ class DFA:
         self.seed = int(state["seed"])
         self.scale = float(state.get("scale", self.scale))
         self.projector_kind = state.get("projector", self.projector_kind)
-        projector_state = state.get("projector_state")
-        if projector_state is not None:
-            device = self._projector.device if self._projector is not None else None
-            self._projector = projector_from_state_dict(projector_state, device=device)
-            self.stats.projector = self._projector.stats
-        else:
-            self._projector = None
+        self.feedback = state.get("feedback", self.feedback)
+        self.error = state.get("error", self.error)
+        self._projector = None  # rebuilt from the saved seed/config at the next step, on the error's device
+        self._saved_projector = state.get("projector_state")
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.points)
