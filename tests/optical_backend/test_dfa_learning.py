@@ -15,7 +15,7 @@ from optical_backend.toy_models import MLP, TinyViT, ViTBlock, teacher_regressio
 N_SAMPLES, BATCH = 512, 32
 CASES = {  # model kind -> (steps, learning rate)
     "mlp": (200, 2e-3),
-    "vit": (150, 2e-3),
+    "vit": (100, 2e-3),
 }
 
 
