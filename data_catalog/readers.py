@@ -22,6 +22,7 @@ from data_catalog.catalog import CatalogArg, CatalogEntry, load_catalog
 from data_catalog.checks import check_not_all_nan
 from data_catalog.coords import check_time
 from data_catalog.errors import DataInputError
+from data_catalog.grib_support import import_cfgrib
 from data_catalog.schema import LEVEL, TIME, VARIABLES
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
@@ -148,14 +149,14 @@ def _open_netcdf(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
     chunks = _chunks(options)
 
     def opener(path: str) -> xr.Dataset:
-        return xr.open_dataset(path, chunks=chunks, cache=False, **options.get("open_kwargs", {}))
+        return xr.open_dataset(path, engine="netcdf4", chunks=chunks, cache=False, **options.get("open_kwargs", {}))
 
     return list(zip(files, _open_each(files, opener, "NetCDF")))
 
 
 def _open_grib(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
     try:
-        importlib.import_module("cfgrib")
+        import_cfgrib()
     except ImportError:
         raise DataInputError("reading GRIB needs cfgrib and ecCodes; install climate-optics[grib]",
                              source=entry.location) from None
@@ -166,8 +167,7 @@ def _open_grib(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
 
 def _open_grib_file(path: str, chunks: Any) -> xr.Dataset:
     """One GRIB file; messages on several level types become one dataset per type, merged."""
-    import cfgrib
-
+    cfgrib = import_cfgrib()
     parts = cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""}, chunks=chunks)
     if len(parts) == 1:
         return parts[0]

@@ -217,8 +217,9 @@ def write_era5_grib(ds: xr.Dataset, path: Path | str) -> Path:
 
     Latitude is written north to south and levels from the bottom up, as ECMWF does.
     """
-    import eccodes
+    from data_catalog.grib_support import import_eccodes
 
+    eccodes = import_eccodes()
     lat, lon = ds["latitude"].values, ds["longitude"].values
     keys = {"centre": "ecmf", "packingType": "grid_ieee", "Ni": lon.size, "Nj": lat.size,
             "latitudeOfFirstGridPointInDegrees": float(lat[-1]), "latitudeOfLastGridPointInDegrees": float(lat[0]),
