@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from data_catalog.schema import VARIABLES
-from data_catalog.store import atomic_store, check_target
+from data_catalog.store import atomic_store, check_target, consolidate
 from climate_optics.training.sampler import parse_channel
 
 
@@ -98,6 +98,7 @@ class ForecastStoreWriter:
             ds = self._template()
             ds.to_zarr(tmp, compute=False, consolidated=False, encoding={n: {"chunks": ds[n].data.chunksize} for n in ds.data_vars})
             self._group = zarr.open_group(str(tmp), mode="r+")
+            self._tmp = tmp
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
@@ -120,4 +121,6 @@ class ForecastStoreWriter:
     def __exit__(self, *exc: Any) -> bool:
         stack, self._stack, self._group = self._stack, None, None
         assert stack is not None
+        if exc[0] is None:
+            consolidate(self._tmp)
         return bool(stack.__exit__(*exc))

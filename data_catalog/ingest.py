@@ -38,7 +38,7 @@ from data_catalog.checks import check_not_all_nan
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
-from data_catalog.store import atomic_store, check_target
+from data_catalog.store import atomic_store, check_target, consolidate
 
 TARGET_CHUNK_BYTES = 4 << 20  # a time chunk of the largest variable holds about this much
 MAX_TIME_CHUNK = 64
@@ -117,7 +117,7 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
         if dynamic.data_vars:
             _write_climatology(tmp, dynamic, climatology, progress)
         shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
-        _consolidate(tmp)
+        consolidate(tmp)
     return target
 
 
@@ -320,10 +320,3 @@ def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:
         "time_steps": int(len(times)),
     }
 
-
-def _consolidate(path: Path) -> None:
-    import zarr
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(path))

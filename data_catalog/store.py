@@ -56,3 +56,14 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink()
+
+
+def consolidate(path: str | os.PathLike) -> None:
+    """Consolidate a Zarr store's metadata so readers open it in one read, without fallback warnings."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():  # zarr notes that consolidation is not yet in the v3 spec
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
