@@ -25,47 +25,93 @@ CHUNK = 1 << 18  # pixels processed at a time: keeps the per-frame temporaries i
 
 
 class HolographicCamera:
-    """Two-frame phase-shifting read-out with a configurable sensor."""
+    """Two-frame phase-shifting read-out with a configurable sensor.
+
+    Frames are simulated in ADC units (digital numbers; electrons without an ADC) so that
+    saturation and quantisation are one ``round``/``clamp`` pass, chunk by chunk in cache.
+    """
 
     def __init__(self, config: OPUConfig, generator: torch.Generator):
         self.config = config
         self.generator = generator
         self.noisy = config.shot_noise or config.read_noise_e > 0
+        self.levels = 2**config.adc_bits - 1 if config.adc_bits is not None else None
+        self.unit = config.full_well_e / self.levels if self.levels else 1.0  # electrons per unit
+        # std in units = sqrt(mean + offset) * noise_scale (shot) or noise_scale (read noise only)
+        self.offset = config.read_noise_e**2 / self.unit
+        self.noise_scale = self.unit**-0.5 if config.shot_noise else config.read_noise_e / self.unit
+
+    def draw_noise(self, numel: int, device: torch.device | str | None = None) -> torch.Tensor | None:
+        """Standard-normal samples for ``numel`` pixel-frames (None for a noiseless sensor)."""
+        if not self.noisy:
+            return None
+        return torch.empty(numel, device=device).normal_(generator=self.generator)
+
+    def _expose(self, mean: torch.Tensor, noise: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:
+        """One exposure of ``mean`` (units) -> recorded units, in place on ``mean``; ``work`` scratch."""
+        cfg = self.config
+        if noise is not None:
+            if cfg.shot_noise:
+                std = torch.add(mean, self.offset, out=work).clamp_min_(0).sqrt_()
+                mean.addcmul_(std, noise, value=self.noise_scale)
+            else:
+                mean.add_(noise, alpha=self.noise_scale)
+        if self.levels is not None:
+            mean.round_().clamp_(0, self.levels)
+        elif cfg.saturation:
+            mean.clamp_(0.0, cfg.full_well_e)
+        return mean
 
     def _frame(self, electrons: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """One exposure of mean ``electrons`` -> recorded electrons (in place on ``electrons``)."""
-        cfg = self.config
         if self.noisy:
-            var = electrons.clamp_min(0) if cfg.shot_noise else torch.zeros_like(electrons)
-            std = var.add_(cfg.read_noise_e**2).sqrt_()
             noise.normal_(generator=self.generator)
-            electrons.addcmul_(std, noise)
-        if cfg.saturation:
-            electrons.clamp_(0.0, cfg.full_well_e)
-        if cfg.adc_bits is not None:
-            levels = 2**cfg.adc_bits - 1
-            step = cfg.full_well_e / levels  # electrons per digital number
-            electrons.div_(step).round_().clamp_(0, levels).mul_(step)
-        return electrons
+        units = electrons.div_(self.unit)
+        return self._expose(units, noise if self.noisy else None, torch.empty_like(units)).mul_(self.unit)
 
-    def read_real_part(self, field: torch.Tensor, speckle_intensity: torch.Tensor) -> torch.Tensor:
-        """Estimate ``Re(field)`` ``(R, n)`` from two frames per row; ``speckle_intensity`` ``(R,)``."""
+    def read_real_part(
+        self, field: torch.Tensor, speckle_intensity: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Estimate ``Re(field)`` ``(R, n)`` from two frames per row; ``speckle_intensity`` ``(R,)``.
+
+        ``noise``: ``2 R n`` standard-normal samples from ``draw_noise`` (drawn here when omitted).
+        """
         cfg = self.config
+        rows, n = field.shape
+        if noise is None:
+            noise = self.draw_noise(2 * rows * n, field.device)
         valid = speckle_intensity > 0  # (R,): blank patterns give no light and are not read
         sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
         ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
-        gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None]  # (R, 1) e- per unit
-        common = torch.view_as_real(field).square().sum(-1).add_(ref.square()).mul_(gain)  # (R, n) mean e-, both frames
-        cross = field.real * (2 * ref * gain)  # (R, n): the interference term, +- in the two frames
-        flat_common, flat_cross = common.view(-1), cross.view(-1)
-        diff = torch.empty_like(flat_common)
-        noise = torch.empty(min(CHUNK, flat_common.numel()), device=field.device)
-        for start in range(0, flat_common.numel(), CHUNK):
-            a = flat_common[start : start + CHUNK]
-            b = flat_cross[start : start + CHUNK]
-            n = noise[: a.numel()]
-            plus = self._frame(a + b, n)
-            minus = self._frame(a.sub_(b), n)
-            torch.sub(plus, minus, out=diff[start : start + CHUNK])
-        real = diff.view_as(common) / (4 * ref * gain)  # (R, n)
-        return real * valid[:, None]
+        gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None] / self.unit  # (R, 1) units per intensity
+        ref2 = ref.square()  # (R, 1)
+        cross_gain = 2 * ref * gain  # (R, 1): the interference term, +- in the two frames
+        scale = valid[:, None] / (2 * cross_gain)  # (R, 1): (I(0) - I(pi)) / (4 r gain)
+        parts = torch.view_as_real(field)  # (R, n, 2)
+        out = torch.empty(rows, n, device=field.device)
+        cols = min(n, CHUNK)
+        block = max(1, CHUNK // cols)  # rows per chunk
+        buffers = torch.empty(4, block * cols, device=field.device)
+        plane = rows * n
+        for r0 in range(0, rows, block):
+            r1 = min(rows, r0 + block)
+            for c0 in range(0, n, cols):
+                c1 = min(n, c0 + cols)
+                shape = (r1 - r0, c1 - c0)
+                size = shape[0] * shape[1]
+                common, cross, minus, work = (b[:size].view(shape) for b in buffers)
+                re, im = parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1]  # (r, c)
+                torch.addcmul(ref2[r0:r1], im, im, out=common).addcmul_(re, re).mul_(gain[r0:r1])  # mean units
+                torch.mul(re, cross_gain[r0:r1], out=cross)
+                torch.sub(common, cross, out=minus)
+                plus = common.add_(cross)
+                if noise is None:
+                    n_plus = n_minus = None
+                else:
+                    # pixel (r, c) of frame f uses noise[f * R n + r n + c]
+                    n_plus = noise[:plane].view(rows, n)[r0:r1, c0:c1]
+                    n_minus = noise[plane:].view(rows, n)[r0:r1, c0:c1]
+                self._expose(plus, n_plus, work)
+                self._expose(minus, n_minus, work)
+                torch.sub(plus, minus, out=out[r0:r1, c0:c1]).mul_(scale[r0:r1])
+        return out

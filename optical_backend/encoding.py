@@ -14,13 +14,14 @@ from optical_backend.opu import OPUConfig
 
 def ternary(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``x ~ s * (b+ - b-)`` keeping ``|x_i| > threshold * mean|x|``; ``s`` = mean kept ``|x_i|``."""
-    mag = x.abs()  # (N, n)
-    keep = mag > threshold * mag.mean(dim=1, keepdim=True)  # (N, n)
-    kept = keep.sum(dim=1).clamp_min(1)  # (N,)
-    scale = (mag * keep).sum(dim=1) / kept  # (N,)
-    pos = (keep & (x > 0)).to(x.dtype)
-    neg = (keep & (x < 0)).to(x.dtype)
-    patterns = torch.stack([pos, neg], dim=1)  # (N, 2, n)
+    n = x.shape[1]
+    cut = torch.linalg.vector_norm(x, 1, dim=1, keepdim=True) * (threshold / n)  # (N, 1)
+    patterns = torch.empty(x.shape[0], 2, n, dtype=x.dtype, device=x.device)  # (N, 2, n)
+    patterns[:, 0] = x > cut
+    patterns[:, 1] = x < -cut
+    sums = torch.bmm(patterns, x.unsqueeze(2)).squeeze(2)  # (N, 2): sum of kept x_i, each sign
+    kept = patterns.sum(dim=2).sum(dim=1).clamp_min(1)  # (N,)
+    scale = (sums[:, 0] - sums[:, 1]) / kept  # (N,)
     weights = torch.stack([scale, -scale], dim=1)  # (N, 2)
     return patterns, weights
 

@@ -62,15 +62,38 @@ class PhaseScreenTransmission:
         exit_angles = torch.from_numpy(rng.uniform(0.0, 2 * np.pi, size=n_out).astype(np.float32))
         gain = math.sqrt(2 * self.size / n_out)
         self.exit = torch.polar(torch.full_like(exit_angles, gain), exit_angles).to(device)  # (n_out,) complex
+        # unnormalised FFTs: the 1/sqrt(M) of each unitary DFT is folded into the next factor;
+        # the first also absorbs the 1/2 and -i/2 that split two packed real spectra
+        root = math.sqrt(self.size)
+        self._first_a = self.phases[0] * (0.5 / root)  # (M,)
+        self._first_b = self.phases[0] * (-0.5j / root)  # (M,)
+        self._later = self.phases[1:] / root  # (L-2, M)
+        self._exit = self.exit / root  # (n_out,)
 
     def fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
-        m = self.size
-        u = patterns * self.signs  # (R, n_in)
-        half = torch.fft.rfft(u, n=m, norm="ortho")  # (R, M/2 + 1): zero-pads to M points
-        field = torch.cat([half, half[:, 1 : m // 2].flip(-1).conj()], dim=-1)  # (R, M) Hermitian spectrum
-        for phase in self.phases:
-            field = torch.fft.fft(field * phase, norm="ortho")  # (R, M)
-        return field[:, : self.n_out] * self.exit  # (R, n_out)
+        rows, m = patterns.shape[0], self.size
+        half = (rows + 1) // 2
+        # two real patterns per complex FFT: z = u_a + i u_b, then A[k] = (Z[k] + conj Z[-k]) / 2
+        # and B[k] = (Z[k] - conj Z[-k]) / 2i (an odd last row is paired with zeros)
+        packed = (torch.zeros if self.n_in < m or rows % 2 else torch.empty)(half, m, 2, device=patterns.device)
+        torch.mul(patterns[:half], self.signs, out=packed[:, : self.n_in, 0])  # (h, n_in)
+        torch.mul(patterns[half:], self.signs, out=packed[: rows - half, : self.n_in, 1])  # (h', n_in)
+        spectrum = torch.fft.fft(torch.view_as_complex(packed))  # (h, M)
+        mirror = spectrum[:, 1:].flip(-1).conj()  # (h, M-1): conj Z[-k] for k >= 1
+        field = torch.empty(2 * half, m, dtype=spectrum.dtype, device=patterns.device)  # (2h, M)
+        a, b = field[:half], field[half:]
+        a[:, 0], b[:, 0] = spectrum[:, 0].real, spectrum[:, 0].imag  # k = 0: Z[-0] = Z[0]
+        torch.add(spectrum[:, 1:], mirror, out=a[:, 1:]).mul_(self._first_a[1:])
+        torch.sub(spectrum[:, 1:], mirror, out=b[:, 1:]).mul_(self._first_b[1:])
+        a[:, 0].mul_(self._first_a[0] * 2)
+        b[:, 0].mul_(self._first_a[0] * 2)
+        del spectrum, mirror, packed
+        field = torch.fft.fft(field[:rows])  # (R, M)
+        for phase in self._later:
+            field = torch.fft.fft(field.mul_(phase))  # (R, M)
+        if self.n_out == m:
+            return field.mul_(self._exit)  # (R, n_out)
+        return field[:, : self.n_out] * self._exit  # (R, n_out)
 
     def effective_map(self) -> torch.Tensor:
         eye = torch.eye(self.n_in, device=self.signs.device)
