@@ -1,4 +1,4 @@
-"""Showing real vectors on a binary DMD: ternary frames, bit planes, or exact (ideal) values.
+"""Showing real vectors on a binary DMD: ternary (deterministic or dithered) frames, bit planes, or exact values.
 
 Every encoder returns ``patterns`` ``(N, P, n_in)`` (binary except for ``exact``) and ``weights``
 ``(N, P)`` such that ``x ~ sum_p weights[:, p, None] * patterns[:, p]``; by linearity the
@@ -26,6 +26,29 @@ def ternary(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tens
     return patterns, weights
 
 
+def dithered(x: torch.Tensor, scale: float | None, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unbiased stochastic ternarisation: show ``sign(x_i) * s`` with probability ``min(1, |x_i| / s)``.
+
+    ``s = max|x|`` (``scale=None``: E[encoded] = x exactly) or ``scale * mean|x|`` (entries above
+    ``s`` are clipped to it: unbiased for all others, fewer variance and more mirrors on).
+    Draws come from ``generator`` (CPU), so a seeded projector repeats its outputs.
+    """
+    n = x.shape[1]
+    mag = x.abs()  # (N, n)
+    if scale is None:
+        s = mag.amax(dim=1, keepdim=True)  # (N, 1)
+    else:
+        s = mag.sum(dim=1, keepdim=True) * (scale / n)  # (N, 1)
+    s = s.clamp_min(torch.finfo(x.dtype).tiny)
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)  # (N, n)
+    keep = u * s < mag  # P(keep) = min(1, |x_i| / s)
+    patterns = torch.empty(x.shape[0], 2, n, dtype=x.dtype, device=x.device)  # (N, 2, n)
+    patterns[:, 0] = keep & (x > 0)
+    patterns[:, 1] = keep & (x < 0)
+    weights = torch.cat([s, -s], dim=1)  # (N, 2)
+    return patterns, weights
+
+
 def bitplanes(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign and ``bits`` magnitude planes: ``|x| ~ max|x| * sum_k 2^k b_k / (2^bits - 1)``."""
     levels = 2**bits - 1
@@ -46,8 +69,17 @@ def exact(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.unsqueeze(1), torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
 
 
-def encode(x: torch.Tensor, config: OPUConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patterns ``(N, P, n_in)`` and weights ``(N, P)`` for the configured encoding."""
+def encode(
+    x: torch.Tensor, config: OPUConfig, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patterns ``(N, P, n_in)`` and weights ``(N, P)`` for the configured encoding.
+
+    ``generator`` (CPU) drives the ``dithered`` encoding's draws; the other encodings ignore it.
+    """
+    if config.encoding == "dithered":
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        return dithered(x, config.dither_scale, generator)
     if config.encoding == "ternary":
         return ternary(x, config.ternary_threshold)
     if config.encoding == "bitplanes":

@@ -2,8 +2,8 @@
 
 For each input vector ``x``:
 
-1. ``encoding``: ``x ~ sum_p w_p b_p`` with binary DMD patterns ``b_p`` (ternary: 2 patterns,
-   bit planes: ``2 * bits``, exact: ``x`` itself);
+1. ``encoding``: ``x ~ sum_p w_p b_p`` with binary DMD patterns ``b_p`` (dithered or
+   deterministic ternary: 2 patterns, bit planes: ``2 * bits``, exact: ``x`` itself);
 2. ``scattering``: the speckle field ``E_p = T b_p`` (complex; materialised Gaussian T for small
    sizes, random phase screens with FFT propagation above ``dense_threshold`` entries);
 3. ``camera``: two intensity frames per pattern with the reference phase at 0 and pi give
@@ -60,6 +60,7 @@ class OpticalProjector(BaseProjector):
         noise = torch.Generator(device=self.device)
         noise.manual_seed(seeded_generator(self.seed, salt=2).initial_seed())
         self.camera = HolographicCamera(config, noise)
+        self.dither = seeded_generator(self.seed, salt=3)  # CPU draws of the dithered encoding
 
     @torch.no_grad()  # a physical measurement: not differentiable (frames are rounded by the ADC)
     def _project(self, x: torch.Tensor) -> torch.Tensor:  # (N, n_in) -> (N, n_out)
@@ -69,7 +70,7 @@ class OpticalProjector(BaseProjector):
         chunk = max(1, CHUNK_ELEMENTS // (patterns_per_vector * field_size))
         out = torch.empty(n, self.n_out, device=self.device)
         for start in range(0, n, chunk):
-            patterns, weights = encode(x[start : start + chunk], self.opu)  # (c, P, n_in), (c, P)
+            patterns, weights = encode(x[start : start + chunk], self.opu, self.dither)  # (c, P, n_in), (c, P)
             c, p, _ = patterns.shape
             flat = patterns.reshape(c * p, self.n_in)  # (c P, n_in)
             fields = self.transmission.fields(flat)  # (c P, n_out) complex

@@ -22,7 +22,7 @@ from typing import Any
 
 from optical_backend.errors import OpticalConfigError
 
-ENCODINGS = ("ternary", "bitplanes", "exact")
+ENCODINGS = ("dithered", "ternary", "bitplanes", "exact")
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,11 @@ class OPUConfig:
     """Fixed cost per call (transfer of the inputs, DMD load, camera read-out) [ASSUMED]."""
 
     # -- input encoding on the binary DMD ---------------------------------------------------
-    encoding: str = "ternary"
-    """``ternary``: x ~ s * (b+ - b-) with two binary frames [L20]; ``bitplanes``: sign and
+    encoding: str = "dithered"
+    """``dithered`` (default): x ~ s * (b+ - b-) with two binary frames, entry i shown with probability
+    min(1, |x_i| / s), so that E[encoded] = x (unbiased stochastic ternarisation, seeded by the
+    projector); ``ternary``: the same frames, deterministic, keeping |x_i| > threshold * mean|x|
+    [L20] (biased: small entries are lost); ``bitplanes``: sign and
     ``bits`` magnitude planes (2 * bits binary frames); ``exact``: real values shown as they are
     (a hypothetical analogue modulator: the ideal reference)."""
     bits: int = 4
@@ -53,6 +56,11 @@ class OPUConfig:
     ternary_threshold: float = 0.7
     """Ternarisation keeps |x_i| > threshold * mean|x| (the rule of Li & Liu 2016, Ternary Weight
     Networks, arXiv:1605.04711); the scale s is the mean |x_i| over the kept entries."""
+
+    dither_scale: float | None = 2.0
+    """``dithered`` scale s = dither_scale * mean|x|: entries above s are clipped to it (the only
+    bias; about 11% of a Gaussian vector's entries at 2.0); None = max|x| (exactly unbiased, but
+    sparser frames and about twice the error of one projection of a 200-entry Gaussian vector)."""
 
     # -- optics ----------------------------------------------------------------------------
     screens: int = 2
@@ -97,6 +105,9 @@ class OPUConfig:
             raise OpticalConfigError(f"OPUConfig.bits must be in 1..16, got {self.bits!r}")
         if not 0 <= self.ternary_threshold < 10:
             raise OpticalConfigError(f"OPUConfig.ternary_threshold must be in [0, 10), got {self.ternary_threshold!r}")
+        scale = self.dither_scale
+        if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1e6):
+            raise OpticalConfigError(f"OPUConfig.dither_scale must be None or a number in (0, 1e6], got {scale!r}")
         if int(self.screens) < 2:
             raise OpticalConfigError(f"OPUConfig.screens must be >= 2 (one screen gives no speckle), got {self.screens!r}")
         if int(self.dense_threshold) < 0:
@@ -163,7 +174,7 @@ class OPUConfig:
     @property
     def patterns_per_vector(self) -> int:
         """Binary DMD patterns needed to show one real vector."""
-        return {"ternary": 2, "bitplanes": 2 * int(self.bits), "exact": 1}[self.encoding]
+        return {"dithered": 2, "ternary": 2, "bitplanes": 2 * int(self.bits), "exact": 1}[self.encoding]
 
     @property
     def frames_per_vector(self) -> int:

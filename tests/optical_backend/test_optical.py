@@ -66,30 +66,34 @@ def test_phase_screen_speckle_is_circular_gaussian(screens):
 
 
 def test_default_noise_error_is_bounded_and_reported(inputs):
-    """Default OPU (ternary DMD frames, shot/read noise, saturation, 8-bit ADC) vs the ideal map."""
+    """Default OPU (dithered ternary DMD frames, shot/read noise, saturation, 8-bit ADC) vs the ideal map."""
     ideal = make_projector("optical", N_IN, N_OUT, seed=4, config=OPUConfig.ideal())
     ref = ideal(inputs)
     errors = {}
     for name, cfg in {
         "default": OPUConfig(),
+        "ternary": OPUConfig(encoding="ternary"),
         "camera-only": OPUConfig(encoding="exact"),
         "bitplanes-2": OPUConfig(encoding="bitplanes", bits=2),
         "bitplanes-6": OPUConfig(encoding="bitplanes", bits=6),
     }.items():
         errors[name] = _relative_error(make_projector("optical", N_IN, N_OUT, seed=4, config=cfg)(inputs), ref)
     print("relative error vs ideal:", {k: round(v, 4) for k, v in errors.items()})
-    # ternarisation of a Gaussian vector alone costs ~0.44 (TWN rule); the camera adds a few %
-    assert 0.35 < errors["default"] < 0.5
+    # ternarisation of a Gaussian vector alone costs ~0.44 (TWN rule); the camera adds a few %;
+    # dithering (unbiased below the 2 mean|x| clip) pays for its lack of bias with variance: ~0.65
+    assert 0.35 < errors["ternary"] < 0.5
+    assert 0.5 < errors["default"] < 0.8
     assert 0.005 < errors["camera-only"] < 0.06
-    assert errors["bitplanes-6"] < errors["bitplanes-2"] < errors["default"]
+    assert errors["bitplanes-6"] < errors["bitplanes-2"] < errors["ternary"] < errors["default"]
     assert errors["bitplanes-6"] < 0.06
 
 
-def test_default_output_correlates_with_ideal(inputs):
-    y = make_projector("optical", N_IN, N_OUT, seed=4)(inputs)
+@pytest.mark.parametrize("encoding,floor", [("dithered", 0.7), ("ternary", 0.85)])
+def test_default_output_correlates_with_ideal(inputs, encoding, floor):
+    y = make_projector("optical", N_IN, N_OUT, seed=4, config=OPUConfig(encoding=encoding))(inputs)
     ref = make_projector("optical", N_IN, N_OUT, seed=4, config=OPUConfig.ideal())(inputs)
     cosine = torch.nn.functional.cosine_similarity(y, ref, dim=1)
-    assert float(cosine.min()) > 0.85
+    assert float(cosine.min()) > floor
 
 
 def test_ternary_and_bitplane_encodings_reconstruct_the_input():

@@ -14,7 +14,7 @@ def test_defaults_are_the_documented_device():
     cfg = OPUConfig()
     assert cfg.max_inputs == 1140 * 912 and cfg.max_outputs == 1920 * 1080
     assert cfg.adc_bits == 8 and cfg.power_w == 30.0 and cfg.frame_rate_hz == 1500.0
-    assert cfg.encoding == "ternary" and cfg.frames_per_vector == 4
+    assert cfg.encoding == "dithered" and cfg.dither_scale == 2.0 and cfg.frames_per_vector == 4
 
 
 def test_ideal_has_no_noise_no_quantisation_exact_encoding():
