@@ -97,6 +97,7 @@ MEMORY_CHILD = textwrap.dedent(
     """
     import json, sys
     import dask, dask.array as da, numpy as np, pandas as pd, xarray as xr
+    from climate_optics.benchkit import peak_rss_mib
     from climate_optics.evaluation import evaluate
 
     n_init, n_lead, n_level, n_lat, n_lon = json.loads(sys.argv[1])
@@ -120,14 +121,10 @@ MEMORY_CHILD = textwrap.dedent(
                                dtype="float32", chunks=((1,) * times.size, (n_level,), (n_lat,), (n_lon,)))
     truth = xr.Dataset({"temperature": (("time", "level", "latitude", "longitude"), truth_data)}, coords=dict(time=times, **coords))
 
-    def high_water_kib():  # this process's peak RSS (VmHWM; ru_maxrss would include the parent's)
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
-
-    before = high_water_kib()
+    before = peak_rss_mib() * 1024
     scores = evaluate(forecast, truth, metrics=["rmse", "bias", "mae"], regions=["global", "tropics", "europe"])
     assert np.isfinite(scores["temperature"].sel(model="persistence", metric="rmse").values[..., 1:, :]).all()
-    peak = high_water_kib()
+    peak = peak_rss_mib() * 1024
     print(json.dumps({"forecast_bytes": int(forecast.temperature.nbytes), "peak_kib": peak, "before_kib": before}))
     """
 )

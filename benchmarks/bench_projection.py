@@ -32,17 +32,9 @@ DENSE_BUDGET_BYTES = 2**30  # the dense reference's float32 matrix is capped at 
 BIG_OPU = OPUConfig(dmd_shape=(1024, 1024))  # 2^20 inputs: the default 1140x912 DMD holds 1,039,680
 
 _SUBPROCESS = """
-import json, resource, sys, time, torch
+import json, sys, time, torch
+from climate_optics.benchkit import peak_rss_mib
 from optical_backend import make_projector, OPUConfig
-
-def peak_rss_mb():  # VmHWM belongs to this process image; ru_maxrss can carry the forking parent's peak
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 n, batch = int(sys.argv[1]), int(sys.argv[2])
 proj = make_projector("optical", n, n, seed=0, config=OPUConfig.from_dict(json.loads(sys.argv[3])))
@@ -50,7 +42,7 @@ x = torch.randn(batch, n)
 times = []
 for _ in range(2):
     start = time.perf_counter(); proj(x); times.append(time.perf_counter() - start)
-print(json.dumps({"seconds": min(times), "peak_rss_mb": peak_rss_mb()}))
+print(json.dumps({"seconds": min(times), "peak_rss_mb": peak_rss_mib()}))
 """
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from climate_optics.benchkit import Row, write_results
+from climate_optics.benchkit import Row, peak_rss_mib, write_results
 
 NAME = "training"
 
@@ -76,13 +76,6 @@ def xbatcher_rate(store: Path, variables: list[str], n_batches: int, batch: int)
     return n_batches * batch / (time.perf_counter() - start)
 
 
-def peak_rss_gb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1e6
-    return float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -104,7 +97,7 @@ def main() -> None:
         rows.append(Row(NAME, "sampler vs model consumption (backprop)", ours, rates["backprop"], "samples/s", ours / rates["backprop"], "ratio >= 3"))
         theirs = xbatcher_rate(store, variables, n_batches, batch)
         rows.append(Row(NAME, "sampler (shuffled, chunk-aligned) vs xbatcher (sequential)", ours, theirs, "samples/s", ours / theirs, "ratio >= 2"))
-    rows.append(Row(NAME, "peak resident memory of this benchmark", peak_rss_gb(), None, "GB"))
+    rows.append(Row(NAME, "peak resident memory of this benchmark", peak_rss_mib() * 1024 / 1e6, None, "GB"))
     write_results(NAME, rows)
 
 

@@ -69,6 +69,24 @@ class Row:
         self.met = target_met(self.ratio, self.target)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (Linux ``VmHWM``).
+
+    ``ru_maxrss`` is the fallback where /proc is missing; on Linux it can carry the forking
+    parent's peak, so measure in a fresh subprocess either way.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def results_dir() -> Path:
     path = Path(os.environ.get("CLIMATE_OPTICS_BENCH_RESULTS", Path(__file__).resolve().parents[1] / "benchmarks" / "results"))
     path.mkdir(parents=True, exist_ok=True)
