@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from data_catalog.schema import LEVEL
-from data_catalog.store import atomic_store
+from data_catalog.store import atomic_store, consolidate
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -39,18 +39,14 @@ HEADLINE: tuple[tuple[str, int | None], ...] = (
 
 def write_scores(scores: "xr.Dataset", out: str | os.PathLike, *, overwrite: bool = False, attrs: dict[str, Any] | None = None) -> Path:
     """Write the scores store, its ``scores.md`` and its figures atomically; returns the store path."""
-    import warnings
-
     ds = scores.copy()
     for dim in ("model", "metric", "region"):  # variable-length strings (Zarr v3 has no fixed-width spec)
         if dim in ds.coords:
             ds = ds.assign_coords({dim: ds[dim].values.astype(object)})
     ds.attrs.update(attrs or {})
     with atomic_store(out, overwrite=overwrite) as tmp:
-        with warnings.catch_warnings():
-            # consolidated metadata lets readers skip listing the directory (scores.md, figures/)
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            ds.to_zarr(tmp, mode="w", consolidated=True)
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        consolidate(tmp)  # readers then skip listing the directory (scores.md, figures/)
         (tmp / MARKDOWN_NAME).write_text(scores_markdown(ds))
         plot_headline_skill(ds, tmp / FIGURES_DIR)
     return Path(out)
