@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from data_catalog.store import atomic_store
+
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -120,9 +122,8 @@ def write_results(name: str, rows: list[Row]) -> Path:
     print(f"\n== {name} ({machine_summary()}) ==")
     print(format_table(rows))
     path = results_dir() / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    tmp.replace(path)
+    with atomic_store(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     print(f"results: {path}")
     return path
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from data_catalog.store import atomic_store
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -355,9 +356,8 @@ def latest_run(runs_dir: str | os.PathLike) -> dict[str, Any] | None:
 def record_latest(runs_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Make ``record`` (run dir, checkpoint, data, scores, time) the latest run, atomically."""
     path = Path(runs_dir) / LATEST_RUN
-    tmp = path.with_name(f".{LATEST_RUN}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    with atomic_store(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return path
 
 

@@ -1,4 +1,4 @@
-"""Atomic Zarr stores: write into a temporary sibling, rename into place when complete.
+"""Atomic Zarr stores (and files): write into a temporary sibling, rename into place when complete.
 
 An existing store is never replaced without ``overwrite=True``; a failure leaves nothing
 behind (the temporary sibling is removed).
@@ -39,7 +39,9 @@ def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"nothing was written to {tmp}")
-        if target.exists():
+        if tmp.is_file() and not target.is_dir():
+            os.replace(tmp, target)  # a single file replaces its target in one atomic step
+        elif target.exists():
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
             target.rename(old)
             tmp.rename(target)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,16 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
+from data_catalog.store import atomic_store
 
 LATEST = "checkpoint.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (temporary sibling, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_store(path, overwrite=True) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
