@@ -41,12 +41,6 @@ class HolographicCamera:
         self.offset = config.read_noise_e**2 / self.unit
         self.noise_scale = self.unit**-0.5 if config.shot_noise else config.read_noise_e / self.unit
 
-    def draw_noise(self, numel: int, device: torch.device | str | None = None) -> torch.Tensor | None:
-        """Standard-normal samples for ``numel`` pixel-frames (None for a noiseless sensor)."""
-        if not self.noisy:
-            return None
-        return torch.empty(numel, device=device).normal_(generator=self.generator)
-
     def _expose(self, mean: torch.Tensor, noise: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:
         """One exposure of ``mean`` (units) -> recorded units, in place on ``mean``; ``work`` scratch."""
         cfg = self.config
@@ -70,16 +64,16 @@ class HolographicCamera:
         return self._expose(units, noise if self.noisy else None, torch.empty_like(units)).mul_(self.unit)
 
     def read_real_part(
-        self, field: torch.Tensor, speckle_intensity: torch.Tensor, noise: torch.Tensor | None = None
+        self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Estimate ``Re(field)`` ``(R, n)`` from two frames per row; ``speckle_intensity`` ``(R,)``.
 
-        ``noise``: ``2 R n`` standard-normal samples from ``draw_noise`` (drawn here when omitted).
+        The sensor noise is drawn chunk by chunk (in cache), in a fixed order from ``generator``
+        (the camera's own when omitted), so the same generator state repeats the same frames.
         """
+        generator = self.generator if generator is None else generator
         cfg = self.config
         rows, n = field.shape
-        if noise is None:
-            noise = self.draw_noise(2 * rows * n, field.device)
         valid = speckle_intensity > 0  # (R,): blank patterns give no light and are not read
         sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
         ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
@@ -91,26 +85,22 @@ class HolographicCamera:
         out = torch.empty(rows, n, device=field.device)
         cols = min(n, CHUNK)
         block = max(1, CHUNK // cols)  # rows per chunk
-        buffers = torch.empty(4, block * cols, device=field.device)
-        plane = rows * n
+        buffers = torch.empty(6 if self.noisy else 4, block * cols, device=field.device)
         for r0 in range(0, rows, block):
             r1 = min(rows, r0 + block)
             for c0 in range(0, n, cols):
                 c1 = min(n, c0 + cols)
                 shape = (r1 - r0, c1 - c0)
                 size = shape[0] * shape[1]
-                common, cross, minus, work = (b[:size].view(shape) for b in buffers)
+                common, cross, minus, work, *noise = (b[:size].view(shape) for b in buffers)
                 re, im = parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1]  # (r, c)
                 torch.addcmul(ref2[r0:r1], im, im, out=common).addcmul_(re, re).mul_(gain[r0:r1])  # mean units
                 torch.mul(re, cross_gain[r0:r1], out=cross)
                 torch.sub(common, cross, out=minus)
                 plus = common.add_(cross)
-                if noise is None:
-                    n_plus = n_minus = None
-                else:
-                    # pixel (r, c) of frame f uses noise[f * R n + r n + c]
-                    n_plus = noise[:plane].view(rows, n)[r0:r1, c0:c1]
-                    n_minus = noise[plane:].view(rows, n)[r0:r1, c0:c1]
+                n_plus, n_minus = noise if noise else (None, None)
+                if noise:
+                    buffers[4:, :size].normal_(generator=generator)
                 self._expose(plus, n_plus, work)
                 self._expose(minus, n_minus, work)
                 torch.sub(plus, minus, out=out[r0:r1, c0:c1]).mul_(scale[r0:r1])

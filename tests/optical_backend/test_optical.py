@@ -172,3 +172,27 @@ def test_config_travels_through_state_dict():
     assert rebuilt.opu == cfg
     with pytest.raises(OpticalConfigError, match="config must be an OPUConfig"):
         make_projector("optical", 30, 40, config=42)
+
+
+@pytest.mark.parametrize("threshold", [2**22, 0], ids=["dense-T", "phase-screens"])
+def test_parallel_chunks_repeat_the_serial_frames(inputs, threshold, monkeypatch):
+    """Chunks draw from their own seeded streams: threads change the speed, never the frames."""
+    import optical_backend.optical as optical
+
+    monkeypatch.setattr(optical, "CHUNK_ELEMENTS", 4 * 2 * 512)  # 4 vectors per chunk: 12 chunks
+    cfg = OPUConfig(dense_threshold=threshold)
+    runs = {}
+    threads = torch.get_num_threads()
+    try:
+        for workers in (1, 2):
+            torch.set_num_threads(workers)
+            proj = make_projector("optical", N_IN, N_OUT, seed=3, config=cfg)
+            runs[workers] = (proj(inputs), proj(inputs))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads  # the worker pool restores torch's setting
+    first, second = runs[1]
+    torch.testing.assert_close(runs[2][0], first, rtol=0, atol=0)
+    torch.testing.assert_close(runs[2][1], second, rtol=0, atol=0)
+    assert not torch.equal(first, second)  # each call is a fresh measurement: new dither and noise
+    assert _relative_error(second, first) < 1.0  # ... of the same map
