@@ -84,23 +84,25 @@ class HolographicCamera:
         parts = torch.view_as_real(field)  # (R, n, 2)
         out = torch.empty(rows, n, device=field.device)
         cols = min(n, CHUNK)
-        block = max(1, CHUNK // cols)  # rows per chunk
-        buffers = torch.empty(6 if self.noisy else 4, block * cols, device=field.device)
+        block = min(rows, max(1, CHUNK // cols))  # rows per chunk
+        buffers = torch.empty(4, block * cols, device=field.device)
+        noise = torch.empty(2 * block * cols, device=field.device) if self.noisy else None  # both frames' draws
         for r0 in range(0, rows, block):
             r1 = min(rows, r0 + block)
             for c0 in range(0, n, cols):
                 c1 = min(n, c0 + cols)
                 shape = (r1 - r0, c1 - c0)
                 size = shape[0] * shape[1]
-                common, cross, minus, work, *noise = (b[:size].view(shape) for b in buffers)
+                common, cross, minus, work = (b[:size].view(shape) for b in buffers)
                 re, im = parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1]  # (r, c)
                 torch.addcmul(ref2[r0:r1], im, im, out=common).addcmul_(re, re).mul_(gain[r0:r1])  # mean units
                 torch.mul(re, cross_gain[r0:r1], out=cross)
                 torch.sub(common, cross, out=minus)
                 plus = common.add_(cross)
-                n_plus, n_minus = noise if noise else (None, None)
-                if noise:
-                    buffers[4:, :size].normal_(generator=generator)
+                n_plus = n_minus = None
+                if noise is not None:
+                    draws = noise[: 2 * size].normal_(generator=generator)  # contiguous: the fast sampler
+                    n_plus, n_minus = draws[:size].view(shape), draws[size:].view(shape)
                 self._expose(plus, n_plus, work)
                 self._expose(minus, n_minus, work)
                 torch.sub(plus, minus, out=out[r0:r1, c0:c1]).mul_(scale[r0:r1])
