@@ -89,7 +89,9 @@ def register(app: typer.Typer) -> None:
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         task = ForecastTask(data, preset=preset, seed=seed, train_lead_steps=leads)
-        print(_summary(train(task, config, out, resume=resume)))
+        result = train(task, config, out, resume=resume)
+        if result.rank == 0:  # under torchrun, one summary line for the whole run
+            print(_summary(result))
 
     @group.command("downscale")
     def downscale_command(
@@ -113,6 +115,7 @@ def register(app: typer.Typer) -> None:
             raise UsageInputError(f"--data: store not found: {data}")
         results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume)
         for name, result in results.items():
-            print(f"{name}: {_summary(result)}")
+            if result.rank == 0:
+                print(f"{name}: {_summary(result)}")
 
     app.add_typer(group, name="train")

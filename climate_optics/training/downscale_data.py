@@ -164,9 +164,12 @@ class DownscaleData:
     def sampler(self, times: np.ndarray, seed: int, **kwargs: Any) -> "PatchSampler":
         return PatchSampler(self, times, seed=seed, **kwargs)
 
-    def batches(self, seed: int, batch_size: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        """Endless, deterministic stream of training patches (batch ``k`` depends on seed and k only)."""
-        yield from self.sampler(self.train_times, seed).batches(batch_size, start_step=start_step)
+    def batches(self, seed: int, batch_size: int, start_step: int = 0, shard: tuple[int, int] = (0, 1)) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless, deterministic stream of training patches (batch ``k`` depends on seed and k only).
+
+        ``shard=(rank, world)``: this rank's share of a global batch of ``world * batch_size``.
+        """
+        yield from self.sampler(self.train_times, seed, shard=shard).batches(batch_size, start_step=start_step)
 
     def validation_batch(self, size: int = 16, seed: int = 12345) -> dict[str, torch.Tensor]:
         """A fixed set of patches from the held-out (last) times."""
@@ -211,8 +214,9 @@ class PatchSampler(ZarrWindowSampler):
         """Batch ``step``: {"cond": (B, K, t, t), "target": (B, C, t, t)}, a function of (seed, step)."""
         times, _, _ = self.sample_indices(step, batch_size)
         rng = np.random.default_rng([self.seed, step, 7])
-        rows = rng.integers(0, self.data.lat.size - self.data.config.tile + 1, size=batch_size)
-        cols = rng.integers(0, self.data.lon.size, size=batch_size)
+        own, n = self.own(batch_size), batch_size * self.world  # this rank's rows of the global draw
+        rows = rng.integers(0, self.data.lat.size - self.data.config.tile + 1, size=n)[own]
+        cols = rng.integers(0, self.data.lon.size, size=n)[own]
         fields = np.stack([self._chunk(int(t) // self.chunk)[int(t) % self.chunk] for t in times])  # (B, 2C, H, W)
         extra = np.broadcast_to(self.data.extra, (batch_size, *self.data.extra.shape))  # (B, 6, H, W)
         patches = self.data.crop(np.concatenate([fields, extra], axis=1), rows, cols)  # (B, 2C + 6, t, t)

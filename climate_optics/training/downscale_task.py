@@ -51,9 +51,11 @@ class DownscaleTask:
         self.stage = stage
         self.feedback_points = model.feedback_points()
 
-    def batches(self, rng: np.random.Generator, batch_size: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(
+        self, rng: np.random.Generator, batch_size: int, start_step: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[dict[str, torch.Tensor]]:
         seed = int(rng.integers(2**31))
-        return self.data.batches(seed, batch_size, start_step=start_step)
+        return self.data.batches(seed, batch_size, start_step=start_step, shard=shard)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         cond, target = batch["cond"], batch["target"]  # (B, K, t, t), (B, C, t, t)

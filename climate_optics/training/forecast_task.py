@@ -137,15 +137,20 @@ class ForecastTask:
         fields = [np.asarray(ds[n].transpose("latitude", "longitude").values, dtype=np.float32) for n in self.config.static_channels]
         return torch.from_numpy(np.stack(fields))  # (S, H, W)
 
-    def sampler(self, seed: int) -> ZarrWindowSampler:
+    def sampler(self, seed: int, shard: tuple[int, int] = (0, 1)) -> ZarrWindowSampler:
         starts = np.arange(-min(self.offsets), self.val_start - max(self.offsets))
-        return ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=self.offsets, seed=seed, **self.sampler_options)
+        return ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=self.offsets, seed=seed, shard=shard, **self.sampler_options)
 
     # -- TrainTask -------------------------------------------------------------------------------
-    def batches(self, rng: np.random.Generator, batch_size: int, start_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        """Normalised inputs ``x`` (B, C * history, H, W), targets ``y``, leads ``lead`` (B,) hours, ``static``."""
+    def batches(
+        self, rng: np.random.Generator, batch_size: int, start_step: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Normalised inputs ``x`` (B, C * history, H, W), targets ``y``, leads ``lead`` (B,) hours, ``static``.
+
+        ``shard=(rank, world)``: this rank's share of a global batch of ``world * batch_size``.
+        """
         seed = int(rng.integers(2**31))
-        sampler = self._sampler = self.sampler(seed)
+        sampler = self._sampler = self.sampler(seed, shard)
         leads = np.asarray(sorted(set(self.config.train_lead_steps)))
         mean, std = self.statistics["mean"][:, None, None], self.statistics["std"][:, None, None]
         diff_std = self.statistics["diff_std"][:, None, None]
@@ -154,7 +159,8 @@ class ForecastTask:
         step = start_step
         for raw in sampler.batches(batch_size, start_step):
             fields = raw["fields"]  # (B, O, C, H, W)
-            choice = np.random.default_rng([seed, step, 7]).integers(0, leads.size, size=batch_size)  # (B,)
+            draw = np.random.default_rng([seed, step, 7]).integers(0, leads.size, size=batch_size * sampler.world)
+            choice = draw[sampler.own(batch_size)]  # (B,)
             future = fields[np.arange(batch_size), 1 + choice]  # (B, C, H, W)
             k = leads[choice].astype(np.float32)[:, None, None, None]
             states = np.concatenate([fields[:, :1], fields[:, 1 + n_lead :]], axis=1)  # (B, history, C, H, W), newest first

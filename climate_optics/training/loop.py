@@ -1,14 +1,21 @@
 """The generic training loop: any ``TrainTask``, in back-propagation, DFA or optical-DFA mode.
 
 One straight loop (nanoGPT style): AdamW with linear warm-up and cosine decay, global-norm
-gradient clipping, bf16 autocast on GPU, data parallel under ``torchrun`` (gradients are
-averaged across ranks after each backward, which works with every training mode), validation
-every ``val_every`` steps, ``metrics.jsonl`` and atomic checkpoints every ``checkpoint_every``
-steps. ``optical_backend.DFA(...).backward(loss)`` replaces ``loss.backward()`` in all modes.
+gradient clipping, bf16 autocast on GPU, data parallel under ``torchrun`` (see
+``climate_optics.training.distributed``), validation every ``val_every`` steps,
+``metrics.jsonl`` and atomic checkpoints every ``checkpoint_every`` steps.
+``optical_backend.DFA(...).backward(loss)`` replaces ``loss.backward()`` in all modes.
+
+Under ``torchrun`` each of the ``world`` ranks trains on its own ``batch_size`` samples of a
+global batch of ``world * batch_size`` (tasks that accept ``shard`` split one stream; others get
+an independent stream per rank), gradients are averaged after each backward, and rank 0 alone
+validates and writes metrics and checkpoints. Before every checkpoint the ranks compare a sha256
+of their weights and stop with an error if any rank has diverged.
 
 Resume is exact: the checkpoint holds model, optimiser, scheduler, RNG states and the step,
 and the task's batch stream restarts at that step, so a killed run resumed with
-``resume=True`` ends with the same weights as an uninterrupted one (CPU, deterministic).
+``resume=True`` ends with the same weights as an uninterrupted one (CPU, deterministic), also
+under ``torchrun`` with the same number of ranks.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
+from climate_optics.training import distributed
 from climate_optics.training.checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from climate_optics.training.task import TrainConfig, TrainTask
 
@@ -42,13 +50,14 @@ class TrainResult:
     """Outcome of ``train``."""
 
     steps: int  # optimiser steps completed (including those before a resume)
-    final_loss: float  # mean training loss over the last logging window
-    val: dict[str, float]  # last validation scores
+    final_loss: float  # mean training loss (over all ranks) over the last logging window
+    val: dict[str, float]  # last validation scores (empty on ranks other than 0)
     wall_time_s: float  # time spent in this call
-    samples_per_s: float  # training throughput in this call
+    samples_per_s: float  # training throughput in this call, all ranks together
     checkpoint: Path | None  # the latest checkpoint written
     engine_stats: dict[str, Any] = field(default_factory=dict)  # projector counters (simulated optical time/energy)
     stopped_early: bool = False  # True when ``stop_after`` interrupted the run
+    rank: int = 0  # data parallel rank of this process (only rank 0 validates and writes)
 
 
 class BackpropEngine:
@@ -114,12 +123,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def batch_stream(task: TrainTask, config: TrainConfig, rank: int, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
-    """The task's batches from ``start_step`` on: natively when supported, else by skipping."""
-    rng = np.random.default_rng([config.seed, rank])
-    if "start_step" in inspect.signature(task.batches).parameters:
-        return iter(task.batches(rng, config.batch_size, start_step=start_step))
-    stream = iter(task.batches(rng, config.batch_size))
+def batch_stream(
+    task: TrainTask, config: TrainConfig, start_step: int, world: distributed.World = distributed.World()
+) -> Iterator[dict[str, torch.Tensor]]:
+    """This rank's batches from ``start_step`` on: natively when supported, else by skipping.
+
+    A task that accepts ``shard`` gets the same seed on every rank and yields its rank's share of
+    each global batch; any other task gets an independent stream per rank.
+    """
+    params = inspect.signature(task.batches).parameters
+    kwargs: dict[str, Any] = {}
+    if "shard" in params:
+        rng = np.random.default_rng([config.seed, 0])
+        kwargs["shard"] = (world.rank, world.size)
+    else:
+        rng = np.random.default_rng([config.seed, world.rank])
+    if "start_step" in params:
+        return iter(task.batches(rng, config.batch_size, start_step=start_step, **kwargs))
+    stream = iter(task.batches(rng, config.batch_size, **kwargs))
     for _ in range(start_step):
         next(stream)
     return stream
@@ -152,27 +173,6 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from the torchrun environment; (0, 1, 0) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _average_gradients(model: torch.nn.Module, world: int) -> None:
-    import torch.distributed as dist
-
-    for param in model.parameters():
-        if param.grad is not None:
-            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
-            param.grad /= world
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
@@ -208,29 +208,28 @@ def train(
     if resume and not ckpt_path.exists():
         raise UsageInputError(f"--resume: no checkpoint in {out}")
     out.mkdir(parents=True, exist_ok=True)
-    rank, world, local_rank = _distributed()
-    device = pick_device(config, local_rank)
+    world = distributed.world_from_env()
+    device = pick_device(config, world.local_rank)
+    world = distributed.join(world, device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
     try:
-        return _run(task, config, out, resume=resume, stop_after=stop_after, rank=rank, world=world, device=device)
+        return _run(task, config, out, resume=resume, stop_after=stop_after, world=world, device=device)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+        distributed.leave(world)
 
 
 def _run(
-    task: TrainTask, config: TrainConfig, out: Path, *, resume: bool, stop_after: int | None, rank: int, world: int, device: torch.device
+    task: TrainTask, config: TrainConfig, out: Path, *, resume: bool, stop_after: int | None, world: distributed.World, device: torch.device
 ) -> TrainResult:
     ckpt_path = out / LATEST
     seed_everything(config.seed)
 
     model = task.model.to(device)
-    if world > 1:
-        import torch.distributed as dist
-
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            dist.broadcast(tensor.data, src=0)
+    if world.size > 1:
+        distributed.broadcast_module(model)
     engine = make_engine(model, task.feedback_points, config)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
@@ -248,6 +247,11 @@ def _run(
         changed = [k for k in RESUME_KEYS if k in saved and saved[k] != config.to_dict()[k]]
         if changed:
             raise UsageInputError(f"--resume: {', '.join(changed)} differ from the run in {out}; keep the original settings")
+        if int(state.get("world_size", 1)) != world.size:
+            raise UsageInputError(
+                f"--resume: the run in {out} used {state.get('world_size', 1)} process(es), this launch has {world.size}; "
+                "resume with the same number of processes"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -255,12 +259,12 @@ def _run(
             engine.load_state_dict(state["engine"])
         set_rng_state(state["rng"])
         start = int(state["step"])
-        if rank == 0:
+        if world.main:
             _truncate_metrics(metrics_path, start)
 
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    stream = batch_stream(task, config, rank, start)
-    progress = Progress(config.steps, start, config.progress and rank == 0, config.log_every)
+    stream = batch_stream(task, config, start, world)
+    progress = Progress(config.steps, start, config.progress and world.main, config.log_every)
     t0 = time.perf_counter()
     window_loss, window_n, samples, last_ckpt, val = 0.0, 0, 0, None, {}
     last_loss = float("nan")
@@ -271,32 +275,36 @@ def _run(
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(stream).items()}
             with autocast:
                 loss = task.loss(model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower --lr")
+            losses = distributed.gather_losses(loss, world)  # (world,) a collective: every rank stops together
+            if not torch.isfinite(losses).all():
+                bad = ", ".join(f"{v:g} on rank {r}" for r, v in enumerate(losses.tolist()) if not math.isfinite(v))
+                raise FloatingPointError(f"training loss became {bad} at step {step}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
             engine.backward(loss)
-            if world > 1:
-                _average_gradients(model, world)
+            if world.size > 1:
+                distributed.average_gradients(model.parameters(), world)
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
 
-            window_loss += loss.item()
+            mean_loss = float(losses.mean())
+            window_loss += mean_loss
             window_n += 1
-            samples += config.batch_size
+            samples += config.batch_size * world.size
             elapsed = time.perf_counter() - t0
             rate = samples / max(elapsed, 1e-9)
-            progress.update(step, loss.item(), rate, (config.steps - step) * config.batch_size / max(rate, 1e-9))
-            if rank == 0 and (step % config.log_every == 0 or step == config.steps):
+            progress.update(step, mean_loss, rate, (config.steps - step) * config.batch_size * world.size / max(rate, 1e-9))
+            if world.main and (step % config.log_every == 0 or step == config.steps):
                 last_loss = window_loss / window_n
                 _append_jsonl(metrics_path, {"step": step, "kind": "train", "loss": last_loss, "lr": scheduler.get_last_lr()[0], "samples_per_s": rate})
                 window_loss, window_n = 0.0, 0
-            if (config.val_every and step % config.val_every == 0) or step == config.steps:
+            if world.main and ((config.val_every and step % config.val_every == 0) or step == config.steps):
                 val = _validate(task, model, autocast)
-                if rank == 0:
-                    _append_jsonl(metrics_path, {"step": step, "kind": "val", **val})
-            if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
+                _append_jsonl(metrics_path, {"step": step, "kind": "val", **val})
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                distributed.check_same_weights(model, world, step)
+            if world.main and (step % config.checkpoint_every == 0 or step == config.steps):
                 last_ckpt = save_checkpoint(
                     {
                         "model": model.state_dict(),
@@ -304,6 +312,7 @@ def _run(
                         "scheduler": scheduler.state_dict(),
                         "rng": rng_state(),
                         "step": step,
+                        "world_size": world.size,
                         "engine": engine.state_dict() if hasattr(engine, "state_dict") else {},
                         "engine_stats": engine_stats(engine),
                         "train_config": config.to_dict(),
@@ -313,6 +322,7 @@ def _run(
                 )
             if stop_after is not None and step >= stop_after:
                 break
+        distributed.barrier(world)  # the last checkpoint is on disk before any rank returns
     finally:
         progress.close()
         close = getattr(stream, "close", None)
@@ -330,6 +340,7 @@ def _run(
         checkpoint=last_ckpt,
         engine_stats=engine_stats(engine),
         stopped_early=step < config.steps,
+        rank=world.rank,
     )
 
 

@@ -9,6 +9,10 @@
 - Determinism: the sample at position ``p`` of the endless stream is a function of
   ``(seed, p)`` only, so ``batches(batch_size, start_step=k)`` resumes a stream exactly.
 - Prefetch: batches are assembled by background threads, ``prefetch`` steps ahead.
+- Sharding for data parallel training: with ``shard=(rank, world)`` every rank walks the same
+  stream (same seed), batch ``k`` of rank ``r`` being samples ``[r * B, (r + 1) * B)`` of the
+  global batch ``k`` of ``world * B`` samples. Ranks see disjoint samples, and together exactly
+  what one process with batch ``world * B`` would see.
 
 A sample is the fields at times ``t + o`` for each ``o`` in ``offsets`` (time indices), all
 channels, optionally cropped to a ``window`` of (lat, lon) points at a random position.
@@ -73,8 +77,12 @@ class ZarrWindowSampler:
         group_chunks: int = 4,
         prefetch: int = 4,
         workers: int = 2,
+        shard: tuple[int, int] = (0, 1),
     ):
         self.store = str(store)
+        self.rank, self.world = (int(v) for v in shard)
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
         self.ds = open_store(store)
         self.channels = list(channels)
         self.offsets = tuple(int(o) for o in offsets)
@@ -179,10 +187,14 @@ class ZarrWindowSampler:
                 self._epochs.popitem(last=False)
         return self._epochs[number]
 
+    def own(self, batch_size: int) -> slice:
+        """This rank's rows of a per-step draw made for the global batch of ``world * batch_size``."""
+        return slice(self.rank * batch_size, (self.rank + 1) * batch_size)
+
     def sample_indices(self, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(time, row, col) arrays of length ``batch_size`` for batch ``step`` of the stream."""
+        """(time, row, col) arrays of length ``batch_size`` for this rank's share of batch ``step``."""
         n = len(self)
-        positions = step * batch_size + np.arange(batch_size)
+        positions = (step * self.world + self.rank) * batch_size + np.arange(batch_size)  # (B,) in the global stream
         times, rows, cols = (np.empty(batch_size, dtype=np.int64) for _ in range(3))
         for epoch_number in np.unique(positions // n):
             sel = positions // n == epoch_number

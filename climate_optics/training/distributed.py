@@ -1,0 +1,162 @@
+"""Data parallel training under ``torchrun``: the process group, gradient averaging, safety checks.
+
+Every rank holds a full copy of the model. The loop broadcasts rank 0's initial weights, each
+rank computes its own loss and gradients on its shard of the global batch (in DFA and optical
+modes each rank projects its own error), and the gradients are averaged across ranks after
+``engine.backward(loss)``, so every rank applies the same update.
+
+Why not ``torch.nn.parallel.DistributedDataParallel``: its reducer hooks into autograd and
+expects exactly one backward pass over the wrapped module per forward. The DFA engine's lean
+memory mode replays the detached segments in separate backward passes (it refuses DDP
+wrappers), the wrapper renames every module (``module.``), which feedback-point names and
+checkpoint keys would have to follow, and one explicit all-reduce after the engine's backward
+is correct for every mode alike. What this gives up is DDP's overlap of communication with the
+backward pass; gradients are all-reduced in a few flat buckets instead of one call per tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+
+from climate_optics.errors import UsageInputError
+
+BUCKET_BYTES = 32 * 2**20  # gradients are all-reduced in flat buffers of at most this size
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the data parallel ranks (a single process: rank 0 of 1)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0  # index of the accelerator this rank uses on its node
+    owns_group: bool = False  # True when ``join`` started the process group (``leave`` ends it)
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 writes checkpoints, metrics and progress."""
+        return self.rank == 0
+
+
+def world_from_env() -> World:
+    """The ``torchrun`` environment (WORLD_SIZE, RANK, LOCAL_RANK); a single process otherwise."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    return World(rank=int(os.environ.get("RANK", "0")), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def join(world: World, device: torch.device) -> World:
+    """Start (or join an already started) process group: NCCL for CUDA devices, gloo for CPU."""
+    if world.size <= 1:
+        return world
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        if dist.get_world_size() != world.size:
+            raise UsageInputError(f"WORLD_SIZE={world.size} but the running process group has {dist.get_world_size()} ranks")
+        return replace(world, rank=dist.get_rank())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return replace(world, rank=dist.get_rank(), owns_group=True)
+
+
+def leave(world: World) -> None:
+    """End the process group if ``join`` started it (no collective: safe after an error)."""
+    if world.owns_group:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers."""
+    import torch.distributed as dist
+
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def _buckets(tensors: Iterable[torch.Tensor], limit: int) -> Iterator[list[torch.Tensor]]:
+    """Consecutive runs of tensors sharing dtype and device, each at most ``limit`` bytes (or one tensor)."""
+    bucket: list[torch.Tensor] = []
+    size = 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        if bucket and (t.dtype != bucket[0].dtype or t.device != bucket[0].device or size + nbytes > limit):
+            yield bucket
+            bucket, size = [], 0
+        bucket.append(t)
+        size += nbytes
+    if bucket:
+        yield bucket
+
+
+def average_gradients(parameters: Iterable[torch.nn.Parameter], world: World, bucket_bytes: int = BUCKET_BYTES) -> None:
+    """Replace every ``.grad`` by its mean over the ranks, one all-reduce per flat bucket.
+
+    Every rank must hold gradients for the same parameters (the same code ran on every rank).
+    """
+    import torch.distributed as dist
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    for bucket in _buckets(grads, bucket_bytes):
+        flat = torch.cat([g.reshape(-1) for g in bucket])  # (n,) one buffer for the whole bucket
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= world.size
+        offset = 0
+        for g in bucket:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+def gather_losses(loss: torch.Tensor, world: World) -> torch.Tensor:
+    """Every rank's loss (world,), so that all ranks see a non-finite loss on any one of them."""
+    value = loss.detach().float().reshape(1)  # (1,)
+    if world.size <= 1:
+        return value
+    import torch.distributed as dist
+
+    out = [torch.empty_like(value) for _ in range(world.size)]
+    dist.all_gather(out, value)
+    return torch.cat(out)  # (world,)
+
+
+def weights_digest(module: torch.nn.Module) -> bytes:
+    """sha256 of the module's state dict: names, dtypes, shapes and raw bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()
+
+
+def check_same_weights(module: torch.nn.Module, world: World, step: int) -> None:
+    """Raise on every rank if any rank's weights differ bit for bit from rank 0's (a collective)."""
+    if world.size <= 1:
+        return
+    import torch.distributed as dist
+
+    device = next(iter(module.parameters()), torch.empty(0)).device
+    mine = torch.frombuffer(bytearray(weights_digest(module)), dtype=torch.int64).to(device)  # (4,)
+    everyone = [torch.empty_like(mine) for _ in range(world.size)]
+    dist.all_gather(everyone, mine)
+    differ = [r for r, d in enumerate(everyone) if not torch.equal(d, everyone[0])]
+    if differ:
+        ranks = ", ".join(map(str, differ))
+        raise RuntimeError(f"data parallel ranks diverged at step {step}: the weights of rank(s) {ranks} differ from rank 0's")
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
