@@ -94,9 +94,14 @@ def evaluate_stores(
     baselines: Sequence[str] | str | None = None,
     model_name: str | None = None,
     variables: Sequence[str] | None = None,
+    references: Sequence[str | os.PathLike] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Score the forecast store against ``truth`` and write the scores store ``out``; returns its path."""
+    """Score the forecast store against ``truth`` and write the scores store ``out``; returns its path.
+
+    ``references``: further forecast stores scored as models of their own, each ``NAME=PATH``
+    or a path (named by its attributes, as the forecast is), e.g. an interpolated forecast.
+    """
     from climate_optics.evaluation import evaluate
     from climate_optics.provenance import provenance_attrs
     from climate_optics.scores import write_scores
@@ -105,9 +110,10 @@ def evaluate_stores(
     forecast_ds = open_forecast(forecast)
     truth_ds = open_truth(truth)
     clim = open_climatology(climatology) if climatology is not None else default_climatology(truth)
+    refs = open_references(references or [])
     scores = evaluate(
         forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines=baselines,
-        model_name=model_name, variables=variables,
+        model_name=model_name, variables=variables, references={name: ds for name, (_, ds) in refs.items()},
     )
     fa = forecast_ds.attrs
     attrs = provenance_attrs(
@@ -122,9 +128,29 @@ def evaluate_stores(
             "climatology": str(climatology) if climatology is not None else ("truth store group" if clim is not None else ""),
             "metrics": [str(m) for m in scores["metric"].values],
             "regions": [str(r) for r in scores["region"].values],
+            **({"references": {name: str(path) for name, (path, _) in refs.items()}} if refs else {}),
         },
     )
     return write_scores(scores, out, overwrite=overwrite, attrs=attrs)
+
+
+def open_references(specs: Sequence[str | os.PathLike]) -> dict[str, tuple[str, "xr.Dataset"]]:
+    """``NAME=PATH`` or ``PATH`` items -> {name: (path, lazy forecast Dataset)}; names must differ."""
+    from climate_optics.errors import UsageInputError
+    from climate_optics.evaluation import forecast_name
+
+    out: dict[str, tuple[str, xr.Dataset]] = {}
+    for spec in specs:
+        text = str(spec)
+        name, sep, path = text.partition("=")
+        if not sep or not name or Path(text).exists():
+            name, path = "", text
+        ds = open_forecast(path)
+        name = name or forecast_name(ds, default=Path(path).stem)
+        if name in out:
+            raise UsageInputError(f"--reference: two references named {name!r}; name them NAME=PATH")
+        out[name] = (path, ds)
+    return out
 
 
 def _json(value: Any) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class _Plan:
     leads: np.ndarray
     inits: np.ndarray
     wind: list[tuple[str, str, str]] = field(default_factory=list)
+    references: dict[str, "xr.Dataset"] = field(default_factory=dict)
 
 
 def evaluate(
@@ -76,6 +77,7 @@ def evaluate(
     model_name: str | None = None,
     variables: Sequence[str] | None = None,
     land_sea_mask: Any = None,
+    references: "dict[str, xr.Dataset] | None" = None,
 ) -> "xr.Dataset":
     """Score ``forecast`` (forecast store layout) against ``truth`` (canonical, valid times).
 
@@ -85,14 +87,18 @@ def evaluate(
     ``regions.DEFAULT_REGIONS``). ``climatology``: WeatherBench 2 layout, for ACC and the
     climatology baseline. ``baselines``: subset of (persistence, climatology); default both
     (climatology only when given). ``land_sea_mask``: for land/sea regions (default: the
-    truth's static field).
+    truth's static field). ``references``: further forecasts scored as models of their own
+    (name -> forecast store Dataset on the same grid, holding the forecast's init times, lead
+    times and variables), e.g. an interpolated forecast next to a downscaled one.
     """
     import xarray as xr
 
     forecast, truth = _standardise(forecast, "forecast"), _standardise(truth, "truth")
     if climatology is not None:
         climatology = _standardise(climatology, "climatology")
+    references = {name: _standardise(ds, f"reference {name!r}") for name, ds in (references or {}).items()}
     plan = _plan(forecast, truth, metrics, regions, climatology, baselines, model_name, variables, land_sea_mask)
+    plan.references = _check_references(forecast, references, plan)
     truth = truth[plan.variables]
     if LEVEL in forecast.dims and LEVEL in truth.dims:
         truth = truth.sel({LEVEL: forecast[LEVEL].values})
@@ -173,6 +179,30 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name,
     return _Plan(scored, metric_objs, area, models, leads, inits, wind)
 
 
+def _check_references(forecast, references: dict[str, "xr.Dataset"], plan: _Plan) -> dict[str, "xr.Dataset"]:
+    """References on the forecast's grid, with its variables, levels, init and lead times (selected, lazily);
+    their names join the scored models after the forecast."""
+    chosen = {}
+    for name, ref in references.items():
+        if name in plan.models:
+            raise UsageInputError(f"reference name {name!r} clashes with the name of another scored model")
+        what = f"reference {name!r}"
+        _check_grid(forecast, ref, what)
+        for dim, values in ((TIME, plan.inits), (PREDICTION_TIMEDELTA, plan.leads)):
+            have = ref.indexes[dim].values if dim in ref.dims else np.array([], dtype=values.dtype)
+            missing = np.setdiff1d(values, have)
+            if missing.size:
+                raise DataInputError(f"{what} lacks {dim} {missing[0]} of the forecast")
+        for var in plan.variables:
+            levels = forecast[LEVEL].values if LEVEL in forecast[var].dims else []
+            if var not in ref.data_vars or (len(levels) and np.setdiff1d(levels, ref[var][LEVEL].values if LEVEL in ref[var].dims else []).size):
+                raise DataInputError(f"{what} lacks variable {var!r}{' at every forecast level' if len(levels) else ''}", variable=var)
+        ref = ref[plan.variables].sel({TIME: plan.inits})
+        chosen[name] = ref.sel({LEVEL: forecast[LEVEL].values}) if LEVEL in ref.dims and LEVEL in forecast.dims else ref
+    plan.models[1:1] = list(chosen)
+    return chosen
+
+
 def _check_truth_has(forecast, truth, names: list[str]) -> None:
     for name in names:
         if name not in truth.data_vars:
@@ -249,6 +279,8 @@ def _score_lead(forecast, truth, climatology, plan: _Plan, lead) -> "xr.Dataset"
             inputs[model] = reference.persistence(truth, inits, lead)
         elif model == "climatology":
             inputs[model] = reference.climatology_forecast(climatology, inits, lead, like=forecast[plan.variables])
+        elif model in plan.references:
+            inputs[model] = plan.references[model].sel({PREDICTION_TIMEDELTA: lead}, drop=True)
         else:
             inputs[model] = forecast[plan.variables].sel({PREDICTION_TIMEDELTA: lead}, drop=True)
 

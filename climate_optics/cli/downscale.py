@@ -1,4 +1,9 @@
-"""``climate-optics downscale``: coarse fields to a fine-grid ensemble store with a trained downscaler."""
+"""``climate-optics downscale``: coarse fields to a fine-grid ensemble store with a trained downscaler.
+
+A forecast store as ``--coarse`` (it has ``prediction_timedelta``) is downscaled init time by init
+time (``climate_optics.inference.downscale_forecast``), keeping the forecaster's provenance;
+``--bilinear`` writes the baseline instead: the forecast interpolated to the same fine grid.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +27,27 @@ def register(app: typer.Typer) -> None:
         end: Optional[str] = typer.Option(None, "--end", help="Last time to downscale (ISO date, inclusive)."),
         coarsen: int = typer.Option(1, "--coarsen", help="Coarsen the input conservatively by this factor first (for fine-grid sources)."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        bilinear: bool = typer.Option(False, "--bilinear", help="Forecast stores only: write the bilinear interpolation to the fine grid (the baseline) instead."),
     ) -> None:
         """Downscale coarse fields into an M-member ensemble on the model's fine grid."""
         from climate_optics.errors import UsageInputError
+        from climate_optics.inference import downscale_forecast as forecasts
         from climate_optics.inference.downscale import run_downscale
 
         if not checkpoint.exists():
             raise UsageInputError(f"--checkpoint: {checkpoint} does not exist")
         if coarsen < 1:
             raise UsageInputError(f"--coarsen must be >= 1, got {coarsen}")
-        path = run_downscale(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed, steps=steps,
-                             start=start, end=end, coarsen=coarsen, device=device)
+        is_forecast = forecasts.is_forecast_store(coarse)
+        if bilinear and not is_forecast:
+            raise UsageInputError(f"--bilinear needs a forecast store as --coarse; {coarse} has no prediction_timedelta")
+        if bilinear:
+            path = forecasts.interpolate_forecast(checkpoint, coarse, out=out, overwrite=overwrite, start=start, end=end,
+                                                  coarsen=coarsen)
+        elif is_forecast:
+            path = forecasts.downscale_forecast(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed,
+                                                steps=steps, start=start, end=end, coarsen=coarsen, device=device)
+        else:
+            path = run_downscale(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed, steps=steps,
+                                 start=start, end=end, coarsen=coarsen, device=device)
         print(f"wrote {path}")

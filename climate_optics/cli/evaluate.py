@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         ),
         baselines: Optional[str] = typer.Option(None, "--baselines", help="persistence,climatology (default) or none."),
         model_name: Optional[str] = typer.Option(None, "--model-name", help="Label of the forecast (default: from its attributes)."),
+        reference: Optional[list[str]] = typer.Option(
+            None, "--reference", help="Another forecast store scored as a model of its own: NAME=STORE or STORE (repeatable)."
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scores store."),
     ) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
@@ -33,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         path = evaluate_stores(
             forecast, truth, out, metrics=metrics, regions=regions, climatology=climatology, baselines=baselines,
-            model_name=model_name, overwrite=overwrite,
+            model_name=model_name, references=reference, overwrite=overwrite,
         )
         typer.echo(f"scores: {path}")
         typer.echo(f"table: {path / MARKDOWN_NAME}")
