@@ -16,6 +16,7 @@ backward pass; gradients are all-reduced in a few flat buckets instead of one ca
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -35,7 +36,6 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0  # index of the accelerator this rank uses on its node
-    owns_group: bool = False  # True when ``join`` started the process group (``leave`` ends it)
 
     @property
     def main(self) -> bool:
@@ -52,28 +52,32 @@ def world_from_env() -> World:
 
 
 def join(world: World, device: torch.device) -> World:
-    """Start (or join an already started) process group: NCCL for CUDA devices, gloo for CPU."""
+    """Start (or join an already started) process group: NCCL for CUDA devices, gloo for CPU.
+
+    A group started here lives until the process exits (then ``destroy_process_group``): later
+    ``train`` calls in the same process (the downscaler's two stages) reuse it, because starting
+    a second default group under ``torchrun``'s shared store is not reliable.
+    """
     if world.size <= 1:
         return world
     import torch.distributed as dist
 
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave)
+    if dist.get_world_size() != world.size:
+        raise UsageInputError(f"WORLD_SIZE={world.size} but the running process group has {dist.get_world_size()} ranks")
+    return replace(world, rank=dist.get_rank())
+
+
+def _leave() -> None:
+    """End the process group (no collective: safe after an error on any rank)."""
+    import torch.distributed as dist
+
     if dist.is_initialized():
-        if dist.get_world_size() != world.size:
-            raise UsageInputError(f"WORLD_SIZE={world.size} but the running process group has {dist.get_world_size()} ranks")
-        return replace(world, rank=dist.get_rank())
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return replace(world, rank=dist.get_rank(), owns_group=True)
-
-
-def leave(world: World) -> None:
-    """End the process group if ``join`` started it (no collective: safe after an error)."""
-    if world.owns_group:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        dist.destroy_process_group()
 
 
 def broadcast_module(module: torch.nn.Module) -> None:

@@ -218,7 +218,6 @@ def train(
         return _run(task, config, out, resume=resume, stop_after=stop_after, world=world, device=device)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
-        distributed.leave(world)
 
 
 def _run(
