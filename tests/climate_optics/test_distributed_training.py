@@ -182,6 +182,34 @@ def test_errors_stop_every_rank(toy_runs):
     assert load(out / "crash" / "checkpoint.pt")["step"] == 2  # the failure at step 3 wrote nothing more
 
 
+def test_ranks_see_disjoint_samples_that_together_make_the_single_process_batch(synthetic_store):
+    """Sharding at the sampler and task level, without processes."""
+    from climate_optics.training.forecast_task import ForecastTask
+    from climate_optics.training.sampler import ZarrWindowSampler
+
+    def sampler(shard):
+        return ZarrWindowSampler(synthetic_store, ["2m_temperature"], starts=np.arange(200), window=(8, 8), seed=5, shard=shard)
+
+    one, rank0, rank1 = sampler((0, 1)), sampler((0, 2)), sampler((1, 2))
+    for step in (0, 3, 40):  # 40 * 8 samples crosses into the second epoch
+        t0, t1, both = rank0.sample_indices(step, 4), rank1.sample_indices(step, 4), one.sample_indices(step, 8)
+        assert not set(t0[0]) & set(t1[0])  # different times within an epoch
+        for a, b, c in zip(t0, t1, both):
+            assert np.array_equal(np.concatenate([a, b]), c)
+    a, b = (next(rank.batches(4, start_step=3))["fields"] for rank in (rank0, rank1))
+    assert np.array_equal(np.concatenate([a, b]), next(one.batches(8, start_step=3))["fields"])
+    with pytest.raises(ValueError, match="shard"):
+        sampler((2, 2))
+
+    task = ForecastTask(synthetic_store, preset="tiny", train_lead_steps=(1, 2))  # leads are drawn per sample too
+    rng = lambda: np.random.default_rng([0, 0])  # noqa: E731 - the loop gives every rank the same seed
+    halves = [next(task.batches(rng(), 2, start_step=1, shard=(r, 2))) for r in (0, 1)]
+    whole = next(task.batches(rng(), 4, start_step=1))
+    for key in ("x", "y", "lead"):
+        assert torch.equal(torch.cat([h[key] for h in halves]), whole[key])
+    assert not torch.equal(halves[0]["x"], halves[1]["x"])
+
+
 def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_store, tmp_path):
     """The real CLI, 2 ranks of batch 2 in DFA mode == one process of batch 4; rank 0 alone writes."""
     from climate_optics.cli.train import train_config
