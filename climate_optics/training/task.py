@@ -28,7 +28,10 @@ class TrainTask(Protocol):
     ``batches`` must be deterministic: the stream it yields is a function of the seed of
     ``rng`` and the position in the stream only (not of timing or prefetching). Tasks may
     accept a keyword ``start_step`` and then yield the stream from batch ``start_step`` on;
-    otherwise the loop skips batches on resume, which is exact but slower.
+    otherwise the loop skips batches on resume, which is exact but slower. Tasks may accept
+    ``shard=(rank, world)`` for data parallel training: every rank then gets the same ``rng``
+    and yields its ``batch_size`` samples of the step's global batch of ``world * batch_size``
+    (see ``ZarrWindowSampler``); otherwise each rank gets its own independent stream.
     """
 
     model: torch.nn.Module
