@@ -7,22 +7,28 @@ Method (the same idea as WeatherBench 2's hourly climatology, computed in two pa
 each hold a bounded amount of data):
 
 1. Daily sums. Each block of time steps (read in time order, as the source is laid out) is
-   added to per-(day of year, hour) sums kept in a float64 scratch file, one day's slab at
-   a time; memory holds a block and one day, whatever the record's length.
+   scattered into per-(day of year, hour) float64 sums of the days it covers and added to a
+   scratch file (``DailySums``); days not yet in the file are written without reading it back,
+   so a record of up to a year never reads the file. Memory holds a block and its days' sums,
+   whatever the record's length.
 2. Smoothing. Along ``dayofyear`` (circular: 31 December neighbours 1 January) the raw means
    are averaged with a triangular window of half-width 30 days, each day weighted by its
    number of time steps: ``clim[d] = sum_k w_k n[d+k] m[d+k] / sum_k w_k n[d+k]`` with
-   ``w_k = 1 - |k| / 31`` (two running-mean box filters). This runs band by band (one level,
-   a few latitude rows, all days; one stored chunk each), so memory is bounded by the band
-   size (``band_rows``), not by the grid or the record.
+   ``w_k = 1 - |k| / 31``. Since ``n m`` is the day's sum, the numerator is the window sum of
+   the daily sums and the denominator that of the step counts, one small array for the whole
+   grid. The window is two circular running sums (O(n), over whole rows of the grid). This
+   runs band by band (one level, a few latitude rows, all days), so memory is bounded by the
+   band size (``BAND_VALUES``), not by the grid or the record.
 
 Days with no data within the window are NaN (records shorter than a year). A cell with
-missing values keeps its day's full weight when at least one value is present.
+missing values keeps its day's full weight when at least one value is present: its sum is
+scaled to ``n`` steps (``n * mean``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +36,8 @@ import xarray as xr
 
 HALF_WIDTH_DAYS = 30
 DAYS = 366
-BAND_VALUES = 1 << 18  # values per smoothing band (and stored chunk): 1 MiB of float32
+BAND_VALUES = 1 << 18  # values per stored climatology chunk: 1 MiB of float32
+CHUNKS_PER_BAND = 4  # stored chunks smoothed together (longer rows for the running sums)
 
 
 def window_weights(half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
@@ -47,12 +54,28 @@ def hours_and_days(times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return hours, np.searchsorted(hours, hour), stamps.dayofyear.values
 
 
+def day_runs(day: np.ndarray) -> list[tuple[int, int]]:
+    """(first, stop) of each run of consecutive days among ``day`` (0-based days of year)."""
+    days = np.unique(day)
+    return [(int(run[0]), int(run[-1]) + 1) for run in np.split(days, np.flatnonzero(np.diff(days) != 1) + 1)]
+
+
+def scatter_add(out: np.ndarray, day: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
+    """out[day[i], :, hour[i]] += values[i] for every time step i (out: (day, level, hour, lat, lon))."""
+    slots = (day, slice(None), hour)
+    key = day.astype(np.int64) * out.shape[2] + hour
+    if len(np.unique(key)) == len(key):  # each (day, hour) once: the usual case, one vectorised pass
+        out[slots] += values
+    else:  # a block spanning more than a year (e.g. monthly steps)
+        np.add.at(out, slots, values)
+
+
 class DailySums:
     """Sums per (day of year, hour) of one variable in a float64 scratch file, updated block by block.
 
-    Layout (dayofyear, level, hour, lat, lon): a day's sums are one contiguous slab, read,
-    added to and written back when a block touches that day. Per-cell counts of missing
-    values go to a second file, created only if a NaN is ever seen.
+    Layout (dayofyear, level, hour, lat, lon): the days a block covers are one contiguous
+    region, written once (first visit) or read, added to and written back (later years).
+    Per-cell counts of missing values go to a second file, created only if a NaN is ever seen.
     """
 
     def __init__(self, path: str | os.PathLike, n_hour: int, field: tuple[int, ...]):
@@ -60,61 +83,63 @@ class DailySums:
         self.has_level = len(field) == 3
         self.shape = (DAYS, field[0] if self.has_level else 1, n_hour, *field[-2:])
         self.missing_path: Path | None = None
+        self._written = {self.path: np.zeros(DAYS, dtype=bool)}  # days already in each file
         self._create(self.path)
 
     def _create(self, path: Path) -> None:
         with path.open("wb") as handle:
             handle.truncate(int(np.prod(self.shape)) * 8)  # sparse: zeros until written
+        self._written[path] = np.zeros(DAYS, dtype=bool)
 
-    def _update(self, path: Path, dtype: type, first_doy: int, increment: np.ndarray) -> None:
-        """Add ``increment`` (days, *slab) to consecutive days starting at ``first_doy``."""
-        offset = (first_doy - 1) * int(np.prod(self.shape[1:])) * 8
+    def _update(self, path: Path, first: int, increment: np.ndarray) -> None:
+        """Add ``increment`` (days, *slab) to the consecutive days from ``first`` (0-based)."""
+        stop = first + len(increment)
+        written = self._written[path]
         with path.open("r+b") as handle:
-            handle.seek(offset)
-            current = np.frombuffer(handle.read(increment.size * 8), dtype=dtype).reshape(increment.shape)
-            handle.seek(offset)
-            handle.write((current + increment).astype(dtype).tobytes())
+            handle.seek(first * increment[0].nbytes)
+            if written[first:stop].any():  # a later year: add to what is there
+                increment += np.fromfile(handle, dtype=increment.dtype, count=increment.size).reshape(increment.shape)
+                handle.seek(first * increment[0].nbytes)
+            increment.tofile(handle)
+        written[first:stop] = True
 
     def add(self, doy: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
         """Add ``values`` (time, [level], lat, lon) at days ``doy`` (1..366) and hour indices ``hour``."""
         values = values if self.has_level else values[:, np.newaxis]  # (time, level, lat, lon)
         missing = np.isnan(values)
         has_missing = bool(missing.any())
-        if has_missing and self.missing_path is None:
-            self.missing_path = self.path.with_suffix(".missing")
-            self._create(self.missing_path)
-        days = np.unique(doy)
-        for run in np.split(days, np.flatnonzero(np.diff(days) != 1) + 1):  # consecutive days: one read/write
-            total = np.zeros((len(run), *self.shape[1:]))
-            lost = np.zeros(total.shape, dtype=np.int64)
-            for i, d in enumerate(run):
-                for h in np.unique(hour[doy == d]):
-                    rows = (doy == d) & (hour == h)
-                    if has_missing:
-                        lost[i, :, h] = missing[rows].sum(axis=0)
-                        total[i, :, h] = np.where(missing[rows], 0.0, values[rows]).sum(axis=0)
-                    else:
-                        total[i, :, h] = values[rows].sum(axis=0, dtype=np.float64)
-            self._update(self.path, np.float64, int(run[0]), total)
-            if self.missing_path is not None and lost.any():
-                self._update(self.missing_path, np.int64, int(run[0]), lost)
+        if has_missing:
+            values = np.where(missing, 0, values)
+            if self.missing_path is None:
+                self.missing_path = self.path.with_suffix(".missing")
+                self._create(self.missing_path)
+        day = np.asarray(doy) - 1
+        for first, stop in day_runs(day):
+            rows = (day >= first) & (day < stop)
+            every = bool(rows.all())
+            d, h = day[rows] - first, hour[rows]
+            total = np.zeros((stop - first, *self.shape[1:]))  # (days, level, hour, lat, lon)
+            scatter_add(total, d, h, values if every else values[rows])
+            self._update(self.path, first, total)
+            if has_missing:
+                lost = np.zeros(total.shape, dtype=np.int64)
+                scatter_add(lost, d, h, missing if every else missing[rows])
+                if lost.any():
+                    self._update(self.missing_path, first, lost)
 
-    def read_mean(self, level: int, rows: slice, steps: np.ndarray) -> np.ndarray:
-        """Raw means (hour, dayofyear, rows, lon) of one level; NaN where nothing was added.
+    def read_band(self, level: int, rows: slice) -> tuple[np.ndarray, np.ndarray | None]:
+        """(sums, missing-value counts or None when nothing was missing), each (dayofyear, hour, rows, lon)."""
+        def read(path: Path, dtype: type) -> np.ndarray:
+            mapped = np.memmap(path, dtype=dtype, mode="r", shape=self.shape)
+            try:
+                return np.array(mapped[:, level, :, rows])
+            finally:
+                del mapped
 
-        ``steps`` (hour, dayofyear) counts the time steps added per day and hour.
-        """
-        mapped = np.memmap(self.path, dtype=np.float64, mode="r", shape=self.shape)
-        total = np.array(mapped[:, level, :, rows])  # (dayofyear, hour, rows, lon)
-        del mapped
-        n = np.broadcast_to(steps.T[:, :, None, None], total.shape).astype(np.int64)
-        if self.missing_path is not None:
-            mapped = np.memmap(self.missing_path, dtype=np.int64, mode="r", shape=self.shape)
-            n = n - mapped[:, level, :, rows]
-            del mapped
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
-        return np.moveaxis(mean, 0, 1)
+        total = read(self.path, np.float64)
+        if self.missing_path is None:
+            return total, None
+        return total, read(self.missing_path, np.int64)
 
 
 class Climatology:
@@ -132,62 +157,92 @@ class Climatology:
         stop = start + len(values)
         self.sums[name].add(self.doy[start:stop], self.hour_index[start:stop], values)
 
-    def write(self, name: str, array) -> None:
-        """Smooth one variable band by band (one stored chunk each, bands in parallel) into ``array``."""
+    def write(self, arrays: dict, done: Callable[[int, int], None] | None = None) -> None:
+        """Smooth every variable band by band into ``arrays[name]`` (bands in parallel threads).
+
+        ``done(bands finished, bands in all)`` is called after each band.
+        """
         from concurrent.futures import ThreadPoolExecutor
 
-        sums = self.sums[name]
-        _, n_level, n_hour, n_lat, n_lon = sums.shape
-        rows = band_rows(n_hour, n_lon)
+        steps = self.steps.T.astype(np.float64)  # (dayofyear, hour)
+        weight = circular_window_sum(steps, HALF_WIDTH_DAYS, axis=0)  # (dayofyear, hour), cells with no NaN
 
-        def one(level: int, band: slice) -> None:
-            smoothed = smooth_days(sums.read_mean(level, band, self.steps), self.steps).astype(array.dtype)
-            if sums.has_level:
-                array[:, :, level, band] = smoothed
-            else:
-                array[:, :, band] = smoothed
+        def one(name: str, level: int, band: slice) -> None:
+            sums = self.sums[name]
+            total, missing = sums.read_band(level, band)  # (dayofyear, hour, rows, lon)
+            smoothed = smooth_sums(total, steps, missing, weight)
+            target = (slice(None), slice(None), level, band) if sums.has_level else (slice(None), slice(None), band)
+            arrays[name][target] = smoothed.transpose(1, 0, 2, 3).astype(arrays[name].dtype)
 
-        bands = [(level, slice(start, min(start + rows, n_lat)))
-                 for level in range(n_level) for start in range(0, n_lat, rows)]
+        jobs = []
+        for name, sums in self.sums.items():
+            _, n_level, n_hour, n_lat, n_lon = sums.shape
+            rows = band_rows(n_hour, n_lon) * CHUNKS_PER_BAND  # whole stored chunks per band
+            jobs += [(name, level, slice(start, min(start + rows, n_lat)))
+                     for level in range(n_level) for start in range(0, n_lat, rows)]
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-            list(pool.map(lambda job: one(*job), bands))  # numpy, scipy and zarr release the GIL
+            for count, _ in enumerate(pool.map(lambda job: one(*job), jobs), start=1):  # numpy and zarr release the GIL
+                if done is not None:
+                    done(count, len(jobs))
+
+
+def _circular_box_sum(x: np.ndarray, radius: int, out: np.ndarray | None = None) -> np.ndarray:
+    """sum_{k=-radius..radius} x[(i + k) mod n] along axis 0, as a running sum over whole rows."""
+    n = len(x)
+    out = np.empty_like(x) if out is None else out
+    running = x[np.arange(-radius, radius + 1) % n].sum(axis=0)  # the window around row 0
+    out[0] = running
+    for i in range(1, n):  # each step a whole row: vectorised over the grid
+        running += x[(i + radius) % n]
+        running -= x[(i - radius - 1) % n]
+        out[i] = running
+    return out
 
 
 def circular_window_sum(x: np.ndarray, half_width: int, axis: int) -> np.ndarray:
     """sum_k w_k x[(i + k) mod n] with the triangular ``window_weights(half_width)``.
 
     The triangle 1 - |k| / (h + 1) is a box of width h + 1 convolved with itself, divided by
-    h + 1: two running-mean passes (scipy's ``uniform_filter1d``, periodic) give it in O(n)
-    (h must be even so that the box is centred).
+    h + 1: two circular running sums give it in O(n) (h must be even so that the box is centred).
     """
-    from scipy.ndimage import uniform_filter1d
-
     if half_width % 2:
         raise ValueError(f"half_width must be even, got {half_width}")
-    width = half_width + 1
-    once = uniform_filter1d(np.asarray(x, dtype=np.float64), width, axis=axis, mode="wrap")
-    return uniform_filter1d(once, width, axis=axis, mode="wrap") * width
+    rows = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 0)
+    once = _circular_box_sum(rows, half_width // 2)
+    twice = _circular_box_sum(once, half_width // 2)
+    twice /= half_width + 1
+    return np.moveaxis(twice, 0, axis)
 
 
-def smooth_days(raw: np.ndarray, counts: np.ndarray, half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
-    """Smoothed climatology of raw means (hour, dayofyear, ...) weighted by (hour, dayofyear) step counts."""
-    raw = np.ascontiguousarray(np.moveaxis(raw, 1, 0))  # (dayofyear, hour, ...): cumsum on the leading axis
-    n = counts.T.reshape(counts.T.shape + (1,) * (raw.ndim - 2)).astype(np.float64)
-    present = ~np.isnan(raw)
-    cells = tuple(range(2, raw.ndim))
-    day_present = present.all(axis=cells)  # (dayofyear, hour)
-    total = circular_window_sum(np.where(present, raw, 0.0) * n, half_width, axis=0)
-    if (day_present == present.any(axis=cells)).all():  # days are missing everywhere or nowhere
-        weight = circular_window_sum(day_present * counts.T, half_width, axis=0).reshape(n.shape)
-    else:
-        weight = circular_window_sum(present * n, half_width, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        smoothed = np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan)
-    return np.moveaxis(smoothed, 0, 1)
+def smooth_sums(total: np.ndarray, steps: np.ndarray, missing: np.ndarray | None = None,
+                weight: np.ndarray | None = None, half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
+    """Smoothed climatology (dayofyear, hour, ...) from daily sums ``total`` (dayofyear, hour, ...).
+
+    ``steps`` (dayofyear, hour) counts the time steps summed per day and hour; ``missing``
+    (like ``total``) the values missing per cell, None when none was; ``weight`` is
+    the window sum of ``steps`` (computed when not given). NaN where the window holds no data.
+    """
+    n = steps.reshape(steps.shape + (1,) * (total.ndim - 2))  # (dayofyear, hour, 1, ...)
+    if missing is None:
+        numerator = total
+        if weight is None:
+            weight = circular_window_sum(steps, half_width, axis=0)
+        weight = weight.reshape(n.shape)
+    else:  # n * mean where a value is present, the day's full weight there
+        present = n - missing
+        has = present > 0
+        numerator = np.where(has, total * (n / np.maximum(present, 1)), 0.0)
+        weight = circular_window_sum(has * n, half_width, axis=0)
+    smoothed = circular_window_sum(numerator, half_width, axis=0)
+    empty = weight <= 0
+    np.divide(smoothed, np.where(empty, 1.0, weight), out=smoothed)
+    if empty.any():
+        smoothed[np.broadcast_to(empty, smoothed.shape)] = np.nan
+    return smoothed
 
 
 def band_rows(n_hour: int, n_lon: int) -> int:
-    """Latitude rows per smoothing band and per stored climatology chunk (about BAND_VALUES values)."""
+    """Latitude rows per stored climatology chunk (about BAND_VALUES values)."""
     return max(1, BAND_VALUES // (n_hour * DAYS * n_lon))
 
 

@@ -248,7 +248,7 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
 
     def load(block: tuple[int, int]) -> xr.Dataset:
         start, stop = block
-        return dynamic.isel({TIME: slice(max(start - lag, 0), stop)}).compute()
+        return dynamic.isel({TIME: slice(max(start - lag, 0), stop)}).compute(scheduler="synchronous")
 
     def fold(name: str, values: np.ndarray, head: int, start: int, stop: int, pairs: np.ndarray) -> None:
         """Write one variable's block and fold it into the statistics and daily sums."""
@@ -304,10 +304,8 @@ def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
                 for name, var in template.data_vars.items()}
     template.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", compute=False, consolidated=False, encoding=encoding)
     group = zarr.open_group(tmp / CLIMATOLOGY_GROUP, mode="r+")
-    for done, name in enumerate(climatology.sums):
-        climatology.write(name, group[name])
-        if progress is not None:
-            progress("climatology", done + 1, len(climatology.sums))
+    done = None if progress is None else lambda bands, total: progress("climatology", bands, total)
+    climatology.write({name: group[name] for name in climatology.sums}, done)
 
 
 def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:
