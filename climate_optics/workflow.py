@@ -1,7 +1,9 @@
 """The end-to-end pipeline's steps as plain functions: paths in, paths out.
 
 ingest (``data_catalog.ingest.ingest``) -> ``train_forecaster`` -> ``forecast_held_out``
--> ``score_forecast`` (scores store + ``scores.md`` + figures), optionally ``train_downscaler``.
+-> ``score_forecast`` (scores store + ``scores.md`` + figures), optionally ``train_downscaler``
+-> ``downscale_forecast`` and ``interpolate_forecast`` (the bilinear baseline) -> ``score_forecast``
+of both against the fine truth.
 The Prefect flows in ``flows/`` wrap each step as a task; ``climate-optics demo`` calls
 ``run_pipeline``, which runs the same steps in the same order without an orchestrator.
 Nothing here imports Prefect.
@@ -58,6 +60,18 @@ class RunLayout:
     def hires(self) -> Path:  # the fine-grid store the downscaler learns from
         return self.root / "hires.zarr"
 
+    @property
+    def downscaled(self) -> Path:  # the forecast downscaled into an ensemble on the fine grid
+        return self.root / "downscaled.zarr"
+
+    @property
+    def bilinear(self) -> Path:  # the forecast interpolated bilinearly to the fine grid (the baseline)
+        return self.root / "bilinear.zarr"
+
+    @property
+    def downscaled_scores(self) -> Path:  # scores of both against the fine truth
+        return self.root / "downscaled_scores.zarr"
+
 
 @dataclass
 class PipelineConfig:
@@ -81,6 +95,8 @@ class PipelineConfig:
     regions: list[str] | None = None  # None: the default regions
     downscale: bool = False  # also train a downscaler on the fine grid (synthetic source only)
     downscale_steps: int = 100  # steps per downscaler stage
+    downscale_members: int = 4  # ensemble members of the downscaled forecast
+    downscale_sampler_steps: int | None = None  # Heun sampler steps (None: the model's)
 
     def __post_init__(self) -> None:
         if self.options is None and self.source == DEMO_SOURCE:
@@ -90,6 +106,9 @@ class PipelineConfig:
             raise UsageInputError(f"pipeline: lead times must be positive hours, got {self.lead_hours}")
         if self.max_inits < 1:
             raise UsageInputError(f"pipeline: max_inits must be >= 1, got {self.max_inits}")
+        if self.downscale_members < 1 or (self.downscale_sampler_steps is not None and self.downscale_sampler_steps < 1):
+            raise UsageInputError(f"pipeline: downscale_members and downscale_sampler_steps must be >= 1, "
+                                  f"got {self.downscale_members} and {self.downscale_sampler_steps}")
         self.train_config()  # validates mode, steps, batch size, lr
 
     def train_config(self, **changes: Any):
@@ -212,12 +231,14 @@ def score_forecast(
     *,
     metrics: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    references: Sequence[str | os.PathLike] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Scores store (persistence and climatology baselines included), ``scores.md`` and figures."""
+    """Scores store (persistence and climatology baselines included), ``scores.md`` and figures.
+    ``references``: further forecast stores scored alongside (e.g. the bilinear baseline)."""
     from climate_optics.evaluate_stores import evaluate_stores
 
-    return evaluate_stores(forecast, truth, out, metrics=metrics, regions=regions, overwrite=overwrite)
+    return evaluate_stores(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- the whole pipeline
@@ -233,6 +254,9 @@ class PipelineResult:
     forecast: Path
     scores: Path
     downscale: Path | None = None
+    downscaled: Path | None = None
+    bilinear: Path | None = None
+    downscaled_scores: Path | None = None
 
     @property
     def scores_md(self) -> Path:
@@ -252,6 +276,9 @@ class PipelineResult:
         lines += [f"figure:        {p}" for p in self.figures]
         if self.downscale is not None:
             lines.append(f"downscaler:    {self.downscale}")
+        if self.downscaled is not None:
+            lines += [f"downscaled:    {self.downscaled}", f"bilinear:      {self.bilinear}",
+                      f"scores (fine): {self.downscaled_scores}"]
         return "\n".join(lines)
 
 
@@ -280,6 +307,7 @@ def run_pipeline(
     progress: bool = False,
 ) -> PipelineResult:
     """Ingest -> train -> forecast -> score (-> downscale), step by step, without an orchestrator."""
+    from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
     from data_catalog.ingest import ingest
 
     layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
@@ -303,6 +331,14 @@ def run_pipeline(
         result.downscale = train_downscaler(hires, layout.downscale, mode=config.mode, projector=config.projector,
                                             preset=config.preset, steps=config.downscale_steps,
                                             batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+        say(f"downscale the forecast ({config.downscale_members} members) -> {layout.downscaled}, bilinear -> {layout.bilinear}")
+        downscaler = downscaler_checkpoint(result.downscale)
+        result.downscaled = downscale_forecast(downscaler, forecast, out=layout.downscaled, members=config.downscale_members,
+                                               steps=config.downscale_sampler_steps, seed=config.seed, overwrite=overwrite)
+        result.bilinear = interpolate_forecast(downscaler, forecast, out=layout.bilinear, overwrite=overwrite)
+        say(f"score both against the fine truth -> {layout.downscaled_scores}")
+        result.downscaled_scores = score_forecast(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
+                                                  regions=config.regions, references=[result.bilinear], overwrite=overwrite)
     return result
 
 
@@ -334,6 +370,16 @@ def train_downscaler(
     resume = (Path(run_dir) / "regression" / LATEST).exists()
     run_downscale_training(store, run_dir, config, stage="both", preset=preset, resume=resume)
     return Path(run_dir)
+
+
+def downscaler_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The diffusion-stage checkpoint of a ``train_downscaler`` run (what downscaling reads)."""
+    from climate_optics.training.checkpoint import LATEST
+
+    path = Path(run_dir) / "diffusion" / LATEST
+    if not path.is_file():
+        raise UsageInputError(f"{run_dir}: no diffusion-stage checkpoint; train the downscaler first")
+    return path
 
 
 # ----------------------------------------------------------------------------- scheduled retraining

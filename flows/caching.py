@@ -1,7 +1,7 @@
 """Cache keys for tasks that pass paths: a cached result is reused only while its inputs are unchanged.
 
 A key hashes the task's source code, its parameters and the size and modification time of
-every parameter that names an existing input file or store, so replacing a source file or
+every parameter (or list item) that names an existing input file or store, so replacing a source file or
 re-ingesting a store invalidates the cache. ``refresh_if_missing`` forces a task to run anew
 (and refresh its cache entry) when an output it would return no longer exists on disk.
 """
@@ -31,11 +31,13 @@ def files_and_inputs(context: Any, parameters: dict[str, Any]) -> str | None:
 
     files = {}
     for name, value in parameters.items():
-        if name in OUTPUT_PARAMETERS or not isinstance(value, (str, os.PathLike)):
+        if name in OUTPUT_PARAMETERS:
             continue
-        path = Path(value)
-        if len(str(value)) < 4096 and path.exists():
-            files[name] = fingerprint(path)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        paths = [Path(v) for v in values if isinstance(v, (str, os.PathLike)) and len(str(v)) < 4096]
+        found = [fingerprint(p) for p in paths if p.exists()]
+        if found:
+            files[name] = found if isinstance(value, (list, tuple)) else found[0]
     source = inspect.getsource(context.task.fn)
     return hash_objects(context.task.name, source, parameters, files)
 

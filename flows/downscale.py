@@ -1,11 +1,16 @@
-"""Train the diffusion downscaler on a fine-grid store (regression mean, then EDM residual)."""
+"""Train the diffusion downscaler on a fine-grid store (regression mean, then EDM residual) and
+downscale a forecast store with it (an ensemble, and the bilinear baseline on the same grid)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
 from climate_optics.workflow import train_downscaler
+from flows.caching import files_and_inputs, refresh_if_missing
 
 
 @task(name="train-downscaler", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -17,9 +22,41 @@ def train_downscaler_task(store: str, run_dir: str, *, mode: str = "backprop", p
                                 batch_size=batch_size, lr=lr, seed=seed))
 
 
+@task(name="downscale-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
+      result_serializer="json")
+def downscale_forecast_task(checkpoint: str, forecast: str, out: str, *, members: int = 4, steps: int | None = None,
+                            seed: int = 0, overwrite: bool = False) -> str:
+    """``climate_optics.inference.downscale_forecast.downscale_forecast``, cached by inputs."""
+    return str(downscale_forecast(checkpoint, forecast, out=out, members=members, steps=steps, seed=seed, overwrite=overwrite))
+
+
+@task(name="interpolate-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
+      result_serializer="json")
+def interpolate_forecast_task(checkpoint: str, forecast: str, out: str, *, overwrite: bool = False) -> str:
+    """``climate_optics.inference.downscale_forecast.interpolate_forecast`` (bilinear baseline), cached by inputs."""
+    return str(interpolate_forecast(checkpoint, forecast, out=out, overwrite=overwrite))
+
+
+def downscale_with_baseline(checkpoint: str, forecast: str, out: str, bilinear_out: str, **kwargs) -> tuple[str, str]:
+    """The downscaled ensemble and the bilinear baseline of ``forecast``, each anew when its output is missing."""
+    overwrite = kwargs.get("overwrite", False)
+    ensemble = refresh_if_missing(downscale_forecast_task, out)(checkpoint, forecast, str(out), **kwargs)
+    baseline = refresh_if_missing(interpolate_forecast_task, bilinear_out)(checkpoint, forecast, str(bilinear_out), overwrite=overwrite)
+    return ensemble, baseline
+
+
 @flow(name="train-downscaler")
 def downscale_flow(store: str, run_dir: str, mode: str = "backprop", projector: str = "structured",
                    preset: str = "tiny", steps: int = 100, batch_size: int = 8, lr: float = 1e-3, seed: int = 0) -> str:
     """Train both downscaler stages into ``run_dir`` (``regression/``, ``diffusion/``)."""
     return train_downscaler_task(store, run_dir, mode=mode, projector=projector, preset=preset, steps=steps,
                                  batch_size=batch_size, lr=lr, seed=seed)
+
+
+@flow(name="downscale-forecast")
+def downscale_forecast_flow(checkpoint: str, forecast: str, out: str, bilinear_out: str, members: int = 4,
+                            steps: int | None = None, seed: int = 0, overwrite: bool = False) -> dict[str, str]:
+    """Downscale a forecast store with a trained downscaler, and write its bilinear baseline."""
+    ensemble, baseline = downscale_with_baseline(checkpoint, forecast, out, bilinear_out, members=members, steps=steps, seed=seed,
+                                   overwrite=overwrite)
+    return {"downscaled": ensemble, "bilinear": baseline}

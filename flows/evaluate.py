@@ -13,9 +13,11 @@ from flows.caching import files_and_inputs, refresh_if_missing
 @task(name="evaluate", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
       result_serializer="json")
 def evaluate_task(forecast: str, truth: str, out: str, *, metrics: list[str] | None = None,
-                  regions: list[str] | None = None, overwrite: bool = False) -> str:
-    """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs."""
-    return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, overwrite=overwrite))
+                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False) -> str:
+    """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs.
+    ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths)."""
+    return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, references=references,
+                              overwrite=overwrite))
 
 
 def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
@@ -25,6 +27,6 @@ def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
 
 @flow(name="evaluate")
 def evaluate_flow(forecast: str, truth: str, out: str, metrics: list[str] | None = None,
-                  regions: list[str] | None = None, overwrite: bool = False) -> str:
-    """Score ``forecast`` against ``truth`` (a store or catalog entry) into the scores store ``out``."""
-    return evaluate(forecast, truth, out, metrics=metrics, regions=regions, overwrite=overwrite)
+                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False) -> str:
+    """Score ``forecast`` (and any ``references``) against ``truth`` (a store or catalog entry) into the scores store ``out``."""
+    return evaluate(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite)

@@ -1,4 +1,4 @@
-"""The end-to-end pipeline: ingest -> train -> forecast -> evaluate (-> downscale).
+"""The end-to-end pipeline: ingest -> train -> forecast -> evaluate (-> downscale -> evaluate on the fine grid).
 
 The same steps, in the same order, as ``climate_optics.workflow.run_pipeline`` (what
 ``climate-optics demo`` runs without ``--prefect``); each step here is a Prefect task with
@@ -11,8 +11,8 @@ from typing import Any
 
 from prefect import flow
 
-from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, hires_options, prepare_run_dir
-from flows.downscale import train_downscaler_task
+from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, downscaler_checkpoint, hires_options, prepare_run_dir
+from flows.downscale import downscale_with_baseline, train_downscaler_task
 from flows.evaluate import evaluate
 from flows.forecast import forecast
 from flows.ingest import ingest
@@ -28,7 +28,10 @@ def pipeline_flow(run_dir: str, mode: str = "backprop", steps: int = 200, source
 
     ``resume=True`` continues an interrupted run in ``run_dir``: finished steps come from the
     task cache, training resumes from its last checkpoint.
-    Returns the paths written: data, checkpoint, forecast, scores (and downscale).
+    Returns the paths written: data, checkpoint, forecast, scores; with ``downscale`` also the
+    downscaler run (``downscale``), the fine truth (``hires``), the downscaled ensemble forecast
+    (``downscaled``), its bilinear baseline (``bilinear``) and the scores of both against the
+    fine truth (``downscaled_scores``).
     """
     config = PipelineConfig(**{"source": source, "options": options, "mode": mode, "steps": steps,
                                "downscale": downscale, **(settings or {})})
@@ -48,6 +51,12 @@ def pipeline_flow(run_dir: str, mode: str = "backprop", steps: int = 200, source
     if config.downscale:
         hires = ingest(config.source, layout.hires, options=hires_options(config), variables=config.variables,
                        levels=config.levels, overwrite=overwrite)
+        outputs["hires"] = hires
         outputs["downscale"] = train_downscaler_task(hires, str(layout.downscale), steps=config.downscale_steps, **train)
+        outputs["downscaled"], outputs["bilinear"] = downscale_with_baseline(
+            str(downscaler_checkpoint(outputs["downscale"])), forecast_store, layout.downscaled, layout.bilinear,
+            members=config.downscale_members, steps=config.downscale_sampler_steps, seed=config.seed, overwrite=overwrite)
+        outputs["downscaled_scores"] = evaluate(outputs["downscaled"], hires, layout.downscaled_scores, metrics=config.metrics,
+                                                regions=config.regions, references=[outputs["bilinear"]], overwrite=overwrite)
     print("\n".join(f"{name}: {path}" for name, path in outputs.items()))
     return outputs
