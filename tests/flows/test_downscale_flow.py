@@ -15,15 +15,24 @@ import xarray as xr
 
 @pytest.fixture(scope="module")
 def downscale_run(prefect_harness, tiny_settings_factory, tmp_path_factory):
+    """The flow on two channels (2m_temperature, geopotential@500), one torch thread (small models on 2 shared cores)."""
+    import torch
+
     from flows.pipeline import pipeline_flow
 
     settings = tiny_settings_factory()
     steps = settings.pop("steps")
-    settings.update(max_inits=2, regions=["global"], downscale_steps=2, downscale_members=2, downscale_sampler_steps=2)
+    settings.update(max_inits=2, regions=["global"], downscale_steps=2, downscale_members=2, downscale_sampler_steps=2,
+                    variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"], levels=[500])
     options = {"grid": "5.625deg", "days": 12, "spinup_days": 2, "seed": 0, "cache_dir": str(tmp_path_factory.mktemp("synthetic-cache"))}
     out = tmp_path_factory.mktemp("flow-downscale") / "run"
-    paths = pipeline_flow(str(out), source="synthetic-reanalysis", options=options, steps=steps, downscale=True,
-                          settings=settings)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        paths = pipeline_flow(str(out), source="synthetic-reanalysis", options=options, steps=steps, downscale=True,
+                              settings=settings)
+    finally:
+        torch.set_num_threads(threads)
     return out, paths
 
 
@@ -34,6 +43,7 @@ def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_r
     forecast, hires = xr.open_zarr(paths["forecast"]), xr.open_zarr(paths["hires"])
     ds = xr.open_zarr(paths["downscaled"])
     assert ds["2m_temperature"].dims == ("time", "prediction_timedelta", "realization", "latitude", "longitude")
+    assert ds["geopotential"].dims == ("time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
     assert ds.sizes["realization"] == 2 and ds.sizes["latitude"] == hires.sizes["latitude"] == 2 * forecast.sizes["latitude"]
     np.testing.assert_array_equal(ds["time"].values, forecast["time"].values)
     np.testing.assert_array_equal(ds["prediction_timedelta"].values, forecast["prediction_timedelta"].values)
