@@ -1,7 +1,8 @@
 """``climate-optics demo``: the end-to-end pipeline on the embedded synthetic reanalysis.
 
 ingest -> train the tiny forecaster -> forecast the held-out period -> score against
-persistence and climatology (scores.md and figures) [-> downscale]. By default the steps are
+persistence and climatology (scores.md and figures) [-> train the downscaler, downscale the
+forecast and its bilinear baseline, score both on the fine grid]. By default the steps are
 called directly (no orchestrator to start); ``--prefect`` runs the same steps as the Prefect
 flow ``flows.pipeline.pipeline_flow`` (an ephemeral API starts first, 8-30 s).
 """
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Forecaster training steps (default 200)."),
         days: Optional[float] = typer.Option(None, "--days", min=1, help="Days of synthetic reanalysis (default 90)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data and of training (default 0)."),
-        downscale: bool = typer.Option(False, "--downscale", help="Also train the diffusion downscaler on the fine grid."),
+        downscale: bool = typer.Option(False, "--downscale", help="Also train the diffusion downscaler on the fine grid, downscale the forecast and score it there."),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline settings (source, preset, lead_hours, ...)."),
         prefect: bool = typer.Option(False, "--prefect", help="Run as the Prefect flow (starts a temporary Prefect API)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of a previous run in --out."),
