@@ -86,29 +86,21 @@ def field_seed(seed: int, init_time: np.datetime64, lead: np.timedelta64) -> int
     return int(np.random.SeedSequence([seed, hours[0] % 2**32, hours[1]]).generate_state(1)[0])
 
 
-def downscale_forecast(
-    checkpoint: str | os.PathLike,
-    forecast: str | os.PathLike,
-    *,
-    members: int,
-    out: str | os.PathLike,
-    overwrite: bool = False,
-    seed: int = 0,
-    steps: int | None = None,
-    start: Any = None,
-    end: Any = None,
-    coarsen: int = 1,
-    device: str = "cpu",
-) -> Path:
-    """Downscale every (init, lead) of the forecast store into an ``members``-member ensemble store at ``out``."""
+def downscale_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathLike, out: str | os.PathLike, *, members: int,
+                       seed: int = 0, steps: int | None = None, start: Any = None, end: Any = None, coarsen: int = 1,
+                       device: str = "cpu", overwrite: bool = False) -> Path:
+    """Downscale every (init, lead) of the forecast store into an ``members``-member ensemble store at ``out``.
+
+    ``steps``: Heun sampler steps (default: the model's); ``start``/``end``: init times kept
+    (inclusive); ``coarsen``: coarsen a fine-grid forecast conservatively first.
+    """
     from climate_optics.inference.forecast import forecast_provenance
     from climate_optics.stores import ForecastStoreWriter
     from data_catalog.store import check_target
 
-    if members < 1:
-        raise UsageInputError(f"--members must be >= 1, got {members}")
-    if steps is not None and steps < 1:
-        raise UsageInputError(f"--steps must be >= 1, got {steps}")
+    for option, value in (("--members", members), ("--steps", steps)):
+        if value is not None and value < 1:
+            raise UsageInputError(f"{option} must be >= 1, got {value}")
     check_target(out, overwrite=overwrite)
     engine, state, ds, grid = _open_forecast(checkpoint, forecast, device=device, steps=steps, start=start, end=end, coarsen=coarsen)
     channels, extra = list(engine.config.channels), state["task"]
@@ -131,17 +123,9 @@ def downscale_forecast(
     return Path(out)
 
 
-def interpolate_forecast(
-    checkpoint: str | os.PathLike,
-    forecast: str | os.PathLike,
-    *,
-    out: str | os.PathLike,
-    overwrite: bool = False,
-    method: str = "linear",
-    start: Any = None,
-    end: Any = None,
-    coarsen: int = 1,
-) -> Path:
+def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathLike, out: str | os.PathLike, *,
+                         method: str = "linear", start: Any = None, end: Any = None, coarsen: int = 1,
+                         overwrite: bool = False) -> Path:
     """The baseline: the forecast interpolated (bilinear by default) to the downscaler's fine grid."""
     from climate_optics import interpolation
     from climate_optics.provenance import provenance_attrs

@@ -24,26 +24,12 @@ def one_torch_thread():
 
 
 def fine_truth() -> xr.Dataset:
-    """Fine-grid analyses: travelling waves, an orographic ridge in 2 m temperature, Z at 500 and 850 hPa."""
-    rng = np.random.default_rng(3)
-    lat = -90 + 180 / N_LAT * (np.arange(N_LAT) + 0.5)
-    lon = np.arange(N_LON) * 360 / N_LON
-    phi, lam = np.meshgrid(np.deg2rad(lat), np.deg2rad(lon), indexing="ij")
-    orography = 9.80665 * 2000 * np.exp(-((lam - 2.0) ** 2 + (phi - 0.6) ** 2) / 0.01)
-    t = np.arange(N_TIME)[:, None, None]
-    waves = np.cos(phi) * np.cos(3 * lam - 0.2 * t) + 0.1 * rng.standard_normal((N_TIME, N_LAT, N_LON))
-    t2m = 280 + 10 * np.cos(phi) + 3 * waves - 0.0065 * orography / 9.80665
-    z = np.stack([5.5e4 + 600 * waves, 1.4e4 + 300 * waves], axis=1)  # (T, 2, H, W)
-    return xr.Dataset(
-        {
-            "2m_temperature": (("time", "latitude", "longitude"), t2m.astype(np.float32), {"units": "K"}),
-            "geopotential": (("time", "level", "latitude", "longitude"), z.astype(np.float32), {"units": "m2 s-2"}),
-            "land_sea_mask": (("latitude", "longitude"), (orography > 100).astype(np.float32), {"units": "1"}),
-            "geopotential_at_surface": (("latitude", "longitude"), orography.astype(np.float32), {"units": "m2 s-2"}),
-        },
-        coords={"time": pd.date_range("2001-01-01", periods=N_TIME, freq="6h").values, "level": [500, 850],
-                "latitude": lat, "longitude": lon},
-    )
+    """Fine-grid analyses (the shared mock-data builder): 2 m temperature, Z at 500 and 850 hPa, static fields."""
+    from data_catalog.testing import canonical_dataset
+
+    variables = ["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"]
+    return canonical_dataset(n_time=N_TIME, n_lat=N_LAT, n_lon=N_LON, levels=(500, 850), seed=3, variables=variables,
+                             start="2001-01-01")
 
 
 @pytest.fixture(scope="module")
