@@ -38,6 +38,7 @@ HALF_WIDTH_DAYS = 30
 DAYS = 366
 BAND_VALUES = 1 << 18  # values per stored climatology chunk: 1 MiB of float32
 CHUNKS_PER_BAND = 4  # stored chunks smoothed together (longer rows for the running sums)
+SUMS_IN_MEMORY_BYTES = 1 << 30  # daily sums of all variables up to this size stay in memory, else scratch files
 
 
 def window_weights(half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
@@ -60,48 +61,83 @@ def day_runs(day: np.ndarray) -> list[tuple[int, int]]:
     return [(int(run[0]), int(run[-1]) + 1) for run in np.split(days, np.flatnonzero(np.diff(days) != 1) + 1)]
 
 
-def scatter_add(out: np.ndarray, day: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
-    """out[day[i], :, hour[i]] += values[i] for every time step i (out: (day, level, hour, lat, lon))."""
-    slots = (day, slice(None), hour)
-    key = day.astype(np.int64) * out.shape[2] + hour
-    if len(np.unique(key)) == len(key):  # each (day, hour) once: the usual case, one vectorised pass
-        out[slots] += values
-    else:  # a block spanning more than a year (e.g. monthly steps)
-        np.add.at(out, slots, values)
+def unique_slots(day: np.ndarray, hour: np.ndarray, n_hour: int) -> bool:
+    """Whether every (day, hour) pair occurs once (a block shorter than a year: the usual case)."""
+    key = day.astype(np.int64) * n_hour + hour
+    return len(np.unique(key)) == len(key)
+
+
+class DaySlabs:
+    """A (dayofyear, level, hour, lat, lon) array of zeros-initialised sums, updated day range by day range.
+
+    Held in anonymous memory (``path`` None) or in a sparse scratch file that is read back
+    only where a later year adds to days already written, so the process holds a block's
+    days, not the array. Anonymous memory is mapped with ``mmap`` rather than allocated by
+    numpy, which would ask for transparent huge pages: their first touch costs several times
+    more on virtual machines, and these pages are touched once.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: type, path: Path | None):
+        import mmap
+
+        self.shape, self.dtype, self.path = shape, np.dtype(dtype), path
+        self.written = np.zeros(shape[0], dtype=bool)  # days holding sums
+        nbytes = int(np.prod(shape)) * self.dtype.itemsize
+        if path is None:
+            self.memory: np.ndarray | None = np.frombuffer(mmap.mmap(-1, max(nbytes, 1)), self.dtype,
+                                                           count=int(np.prod(shape))).reshape(shape)
+        else:
+            self.memory = None
+            with path.open("wb") as handle:
+                handle.truncate(nbytes)  # sparse: zeros until written
+
+    def add(self, first: int, stop: int, day: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
+        """Add ``values`` (time, level, lat, lon) at slots (first + day, hour) of days first..stop-1."""
+        fresh = not self.written[first:stop].any()
+        once = unique_slots(day, hour, self.shape[2])
+        region = self.memory[first:stop] if self.memory is not None else np.zeros((stop - first, *self.shape[1:]),
+                                                                                  self.dtype)
+        slots = (day, slice(None), hour)
+        if once and (fresh or self.memory is None):
+            region[slots] = values  # zeros there: assigning is adding
+        elif once:
+            region[slots] += values
+        else:  # a (day, hour) more than once in the block (e.g. monthly steps over several years)
+            np.add.at(region, slots, values)
+        if self.memory is None:
+            with self.path.open("r+b") as handle:
+                handle.seek(first * region[0].nbytes)
+                if not fresh:  # a later year: add to what is there
+                    region += np.fromfile(handle, self.dtype, count=region.size).reshape(region.shape)
+                    handle.seek(first * region[0].nbytes)
+                region.tofile(handle)
+        self.written[first:stop] = True
+
+    def band(self, level: int, rows: slice) -> np.ndarray:
+        """The sums of one level and latitude rows, (dayofyear, hour, rows, lon); a view when in memory."""
+        if self.memory is not None:
+            return self.memory[:, level, :, rows]
+        mapped = np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape)
+        try:
+            return np.array(mapped[:, level, :, rows])
+        finally:
+            del mapped
 
 
 class DailySums:
-    """Sums per (day of year, hour) of one variable in a float64 scratch file, updated block by block.
+    """Sums per (day of year, hour) of one variable (float64), updated block by block.
 
     Layout (dayofyear, level, hour, lat, lon): the days a block covers are one contiguous
-    region, written once (first visit) or read, added to and written back (later years).
-    Per-cell counts of missing values go to a second file, created only if a NaN is ever seen.
+    region. Per-cell counts of missing values are kept alongside, from the first NaN seen.
+    ``path`` None keeps them in memory, else in scratch files ``path`` and ``path.missing``.
     """
 
-    def __init__(self, path: str | os.PathLike, n_hour: int, field: tuple[int, ...]):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike | None, n_hour: int, field: tuple[int, ...]):
+        self.path = None if path is None else Path(path)
         self.has_level = len(field) == 3
         self.shape = (DAYS, field[0] if self.has_level else 1, n_hour, *field[-2:])
-        self.missing_path: Path | None = None
-        self._written = {self.path: np.zeros(DAYS, dtype=bool)}  # days already in each file
-        self._create(self.path)
-
-    def _create(self, path: Path) -> None:
-        with path.open("wb") as handle:
-            handle.truncate(int(np.prod(self.shape)) * 8)  # sparse: zeros until written
-        self._written[path] = np.zeros(DAYS, dtype=bool)
-
-    def _update(self, path: Path, first: int, increment: np.ndarray) -> None:
-        """Add ``increment`` (days, *slab) to the consecutive days from ``first`` (0-based)."""
-        stop = first + len(increment)
-        written = self._written[path]
-        with path.open("r+b") as handle:
-            handle.seek(first * increment[0].nbytes)
-            if written[first:stop].any():  # a later year: add to what is there
-                increment += np.fromfile(handle, dtype=increment.dtype, count=increment.size).reshape(increment.shape)
-                handle.seek(first * increment[0].nbytes)
-            increment.tofile(handle)
-        written[first:stop] = True
+        self.sums = DaySlabs(self.shape, np.float64, self.path)
+        self.missing: DaySlabs | None = None
 
     def add(self, doy: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
         """Add ``values`` (time, [level], lat, lon) at days ``doy`` (1..366) and hour indices ``hour``."""
@@ -110,36 +146,22 @@ class DailySums:
         has_missing = bool(missing.any())
         if has_missing:
             values = np.where(missing, 0, values)
-            if self.missing_path is None:
-                self.missing_path = self.path.with_suffix(".missing")
-                self._create(self.missing_path)
+            if self.missing is None:
+                self.missing = DaySlabs(self.shape, np.int32, None if self.path is None
+                                        else self.path.with_suffix(".missing"))
         day = np.asarray(doy) - 1
         for first, stop in day_runs(day):
             rows = (day >= first) & (day < stop)
             every = bool(rows.all())
             d, h = day[rows] - first, hour[rows]
-            total = np.zeros((stop - first, *self.shape[1:]))  # (days, level, hour, lat, lon)
-            scatter_add(total, d, h, values if every else values[rows])
-            self._update(self.path, first, total)
-            if has_missing:
-                lost = np.zeros(total.shape, dtype=np.int64)
-                scatter_add(lost, d, h, missing if every else missing[rows])
-                if lost.any():
-                    self._update(self.missing_path, first, lost)
+            self.sums.add(first, stop, d, h, values if every else values[rows])
+            lost = missing if every else missing[rows]
+            if has_missing and lost.any():
+                self.missing.add(first, stop, d, h, lost)
 
     def read_band(self, level: int, rows: slice) -> tuple[np.ndarray, np.ndarray | None]:
         """(sums, missing-value counts or None when nothing was missing), each (dayofyear, hour, rows, lon)."""
-        def read(path: Path, dtype: type) -> np.ndarray:
-            mapped = np.memmap(path, dtype=dtype, mode="r", shape=self.shape)
-            try:
-                return np.array(mapped[:, level, :, rows])
-            finally:
-                del mapped
-
-        total = read(self.path, np.float64)
-        if self.missing_path is None:
-            return total, None
-        return total, read(self.missing_path, np.int64)
+        return self.sums.band(level, rows), None if self.missing is None else self.missing.band(level, rows)
 
 
 class Climatology:
@@ -149,7 +171,10 @@ class Climatology:
         self.hours, self.hour_index, self.doy = hours_and_days(times)
         self.steps = np.zeros((len(self.hours), DAYS), dtype=np.int64)  # time steps per (hour, day)
         np.add.at(self.steps, (self.hour_index, self.doy - 1), 1)
-        self.sums = {name: DailySums(directory / f"{name}.f64", len(self.hours), field)
+        n_hour = len(self.hours)
+        nbytes = sum(DAYS * n_hour * int(np.prod(field)) * 8 for field in fields.values())
+        in_memory = nbytes <= SUMS_IN_MEMORY_BYTES
+        self.sums = {name: DailySums(None if in_memory else directory / f"{name}.f64", n_hour, field)
                      for name, field in fields.items()}
 
     def add(self, name: str, start: int, values: np.ndarray) -> None:

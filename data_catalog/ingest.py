@@ -34,7 +34,6 @@ import numpy as np
 import xarray as xr
 
 from data_catalog.climatology import Climatology, band_rows, climatology_template
-from data_catalog.checks import check_not_all_nan
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
@@ -44,6 +43,7 @@ TARGET_CHUNK_BYTES = 4 << 20  # a time chunk of the largest variable holds about
 MAX_TIME_CHUNK = 64
 SCRATCH_DIR = "_climatology_sums"  # removed before the store is renamed into place
 OPEN_FILES = 4  # source files kept open while streaming (an open NetCDF file caches chunks)
+MAX_READ_CHUNKS = 4  # a source chunk of up to this many store chunks is read whole (decompressed once)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -64,15 +64,13 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
     time = None if start is None and end is None else slice(start, end)
     selection = {"variables": variables, "levels": levels, "time": time, "catalog": catalog}
     rechunk = _can_rechunk_at_source(source, catalog, options)
-    guess = time_chunk or MAX_TIME_CHUNK
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
-        ds = open_dataset(source, options=_with_chunks(options, guess) if rechunk else options,
-                          check_values=False, **selection)
-        chunk = time_chunk or default_time_chunk(ds)
-        if rechunk and chunk != guess:  # one source chunk per block: each block is read once
+    native = {**(options or {}), "chunks": {}}  # the source's own chunks: each decompressed once
+    ds = open_dataset(source, options=native if rechunk else options, check_values=False, **selection)
+    chunk = time_chunk or default_time_chunk(ds)
+    if rechunk and read_pieces(ds, chunk) is None:  # too long: blocks of store chunks
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
             ds = open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection)
-    check_not_all_nan(ds, ds.attrs.get("source", str(source)))  # the reader's value check, once
     settings = {"variables": variables, "levels": levels, "start": start, "end": end,
                 "options": user_options, "catalog": None if catalog is None else str(catalog)}
     return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
@@ -188,6 +186,13 @@ def _codec() -> Any:
     return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")  # fast; higher levels gain little on floats
 
 
+def _climatology_codec() -> Any:
+    """Blosc-LZ4: on the smooth climatology about 1.5x faster than zstd level 1, files about 8% larger."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
 def _initialise(dynamic: xr.Dataset, static: xr.Dataset, tmp: Path, chunk: int, attrs: dict[str, Any]) -> None:
     """Write metadata and coordinates of the root group (data arrives block by block)."""
     import dask.array as da
@@ -232,46 +237,119 @@ def blocks(n_time: int, chunk: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk, n_time)) for start in range(0, n_time, chunk)]
 
 
+def read_pieces(dynamic: xr.Dataset, chunk: int) -> list[tuple[int, int]] | None:
+    """(start, stop) time ranges following the source's own dask chunks (each read once, whole).
+
+    None when the data are in memory or a source chunk is longer than MAX_READ_CHUNKS store
+    chunks (memory); the caller then reads store-chunk blocks.
+    """
+    if TIME not in dynamic.dims:
+        return None
+    edges = {0, dynamic.sizes[TIME]}
+    for da in dynamic.data_vars.values():
+        if TIME not in da.dims:
+            continue
+        if da.chunks is None:
+            return None
+        sizes = da.chunks[da.get_axis_num(TIME)]
+        if max(sizes) > MAX_READ_CHUNKS * chunk:
+            return None
+        edges.update(np.cumsum(sizes).tolist())
+    ordered = sorted(edges)
+    return list(zip(ordered[:-1], ordered[1:]))
+
+
+class _VariableStream:
+    """One variable's pieces, in time order: written in whole store chunks, checked and folded.
+
+    A piece's trailing part of a chunk waits for the next piece (the last piece writes it all),
+    so no chunk is written twice; the last ``lag`` steps stay for the next piece's differences.
+    """
+
+    def __init__(self, name: str, array: Any, dynamic: xr.Dataset, chunk: int, source: str):
+        self.name, self.array, self.chunk, self.source = name, array, chunk, source
+        self.dims = dynamic[name].dims
+        self.level_axis = 1 if LEVEL in self.dims else None
+        self.times = dynamic[TIME].values
+        self.interval, self.lag = diff_interval(self.times)
+        self.carry: tuple[int, np.ndarray] | None = None  # (first step, steps not yet written)
+        self.tail: np.ndarray | None = None  # the last `lag` steps before the next piece
+
+    def fold(self, start: int, block: np.ndarray, statistics: StatisticsAccumulator, climatology: Climatology) -> None:
+        """Check, write and fold the piece ``block`` (time, ...) of times start.. ."""
+        _check_fields(block, self.times[start:start + len(block)], self.name, self.dims, self.source)
+        self._write(start, block)
+        statistics.add(self.name, block, None, level_axis=self.level_axis)
+        for diffs in self._differences(start, block):
+            statistics.add_differences(self.name, diffs, level_axis=self.level_axis)
+        climatology.add(self.name, start, block)
+
+    def _write(self, start: int, block: np.ndarray) -> None:
+        n_time = len(self.times)
+        if self.carry is not None:  # complete the chunk the previous piece began
+            first, kept = self.carry
+            stop = min(first + self.chunk, n_time)
+            need = stop - start
+            kept = np.concatenate([kept, block[:need]])
+            if first + len(kept) < stop:  # a piece shorter than the gap
+                self.carry = (first, kept)
+                return
+            self.array[first:stop] = kept
+            self.carry, start, block = None, stop, block[need:]
+        # start is on a chunk boundary here
+        stop = start + len(block)
+        whole = stop if stop == n_time else start + len(block) // self.chunk * self.chunk
+        if whole > start:
+            self.array[start:whole] = block[:whole - start]
+        if whole < stop:
+            self.carry = (whole, block[whole - start:].copy())
+
+    def _differences(self, start: int, block: np.ndarray) -> list[np.ndarray]:
+        """Differences ``lag`` steps apart ending in this piece, pairs across gaps left out."""
+        lag, parts, found = self.lag, [(start, block)], []
+        if self.tail is not None:  # pairs across the boundary with the previous piece
+            parts.insert(0, (start - len(self.tail), np.concatenate([self.tail, block[:lag]])))
+        for first, values in parts:
+            if len(values) <= lag:
+                continue
+            stamps = self.times[first:first + len(values)]
+            pairs = (stamps[lag:] - stamps[:-lag]) == self.interval
+            if pairs.any():
+                diffs = values[lag:] - values[:-lag]
+                found.append(diffs if pairs.all() else diffs[pairs])
+        recent = block if self.tail is None or len(block) >= lag else np.concatenate([self.tail, block])
+        self.tail = recent[-lag:].copy()
+        return found
+
+
 def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAccumulator,
             source: str, progress: Progress | None) -> Climatology:
-    """Write every block and fold it into the statistics and the climatology's daily sums."""
+    """Write every piece and fold it into the statistics and the climatology's daily sums."""
     import zarr
 
     times = dynamic[TIME].values
-    todo = blocks(len(times), chunk)
-    interval, lag = diff_interval(times)
+    todo = read_pieces(dynamic, chunk) or blocks(len(times), chunk)
     root = zarr.open_group(tmp, mode="r+")
     (tmp / SCRATCH_DIR).mkdir()
     climatology = Climatology(times, tmp / SCRATCH_DIR,
                               {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()})
-    names = [str(n) for n in dynamic.data_vars]
+    streams = {str(name): _VariableStream(str(name), root[str(name)], dynamic, chunk, source)
+               for name in dynamic.data_vars}
 
-    def load(block: tuple[int, int]) -> xr.Dataset:
-        start, stop = block
-        return dynamic.isel({TIME: slice(max(start - lag, 0), stop)}).compute(scheduler="synchronous")
-
-    def fold(name: str, values: np.ndarray, head: int, start: int, stop: int, pairs: np.ndarray) -> None:
-        """Write one variable's block and fold it into the statistics and daily sums."""
-        block = values[head:]
-        _check_fields(block, times[start:stop], name, dynamic[name].dims, source)
-        root[name][start:stop] = block
-        diffs = (values[lag:] - values[:-lag])[pairs] if pairs.any() else None
-        statistics.add(name, block, diffs, level_axis=1 if LEVEL in dynamic[name].dims else None)
-        climatology.add(name, start, block)
+    def load(piece: tuple[int, int]) -> xr.Dataset:
+        return dynamic.isel({TIME: slice(*piece)}).compute(scheduler="synchronous")
 
     # Few open files: an open NetCDF file keeps its decompressed chunks cached (HDF5 chunk cache).
-    # One thread loads the next block while the others fold the current one, a variable each.
-    workers = max(1, min(len(names), os.cpu_count() or 1))
+    # One thread loads the next piece while the others fold the current one, a variable each.
+    workers = max(1, min(len(streams), os.cpu_count() or 1))
     with (xr.set_options(file_cache_maxsize=OPEN_FILES), ThreadPoolExecutor(max_workers=1) as reader,
           ThreadPoolExecutor(max_workers=workers) as pool):
         pending = reader.submit(load, todo[0]) if todo else None
-        for position, (start, stop) in enumerate(todo):
+        for position, (start, _) in enumerate(todo):
             loaded = pending.result()
             pending = reader.submit(load, todo[position + 1]) if position + 1 < len(todo) else None
-            head = start - max(start - lag, 0)  # leading steps loaded only for the differences
-            stamps = loaded[TIME].values
-            pairs = (stamps[lag:] - stamps[:-lag]) == interval if len(stamps) > lag else np.zeros(0, bool)
-            jobs = [pool.submit(fold, name, loaded[name].values, head, start, stop, pairs) for name in names]
+            jobs = [pool.submit(stream.fold, start, loaded[name].values, statistics, climatology)
+                    for name, stream in streams.items()]
             for job in jobs:
                 job.result()  # re-raises the first error (e.g. an all-NaN field)
             del loaded, jobs
@@ -298,7 +376,7 @@ def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
 
     template = climatology_template(dynamic, climatology.hours)
     rows = band_rows(len(climatology.hours), dynamic.sizes[LONGITUDE])
-    encoding = {str(name): {"compressors": [_codec()],
+    encoding = {str(name): {"compressors": [_climatology_codec()],
                             "chunks": tuple(1 if d == LEVEL else min(rows, s) if d == LATITUDE else s
                                             for d, s in zip(var.dims, var.shape))}
                 for name, var in template.data_vars.items()}

@@ -96,7 +96,12 @@ class StatisticsAccumulator:
     def add(self, name: str, values: np.ndarray, diffs: np.ndarray | None, *, level_axis: int | None) -> None:
         """Fold in a block (``values``) and the valid differences that end inside it."""
         self.values[name].add(values, level_axis)
-        if diffs is not None and diffs.size:
+        if diffs is not None:
+            self.add_differences(name, diffs, level_axis=level_axis)
+
+    def add_differences(self, name: str, diffs: np.ndarray, *, level_axis: int | None) -> None:
+        """Fold in more valid differences (e.g. those across a block boundary)."""
+        if diffs.size:
             self.diffs[name].add(diffs, level_axis)
 
     def to_dataset(self, *, static: tuple[str, ...] = (), attrs: dict | None = None) -> xr.Dataset:
