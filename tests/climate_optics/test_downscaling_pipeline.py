@@ -154,6 +154,7 @@ def test_cli_downscale_a_region(trained_run, coarse_store, tmp_path, run_cli):
         ("members", "--members"),
         ("regression-only", "regression stage"),
         ("coarsen-region", "every longitude"),
+        ("forecast-missing-channel", "geopotential@500"),
     ],
 )
 def test_cli_downscale_bad_input_exits_2_and_writes_nothing(case, message, trained_run, coarse_store, fine_store, tmp_path, run_cli):
@@ -170,6 +171,10 @@ def test_cli_downscale_bad_input_exits_2_and_writes_nothing(case, message, train
     elif case == "coarsen-region":
         coarse = tmp_path / "fine-region.zarr"
         small_fine_dataset().isel(time=[0], longitude=slice(0, 32)).to_zarr(coarse)
+    elif case == "forecast-missing-channel":  # a forecast store (prediction_timedelta) without the model's Z500
+        coarse = tmp_path / "forecast.zarr"
+        leads = {"prediction_timedelta": [np.timedelta64(6, "h")]}
+        xr.open_zarr(coarse_store)[["2m_temperature"]].expand_dims(leads, axis=1).to_zarr(coarse)
     out = tmp_path / "never.zarr"
     extra = ["--coarsen", "2"] if case == "coarsen-region" else []
     status, _, err = run_cli("downscale", "--checkpoint", checkpoint, "--coarse", coarse, "--members", members, "--steps", "2", "--out", out, *extra)
