@@ -332,8 +332,9 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
     root = zarr.open_group(tmp, mode="r+")
     (tmp / SCRATCH_DIR).mkdir()
     climatology = Climatology(times, tmp / SCRATCH_DIR,
-                              {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()})
-    streams = {str(name): _VariableStream(str(name), root[str(name)], dynamic, chunk, source)
+                              {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()},
+                              {str(name): da.dtype for name, da in dynamic.data_vars.items()})
+    streams = {str(name): _VariableStream(str(name), _whole_chunks(root[str(name)]), dynamic, chunk, source)
                for name in dynamic.data_vars}
 
     def load(piece: tuple[int, int]) -> xr.Dataset:
@@ -356,6 +357,11 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
             if progress is not None:
                 progress("write", position + 1, len(todo))
     return climatology
+
+
+def _whole_chunks(array: Any) -> Any:
+    """The array writing every chunk: skips zarr's per-chunk comparison with the fill value (no chunk is empty)."""
+    return array.with_config({"write_empty_chunks": True})
 
 
 def _check_fields(block: np.ndarray, times: np.ndarray, name: str, dims: tuple, source: str) -> None:
@@ -383,7 +389,7 @@ def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
     template.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", compute=False, consolidated=False, encoding=encoding)
     group = zarr.open_group(tmp / CLIMATOLOGY_GROUP, mode="r+")
     done = None if progress is None else lambda bands, total: progress("climatology", bands, total)
-    climatology.write({name: group[name] for name in climatology.sums}, done)
+    climatology.write({name: _whole_chunks(group[name]) for name in climatology.sums}, done)
 
 
 def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:
