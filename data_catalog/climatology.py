@@ -36,8 +36,7 @@ import xarray as xr
 
 HALF_WIDTH_DAYS = 30
 DAYS = 366
-BAND_VALUES = 1 << 18  # values per stored climatology chunk: 1 MiB of float32
-CHUNKS_PER_BAND = 4  # stored chunks smoothed together (longer rows for the running sums)
+BAND_VALUES = 1 << 20  # values per smoothing band and stored climatology chunk: 4 MiB of float32, as the data's
 SUMS_IN_MEMORY_BYTES = 1 << 30  # daily sums of all variables up to this size stay in memory, else scratch files
 
 
@@ -210,7 +209,7 @@ class Climatology:
         jobs = []
         for name, sums in self.sums.items():
             _, n_level, n_hour, n_lat, n_lon = sums.shape
-            rows = band_rows(n_hour, n_lon) * CHUNKS_PER_BAND  # whole stored chunks per band
+            rows = band_rows(n_hour, n_lon)  # one stored chunk per band
             jobs += [(name, level, slice(start, min(start + rows, n_lat)))
                      for level in range(n_level) for start in range(0, n_lat, rows)]
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -275,7 +274,7 @@ def smooth_sums(total: np.ndarray, steps: np.ndarray, missing: np.ndarray | None
 
 
 def band_rows(n_hour: int, n_lon: int) -> int:
-    """Latitude rows per stored climatology chunk (about BAND_VALUES values)."""
+    """Latitude rows per smoothing band and stored climatology chunk (about BAND_VALUES values)."""
     return max(1, BAND_VALUES // (n_hour * DAYS * n_lon))
 
 
