@@ -1,7 +1,9 @@
 """The pipeline flow with ``downscale``: train a downscaler, downscale the forecast, score it on the fine grid.
 
-One flow run per module on a 12-day synthetic record (the downscaler needs the synthetic source's
-fine grid), tiny models, two sampler steps; the session's Prefect harness.
+One flow run and one ``climate-optics demo --downscale`` run (direct library calls) per module,
+on a 12-day synthetic record (the downscaler needs the synthetic source's fine grid), two
+channels, tiny models, two sampler steps; the session's Prefect harness. Both runs must write
+the same downscaled ensemble and scores.
 """
 
 from __future__ import annotations
@@ -14,26 +16,51 @@ import xarray as xr
 
 
 @pytest.fixture(scope="module")
-def downscale_run(prefect_harness, tiny_settings_factory, tmp_path_factory):
-    """The flow on two channels (2m_temperature, geopotential@500), one torch thread (small models on 2 shared cores)."""
+def one_torch_thread():
+    """Small models on 2 shared cores: OpenMP spin-waits make a second thread 5x slower."""
     import torch
 
-    from flows.pipeline import pipeline_flow
-
-    settings = tiny_settings_factory()
-    steps = settings.pop("steps")
-    settings.update(max_inits=2, regions=["global"], downscale_steps=2, downscale_members=2, downscale_sampler_steps=2,
-                    variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"], levels=[500])
-    options = {"grid": "5.625deg", "days": 12, "spinup_days": 2, "seed": 0, "cache_dir": str(tmp_path_factory.mktemp("synthetic-cache"))}
-    out = tmp_path_factory.mktemp("flow-downscale") / "run"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        paths = pipeline_flow(str(out), source="synthetic-reanalysis", options=options, steps=steps, downscale=True,
-                              settings=settings)
-    finally:
-        torch.set_num_threads(threads)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def downscale_settings(tiny_settings_factory, tmp_path_factory):
+    """PipelineConfig fields: two channels (2m_temperature, geopotential@500), a short synthetic record."""
+    settings = tiny_settings_factory()
+    settings.update(max_inits=2, regions=["global"], downscale=True, downscale_steps=2, downscale_members=2,
+                    downscale_sampler_steps=2, levels=[500],
+                    variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"])
+    cache = str(tmp_path_factory.mktemp("synthetic-cache"))
+    settings.update(source="synthetic-reanalysis", options={"grid": "5.625deg", "days": 12, "spinup_days": 2, "seed": 0, "cache_dir": cache})
+    return settings
+
+
+@pytest.fixture(scope="module")
+def downscale_run(prefect_harness, one_torch_thread, downscale_settings, tmp_path_factory):
+    from flows.pipeline import pipeline_flow
+
+    settings = dict(downscale_settings)
+    out = tmp_path_factory.mktemp("flow-downscale") / "run"
+    paths = pipeline_flow(str(out), source=settings.pop("source"), options=settings.pop("options"), steps=settings.pop("steps"),
+                          downscale=settings.pop("downscale"), settings=settings)
     return out, paths
+
+
+@pytest.fixture(scope="module")
+def downscale_demo(one_torch_thread, downscale_settings, tmp_path_factory):
+    """``climate-optics demo --downscale`` (direct calls) on the same settings: its run directory."""
+    import yaml
+
+    from climate_optics.cli import main
+
+    config = tmp_path_factory.mktemp("demo-config") / "downscale.yaml"
+    config.write_text(yaml.safe_dump(downscale_settings))
+    out = tmp_path_factory.mktemp("demo-downscale") / "run"
+    assert main(["demo", "--downscale", "--config", str(config), "--out", str(out)]) == 0
+    return out
 
 
 def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_run):
@@ -71,3 +98,12 @@ def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):
     direct = engine.ensemble(fields, grid, 2, seed=field_seed(0, init, lead))  # (M, C, H, W)
     stored = xr.open_zarr(paths["downscaled"])["2m_temperature"].sel(time=init, prediction_timedelta=lead).values
     np.testing.assert_allclose(stored, direct[:, channels.index("2m_temperature")], rtol=1e-5, atol=1e-3)
+
+
+def test_demo_writes_the_same_downscaled_forecast_and_scores(downscale_run, downscale_demo):
+    _, paths = downscale_run
+    for name in ("downscaled", "bilinear", "downscaled_scores"):
+        direct, flowed = xr.open_zarr(downscale_demo / f"{name}.zarr"), xr.open_zarr(paths[name])
+        xr.testing.assert_allclose(direct.load().drop_attrs(), flowed.load().drop_attrs(), rtol=1e-6)
+    for key in ("model_config", "forecast_model_config", "forecast_training_backend", "model_name"):  # checkpoints hold run paths
+        assert xr.open_zarr(downscale_demo / "downscaled.zarr").attrs[key] == xr.open_zarr(paths["downscaled"]).attrs[key]
