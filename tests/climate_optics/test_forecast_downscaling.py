@@ -34,18 +34,19 @@ def fine_truth() -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def fine_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fine") / "fine.zarr"
-    fine_truth().chunk({"time": 8}).to_zarr(path)
+    """The verifying truth (both levels)."""
+    path = tmp_path_factory.mktemp("truth") / "fine.zarr"
+    fine_truth().to_zarr(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def downscaler(fine_store, tmp_path_factory):
+def downscaler(tmp_path_factory):
     """A downscaler of 2m_temperature and geopotential@500 (the 850 hPa level is not a channel), 3 steps per stage."""
     from climate_optics.cli import main
 
     data = tmp_path_factory.mktemp("fine-500") / "fine500.zarr"
-    xr.open_zarr(fine_store).sel(level=[500]).to_zarr(data)
+    fine_truth().sel(level=[500]).chunk({"time": 8}).to_zarr(data)
     out = tmp_path_factory.mktemp("downscaler") / "run"
     assert main(["train", "downscale", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "2", "--seed", "1"]) == 0
     return out
