@@ -107,3 +107,16 @@ def test_demo_writes_the_same_downscaled_forecast_and_scores(downscale_run, down
         xr.testing.assert_allclose(direct.load().drop_attrs(), flowed.load().drop_attrs(), rtol=1e-6)
     for key in ("model_config", "forecast_model_config", "forecast_training_backend", "model_name"):  # checkpoints hold run paths
         assert xr.open_zarr(downscale_demo / "downscaled.zarr").attrs[key] == xr.open_zarr(paths["downscaled"]).attrs[key]
+
+
+def test_flow_resume_reuses_the_downscaled_stores(downscale_run, downscale_settings):
+    from flows.pipeline import pipeline_flow
+
+    out, paths = downscale_run
+    names = ("downscaled.zarr", "bilinear.zarr", "downscaled_scores.zarr")
+    before = {k: (out / k).stat().st_mtime_ns for k in names}
+    settings = dict(downscale_settings)
+    again = pipeline_flow(str(out), source=settings.pop("source"), options=settings.pop("options"), steps=settings.pop("steps"),
+                          downscale=settings.pop("downscale"), settings=settings, resume=True)
+    assert again == paths
+    assert before == {k: (out / k).stat().st_mtime_ns for k in names}  # cached: nothing rewritten
