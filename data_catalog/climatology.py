@@ -124,21 +124,18 @@ class DaySlabs:
 
 
 class DailySums:
-    """Sums per (day of year, hour) of one variable, updated block by block.
+    """Sums per (day of year, hour) of one variable (float64), updated block by block.
 
     Layout (dayofyear, level, hour, lat, lon): the days a block covers are one contiguous
     region. Per-cell counts of missing values are kept alongside, from the first NaN seen.
     ``path`` None keeps them in memory, else in scratch files ``path`` and ``path.missing``.
-    ``dtype``: float64, or the data's own type when no (day, hour) gets more than one value
-    (records up to a year: each sum is then a value, exact in any type).
     """
 
-    def __init__(self, path: str | os.PathLike | None, n_hour: int, field: tuple[int, ...],
-                 dtype: type = np.float64):
+    def __init__(self, path: str | os.PathLike | None, n_hour: int, field: tuple[int, ...]):
         self.path = None if path is None else Path(path)
         self.has_level = len(field) == 3
         self.shape = (DAYS, field[0] if self.has_level else 1, n_hour, *field[-2:])
-        self.sums = DaySlabs(self.shape, dtype, self.path)
+        self.sums = DaySlabs(self.shape, np.float64, self.path)
         self.missing: DaySlabs | None = None
 
     def add(self, doy: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
@@ -169,19 +166,15 @@ class DailySums:
 class Climatology:
     """Streaming climatology of a record: daily sums per variable, then smoothing into a store."""
 
-    def __init__(self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]],
-                 dtypes: dict[str, np.dtype] | None = None):
-        """``fields``: each variable's field shape ([level,] lat, lon); ``dtypes``: its data type (float64 if absent)."""
+    def __init__(self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]]):
+        """``fields``: each variable's field shape ([level,] lat, lon); scratch files go to ``directory``."""
         self.hours, self.hour_index, self.doy = hours_and_days(times)
         self.steps = np.zeros((len(self.hours), DAYS), dtype=np.int64)  # time steps per (hour, day)
         np.add.at(self.steps, (self.hour_index, self.doy - 1), 1)
         n_hour = len(self.hours)
-        single = self.steps.max(initial=0) <= 1  # each sum is one value: the data's type holds it exactly
-        kinds = {name: np.result_type((dtypes or {}).get(name, np.float64), np.float32) if single else np.dtype(np.float64)
-                 for name in fields}
-        nbytes = sum(DAYS * n_hour * int(np.prod(field)) * kinds[name].itemsize for name, field in fields.items())
-        in_memory = nbytes <= SUMS_IN_MEMORY_BYTES
-        self.sums = {name: DailySums(None if in_memory else directory / f"{name}.sums", n_hour, field, kinds[name])
+        nbytes = sum(DAYS * n_hour * int(np.prod(field)) * 8 for field in fields.values())
+        in_memory = nbytes <= SUMS_IN_MEMORY_BYTES  # the same for any record length: memory stays flat
+        self.sums = {name: DailySums(None if in_memory else directory / f"{name}.sums", n_hour, field)
                      for name, field in fields.items()}
 
     def add(self, name: str, start: int, values: np.ndarray) -> None:

@@ -332,8 +332,7 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
     root = zarr.open_group(tmp, mode="r+")
     (tmp / SCRATCH_DIR).mkdir()
     climatology = Climatology(times, tmp / SCRATCH_DIR,
-                              {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()},
-                              {str(name): da.dtype for name, da in dynamic.data_vars.items()})
+                              {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()})
     streams = {str(name): _VariableStream(str(name), _whole_chunks(root[str(name)]), dynamic, chunk, source)
                for name in dynamic.data_vars}
 
