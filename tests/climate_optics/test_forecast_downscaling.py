@@ -127,7 +127,8 @@ def test_members_do_not_depend_on_which_inits_are_downscaled(downscaled, downsca
     np.testing.assert_array_equal(one["2m_temperature"].values[0], full["2m_temperature"].values[1])
     # and the store holds what the engine gives for that field directly (lead 12 h of the second init)
     engine, state = load_downscaler(downscaler, sampler_steps=2)
-    grid = target_grid(state["task"], fc["latitude"].values, fc["longitude"].values, "linear", 2, "test")
+    config = engine.config
+    grid = target_grid(state["task"], fc["latitude"].values, fc["longitude"].values, config.interpolation, config.factor, "test")
     field = fc.isel(time=1, prediction_timedelta=1)
     coarse = np.stack([field["2m_temperature"].values, field["geopotential"].sel(level=500).values])  # (C, Hc, Wc)
     direct = engine.ensemble(coarse, grid, 3, seed=field_seed(0, fc["time"].values[1], fc["prediction_timedelta"].values[1]))

@@ -92,7 +92,8 @@ def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):
     engine, state = load_downscaler(downscaler_checkpoint(paths["downscale"]), sampler_steps=2)
     channels = list(engine.config.channels)
     forecast = open_coarse(paths["forecast"], channels)
-    grid = target_grid(state["task"], forecast["latitude"].values, forecast["longitude"].values, "linear", 2, "test")
+    config = engine.config
+    grid = target_grid(state["task"], forecast["latitude"].values, forecast["longitude"].values, config.interpolation, config.factor, "test")
     init, lead = forecast["time"].values[1], forecast["prediction_timedelta"].values[1]
     fields = coarse_fields(forecast.sel(time=init, prediction_timedelta=lead), channels, "test")  # (C, Hc, Wc)
     direct = engine.ensemble(fields, grid, 2, seed=field_seed(0, init, lead))  # (M, C, H, W)
