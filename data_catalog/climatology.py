@@ -66,6 +66,18 @@ def unique_slots(day: np.ndarray, hour: np.ndarray, n_hour: int) -> bool:
     return len(np.unique(key)) == len(key)
 
 
+def whole_days(day: np.ndarray, hour: np.ndarray, values: np.ndarray, n_hour: int) -> np.ndarray | None:
+    """``values`` (time, level, lat, lon) viewed as (days, level, hour, lat, lon) when the steps are
+    every hour of days 0, 1, ... in order (a regular record cut at midnight), else None."""
+    if len(day) == 0 or len(day) % n_hour:
+        return None
+    n_day = len(day) // n_hour
+    if not (np.array_equal(hour, np.tile(np.arange(n_hour), n_day))
+            and np.array_equal(day, np.repeat(np.arange(n_day), n_hour))):
+        return None
+    return values.reshape(n_day, n_hour, *values.shape[1:]).swapaxes(1, 2)
+
+
 class DaySlabs:
     """A (dayofyear, level, hour, lat, lon) array of zeros-initialised sums, updated day range by day range.
 
@@ -97,7 +109,13 @@ class DaySlabs:
         region = self.memory[first:stop] if self.memory is not None else np.zeros((stop - first, *self.shape[1:]),
                                                                                   self.dtype)
         slots = (day, slice(None), hour)
-        if once and (fresh or self.memory is None):
+        days = whole_days(day, hour, values, self.shape[2])  # (days, level, hour, lat, lon) view, or None
+        if days is not None and len(days) == len(region):  # no gather or scatter
+            if fresh or self.memory is None:
+                region[...] = days
+            else:
+                region += days
+        elif once and (fresh or self.memory is None):
             region[slots] = values  # zeros there: assigning is adding
         elif once:
             region[slots] += values

@@ -110,3 +110,13 @@ def test_blocks_holding_a_day_and_hour_twice(tmp_path):
     w_jan, w_feb = 1 - 15 / 31, 1 - 16 / 31
     expected = (w_jan * january + w_feb * february) / (3 * w_jan + 3 * w_feb)
     np.testing.assert_allclose(a[0, 15], expected, rtol=1e-6)
+
+
+def test_whole_days_view_only_for_every_hour_of_consecutive_days():
+    values = np.arange(8 * 3 * 2, dtype=np.float32).reshape(8, 3, 1, 2)  # (time, level, lat, lon)
+    day, hour = np.repeat(np.arange(2), 4), np.tile(np.arange(4), 2)
+    view = climatology.whole_days(day, hour, values, 4)
+    assert view.shape == (2, 3, 4, 1, 2) and np.shares_memory(view, values)
+    np.testing.assert_array_equal(view[1, 2, 3], values[7, 2])  # day 1, level 2, hour 3 = step 7
+    assert climatology.whole_days(day[2:], hour[2:], values[2:], 4) is None  # starts at 12 UTC
+    assert climatology.whole_days(day, np.r_[hour[:4], hour[4:][::-1]], values, 4) is None  # hours out of order
