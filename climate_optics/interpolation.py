@@ -5,6 +5,12 @@ Interpolation on a lat-lon grid is separable, so it is two small matrices: a fie
 Longitude wraps around the globe (for a global source); latitude beyond the outermost source
 rows takes the edge value. ``linear`` is the usual bilinear baseline of downscaling studies;
 ``cubic`` uses the Keys (1981) cubic convolution kernel (a = -0.5), the usual "bicubic".
+``conservative`` treats the source values as what they are after conservative coarsening,
+area-weighted means over blocks of destination cells, and reconstructs a field whose block
+means reproduce them exactly: ``P (A P)^-1`` with ``A`` the block mean and ``P`` band-limited
+trigonometric interpolation along complete circles of latitude (no spectral images above the
+source's Nyquist wavenumber), linear interpolation otherwise (extrapolated over the outer
+half cells). It needs each source cell to hold a whole number of destination cells.
 Works on numpy arrays and on torch tensors (see ``apply``).
 """
 
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("linear", "cubic")
+METHODS = ("linear", "cubic", "conservative")
 
 
 def _keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
@@ -35,10 +41,61 @@ def _fractional_index(src: np.ndarray, dst: np.ndarray, periodic: bool) -> np.nd
     return np.interp(dst, src, np.arange(src.size, dtype=np.float64))  # clamps outside
 
 
-def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: str = "linear") -> np.ndarray:
-    """(n_dst, n_src) matrix interpolating values on ``src`` coordinates to ``dst`` coordinates."""
+def _trigonometric_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(n_dst, n_src) band-limited interpolation from ``n`` equally spaced points on a circle (degrees)."""
+    n = len(src)
+    theta = np.deg2rad(np.asarray(dst, dtype=np.float64)[:, None] - np.asarray(src, dtype=np.float64)[None, :])  # (m, n)
+    k = np.arange(1, (n - 1) // 2 + 1)  # wavenumbers below Nyquist
+    kernel = 1.0 + 2.0 * np.cos(theta[..., None] * k).sum(axis=-1)  # Dirichlet kernel
+    if n % 2 == 0:
+        kernel += np.cos(theta * (n // 2))  # the Nyquist wavenumber, once
+    return kernel / n
+
+
+def _linear_extrapolating_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(n_dst, n_src) linear interpolation that continues the end slopes beyond the outermost points."""
+    src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    n = len(src)
+    if n == 1:
+        return np.ones((len(dst), 1))
+    pos = np.interp(dst, src, np.arange(n, dtype=np.float64))
+    pos = np.where(dst < src[0], (dst - src[0]) / (src[1] - src[0]), pos)
+    pos = np.where(dst > src[-1], n - 1 + (dst - src[-1]) / (src[-1] - src[-2]), pos)
+    base = np.clip(np.floor(pos), 0, n - 2).astype(int)
+    t = pos - base
+    matrix = np.zeros((len(dst), n))
+    rows = np.arange(len(dst))
+    matrix[rows, base] = 1.0 - t
+    matrix[rows, base + 1] += t
+    return matrix
+
+
+def conservative_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, weights: np.ndarray | None = None) -> np.ndarray:
+    """(n_dst, n_src) reconstruction whose ``weights``-weighted block means give back the source values.
+
+    Destination cells ``f*i ... f*i + f - 1`` (``f = n_dst / n_src``) make source cell ``i``;
+    ``weights`` (n_dst,) are their relative areas (equal if None).
+    """
+    n, m = len(src), len(dst)
+    if n == 0 or m % n:
+        raise ValueError(f"conservative interpolation needs whole blocks: {m} destination cells for {n} source cells")
+    w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
+    blocks = w.reshape(n, m // n)
+    mean = np.zeros((n, m))
+    mean[np.repeat(np.arange(n), m // n), np.arange(m)] = (blocks / blocks.sum(axis=1, keepdims=True)).ravel()  # A (n, m)
+    spread = _trigonometric_matrix(src, dst) if periodic else _linear_extrapolating_matrix(src, dst)  # P (m, n)
+    return spread @ np.linalg.inv(mean @ spread)
+
+
+def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: str = "linear", weights: np.ndarray | None = None) -> np.ndarray:
+    """(n_dst, n_src) matrix interpolating values on ``src`` coordinates to ``dst`` coordinates.
+
+    ``weights``: relative areas of the destination cells, used by ``conservative`` only.
+    """
     if method not in METHODS:
         raise ValueError(f"interpolation method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "conservative":
+        return conservative_matrix(src, dst, periodic=periodic, weights=weights)
     n = len(src)
     pos = _fractional_index(src, dst, periodic)  # (n_dst,)
     base = np.floor(pos).astype(int)
@@ -55,12 +112,20 @@ def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: s
 def grid_matrices(
     src_lat: np.ndarray, src_lon: np.ndarray, dst_lat: np.ndarray, dst_lon: np.ndarray, *, method: str = "linear"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(W_lat (n_lat_dst, n_lat_src), W_lon (n_lon_dst, n_lon_src)); longitude wraps if the source is global."""
+    """(W_lat (n_lat_dst, n_lat_src), W_lon (n_lon_dst, n_lon_src)); longitude wraps if the source is global.
+
+    ``conservative`` weights the destination rows by their cell areas.
+    """
     src_lon = np.asarray(src_lon, dtype=np.float64)
     step = np.median(np.diff(src_lon)) if src_lon.size > 1 else 360.0
     periodic = bool(abs(src_lon.size * step - 360.0) < 1e-6 * 360.0)
+    lat_weights = None
+    if method == "conservative":
+        from data_catalog.regrid import cell_area_weights
+
+        lat_weights = cell_area_weights(np.asarray(dst_lat, dtype=np.float64))
     return (
-        interp_matrix(src_lat, dst_lat, periodic=False, method=method),
+        interp_matrix(src_lat, dst_lat, periodic=False, method=method, weights=lat_weights),
         interp_matrix(src_lon, dst_lon, periodic=periodic, method=method),
     )
 

@@ -65,7 +65,10 @@ def target_grid(extra: dict[str, Any], coarse_lat: np.ndarray, coarse_lon: np.nd
     cols = (i_lon[:, None] * factor + np.arange(factor)[None]).ravel()
     lat, lon = extra["latitude"].numpy()[rows], extra["longitude"].numpy()[cols]
     periodic = i_lon.size == ref_lon.size
-    w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method)
+    from data_catalog.regrid import cell_area_weights
+
+    areas = cell_area_weights(extra["latitude"].numpy())[rows]  # the fine rows' areas, as in training
+    w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method, weights=areas)
     w_lon = interpolation.interp_matrix(ref_lon[i_lon], lon, periodic=periodic, method=method)
     static = extra["static"][:, rows][:, :, cols]  # (2, H, W)
     geo = torch.from_numpy(geo_channels(lat, lon))  # (4, H, W)

@@ -44,7 +44,7 @@ STATIC_CHANNELS = ("land_sea_mask", "geopotential_at_surface")
 GEO_CHANNELS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
 WINDOWS = ("cosine", "linear")
 BACKBONES = ("vit", "unet")
-INTERPOLATIONS = ("linear", "cubic")
+INTERPOLATIONS = ("linear", "cubic", "conservative")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class DownscalerConfig:
 
     channels: tuple[str, ...] = ()  # fine-field channels, "name" or "name@level" (filled from the store)
     factor: int = 2  # fine cells per coarse cell along each axis
-    interpolation: str = "linear"  # coarse -> fine interpolation of the conditioning: linear | cubic
+    interpolation: str = "conservative"  # coarse -> fine interpolation of the conditioning: conservative | linear | cubic
     tile: int = 32  # side of training patches and inference tiles, in fine cells
     overlap: int = 8  # tile overlap at inference, in fine cells
     margin: int = 2  # cells at a tile's inner edges that get zero blending weight
@@ -207,9 +207,16 @@ class Downscaler(nn.Module):
         self.config = config
         self.regression = backbone(config.n_cond, config.n_channels, config)
         self.denoiser = EDMPrecond(ResidualDenoiserNet(config), sigma_data=config.sigma_data)
+        # Per-channel std of the normalised truth - interpolation, set before the regression stage.
+        self.register_buffer("correction_std", torch.ones(config.n_channels))
         # Per-channel std of the normalised residual truth - mean, set before the diffusion stage.
         self.register_buffer("residual_std", torch.ones(config.n_channels))
         self.stage = "regression"
+        self._register_load_state_dict_pre_hook(self._unit_correction_std)
+
+    def _unit_correction_std(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        """Checkpoints from before ``correction_std`` existed meant an unscaled correction."""
+        state_dict.setdefault(prefix + "correction_std", torch.ones_like(self.correction_std))
 
     def set_stage(self, stage: str) -> "Downscaler":
         if stage not in ("regression", "diffusion"):
@@ -226,8 +233,12 @@ class Downscaler(nn.Module):
         return [f"{prefix}.blocks.{i}" for i in range(len(net.blocks))]
 
     def regress(self, cond: torch.Tensor) -> torch.Tensor:
-        """Conditional mean: interpolated coarse fields + a learned correction. (B, K, H, W) -> (B, C, H, W)."""
-        return cond[:, : self.config.n_channels] + self.regression(cond)
+        """Conditional mean: interpolated coarse fields + a learned correction. (B, K, H, W) -> (B, C, H, W).
+
+        The network's output is in units of ``correction_std``, so every channel's correction is
+        learnt at unit scale however small its interpolation error.
+        """
+        return cond[:, : self.config.n_channels] + self.correction_std.reshape(1, -1, 1, 1) * self.regression(cond)
 
     def denoise(self, r: torch.Tensor, sigma: torch.Tensor, cond_full: torch.Tensor) -> torch.Tensor:
         """EDM denoiser of the unit-variance residual: (B, C, H, W), (B,), (B, K + C, H, W) -> (B, C, H, W)."""

@@ -2,7 +2,10 @@
 
 CorrDiff trains in two stages (Mardani et al. 2023, Sec. 3):
 
-1. ``regression``: the conditional-mean network, MSE against the normalised fine truth.
+1. ``regression``: the conditional-mean network, MSE against the normalised fine truth, each
+   channel's error in units of ``correction_std`` (its interpolation error, measured on training
+   patches when a new model starts), so that a smooth field whose interpolation error is tiny
+   (geopotential) is fitted as closely as one with much sub-grid detail (2 m temperature).
 2. ``diffusion``: the EDM denoiser of the residual ``(truth - mean) / residual_std`` with the
    regression network frozen; ``residual_std`` (per channel) is measured on training patches
    when the stage starts and saved in the model.
@@ -60,7 +63,8 @@ class DownscaleTask:
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         cond, target = batch["cond"], batch["target"]  # (B, K, t, t), (B, C, t, t)
         if self.stage == "regression":
-            return F.mse_loss(model(cond), target)
+            scale = model.correction_std.reshape(1, -1, 1, 1)
+            return F.mse_loss(model(cond) / scale, target / scale)
         residual, cond_full = self.residual(model, cond, target)
         return edm_loss(model, residual, cond_full, sigma_data=model.config.sigma_data, config=model.config.loss_config())
 
@@ -93,21 +97,32 @@ class DownscaleTask:
 
 
 @torch.no_grad()
-def measure_residual_std(model: Downscaler, data: DownscaleData, *, seed: int, batch_size: int = 16) -> torch.Tensor:
-    """Per-channel std of ``normalised truth - regression mean`` over a few training batches: (C,)."""
-    model.eval()
+def _channel_rms(data: DownscaleData, estimate, *, seed: int, batch_size: int) -> torch.Tensor:
+    """Per-channel rms of ``normalised truth - estimate(cond)`` over a few training batches: (C,)."""
     stream = data.batches(seed, batch_size)
-    total = torch.zeros(model.config.n_channels, dtype=torch.float64)
+    total = torch.zeros(len(data.channels), dtype=torch.float64)
     count = 0
     try:
         for _ in range(RESIDUAL_STD_BATCHES):
             batch = next(stream)
-            res = (batch["target"] - model.regress(batch["cond"])).double()  # (B, C, t, t)
+            res = (batch["target"] - estimate(batch["cond"])).double()  # (B, C, t, t)
             total += res.pow(2).sum(dim=(0, 2, 3))
             count += res.shape[0] * res.shape[2] * res.shape[3]
     finally:
         stream.close()
     return (total / count).sqrt().float().clamp_min(1e-6)
+
+
+def measure_residual_std(model: Downscaler, data: DownscaleData, *, seed: int, batch_size: int = 16) -> torch.Tensor:
+    """Per-channel std of ``normalised truth - regression mean`` over a few training batches: (C,)."""
+    model.eval()
+    return _channel_rms(data, model.regress, seed=seed, batch_size=batch_size)
+
+
+def measure_correction_std(data: DownscaleData, *, seed: int, batch_size: int = 16) -> torch.Tensor:
+    """Per-channel std of ``normalised truth - interpolated coarse fields`` (what the regression corrects): (C,)."""
+    n = len(data.channels)
+    return _channel_rms(data, lambda cond: cond[:, :n], seed=seed, batch_size=batch_size)
 
 
 def load_stage_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -172,6 +187,8 @@ def build_downscale_task(
             config = replace(config, channels=tuple(channels))
         model = Downscaler(config)
     datasets = DownscaleData(data, config, val_fraction=val_fraction)
+    if stage == "regression" and init is None:
+        model.correction_std.copy_(measure_correction_std(datasets, seed=seed + 1))
     if stage == "diffusion":
         model.residual_std.copy_(measure_residual_std(model, datasets, seed=seed + 1))
     return DownscaleTask(model, datasets, stage)

@@ -53,6 +53,36 @@ def test_interpolation_works_on_numpy_and_torch_alike():
         interpolation.interp_matrix(c_lat, f_lat, periodic=False, method="spline")
 
 
+def _block_means(fine, f_lat):
+    """Area-weighted 2x2 block means of (..., H, W), as data_catalog.regrid.coarsen_conservative."""
+    from data_catalog.regrid import cell_area_weights
+
+    w = np.broadcast_to(cell_area_weights(f_lat)[:, None], fine.shape[-2:])
+    blocks = lambda a: a.reshape(*a.shape[:-2], a.shape[-2] // 2, 2, a.shape[-1] // 2, 2).sum(axis=(-3, -1))
+    return blocks(fine * w) / blocks(w)
+
+
+def test_conservative_interpolation_reproduces_the_coarse_cell_means_without_spectral_images():
+    c_lat, c_lon, f_lat, f_lon = _coarse_and_fine()
+    coarse = np.random.default_rng(1).standard_normal((3, c_lat.size, c_lon.size))
+    spectra = {}
+    for method in ("linear", "conservative"):
+        fine = interpolation.apply(coarse, *interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon, method=method))
+        spectra[method] = np.abs(np.fft.rfft(fine, axis=-1)) ** 2  # (3, H, W // 2 + 1)
+        if method == "conservative":
+            np.testing.assert_allclose(_block_means(fine, f_lat), coarse, atol=1e-12)
+        else:
+            assert np.abs(_block_means(fine, f_lat) - coarse).max() > 0.1
+    above = slice(c_lon.size // 2 + 1, None)  # zonal wavenumbers above the coarse Nyquist
+    assert spectra["conservative"][..., above].sum() < 1e-20 * spectra["conservative"].sum()
+    assert spectra["linear"][..., above].sum() > 1e-3 * spectra["linear"].sum()
+    # A region (no wrap): block means still hold, with linear reconstruction and extrapolated edges.
+    w_region = interpolation.interp_matrix(c_lon[:4], f_lon[:8], periodic=False, method="conservative")
+    np.testing.assert_allclose(w_region.reshape(4, 2, 4).mean(axis=1), np.eye(4), atol=1e-12)
+    with pytest.raises(ValueError, match="whole blocks"):
+        interpolation.interp_matrix(c_lon[:4], f_lon[:7], periodic=False, method="conservative")
+
+
 def test_tile_starts_cover_the_axis():
     assert tile_starts(40, 16, 6, periodic=False) == [0, 10, 20, 24]
     assert tile_starts(72, 16, 6, periodic=True) == [0, 10, 20, 30, 40, 50, 60, 70]
@@ -128,6 +158,22 @@ def test_networks_start_as_interpolation_and_as_the_optimal_gaussian_denoiser(ba
     r, sigma = torch.randn(2, 2, 16, 16), torch.tensor([0.5, 2.0])
     expected = r / (1 + sigma.reshape(-1, 1, 1, 1) ** 2)
     torch.testing.assert_close(model.denoise(r, sigma, torch.cat([cond, cond[:, :2]], dim=1)), expected)
+
+
+def test_regression_correction_is_scaled_per_channel_and_old_checkpoints_load_unscaled():
+    config = DownscalerConfig.preset("tiny", channels=("a", "b"), tile=16, overlap=6)
+    model = Downscaler(config)
+    torch.nn.init.normal_(model.regression.out.weight)
+    cond = torch.randn(2, config.n_cond, 16, 16)
+    unscaled = model.regress(cond) - cond[:, :2]  # (2, 2, 16, 16)
+    model.correction_std.copy_(torch.tensor([0.5, 0.01]))
+    torch.testing.assert_close(model.regress(cond) - cond[:, :2], unscaled * torch.tensor([0.5, 0.01]).reshape(1, 2, 1, 1))
+    state = {k: v for k, v in model.state_dict().items() if k != "correction_std"}  # saved before the buffer existed
+    restored = Downscaler(config)
+    restored.correction_std.fill_(3.0)
+    restored.load_state_dict(state)
+    torch.testing.assert_close(restored.correction_std, torch.ones(2))
+    torch.testing.assert_close(restored.regress(cond), cond[:, :2] + unscaled)
 
 
 def test_presets_and_validation():
