@@ -84,8 +84,8 @@ class DaySlabs:
     Held in anonymous memory (``path`` None) or in a sparse scratch file that is read back
     only where a later year adds to days already written, so the process holds a block's
     days, not the array. Anonymous memory is mapped with ``mmap`` rather than allocated by
-    numpy, which would ask for transparent huge pages: their first touch costs several times
-    more on virtual machines, and these pages are touched once.
+    numpy, which would ask for transparent huge pages: their first touch cost 2-3 times more
+    on the virtual machine this was measured on, and these pages are touched once.
     """
 
     def __init__(self, shape: tuple[int, ...], dtype: type, path: Path | None):
