@@ -2,7 +2,7 @@
 
 The truth is the 2.8125 deg store; the model sees it conservatively coarsened by 2. On held-out
 times the ensemble must beat bilinear interpolation: CRPS below bilinear MAE, positive spread,
-and a zonal energy spectrum closer to the truth above the coarse Nyquist wavenumber.
+and (2m_temperature) a zonal energy spectrum closer to the truth above the coarse Nyquist wavenumber.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def test_ensemble_crps_beats_bilinear_mae_with_positive_spread(skill, channel):
 
 @pytest.mark.slow
 def test_spectrum_closer_to_truth_than_bilinear_at_the_highest_wavenumbers(skill):
-    # 2m temperature carries the land-sea and orographic detail below the coarse grid scale; the
-    # dynamical fields of the T42 synthetic model hold almost no energy there (see the README).
+    # 2m temperature carries the land-sea and orographic detail below the coarse grid scale. For
+    # geopotential@500 (T42: its energy falls 250x over wavenumbers 33-41) the ensemble is not yet
+    # closer to the truth than bilinear after 100 steps per stage (1.2 vs 0.74 with 8 sampler
+    # steps, 0.77 with 18), so it is not asserted; README "Downscaling" has the measured spectra.
     scores = skill["2m_temperature"]
     assert scores["spectrum_band"].endswith("-64")
     assert scores["spectrum_error"] < 0.5 * scores["spectrum_error_bilinear"], scores
