@@ -238,7 +238,8 @@ def blocks(n_time: int, chunk: int) -> list[tuple[int, int]]:
 
 
 def read_pieces(dynamic: xr.Dataset, chunk: int) -> list[tuple[int, int]] | None:
-    """(start, stop) time ranges following the source's own dask chunks (each read once, whole).
+    """(start, stop) time ranges on the source's own dask chunk edges (each chunk read once, whole),
+    consecutive small ones merged to at least ``chunk`` steps (fewer dask computations).
 
     None when the data are in memory or a source chunk is longer than MAX_READ_CHUNKS store
     chunks (memory); the caller then reads store-chunk blocks.
@@ -255,8 +256,12 @@ def read_pieces(dynamic: xr.Dataset, chunk: int) -> list[tuple[int, int]] | None
         if max(sizes) > MAX_READ_CHUNKS * chunk:
             return None
         edges.update(np.cumsum(sizes).tolist())
-    ordered = sorted(edges)
-    return list(zip(ordered[:-1], ordered[1:]))
+    pieces, start = [], 0
+    for edge in sorted(edges)[1:]:
+        if edge - start >= chunk or edge == dynamic.sizes[TIME]:
+            pieces.append((start, edge))
+            start = edge
+    return pieces
 
 
 class _VariableStream:

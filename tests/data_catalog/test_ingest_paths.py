@@ -46,6 +46,8 @@ def test_read_pieces_follow_source_chunks_unless_too_long(record):
     pieces = read_pieces(record.chunk(time=100), 48)
     assert pieces[:3] == [(0, 100), (100, 200), (200, 300)] and pieces[-1][1] == record.sizes["time"]
     assert read_pieces(record.chunk(time=48 * 4 + 1), 48) is None  # longer than MAX_READ_CHUNKS store chunks
+    merged = read_pieces(record.chunk(time=irregular(record.sizes["time"], (5, 3, 1, 50, 10, 40), 61)), 48)
+    assert merged[:3] == [(0, 59), (59, 109), (109, 170)]  # small source chunks merged up to a store chunk
 
 
 def irregular(n: int, head: tuple[int, ...], size: int) -> tuple[int, ...]:
@@ -56,7 +58,7 @@ def irregular(n: int, head: tuple[int, ...], size: int) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("chunks", ["100", "irregular"])
 def test_source_pieces_across_store_chunks_give_the_same_store(record, reference, chunks, tmp_path):
-    """Pieces that end inside store chunks (and single-step pieces) are re-blocked exactly."""
+    """Pieces that end inside store chunks are re-blocked exactly."""
     n = record.sizes["time"]
     lazy = record.chunk(time=100 if chunks == "100" else irregular(n, (5, 3, 1, 150, 47), 61))
     assert read_pieces(lazy, 48) is not None
@@ -68,8 +70,9 @@ def test_source_pieces_across_store_chunks_give_the_same_store(record, reference
 def test_hourly_pieces_shorter_than_the_lag_keep_every_six_hour_difference(tmp_path):
     ds = testing.canonical_dataset(n_time=80, n_lat=4, n_lon=8, variables=["2m_temperature"], freq="1h")
     ds = ds.isel(time=np.r_[0:30, 40:80])  # a 10-hour gap
-    lazy = ds.chunk(time=(4, 2, 9, 3, 5, 47))  # lag is 6 steps
-    store = write_store(lazy, tmp_path / "h.zarr", source="test", time_chunk=16)
+    lazy = ds.chunk(time=irregular(ds.sizes["time"], (4, 2, 5, 3, 5), 7))  # lag is 6 steps
+    assert [b - a for a, b in read_pieces(lazy, 2)][:5] == [4, 2, 5, 3, 5]
+    store = write_store(lazy, tmp_path / "h.zarr", source="test", time_chunk=2)
     x, t = ds["2m_temperature"].values.astype("float64"), ds["time"].values
     later = [i for i in range(len(t)) if (t[i] - np.timedelta64(6, "h")) in set(t)]
     earlier = [int(np.searchsorted(t, t[i] - np.timedelta64(6, "h"))) for i in later]
