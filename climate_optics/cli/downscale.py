@@ -1,8 +1,9 @@
 """``climate-optics downscale``: coarse fields to a fine-grid ensemble store with a trained downscaler.
 
 A forecast store as ``--coarse`` (it has ``prediction_timedelta``) is downscaled init time by init
-time (``climate_optics.inference.downscale_forecast``), keeping the forecaster's provenance;
-``--bilinear`` writes the baseline instead: the forecast interpolated to the same fine grid.
+time like an analysis store (``climate_optics.inference.downscale.run_downscale``), keeping the
+forecaster's provenance; ``--bilinear`` writes the baseline instead: the forecast interpolated to
+the same fine grid (``climate_optics.inference.downscale_forecast``).
 """
 
 from __future__ import annotations
@@ -38,16 +39,12 @@ def register(app: typer.Typer) -> None:
             raise UsageInputError(f"--checkpoint: {checkpoint} does not exist")
         if coarsen < 1:
             raise UsageInputError(f"--coarsen must be >= 1, got {coarsen}")
-        is_forecast = forecasts.is_forecast_store(coarse)
-        if bilinear and not is_forecast:
+        if bilinear and not forecasts.is_forecast_store(coarse):
             raise UsageInputError(f"--bilinear needs a forecast store as --coarse; {coarse} has no prediction_timedelta")
         if bilinear:
             path = forecasts.interpolate_forecast(checkpoint, coarse, out=out, overwrite=overwrite, start=start, end=end,
                                                   coarsen=coarsen)
-        elif is_forecast:
-            path = forecasts.downscale_forecast(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed,
-                                                steps=steps, start=start, end=end, coarsen=coarsen, device=device)
-        else:
+        else:  # analyses and forecasts alike
             path = run_downscale(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed, steps=steps,
                                  start=start, end=end, coarsen=coarsen, device=device)
         print(f"wrote {path}")

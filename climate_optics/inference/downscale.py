@@ -160,9 +160,7 @@ def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = 
             raise DataInputError(f"cannot open as a Zarr store ({type(exc).__name__}: {exc})", source=source) from exc
     else:
         ds = open_dataset(str(source), variables=variables)
-    missing = [v for v in variables if v not in ds]
-    if missing:
-        raise DataInputError(f"coarse input lacks a variable the model downscales (needs {', '.join(variables)})", source=source, variable=missing[0])
+    check_channels(ds, channels, source)
     if "realization" in ds.dims:
         raise DataInputError("coarse input is an ensemble (realization dimension); select one member first", source=source)
     for dim in ("time", "latitude", "longitude"):
@@ -199,6 +197,35 @@ def coarse_fields(ds, channels: list[str], source: str) -> np.ndarray:
     return fields
 
 
+FORECASTER_KEYS = ("checkpoint_sha256", "model_config", "training_backend", "opu_config", "trained_steps", "rollout", "input_store", "created")
+
+
+def check_channels(ds, channels: list[str], source: str | os.PathLike) -> None:
+    """Every ``variable`` / ``variable@level`` channel of the model is in ``ds``; else a DataInputError naming it."""
+    available = []
+    for name, da in ds.data_vars.items():
+        levels = ds["level"].values if "level" in da.dims else [None]
+        available += [str(name) if lev is None else f"{name}@{lev:g}" for lev in levels]
+    for channel in channels:
+        var, level = parse_channel(channel)
+        present = var in ds.data_vars and (
+            level is None or ("level" in ds[var].dims and bool(np.any(np.isclose(ds["level"].values, level)))))
+        if not present:
+            raise DataInputError(f"the downscaler needs channel {channel!r}, absent from the input "
+                                 f"(it holds {', '.join(available) or 'no variables'})", source=source, variable=var)
+
+
+def forecaster_provenance(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A forecast input's provenance, keys prefixed ``forecast_`` (present keys only; none for analyses)."""
+    return {f"forecast_{k}": attrs[k] for k in FORECASTER_KEYS if k in attrs}
+
+
+def field_seed(seed: int, init_time: np.datetime64, lead: np.timedelta64) -> int:
+    """Noise seed of one (time, lead) field: independent of which other fields are downscaled."""
+    hours = [int(np.datetime64(init_time, "h").astype(np.int64)), int(np.timedelta64(lead, "h").astype(np.int64))]
+    return int(np.random.SeedSequence([seed, hours[0] % 2**32, hours[1]]).generate_state(1)[0])
+
+
 def run_downscale(
     checkpoint: str | os.PathLike,
     coarse: str | os.PathLike,
@@ -213,7 +240,12 @@ def run_downscale(
     coarsen: int = 1,
     device: str = "cpu",
 ) -> Path:
-    """Downscale every (time, lead) of ``coarse`` into an ``members``-member store at ``out``."""
+    """Downscale every (time, lead) of ``coarse`` into an ``members``-member store at ``out``.
+
+    ``coarse``: an analysis store, a catalog entry or a forecast store (its provenance is kept,
+    prefixed ``forecast_``). Each field's noise is seeded by ``seed``, its time and its lead
+    (``field_seed``), so downscaling a subset of times gives the same members.
+    """
     from data_catalog.store import check_target
 
     from climate_optics.inference.forecast import forecast_provenance
@@ -231,16 +263,19 @@ def run_downscale(
     grid = target_grid(extra, ds["latitude"].values, ds["longitude"].values, config.interpolation, config.factor, str(coarse))
     has_lead = "prediction_timedelta" in ds.dims
     leads = ds["prediction_timedelta"].values if has_lead else np.array([0], dtype="timedelta64[ns]")
+    backend = state.get("train_config", {}).get("mode", "backprop")
     attrs = forecast_provenance(state["path"], {**state, "task": {**extra, "model_config": extra["config"]}}, str(ds.attrs.get("source_dataset", coarse)), {
-        "input_store": str(coarse), "product": "downscaled ensemble", "members": members, "seed": seed,
-        "sampler_steps": engine.sampler.steps, "coarsen_input": coarsen, "channels": channels,
+        "model_name": f"downscaler-{backend}", "product": "downscaled forecast ensemble" if has_lead else "downscaled ensemble",
+        "input_store": str(coarse), "members": members, "seed": seed, "sampler_steps": engine.sampler.steps,
+        "coarsen_input": coarsen, "channels": channels, **forecaster_provenance(ds.attrs),
     })
     writer = ForecastStoreWriter(out, channels=channels, init_times=ds["time"].values, lead_times=leads,
                                  latitude=grid.lat, longitude=grid.lon, realizations=members, attrs=attrs, overwrite=overwrite)
     with writer:
-        for i_time in range(ds.sizes["time"]):
-            for i_lead in range(leads.size):
-                slab = ds.isel(time=i_time, prediction_timedelta=i_lead) if has_lead else ds.isel(time=i_time)
+        for i_time, time in enumerate(ds["time"].values):
+            one_time = ds.isel(time=i_time).load()  # every lead of one time in memory: (L, C, Hc, Wc)
+            for i_lead, lead in enumerate(leads):
+                slab = one_time.isel(prediction_timedelta=i_lead) if has_lead else one_time
                 fields = coarse_fields(slab, channels, str(coarse))  # (C, Hc, Wc)
-                writer.write(i_time, i_lead, engine.ensemble(fields, grid, members, seed=int(np.random.SeedSequence([seed, i_time, i_lead]).generate_state(1)[0])))
+                writer.write(i_time, i_lead, engine.ensemble(fields, grid, members, seed=field_seed(seed, time, lead)))  # (M, C, H, W)
     return Path(out)

@@ -115,8 +115,8 @@ def test_forecast_store_becomes_an_ensemble_forecast_store(downscaled, downscale
 
 
 def test_members_do_not_depend_on_which_inits_are_downscaled(downscaled, downscaler, forecast_store, tmp_path):
-    from climate_optics.inference.downscale import load_downscaler, target_grid
-    from climate_optics.inference.downscale_forecast import downscale_forecast, field_seed
+    from climate_optics.inference.downscale import field_seed, load_downscaler, target_grid
+    from climate_optics.inference.downscale_forecast import downscale_forecast
 
     fc = xr.open_zarr(forecast_store)
     second = str(fc["time"].values[1])
