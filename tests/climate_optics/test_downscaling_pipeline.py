@@ -17,13 +17,7 @@ from climate_optics.training.task import TrainConfig, TrainTask
 N_LAT, N_LON, N_TIME = 32, 64, 24
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small models on a shared 2-core machine: OpenMP spin-waits make extra threads slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread_module")  # set up before the module's trained models
 
 
 def small_fine_dataset(seed: int = 0) -> xr.Dataset:
