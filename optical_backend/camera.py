@@ -31,9 +31,8 @@ class HolographicCamera:
     saturation and quantisation are one ``round``/``clamp`` pass, chunk by chunk in cache.
     """
 
-    def __init__(self, config: OPUConfig, generator: torch.Generator):
+    def __init__(self, config: OPUConfig):
         self.config = config
-        self.generator = generator
         self.noisy = config.shot_noise or config.read_noise_e > 0
         self.levels = 2**config.adc_bits - 1 if config.adc_bits is not None else None
         self.unit = config.full_well_e / self.levels if self.levels else 1.0  # electrons per unit
@@ -56,22 +55,19 @@ class HolographicCamera:
             mean.clamp_(0.0, cfg.full_well_e)
         return mean
 
-    def _frame(self, electrons: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _frame(self, electrons: torch.Tensor, noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One exposure of mean ``electrons`` -> recorded electrons (in place on ``electrons``)."""
         if self.noisy:
-            noise.normal_(generator=self.generator)
+            noise.normal_(generator=generator)
         units = electrons.div_(self.unit)
         return self._expose(units, noise if self.noisy else None, torch.empty_like(units)).mul_(self.unit)
 
-    def read_real_part(
-        self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def read_real_part(self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Estimate ``Re(field)`` ``(R, n)`` from two frames per row; ``speckle_intensity`` ``(R,)``.
 
-        The sensor noise is drawn chunk by chunk (in cache), in a fixed order from ``generator``
-        (the camera's own when omitted), so the same generator state repeats the same frames.
+        The sensor noise is drawn chunk by chunk (in cache), in a fixed order from ``generator``,
+        so the same generator state repeats the same frames.
         """
-        generator = self.generator if generator is None else generator
         cfg = self.config
         rows, n = field.shape
         valid = speckle_intensity > 0  # (R,): blank patterns give no light and are not read

@@ -66,7 +66,7 @@ class OpticalProjector(BaseProjector):
         self.transmission = transmission(
             self.n_in, self.n_out, self.seed, self.device, screens=config.screens, dense_threshold=config.dense_threshold
         )
-        self.camera = HolographicCamera(config, torch.Generator(device=self.device))
+        self.camera = HolographicCamera(config)
         self._call = 0  # numbers the calls: each call's chunks draw fresh, reproducible randomness
 
     def _generator(self, salt: int, chunk: int, device: torch.device) -> torch.Generator:

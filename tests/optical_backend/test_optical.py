@@ -123,14 +123,14 @@ def test_blank_input_projects_to_zero():
 
 def test_camera_saturates_and_quantises():
     cfg = OPUConfig(shot_noise=False, read_noise_e=0.0)
-    camera = HolographicCamera(cfg, torch.Generator().manual_seed(0))
-    frame = camera._frame(torch.tensor([-5.0, 0.0, 1234.5, 9_999.0, 50_000.0]), torch.empty(5))
+    camera = HolographicCamera(cfg)
+    frame = camera._frame(torch.tensor([-5.0, 0.0, 1234.5, 9_999.0, 50_000.0]), torch.empty(5), torch.Generator().manual_seed(0))
     step = cfg.full_well_e / 255
     assert float(frame.max()) == pytest.approx(cfg.full_well_e)  # saturation at the full well
     assert float(frame.min()) == 0.0
     assert torch.allclose(frame / step, torch.round(frame / step), atol=1e-3)  # 8-bit levels
-    noisy = HolographicCamera(OPUConfig(), torch.Generator().manual_seed(0))
-    samples = noisy._frame(torch.full((20_000,), 1000.0), torch.empty(20_000))
+    noisy = HolographicCamera(OPUConfig())
+    samples = noisy._frame(torch.full((20_000,), 1000.0), torch.empty(20_000), torch.Generator().manual_seed(0))
     # shot noise: variance = mean electrons (+ read noise^2 + quantisation step^2 / 12)
     expected = 1000.0 + 5.0**2 + step**2 / 12
     assert float(samples.var()) == pytest.approx(expected, rel=0.05)
