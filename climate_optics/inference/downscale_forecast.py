@@ -50,17 +50,6 @@ def _require_forecast(forecast: str | os.PathLike) -> None:
         raise DataInputError("not a forecast store: no prediction_timedelta dimension", source=forecast)
 
 
-def _open_forecast(checkpoint, forecast, *, device: str = "cpu", steps: int | None = None, start: Any = None, end: Any = None,
-                   coarsen: int = 1):
-    """(engine, checkpoint state, forecast Dataset, fine TargetGrid): everything checked, nothing computed."""
-    engine, state = load_downscaler(checkpoint, device=device, sampler_steps=steps)
-    _require_forecast(forecast)
-    ds = open_coarse(forecast, list(engine.config.channels), start=start, end=end, coarsen=coarsen)
-    grid = target_grid(state["task"], ds["latitude"].values, ds["longitude"].values, engine.config.interpolation,
-                       engine.config.factor, str(forecast))
-    return engine, state, ds, grid
-
-
 def downscale_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathLike, out: str | os.PathLike, *, members: int,
                        **options: Any) -> Path:
     """``run_downscale`` for a store that must be a forecast (``prediction_timedelta``), checked first.
@@ -82,8 +71,10 @@ def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathL
     from data_catalog.store import check_target
 
     check_target(out, overwrite=overwrite)
-    engine, state, ds, _ = _open_forecast(checkpoint, forecast, start=start, end=end, coarsen=coarsen)
+    engine, state = load_downscaler(checkpoint)
+    _require_forecast(forecast)
     channels = list(engine.config.channels)
+    ds = open_coarse(forecast, channels, start=start, end=end, coarsen=coarsen)
     grid = target_grid(state["task"], ds["latitude"].values, ds["longitude"].values, method, engine.config.factor, str(forecast))
     attrs = provenance_attrs(
         source_dataset=str(ds.attrs.get("source_dataset", forecast)), model_config={"interpolation": method},
