@@ -73,7 +73,7 @@ def downscale_skill(
     truth = np.stack([reader.read_times(int(t), int(t) + 1)[0] for t in times])  # (T, C, H, W)
     dims = ("time", "channel", "latitude", "longitude")
     coarse = coarsen_conservative(xr.DataArray(truth, dims=dims, coords={"latitude": lat, "longitude": lon}), config.factor)
-    grid = target_grid(extra, coarse["latitude"].values, coarse["longitude"].values, config.interpolation, config.factor, str(store))
+    grid = target_grid(extra, coarse["latitude"].values, coarse["longitude"].values, config.interpolation, config.factor, str(store), great_circles=config.great_circles)
     w_lat, w_lon = interpolation.grid_matrices(coarse["latitude"].values, coarse["longitude"].values, lat, lon, method="linear")
     bilinear = interpolation.apply(coarse.values, w_lat, w_lon)  # (T, C, H, W)
     ensemble = np.stack([engine.ensemble(coarse.values[i], grid, members, seed=seed + i) for i in range(len(times))])  # (T, M, C, H, W)

@@ -8,9 +8,10 @@ rows takes the edge value. ``linear`` is the usual bilinear baseline of downscal
 ``conservative`` treats the source values as what they are after conservative coarsening,
 area-weighted means over blocks of destination cells, and reconstructs a field whose block
 means reproduce them exactly: ``P (A P)^-1`` with ``A`` the block mean and ``P`` band-limited
-trigonometric interpolation along complete circles of latitude (no spectral images above the
-source's Nyquist wavenumber), linear interpolation otherwise (extrapolated over the outer
-half cells). It needs each source cell to hold a whole number of destination cells.
+trigonometric interpolation along complete circles (no spectral images above the source's
+Nyquist wavenumber): circles of latitude, and on a global grid whose latitude cells tile the
+sphere the great circles through the poles (``great_circle_matrices``); linear interpolation
+otherwise (extrapolated over the outer half cells). It needs each source cell to hold a whole number of destination cells.
 Works on numpy arrays and on torch tensors (see ``apply``).
 """
 
@@ -87,6 +88,38 @@ def conservative_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, wei
     return spread @ np.linalg.inv(mean @ spread)
 
 
+def _is_pole_to_pole(lat: np.ndarray) -> bool:
+    """A regular latitude axis of cell centres whose cells tile -90..90 exactly (no point on a pole)."""
+    lat = np.asarray(lat, dtype=np.float64)
+    if lat.size < 2:
+        return False
+    step = np.diff(lat)
+    spacing = abs(step[0])
+    return bool(np.allclose(step, step[0], atol=1e-6 * spacing) and abs(lat.size * spacing - 180.0) < 1e-6 * 180.0 and abs(abs(lat).max() - (90.0 - spacing / 2)) < 1e-6 * spacing)
+
+
+def great_circle_matrices(src_lat: np.ndarray, dst_lat: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+    """Conservative meridional reconstruction along great circles through the poles: (2, n_dst, n_src), or None.
+
+    A meridian and the one half a turn away form a circle of ``2 n`` equally spaced cell
+    centres when the latitude cells tile the sphere from pole to pole; along it the
+    reconstruction is band-limited like the zonal one (``conservative_matrix`` with periodic
+    trigonometric interpolation). Returns ``[W_near, W_far]``: the destination column at
+    longitude ``lon`` is ``W_near @ column(lon) + W_far @ column(lon + 180)``. None when
+    either axis does not tile the sphere (use the linear reconstruction then).
+    """
+    if not (_is_pole_to_pole(src_lat) and _is_pole_to_pole(dst_lat)):
+        return None
+    src, dst = np.asarray(src_lat, dtype=np.float64), np.asarray(dst_lat, dtype=np.float64)
+    n, m = src.size, dst.size
+    # Positions on the circle (degrees): up one meridian from the south pole, down the other.
+    src_circle = np.concatenate([src + 90.0, 270.0 - src])
+    dst_circle = np.concatenate([dst + 90.0, 270.0 - dst])
+    w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
+    circle = conservative_matrix(src_circle, dst_circle, periodic=True, weights=np.concatenate([w, w]))  # (2m, 2n)
+    return np.stack([circle[:m, :n], circle[:m, n:]])
+
+
 def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: str = "linear", weights: np.ndarray | None = None) -> np.ndarray:
     """(n_dst, n_src) matrix interpolating values on ``src`` coordinates to ``dst`` coordinates.
 
@@ -110,30 +143,37 @@ def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: s
 
 
 def grid_matrices(
-    src_lat: np.ndarray, src_lon: np.ndarray, dst_lat: np.ndarray, dst_lon: np.ndarray, *, method: str = "linear"
+    src_lat: np.ndarray, src_lon: np.ndarray, dst_lat: np.ndarray, dst_lon: np.ndarray, *, method: str = "linear", great_circles: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(W_lat (n_lat_dst, n_lat_src), W_lon (n_lon_dst, n_lon_src)); longitude wraps if the source is global.
 
-    ``conservative`` weights the destination rows by their cell areas.
+    ``conservative`` weights the destination rows by their cell areas and, on a global grid
+    whose latitude cells tile the sphere, reconstructs along great circles through the poles
+    (``W_lat`` is then a (2, n_lat_dst, n_lat_src) pair, see ``great_circle_matrices``) unless
+    ``great_circles`` is False.
     """
     src_lon = np.asarray(src_lon, dtype=np.float64)
     step = np.median(np.diff(src_lon)) if src_lon.size > 1 else 360.0
     periodic = bool(abs(src_lon.size * step - 360.0) < 1e-6 * 360.0)
-    lat_weights = None
-    if method == "conservative":
-        from data_catalog.regrid import cell_area_weights
+    w_lon = interp_matrix(src_lon, dst_lon, periodic=periodic, method=method)
+    if method != "conservative":
+        return interp_matrix(src_lat, dst_lat, periodic=False, method=method), w_lon
+    from data_catalog.regrid import cell_area_weights
 
-        lat_weights = cell_area_weights(np.asarray(dst_lat, dtype=np.float64))
-    return (
-        interp_matrix(src_lat, dst_lat, periodic=False, method=method, weights=lat_weights),
-        interp_matrix(src_lon, dst_lon, periodic=periodic, method=method),
-    )
+    lat_weights = cell_area_weights(np.asarray(dst_lat, dtype=np.float64))
+    half_turn = great_circles and periodic and len(dst_lon) % 2 == 0
+    w_lat = great_circle_matrices(src_lat, dst_lat, lat_weights) if half_turn else None
+    if w_lat is None:
+        w_lat = interp_matrix(src_lat, dst_lat, periodic=False, method=method, weights=lat_weights)
+    return w_lat, w_lon
 
 
 def apply(x, w_lat, w_lon):
     """Interpolate the last two axes of ``x`` (numpy array or torch tensor): ``W_lat @ x @ W_lon.T``.
 
-    Computed with torch either way (numpy's stacked matmul is slow for many small matrices).
+    A ``w_lat`` pair (2, n_lat_dst, n_lat_src) from ``great_circle_matrices`` adds the far
+    meridians: ``W_near @ X + W_far @ X(lon + 180)`` with ``X = x @ W_lon.T``. Computed with
+    torch either way (numpy's stacked matmul is slow for many small matrices).
     """
     import torch
 
@@ -141,5 +181,9 @@ def apply(x, w_lat, w_lon):
     xt = torch.from_numpy(np.ascontiguousarray(x)) if is_numpy else x
     wl = torch.as_tensor(np.asarray(w_lat) if not isinstance(w_lat, torch.Tensor) else w_lat, dtype=xt.dtype, device=xt.device)
     wn = torch.as_tensor(np.asarray(w_lon) if not isinstance(w_lon, torch.Tensor) else w_lon, dtype=xt.dtype, device=xt.device)
-    out = wl @ xt @ wn.T  # (..., n_lat_dst, n_lon_dst)
+    if wl.ndim == 2:
+        out = wl @ xt @ wn.T  # (..., n_lat_dst, n_lon_dst)
+    else:
+        zonal = xt @ wn.T  # (..., n_lat_src, n_lon_dst)
+        out = wl[0] @ zonal + wl[1] @ torch.roll(zonal, shifts=-(zonal.shape[-1] // 2), dims=-1)
     return out.numpy() if is_numpy else out

@@ -36,7 +36,7 @@ class TargetGrid:
     lat: np.ndarray  # (H,) fine latitudes
     lon: np.ndarray  # (W,) fine longitudes
     periodic: bool  # the input covers every longitude
-    w_lat: np.ndarray  # (H, Hc)
+    w_lat: np.ndarray  # (H, Hc), or (2, H, Hc) through the poles (interpolation.great_circle_matrices)
     w_lon: np.ndarray  # (W, Wc)
     extra: torch.Tensor  # (6, H, W) static + geographic conditioning
 
@@ -55,8 +55,14 @@ def _axis_indices(values: np.ndarray, reference: np.ndarray, name: str, source: 
     return idx
 
 
-def target_grid(extra: dict[str, Any], coarse_lat: np.ndarray, coarse_lon: np.ndarray, method: str, factor: int, source: str) -> TargetGrid:
-    """The fine grid under the coarse cells of the input, from the checkpoint's grids and static fields."""
+def target_grid(
+    extra: dict[str, Any], coarse_lat: np.ndarray, coarse_lon: np.ndarray, method: str, factor: int, source: str, *, great_circles: bool = True
+) -> TargetGrid:
+    """The fine grid under the coarse cells of the input, from the checkpoint's grids and static fields.
+
+    The whole globe gets the matrices training used (``interpolation.grid_matrices``); a region
+    has no far meridians, so its conservative reconstruction is linear along meridians.
+    """
     ref_lat = extra["coarse_latitude"].numpy()
     ref_lon = extra["coarse_longitude"].numpy()
     i_lat = _axis_indices(coarse_lat, ref_lat, "latitude", source)
@@ -68,8 +74,11 @@ def target_grid(extra: dict[str, Any], coarse_lat: np.ndarray, coarse_lon: np.nd
     from data_catalog.regrid import cell_area_weights
 
     areas = cell_area_weights(extra["latitude"].numpy())[rows]  # the fine rows' areas, as in training
-    w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method, weights=areas)
-    w_lon = interpolation.interp_matrix(ref_lon[i_lon], lon, periodic=periodic, method=method)
+    if periodic and i_lat.size == ref_lat.size:  # the whole globe: the matrices training used
+        w_lat, w_lon = interpolation.grid_matrices(ref_lat, ref_lon, lat, lon, method=method, great_circles=great_circles)
+    else:
+        w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method, weights=areas)
+        w_lon = interpolation.interp_matrix(ref_lon[i_lon], lon, periodic=periodic, method=method)
     static = extra["static"][:, rows][:, :, cols]  # (2, H, W)
     geo = torch.from_numpy(geo_channels(lat, lon))  # (4, H, W)
     return TargetGrid(lat, lon, periodic, w_lat.astype(np.float32), w_lon.astype(np.float32), torch.cat([static.float(), geo]))
@@ -260,7 +269,7 @@ def run_downscale(
     config, extra = engine.config, state["task"]
     channels = list(config.channels)
     ds = open_coarse(coarse, channels, start=start, end=end, coarsen=coarsen)
-    grid = target_grid(extra, ds["latitude"].values, ds["longitude"].values, config.interpolation, config.factor, str(coarse))
+    grid = target_grid(extra, ds["latitude"].values, ds["longitude"].values, config.interpolation, config.factor, str(coarse), great_circles=config.great_circles)
     has_lead = "prediction_timedelta" in ds.dims
     leads = ds["prediction_timedelta"].values if has_lead else np.array([0], dtype="timedelta64[ns]")
     backend = state.get("train_config", {}).get("mode", "backprop")

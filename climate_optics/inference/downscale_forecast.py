@@ -75,7 +75,7 @@ def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathL
     _require_forecast(forecast)
     channels = list(engine.config.channels)
     ds = open_coarse(forecast, channels, start=start, end=end, coarsen=coarsen)
-    grid = target_grid(state["task"], ds["latitude"].values, ds["longitude"].values, method, engine.config.factor, str(forecast))
+    grid = target_grid(state["task"], ds["latitude"].values, ds["longitude"].values, method, engine.config.factor, str(forecast), great_circles=engine.config.great_circles)
     attrs = provenance_attrs(
         source_dataset=str(ds.attrs.get("source_dataset", forecast)), model_config={"interpolation": method},
         training_backend="none", opu_config=None, checkpoint=None,

@@ -69,6 +69,7 @@ class DownscalerConfig:
     channels: tuple[str, ...] = ()  # fine-field channels, "name" or "name@level" (filled from the store)
     factor: int = 2  # fine cells per coarse cell along each axis
     interpolation: str = "conservative"  # coarse -> fine interpolation of the conditioning: conservative | linear | cubic
+    great_circles: bool = True  # conservative on a global grid: meridians band-limited along great circles (interpolation.great_circle_matrices)
     tile: int = 32  # side of training patches and inference tiles, in fine cells
     overlap: int = 8  # tile overlap at inference, in fine cells
     margin: int = 2  # cells at a tile's inner edges that get zero blending weight
@@ -138,6 +139,7 @@ class DownscalerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DownscalerConfig":
         known = {f.name for f in fields(cls)}
+        values = {"great_circles": False, **values}  # checkpoints from before great circles interpolated meridians linearly
         return cls(**{k: v for k, v in values.items() if k in known})
 
 

@@ -127,7 +127,7 @@ class DownscaleData:
         self.static = static_fields(store, self.ds)  # (2, H, W)
         self.geo = geo_channels(self.lat, self.lon)  # (4, H, W)
         self.coarse_lat, self.coarse_lon = coarse_grid(self.lat, self.lon, config.factor)
-        w_lat, w_lon = interpolation.grid_matrices(self.coarse_lat, self.coarse_lon, self.lat, self.lon, method=config.interpolation)
+        w_lat, w_lon = interpolation.grid_matrices(self.coarse_lat, self.coarse_lon, self.lat, self.lon, method=config.interpolation, great_circles=config.great_circles)
         self.w_lat, self.w_lon = w_lat.astype(np.float32), w_lon.astype(np.float32)
         self._val: dict[str, torch.Tensor] | None = None
 

@@ -83,6 +83,42 @@ def test_conservative_interpolation_reproduces_the_coarse_cell_means_without_spe
         interpolation.interp_matrix(c_lon[:4], f_lon[:7], periodic=False, method="conservative")
 
 
+def _great_circle_sequence(field):
+    """(..., H, W) -> (..., W // 2, 2H): each meridian up from the south pole, then down the one half a turn away."""
+    half = field.shape[-1] // 2
+    near = np.moveaxis(field[..., :half], -1, -2)  # (..., W/2, H)
+    far = np.moveaxis(field[..., half:], -1, -2)[..., ::-1]
+    return np.concatenate([near, far], axis=-1)
+
+
+def test_conservative_interpolation_is_band_limited_along_great_circles_on_a_global_grid():
+    c_lat, c_lon, f_lat, f_lon = _coarse_and_fine()
+    w_lat, w_lon = interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon, method="conservative")
+    assert w_lat.shape == (2, f_lat.size, c_lat.size)
+    # A smooth field on the sphere (degree <= 3 spherical harmonics) comes back exactly from its
+    # cell means; the linear meridional reconstruction misses it.
+    lat, lon = np.meshgrid(np.deg2rad(f_lat), np.deg2rad(f_lon), indexing="ij")
+    smooth = np.sin(lat) + np.cos(lat) ** 3 * np.cos(3 * lon) + np.sin(lat) * np.cos(lat) * np.sin(lon)
+    cell_means = _block_means(smooth, f_lat)
+    np.testing.assert_allclose(interpolation.apply(cell_means, w_lat, w_lon), smooth, atol=1e-12)
+    w_linear, _ = interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon, method="conservative", great_circles=False)
+    assert w_linear.shape == (f_lat.size, c_lat.size)
+    assert np.abs(interpolation.apply(cell_means, w_linear, w_lon) - smooth).max() > 1e-3
+    # Random cell means: block means kept, and no power along the great circles above the
+    # coarse grid's Nyquist wavenumber (the linear reconstruction leaves images there).
+    coarse = np.random.default_rng(2).standard_normal((3, c_lat.size, c_lon.size))
+    above = slice(c_lat.size + 1, None)  # the coarse great circle holds 2 * n_lat cells
+    for w, images in ((w_lat, False), (w_linear, True)):
+        fine = interpolation.apply(coarse, w, w_lon)
+        np.testing.assert_allclose(_block_means(fine, f_lat), coarse, atol=1e-12)
+        power = np.abs(np.fft.rfft(_great_circle_sequence(fine), axis=-1)) ** 2
+        assert (power[..., above].sum() > 1e-3 * power.sum()) == images
+    # The same on torch tensors, and a latitude band (not pole to pole) falls back to linear meridians.
+    np.testing.assert_allclose(interpolation.apply(torch.from_numpy(coarse), w_lat, w_lon).numpy(), interpolation.apply(coarse, w_lat, w_lon), atol=1e-12)
+    band, _ = interpolation.grid_matrices(c_lat[2:-2], c_lon, f_lat[4:-4], f_lon, method="conservative")
+    assert band.shape == (f_lat.size - 8, c_lat.size - 4)
+
+
 def test_tile_starts_cover_the_axis():
     assert tile_starts(40, 16, 6, periodic=False) == [0, 10, 20, 24]
     assert tile_starts(72, 16, 6, periodic=True) == [0, 10, 20, 30, 40, 50, 60, 70]
@@ -182,7 +218,9 @@ def test_presets_and_validation():
     with torch.device("meta"):
         n_tiny, n_base = count_parameters(Downscaler(tiny)), count_parameters(Downscaler(base))
     assert n_tiny < 1_000_000 < 20_000_000 < n_base
-    assert DownscalerConfig.from_dict(tiny.to_dict()) == tiny
+    assert DownscalerConfig.from_dict(tiny.to_dict()) == tiny and tiny.great_circles
+    saved_before_great_circles = {k: v for k, v in tiny.to_dict().items() if k != "great_circles"}
+    assert not DownscalerConfig.from_dict(saved_before_great_circles).great_circles  # its conditioning stays as trained
     with pytest.raises(UsageInputError, match="preset"):
         DownscalerConfig.preset("huge")
     with pytest.raises(UsageInputError, match="overlap"):

@@ -26,8 +26,10 @@ def skill(synthetic_hires_store, tmp_path_factory):
     try:
         config = TrainConfig(steps=100, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=1000, progress=False, seed=0)
         out = tmp_path_factory.mktemp("downscale-skill") / "run"
-        run_downscale_training(synthetic_hires_store, out, config, stage="both", channels=CHANNELS)
-        engine, state = load_downscaler(out, sampler_steps=8)
+        # The fine texture above the coarse grid is the diffusion stage's alone: it gets 6x the
+        # regression's steps and the default 18 sampler steps (8 leave geopotential@500 over).
+        run_downscale_training(synthetic_hires_store, out, config, stage="both", channels=CHANNELS, diffusion_steps=600)
+        engine, state = load_downscaler(out, sampler_steps=18)
         n_time = xr.open_zarr(synthetic_hires_store).sizes["time"]
         held_out = [n_time - 30, n_time - 1]  # inside the last 10 % that training never samples
         return downscale_skill(engine, state["task"], synthetic_hires_store, times=held_out, members=4, seed=0)
@@ -40,16 +42,18 @@ def skill(synthetic_hires_store, tmp_path_factory):
 def test_ensemble_crps_beats_bilinear_mae_with_positive_spread(skill, channel):
     scores = skill[channel]
     assert scores["crps"] < 0.8 * scores["mae_bilinear"], scores
-    assert scores["spread"] > 0.1 * scores["mae_bilinear"], scores
+    # Spread measured against the ensemble's own error (geopotential@500's ensemble-mean MAE is
+    # 1/12 of bilinear's, so bilinear's error is no yardstick for its spread).
+    assert scores["spread"] > 0.25 * scores["mae_ensemble_mean"], scores
     assert 0.5 < scores["spread_skill"] < 2.0, scores
 
 
 @pytest.mark.slow
-def test_spectrum_closer_to_truth_than_bilinear_at_the_highest_wavenumbers(skill):
-    # 2m temperature carries the land-sea and orographic detail below the coarse grid scale. For
-    # geopotential@500 (T42: its energy falls 250x over wavenumbers 33-41) the ensemble is not yet
-    # closer to the truth than bilinear after 100 steps per stage (1.2 vs 0.74 with 8 sampler
-    # steps, 0.77 with 18), so it is not asserted; README "Downscaling" has the measured spectra.
-    scores = skill["2m_temperature"]
-    assert scores["spectrum_band"].endswith("-64")
-    assert scores["spectrum_error"] < 0.5 * scores["spectrum_error_bilinear"], scores
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_spectrum_closer_to_truth_than_bilinear_at_the_highest_wavenumbers(skill, channel):
+    # 2m temperature carries land-sea and orographic detail down to the grid scale (wavenumbers
+    # 33-64); geopotential@500 (T42) only up to wavenumber 41, and its energy falls 250x from 33 to 41.
+    scores = skill[channel]
+    assert scores["spectrum_band"] == {"2m_temperature": "33-64", "geopotential@500": "33-41"}[channel], scores
+    ratio = {"2m_temperature": 0.5, "geopotential@500": 1.0}[channel]
+    assert scores["spectrum_error"] < ratio * scores["spectrum_error_bilinear"], scores
