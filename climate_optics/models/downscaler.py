@@ -30,7 +30,11 @@ residual it left (std 53 m2 s-2, mostly large-scale) scaled the denoiser's near-
 With both changes: CRPS / bilinear MAE 0.30 (was 0.47) for 2m_temperature and 0.14 (was 0.51)
 for Z500; Z500 residual std 16 m2 s-2, mean's spectrum error 1.06 (now too little energy, not
 too much), ensemble 1.21 with 8 sampler steps and 0.77 with 18, against bilinear's 0.74;
-2m_temperature 0.09 / 0.08 (bilinear 1.60).
+2m_temperature 0.09 / 0.08 (bilinear 1.60). Reconstructing meridians along great circles
+(``great_circles``, ``interpolation.great_circle_matrices``) instead of linearly removed the
+meridional grid-scale artefact the mean and the residual had carried: Z500 CRPS / bilinear MAE
+0.13 -> 0.055, spectrum error 0.47-0.58 over three seeds (100 regression + 600 diffusion steps,
+18 sampler steps; linear meridians 0.57-0.85), README "Downscaling".
 2. ``denoiser``: an EDM denoiser (Karras et al. 2022, ``models.edm``) of the *residual*
    ``r = (truth - mean) / residual_std`` (unit variance per channel, hence ``sigma_data=1``),
    conditioned on ``cond`` and on the regression mean.
