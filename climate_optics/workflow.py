@@ -94,7 +94,8 @@ class PipelineConfig:
     metrics: list[str] | None = None  # None: rmse, bias, mae, acc (with the store's climatology)
     regions: list[str] | None = None  # None: the default regions
     downscale: bool = False  # also train a downscaler on the fine grid (synthetic source only)
-    downscale_steps: int = 100  # steps per downscaler stage
+    downscale_steps: int = 100  # steps of the downscaler's regression stage (and of its diffusion stage unless set below)
+    downscale_diffusion_steps: int | None = None  # steps of the diffusion stage (None: downscale_steps)
     downscale_members: int = 4  # ensemble members of the downscaled forecast
     downscale_sampler_steps: int | None = None  # Heun sampler steps (None: the model's)
 
@@ -106,9 +107,11 @@ class PipelineConfig:
             raise UsageInputError(f"pipeline: lead times must be positive hours, got {self.lead_hours}")
         if self.max_inits < 1:
             raise UsageInputError(f"pipeline: max_inits must be >= 1, got {self.max_inits}")
-        if self.downscale_members < 1 or (self.downscale_sampler_steps is not None and self.downscale_sampler_steps < 1):
-            raise UsageInputError(f"pipeline: downscale_members and downscale_sampler_steps must be >= 1, "
-                                  f"got {self.downscale_members} and {self.downscale_sampler_steps}")
+        counts = {"downscale_steps": self.downscale_steps, "downscale_diffusion_steps": self.downscale_diffusion_steps,
+                  "downscale_members": self.downscale_members, "downscale_sampler_steps": self.downscale_sampler_steps}
+        for name, value in counts.items():
+            if value is not None and value < 1:
+                raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
         self.train_config()  # validates mode, steps, batch size, lr
 
     def train_config(self, **changes: Any):
@@ -329,7 +332,7 @@ def run_pipeline(
         hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
                        options=hires_options(config), overwrite=overwrite)
         result.downscale = train_downscaler(hires, layout.downscale, mode=config.mode, projector=config.projector,
-                                            preset=config.preset, steps=config.downscale_steps,
+                                            preset=config.preset, steps=config.downscale_steps, diffusion_steps=config.downscale_diffusion_steps,
                                             batch_size=config.batch_size, lr=config.lr, seed=config.seed)
         say(f"downscale the forecast ({config.downscale_members} members) -> {layout.downscaled}, bilinear -> {layout.bilinear}")
         downscaler = downscaler_checkpoint(result.downscale)
@@ -358,17 +361,18 @@ def train_downscaler(
     projector: str = "structured",
     preset: str = "tiny",
     steps: int = 100,
+    diffusion_steps: int | None = None,
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
 ) -> Path:
-    """Train the downscaler's regression and diffusion stages on a fine-grid store; returns ``run_dir``."""
+    """Train the downscaler's regression (``steps``) and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
     from climate_optics.training.checkpoint import LATEST
     from climate_optics.training.downscale_task import run_downscale_training
 
     config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector)
     resume = (Path(run_dir) / "regression" / LATEST).exists()
-    run_downscale_training(store, run_dir, config, stage="both", preset=preset, resume=resume)
+    run_downscale_training(store, run_dir, config, stage="both", preset=preset, resume=resume, diffusion_steps=diffusion_steps)
     return Path(run_dir)
 
 

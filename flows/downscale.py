@@ -15,11 +15,11 @@ from flows.caching import files_and_inputs, refresh_if_missing
 
 @task(name="train-downscaler", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_downscaler_task(store: str, run_dir: str, *, mode: str = "backprop", projector: str = "structured",
-                          preset: str = "tiny", steps: int = 100, batch_size: int = 8, lr: float = 1e-3,
-                          seed: int = 0) -> str:
+                          preset: str = "tiny", steps: int = 100, diffusion_steps: int | None = None, batch_size: int = 8,
+                          lr: float = 1e-3, seed: int = 0) -> str:
     """``climate_optics.workflow.train_downscaler``; a retry resumes the stage that was interrupted."""
     return str(train_downscaler(store, run_dir, mode=mode, projector=projector, preset=preset, steps=steps,
-                                batch_size=batch_size, lr=lr, seed=seed))
+                                diffusion_steps=diffusion_steps, batch_size=batch_size, lr=lr, seed=seed))
 
 
 @task(name="downscale-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
@@ -47,10 +47,11 @@ def downscale_with_baseline(checkpoint: str, forecast: str, out: str, bilinear_o
 
 @flow(name="train-downscaler")
 def downscale_flow(store: str, run_dir: str, mode: str = "backprop", projector: str = "structured",
-                   preset: str = "tiny", steps: int = 100, batch_size: int = 8, lr: float = 1e-3, seed: int = 0) -> str:
+                   preset: str = "tiny", steps: int = 100, diffusion_steps: int | None = None, batch_size: int = 8,
+                   lr: float = 1e-3, seed: int = 0) -> str:
     """Train both downscaler stages into ``run_dir`` (``regression/``, ``diffusion/``)."""
     return train_downscaler_task(store, run_dir, mode=mode, projector=projector, preset=preset, steps=steps,
-                                 batch_size=batch_size, lr=lr, seed=seed)
+                                 diffusion_steps=diffusion_steps, batch_size=batch_size, lr=lr, seed=seed)
 
 
 @flow(name="downscale-forecast")

@@ -52,7 +52,8 @@ def pipeline_flow(run_dir: str, mode: str = "backprop", steps: int = 200, source
         hires = ingest(config.source, layout.hires, options=hires_options(config), variables=config.variables,
                        levels=config.levels, overwrite=overwrite)
         outputs["hires"] = hires
-        outputs["downscale"] = train_downscaler_task(hires, str(layout.downscale), steps=config.downscale_steps, **train)
+        outputs["downscale"] = train_downscaler_task(hires, str(layout.downscale), steps=config.downscale_steps,
+                                                     diffusion_steps=config.downscale_diffusion_steps, **train)
         outputs["downscaled"], outputs["bilinear"] = downscale_with_baseline(
             str(downscaler_checkpoint(outputs["downscale"])), forecast_store, layout.downscaled, layout.bilinear,
             members=config.downscale_members, steps=config.downscale_sampler_steps, seed=config.seed, overwrite=overwrite)

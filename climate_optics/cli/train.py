@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
         val_every: Optional[int] = VAL_EVERY,
         stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
         init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
+        diffusion_steps: Optional[int] = typer.Option(None, "--diffusion-steps", min=1, help="Steps of the diffusion stage of --stage both (default: --steps)."),
     ) -> None:
         """Train the diffusion downscaler (regression mean + EDM residual) on a fine-grid store."""
         from climate_optics.errors import UsageInputError
@@ -113,7 +114,9 @@ def register(app: typer.Typer) -> None:
                               device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every)
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
-        results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume)
+        if diffusion_steps is not None and stage != "both":
+            raise UsageInputError("--diffusion-steps applies to --stage both; for one stage use --steps")
+        results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume, diffusion_steps=diffusion_steps)
         for name, result in results.items():
             if result.rank == 0:
                 print(f"{name}: {_summary(result)}")

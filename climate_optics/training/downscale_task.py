@@ -194,6 +194,16 @@ def build_downscale_task(
     return DownscaleTask(model, datasets, stage)
 
 
+def scaled_config(config: TrainConfig, steps: int) -> TrainConfig:
+    """``config`` for ``steps`` steps, its warm-up and every interval scaled in proportion."""
+    if steps < 1:
+        raise UsageInputError(f"diffusion steps must be >= 1, got {steps}")
+    scale = steps / config.steps
+    at_least_one = lambda n: max(1, round(n * scale))  # noqa: E731
+    return replace(config, steps=steps, warmup=round(config.warmup * scale), checkpoint_every=at_least_one(config.checkpoint_every),
+                   val_every=0 if config.val_every == 0 else at_least_one(config.val_every), log_every=at_least_one(config.log_every))
+
+
 def run_downscale_training(
     data: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -208,8 +218,8 @@ def run_downscale_training(
 ) -> dict[str, Any]:
     """Train one stage into ``out_dir``, or (``both``) ``out_dir/regression`` then ``out_dir/diffusion``.
 
-    ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both``.
-    Returns ``{stage: TrainResult}``.
+    ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both`` (its
+    warm-up, checkpoint, validation and log intervals scale with it). Returns ``{stage: TrainResult}``.
     """
     from climate_optics.training.loop import train
 
@@ -231,6 +241,6 @@ def run_downscale_training(
     task_kwargs.pop("channels", None)
     task_kwargs.pop("overrides", None)
     task = build_downscale_task(data, stage="diffusion", init=reg_dir, seed=config.seed, **task_kwargs)
-    diff_config = config if diffusion_steps is None else replace(config, steps=diffusion_steps)
+    diff_config = config if diffusion_steps is None else scaled_config(config, diffusion_steps)
     results["diffusion"] = train(task, diff_config, diff_dir, resume=resume and (diff_dir / LATEST).exists())
     return results

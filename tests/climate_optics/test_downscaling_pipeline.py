@@ -61,13 +61,22 @@ def coarse_store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_run(fine_store, tmp_path_factory):
-    """Both stages, 3 steps each, through the CLI."""
+    """Both stages through the CLI: 3 regression steps, 4 diffusion steps."""
     from climate_optics.cli import main
 
     out = tmp_path_factory.mktemp("downscale-run") / "run"
-    status = main(["train", "downscale", "--data", str(fine_store), "--out", str(out), "--steps", "3", "--batch-size", "2", "--seed", "1"])
-    assert status == 0
+    args = ["train", "downscale", "--data", str(fine_store), "--out", str(out), "--steps", "3", "--diffusion-steps", "4", "--batch-size", "2", "--seed", "1"]
+    assert main(args) == 0
     return out
+
+
+def test_cli_trains_each_stage_its_own_number_of_steps(trained_run, fine_store, tmp_path, run_cli):
+    steps = {stage: torch.load(trained_run / stage / "checkpoint.pt", weights_only=True)["train_config"] for stage in ("regression", "diffusion")}
+    assert (steps["regression"]["steps"], steps["diffusion"]["steps"]) == (3, 4)
+    assert steps["diffusion"]["checkpoint_every"] >= steps["regression"]["checkpoint_every"]  # intervals scale with the steps
+    status, _, err = run_cli("train", "downscale", "--data", fine_store, "--out", tmp_path / "x", "--stage", "regression", "--diffusion-steps", "4")
+    assert status == 2 and "--diffusion-steps" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
 
 
 def test_patches_are_deterministic_and_match_the_truth(fine_store):

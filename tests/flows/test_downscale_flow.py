@@ -9,17 +9,17 @@ the same downscaled ensemble and scores.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Small models on 2 shared cores: OpenMP spin-waits make a second thread 5x slower."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -30,7 +30,7 @@ def one_torch_thread():
 def downscale_settings(tiny_settings_factory, tmp_path_factory):
     """PipelineConfig fields: two channels (2m_temperature, geopotential@500), a short synthetic record."""
     settings = tiny_settings_factory()
-    settings.update(max_inits=2, regions=["global"], downscale=True, downscale_steps=2, downscale_members=2,
+    settings.update(max_inits=2, regions=["global"], downscale=True, downscale_steps=2, downscale_diffusion_steps=3, downscale_members=2,
                     downscale_sampler_steps=2, levels=[500],
                     variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"])
     cache = str(tmp_path_factory.mktemp("synthetic-cache"))
@@ -81,6 +81,8 @@ def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_r
     crps = scores["2m_temperature"].sel(metric="crps", region="global")
     assert np.all(np.isfinite(crps.values)) and np.all(crps.values > 0)
     assert json.loads(scores.attrs["references"]) == {"bilinear": paths["bilinear"]}
+    trained = {stage: torch.load(Path(paths["downscale"]) / stage / "checkpoint.pt", weights_only=True)["train_config"]["steps"] for stage in ("regression", "diffusion")}
+    assert trained == {"regression": 2, "diffusion": 3}
 
 
 def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):

@@ -76,7 +76,10 @@ def test_demo_refuses_a_used_directory_and_bad_settings(demo_run, run_cli, tmp_p
     bad.write_text("stepz: 3\n")
     status, _, err = run_cli("demo", "--out", tmp_path / "y", "--config", bad)
     assert status == 2 and "stepz" in err
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    bad.write_text("downscale_diffusion_steps: 0\n")
+    status, _, err = run_cli("demo", "--out", tmp_path / "z", "--config", bad)
+    assert status == 2 and "downscale_diffusion_steps must be >= 1, got 0" in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
 
 
 def test_retrain_deployment_has_the_schedule(tmp_path):
