@@ -11,7 +11,8 @@ means reproduce them exactly: ``P (A P)^-1`` with ``A`` the block mean and ``P``
 trigonometric interpolation along complete circles (no spectral images above the source's
 Nyquist wavenumber): circles of latitude, and on a global grid whose latitude cells tile the
 sphere the great circles through the poles (``great_circle_matrices``); linear interpolation
-otherwise (extrapolated over the outer half cells). It needs each source cell to hold a whole number of destination cells.
+otherwise (extrapolated over the outer half cells). It needs each source cell to hold a whole
+number of destination cells.
 Works on numpy arrays and on torch tensors (see ``apply``).
 """
 

@@ -199,9 +199,12 @@ def scaled_config(config: TrainConfig, steps: int) -> TrainConfig:
     if steps < 1:
         raise UsageInputError(f"diffusion steps must be >= 1, got {steps}")
     scale = steps / config.steps
-    at_least_one = lambda n: max(1, round(n * scale))  # noqa: E731
-    return replace(config, steps=steps, warmup=round(config.warmup * scale), checkpoint_every=at_least_one(config.checkpoint_every),
-                   val_every=0 if config.val_every == 0 else at_least_one(config.val_every), log_every=at_least_one(config.log_every))
+
+    def interval(n: int) -> int:
+        return max(1, round(n * scale))
+
+    return replace(config, steps=steps, warmup=round(config.warmup * scale), checkpoint_every=interval(config.checkpoint_every),
+                   val_every=0 if config.val_every == 0 else interval(config.val_every), log_every=interval(config.log_every))
 
 
 def run_downscale_training(
