@@ -6,6 +6,7 @@ session, and only when a test asks for the ``prefect_harness`` fixture.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -66,3 +67,32 @@ def synthetic_hires_store(tmp_path_factory, synthetic_cache):
 def synthetic_store(tmp_path_factory, synthetic_cache):
     """Path of the ingested 5.625deg (32x64) store from the same run as ``synthetic_hires_store``."""
     return _ingest_synthetic(tmp_path_factory, synthetic_cache, "5.625deg")
+
+
+# -- one torch thread: small models on a shared 2-core machine -------------------------------
+
+@contextlib.contextmanager
+def _single_thread():
+    """One intra-op thread: on a loaded 2-core machine OpenMP spin-waits make small models 10-100x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def torch_single_thread():
+    """One torch thread for one test."""
+    with _single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread_module():
+    """One torch thread for a whole module, its module-scoped fixtures (trained models) included."""
+    with _single_thread():
+        yield

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,30 +49,3 @@ def waves_store(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("waves") / "waves.zarr"
     return write_store(advecting_waves(240), path, source="advecting-waves-test", time_chunk=8)
-
-
-@contextlib.contextmanager
-def _single_thread():
-    """One intra-op thread: on a loaded 2-core machine OpenMP spin-waits make small models 10-100x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture
-def torch_single_thread():
-    """One torch thread for one test."""
-    with _single_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def torch_single_thread_module():
-    """One torch thread for a whole module, its module-scoped fixtures (trained models) included."""
-    with _single_thread():
-        yield

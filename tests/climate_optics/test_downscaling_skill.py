@@ -8,7 +8,6 @@ and (2m_temperature) a zonal energy spectrum closer to the truth above the coars
 from __future__ import annotations
 
 import pytest
-import torch
 import xarray as xr
 
 from climate_optics.downscale_skill import downscale_skill
@@ -20,21 +19,16 @@ CHANNELS = ["2m_temperature", "geopotential@500"]
 
 
 @pytest.fixture(scope="module")
-def skill(synthetic_hires_store, tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions on a shared 2-core machine: one thread is fastest
-    try:
-        config = TrainConfig(steps=100, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=1000, progress=False, seed=0)
-        out = tmp_path_factory.mktemp("downscale-skill") / "run"
-        # The fine texture above the coarse grid is the diffusion stage's alone: it gets 6x the
-        # regression's steps and the default 18 sampler steps (8 leave geopotential@500 over).
-        run_downscale_training(synthetic_hires_store, out, config, stage="both", channels=CHANNELS, diffusion_steps=600)
-        engine, state = load_downscaler(out, sampler_steps=18)
-        n_time = xr.open_zarr(synthetic_hires_store).sizes["time"]
-        held_out = [n_time - 30, n_time - 1]  # inside the last 10 % that training never samples
-        return downscale_skill(engine, state["task"], synthetic_hires_store, times=held_out, members=4, seed=0)
-    finally:
-        torch.set_num_threads(threads)
+def skill(synthetic_hires_store, tmp_path_factory, torch_single_thread_module):
+    config = TrainConfig(steps=100, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=1000, progress=False, seed=0)
+    out = tmp_path_factory.mktemp("downscale-skill") / "run"
+    # The fine texture above the coarse grid is the diffusion stage's alone: it gets 6x the
+    # regression's steps and the default 18 sampler steps (8 leave geopotential@500 over).
+    run_downscale_training(synthetic_hires_store, out, config, stage="both", channels=CHANNELS, diffusion_steps=600)
+    engine, state = load_downscaler(out, sampler_steps=18)
+    n_time = xr.open_zarr(synthetic_hires_store).sizes["time"]
+    held_out = [n_time - 30, n_time - 1]  # inside the last 10 % that training never samples
+    return downscale_skill(engine, state["task"], synthetic_hires_store, times=held_out, members=4, seed=0)
 
 
 @pytest.mark.slow

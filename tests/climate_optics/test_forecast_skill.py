@@ -8,7 +8,6 @@ are in the README "Forecasting" section.
 """
 
 import pytest
-import torch
 
 from climate_optics.inference.skill import forecast_skill
 from climate_optics.training.forecast_task import ForecastTask
@@ -24,20 +23,14 @@ BUDGET = dict(steps=200, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoi
 
 
 @pytest.fixture(scope="module")
-def skills(synthetic_store, tmp_path_factory):
-    # Module-scoped, so set up before the function-scoped torch_single_thread: one thread here too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = {}
-        for mode in ("backprop", "dfa", "optical"):
-            task = ForecastTask(synthetic_store, seed=0, **TASK)
-            assert task.model.config.history == 2 and task.model.num_parameters() < 1_000_000
-            train(task, TrainConfig(mode=mode, **BUDGET), tmp_path_factory.mktemp(mode))
-            out[mode] = forecast_skill(task.model, synthetic_store, start=task.val_start, lead_hours=24, direct=True)
-        return out
-    finally:
-        torch.set_num_threads(threads)
+def skills(synthetic_store, tmp_path_factory, torch_single_thread_module):
+    out = {}
+    for mode in ("backprop", "dfa", "optical"):
+        task = ForecastTask(synthetic_store, seed=0, **TASK)
+        assert task.model.config.history == 2 and task.model.num_parameters() < 1_000_000
+        train(task, TrainConfig(mode=mode, **BUDGET), tmp_path_factory.mktemp(mode))
+        out[mode] = forecast_skill(task.model, synthetic_store, start=task.val_start, lead_hours=24, direct=True)
+    return out
 
 
 def test_backprop_beats_persistence_by_30_percent_and_climatology(skills):

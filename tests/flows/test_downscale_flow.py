@@ -18,15 +18,6 @@ import xarray as xr
 
 
 @pytest.fixture(scope="module")
-def one_torch_thread():
-    """Small models on 2 shared cores: OpenMP spin-waits make a second thread 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def downscale_settings(tiny_settings_factory, tmp_path_factory):
     """PipelineConfig fields: two channels (2m_temperature, geopotential@500), a short synthetic record."""
     settings = tiny_settings_factory()
@@ -39,7 +30,7 @@ def downscale_settings(tiny_settings_factory, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def downscale_run(prefect_harness, one_torch_thread, downscale_settings, tmp_path_factory):
+def downscale_run(prefect_harness, torch_single_thread_module, downscale_settings, tmp_path_factory):
     from flows.pipeline import pipeline_flow
 
     settings = dict(downscale_settings)
@@ -50,7 +41,7 @@ def downscale_run(prefect_harness, one_torch_thread, downscale_settings, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def downscale_demo(one_torch_thread, downscale_settings, tmp_path_factory):
+def downscale_demo(torch_single_thread_module, downscale_settings, tmp_path_factory):
     """``climate-optics demo --downscale`` (direct calls) on the same settings: its run directory."""
     import yaml
 
