@@ -71,12 +71,12 @@ def target_grid(
     cols = (i_lon[:, None] * factor + np.arange(factor)[None]).ravel()
     lat, lon = extra["latitude"].numpy()[rows], extra["longitude"].numpy()[cols]
     periodic = i_lon.size == ref_lon.size
-    from data_catalog.regrid import cell_area_weights
-
-    areas = cell_area_weights(extra["latitude"].numpy())[rows]  # the fine rows' areas, as in training
     if periodic and i_lat.size == ref_lat.size:  # the whole globe: the matrices training used
         w_lat, w_lon = interpolation.grid_matrices(ref_lat, ref_lon, lat, lon, method=method, great_circles=great_circles)
     else:
+        from data_catalog.regrid import cell_area_weights
+
+        areas = cell_area_weights(extra["latitude"].numpy())[rows]  # the fine rows' areas, as in training
         w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method, weights=areas)
         w_lon = interpolation.interp_matrix(ref_lon[i_lon], lon, periodic=periodic, method=method)
     static = extra["static"][:, rows][:, :, cols]  # (2, H, W)
