@@ -295,11 +295,12 @@ def climatology_template(dynamic: xr.Dataset, hours: np.ndarray) -> xr.Dataset:
 
     out = {}
     for name, var in dynamic.data_vars.items():
-        dims = ("hour", "dayofyear", *var.dims[1:])
-        shape = (len(hours), DAYS, *var.shape[1:])
+        field = [d for d in var.dims if d not in ("time", "realization")]  # ensemble members are averaged
+        dims = ("hour", "dayofyear", *field)
+        shape = (len(hours), DAYS, *(var.sizes[d] for d in field))
         out[name] = xr.Variable(dims, da.zeros(shape, dtype=var.dtype, chunks=-1), dict(var.attrs))
     coords = {"hour": hours, "dayofyear": np.arange(1, DAYS + 1)}
-    coords |= {d: dynamic[d].values for d in dynamic.dims if d != "time"}
+    coords |= {d: dynamic[d].values for d in dynamic.dims if d not in ("time", "realization")}
     return xr.Dataset(out, coords=coords, attrs={
         "method": "raw (hour, dayofyear) means smoothed along dayofyear with a circular triangular window of "
                   f"half-width {HALF_WIDTH_DAYS} days, each day weighted by its number of time steps",

@@ -2,12 +2,13 @@
 
 Store layout (see ARCHITECTURE.md):
 
-- root group: the canonical dataset; time-dependent variables chunked ``(time=N, all levels,
-  whole latitude x longitude field)`` and compressed with Blosc-zstd level 1 (byte shuffle); static
+- root group: the canonical dataset; time-dependent variables chunked ``(time=N, [all members,]
+  all levels, whole latitude x longitude field)`` and compressed with Blosc-zstd level 1 (byte shuffle); static
   fields (``land_sea_mask``, ``geopotential_at_surface``) without a time dimension;
   provenance attributes (source, ingest options, package version, creation time).
-- group ``statistics``: mean, std, diff_std per variable and level (``data_catalog.stats``).
-- group ``climatology``: WeatherBench 2 layout (``data_catalog.climatology``).
+- group ``statistics``: mean, std, diff_std per variable and level (``data_catalog.stats``), over
+  every ensemble member.
+- group ``climatology``: WeatherBench 2 layout (``data_catalog.climatology``), of the member mean.
 
 Streaming: the record is processed in time order, in blocks of one time chunk (the source
 is opened with dask chunks aligned with them, so each block is read once). A background
@@ -35,7 +36,7 @@ import xarray as xr
 
 from data_catalog.climatology import Climatology, band_rows, climatology_template
 from data_catalog.errors import DataInputError
-from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, STATIC_VARIABLES, TIME
+from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
 from data_catalog.store import atomic_store, check_target, consolidate
 
@@ -161,7 +162,7 @@ def _split(ds: xr.Dataset, source: str) -> tuple[xr.Dataset, xr.Dataset]:
     if TIME in static.dims:
         static = static.isel({TIME: 0}, drop=True)
     dynamic = ds.drop_vars(static_names)
-    order = (TIME, LEVEL, LATITUDE, LONGITUDE)
+    order = (TIME, REALIZATION, LEVEL, LATITUDE, LONGITUDE)
     dynamic = dynamic.transpose(*[d for d in order if d in dynamic.dims], ...)
     static = static.transpose(*[d for d in order if d in static.dims], ...)
     return dynamic, static
@@ -218,7 +219,7 @@ def _write_static(static: xr.Dataset, tmp: Path, statistics: StatisticsAccumulat
         if np.isnan(values).all():
             raise DataInputError("all values are NaN; expected a field with data", source=source, variable=str(name))
         group[str(name)][...] = values
-        statistics.add(str(name), values[np.newaxis], None, level_axis=1 if LEVEL in da.dims else None)
+        statistics.add(str(name), values[np.newaxis], None, level_axis=level_axis(("time", *da.dims)))
 
 
 def diff_interval(times: np.ndarray) -> tuple[np.timedelta64, int]:
@@ -274,7 +275,8 @@ class _VariableStream:
     def __init__(self, name: str, array: Any, dynamic: xr.Dataset, chunk: int, source: str):
         self.name, self.array, self.chunk, self.source = name, array, chunk, source
         self.dims = dynamic[name].dims
-        self.level_axis = 1 if LEVEL in self.dims else None
+        self.level_axis = level_axis(self.dims)
+        self.member_axis = self.dims.index(REALIZATION) if REALIZATION in self.dims else None
         self.times = dynamic[TIME].values
         self.interval, self.lag = diff_interval(self.times)
         self.carry: tuple[int, np.ndarray] | None = None  # (first step, steps not yet written)
@@ -287,7 +289,7 @@ class _VariableStream:
         statistics.add(self.name, block, None, level_axis=self.level_axis)
         for diffs in self._differences(start, block):
             statistics.add_differences(self.name, diffs, level_axis=self.level_axis)
-        climatology.add(self.name, start, block)
+        climatology.add(self.name, start, block if self.member_axis is None else member_mean(block, self.member_axis))
 
     def _write(self, start: int, block: np.ndarray) -> None:
         n_time = len(self.times)
@@ -336,8 +338,9 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
     todo = read_pieces(dynamic, chunk) or blocks(len(times), chunk)
     root = zarr.open_group(tmp, mode="r+")
     (tmp / SCRATCH_DIR).mkdir()
-    climatology = Climatology(times, tmp / SCRATCH_DIR,
-                              {str(name): tuple(da.shape[1:]) for name, da in dynamic.data_vars.items()})
+    fields = {str(name): tuple(n for d, n in da.sizes.items() if d not in (TIME, REALIZATION))
+              for name, da in dynamic.data_vars.items()}  # members are averaged into the climatology
+    climatology = Climatology(times, tmp / SCRATCH_DIR, fields)
     streams = {str(name): _VariableStream(str(name), _whole_chunks(root[str(name)]), dynamic, chunk, source)
                for name in dynamic.data_vars}
 
@@ -363,19 +366,34 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
     return climatology
 
 
+def level_axis(dims: tuple) -> int | None:
+    """Position of ``level`` among a block's dims (None without levels)."""
+    return dims.index(LEVEL) if LEVEL in dims else None
+
+
+def member_mean(block: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ensemble members, NaN skipped (NaN where every member is): the climatology's input."""
+    missing = np.isnan(block)
+    if not missing.any():
+        return block.mean(axis=axis, dtype=np.float64).astype(block.dtype)
+    count = (~missing).sum(axis=axis)
+    total = np.where(missing, 0, block).sum(axis=axis, dtype=np.float64)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(block.dtype)
+
+
 def _whole_chunks(array: Any) -> Any:
     """The array writing every chunk: skips zarr's per-chunk comparison with the fill value (no chunk is empty)."""
     return array.with_config({"write_empty_chunks": True})
 
 
 def _check_fields(block: np.ndarray, times: np.ndarray, name: str, dims: tuple, source: str) -> None:
-    """Reject a time step whose whole (level) field is NaN."""
-    empty = np.isnan(block).all(axis=(-2, -1))  # (time[, level])
+    """Reject a time step whose whole (member's, level's) field is NaN."""
+    empty = np.isnan(block).all(axis=(-2, -1))  # (time[, realization][, level])
     if empty.any():
         index = np.argwhere(empty)[0]
         where = f" at time {np.datetime_as_string(times[index[0]], unit='m')}"
-        if LEVEL in dims:
-            where += f", level index {index[1]}"
+        for dim, position in zip(dims[1:-2], index[1:]):
+            where += f", {dim} index {position}"
         raise DataInputError(f"all values are NaN{where}; expected a field with data", source=source, variable=name)
 
 

@@ -49,8 +49,12 @@ def grid(n_lat: int = 32, n_lon: int = 64, *, poles: bool = False) -> tuple[np.n
 
 def canonical_dataset(n_time: int = 4, n_lat: int = 32, n_lon: int = 64, levels: Sequence[int] = (500, 850),
                       seed: int = 0, *, variables: Sequence[str] | None = None, start: str = "2020-01-01",
-                      freq: str = "6h", poles: bool = False) -> xr.Dataset:
-    """A small canonical dataset (float32, numpy-backed) with plausible values."""
+                      freq: str = "6h", poles: bool = False, members: int = 0) -> xr.Dataset:
+    """A small canonical dataset (float32, numpy-backed) with plausible values.
+
+    ``members`` > 0 adds a ``realization`` dimension (after ``time``): member k is member 0
+    plus k times a small perturbation of every time-dependent field.
+    """
     rng = np.random.default_rng(seed)
     names = list(variables) if variables is not None else list(LEVEL_VARIABLES + SURFACE_VARIABLES)
     lat, lon = grid(n_lat, n_lon, poles=poles)
@@ -80,7 +84,21 @@ def canonical_dataset(n_time: int = 4, n_lat: int = 32, n_lon: int = 64, levels:
     coords = {"time": time, "latitude": lat, "longitude": lon}
     if any(VARIABLES[n].has_level for n in names):
         coords["level"] = level
-    return xr.Dataset(data, coords=coords)
+    ds = xr.Dataset(data, coords=coords)
+    return with_members(ds, members, rng) if members else ds
+
+
+def with_members(ds: xr.Dataset, members: int, rng: np.random.Generator) -> xr.Dataset:
+    """``ds`` as ``members`` ensemble members (dims time, realization, ...); static fields unchanged."""
+    out = ds.copy()
+    for name, da in ds.data_vars.items():
+        if "time" not in da.dims:
+            continue
+        _, _, std = _CLIMATE.get(str(name), (0.5, 0.0, 0.2))
+        nudge = 0.1 * std * np.abs(rng.standard_normal(da.shape)).astype(da.dtype)  # positive: q stays >= 0
+        stacked = np.stack([da.values + k * nudge for k in range(members)], axis=1)
+        out[name] = (("time", "realization", *da.dims[1:]), stacked.astype(da.dtype), da.attrs)
+    return out.assign_coords(realization=np.arange(members))
 
 
 def _flip(ds: xr.Dataset, *dims: str) -> xr.Dataset:
@@ -112,12 +130,22 @@ def _era5_vars(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def era5_cds_netcdf(ds: xr.Dataset) -> xr.Dataset:
+def era5_cds_netcdf(ds: xr.Dataset, *, members_first: bool = True) -> xr.Dataset:
     """The new CDS NetCDF layout: ``valid_time``, ``pressure_level`` (descending), latitude
-    descending, scalar ``number``, ``expver`` strings along ``valid_time``."""
+    descending, scalar ``number``, ``expver`` strings along ``valid_time``.
+
+    An ensemble (``realization`` in ``ds``) becomes a ``number`` dimension, first as the CDS
+    writes it (``members_first``) or after ``valid_time`` as the legacy CDS NetCDF did.
+    """
     out = _era5_vars(_flip(ds, "latitude", "level"))
     out = out.rename({"time": "valid_time", **({"level": "pressure_level"} if "level" in out.dims else {})})
-    out = out.assign_coords(number=0, expver=("valid_time", np.full(out.sizes["valid_time"], "0001")))
+    if "realization" in out.dims:
+        out = out.rename({"realization": "number"})
+        first = ("number", "valid_time") if members_first else ("valid_time", "number")
+        out = out.transpose(*[d for d in first if d in out.dims], ...)
+    else:
+        out = out.assign_coords(number=0)
+    out = out.assign_coords(expver=("valid_time", np.full(out.sizes["valid_time"], "0001")))
     if "pressure_level" in out.coords:
         out["pressure_level"] = out["pressure_level"].astype("float64").assign_attrs(units="hPa")
     out["valid_time"].encoding = {"units": "seconds since 1970-01-01", "dtype": "int64"}
@@ -215,7 +243,8 @@ _GRIB_SURFACE = {
 def write_era5_grib(ds: xr.Dataset, path: Path | str) -> Path:
     """Write ``ds`` as ERA5-style GRIB 2 (IEEE floats, so values survive exactly; needs eccodes).
 
-    Latitude is written north to south and levels from the bottom up, as ECMWF does.
+    Latitude is written north to south and levels from the bottom up, as ECMWF does. An
+    ensemble (``realization`` in ``ds``) is written as perturbed members (``number`` 0..n-1).
     """
     from data_catalog.grib_support import import_eccodes
 
@@ -225,13 +254,17 @@ def write_era5_grib(ds: xr.Dataset, path: Path | str) -> Path:
             "latitudeOfFirstGridPointInDegrees": float(lat[-1]), "latitudeOfLastGridPointInDegrees": float(lat[0]),
             "longitudeOfFirstGridPointInDegrees": float(lon[0]), "longitudeOfLastGridPointInDegrees": float(lon[-1]),
             "iDirectionIncrementInDegrees": float(lon[1] - lon[0]), "jDirectionIncrementInDegrees": float(lat[1] - lat[0])}
+    members = ds["realization"].values if "realization" in ds.dims else [None]
     path = Path(path)
     with path.open("wb") as out:
-        for t in ds["time"].values:
+        for t, member in ((t, m) for t in ds["time"].values for m in members):
             stamp = pd.Timestamp(t)
             when = {"dataDate": int(stamp.strftime("%Y%m%d")), "dataTime": stamp.hour * 100}
+            if member is not None:
+                when |= {"productDefinitionTemplateNumber": 1, "perturbationNumber": int(member),
+                         "numberOfForecastsInEnsemble": len(members)}
             for name, da in ds.data_vars.items():
-                field = da.sel(time=t)
+                field = da.sel(time=t) if member is None else da.sel(time=t, realization=member)
                 if "level" in da.dims:
                     items = [(ERA5_NAMES[name][0], "isobaricInhPa", int(lev), field.sel(level=lev))
                              for lev in ds["level"].values[::-1]]
