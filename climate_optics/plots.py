@@ -1,9 +1,6 @@
 """Figures for exploring the pipeline's outputs (the notebooks call these).
 
-- ``forecast_maps``: a forecast field, the verifying truth and their difference on maps
-  (cartopy, PlateCarree). Offline: coastlines are the 0.5 contour of the dataset's
-  ``land_sea_mask`` (no Natural Earth download); ``stock_img=True`` adds cartopy's bundled
-  background image.
+- maps (forecast, truth, error; downscaled ensembles) are in ``climate_optics.maps``.
 - ``skill_curves``: skill against lead time from a scores store, one line per model.
 - ``training_curves``, ``alignment_curves``, ``optical_energy``: optical-training
   diagnostics from run directories (``metrics.jsonl`` and ``checkpoint.pt``).
@@ -88,96 +85,6 @@ def _lead(value: Any) -> np.timedelta64:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.timedelta64(int(value), "h")
     return np.timedelta64(pd.Timedelta(value).value, "ns")
-
-
-# ----------------------------------------------------------------------------- maps
-
-
-def forecast_maps(
-    forecast: Any,
-    variable: str,
-    *,
-    truth: Any = None,
-    lead: Any = "24h",
-    init: Any = 0,
-    level: float | None = None,
-    member: int | None = None,
-    land_sea_mask: Any = None,
-    stock_img: bool = False,
-    cmap: str = "viridis",
-) -> "Figure":
-    """Maps of ``variable`` at ``lead`` from init ``init`` (index or time): forecast, truth, error.
-
-    ``truth``: a canonical dataset or store verified at valid time = init + lead (omit for
-    the forecast alone). ``land_sea_mask``: a (latitude, longitude) field for the coastline
-    contour; by default the truth's. Ensembles: member ``member``, else the ensemble mean.
-    """
-    import cartopy.crs as ccrs
-
-    fc = _open(forecast)
-    if variable not in fc.data_vars:
-        raise UsageInputError(f"forecast has no variable {variable!r} (has: {', '.join(map(str, fc.data_vars))})")
-    da = fc[variable]
-    da = _pick(da, "time", init, "forecast")
-    da = da.sel(prediction_timedelta=_lead(lead)) if "prediction_timedelta" in da.dims else da
-    da = _pick(da, "level", level, variable)
-    if "realization" in da.dims:
-        da = da.mean("realization") if member is None else da.isel(realization=member)
-    init_time = np.datetime64(da["time"].values) if "time" in da.coords else None
-    panels = [("forecast", da.load())]
-
-    truth_ds = None if truth is None else _open(truth)
-    if truth_ds is not None:
-        if init_time is None:
-            raise UsageInputError("forecast has no init time coordinate to align the truth with")
-        valid = init_time + _lead(lead)
-        if valid not in truth_ds.indexes["time"]:
-            raise UsageInputError(f"truth has no time {valid} (valid time of the forecast)")
-        t = _pick(truth_ds[variable].sel(time=valid), "level", level, variable).load()
-        panels += [("truth", t), ("forecast - truth", panels[0][1] - t)]
-    mask = land_sea_mask
-    if mask is None and truth_ds is not None and "land_sea_mask" in truth_ds:
-        mask = truth_ds["land_sea_mask"]
-    if mask is not None:
-        mask = mask.squeeze(drop=True) if hasattr(mask, "squeeze") else mask
-
-    units = str(da.attrs.get("units", ""))
-    lead_h = _lead(lead) / np.timedelta64(1, "h")
-    fig = new_figure(4.6 * len(panels), 3.0)
-    lo = min(float(p[1].min()) for p in panels[:2])
-    hi = max(float(p[1].max()) for p in panels[:2])
-    for i, (title, field) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1, projection=ccrs.PlateCarree())
-        if stock_img:
-            ax.stock_img()
-        error = title.startswith("forecast -")
-        span = float(np.abs(field).max()) if error else None
-        image = _map(ax, field, mask, cmap="RdBu_r" if error else cmap,
-                     vmin=-span if error else lo, vmax=span if error else hi)
-        fig.colorbar(image, ax=ax, orientation="horizontal", shrink=0.8, pad=0.04, label=units)
-        ax.set_title(title, fontsize=10)
-    label = variable if level is None else f"{variable} {level:g} hPa"
-    when = "" if init_time is None else f", init {np.datetime_as_string(init_time, unit='h')}"
-    fig.suptitle(f"{label}, lead {lead_h:g} h{when}", fontsize=11)
-    return fig
-
-
-def _map(ax: Any, field: "xr.DataArray", mask: Any, **style: Any) -> Any:
-    """Draw a (latitude, longitude) field and the land-sea contour on a cartopy axis."""
-    import cartopy.crs as ccrs
-    from cartopy.util import add_cyclic_point
-
-    field = field.transpose("latitude", "longitude")
-    values, lon = add_cyclic_point(np.asarray(field.values), coord=np.asarray(field["longitude"].values))
-    lat = np.asarray(field["latitude"].values)
-    image = ax.pcolormesh(lon, lat, values, transform=ccrs.PlateCarree(), shading="nearest", **style)
-    if mask is not None:
-        m = mask.transpose("latitude", "longitude") if hasattr(mask, "transpose") else mask
-        m_values, m_lon = add_cyclic_point(np.asarray(getattr(m, "values", m)), coord=np.asarray(m["longitude"].values))
-        ax.contour(m_lon, np.asarray(m["latitude"].values), m_values, levels=[0.5], colors="k",
-                   linewidths=0.8, transform=ccrs.PlateCarree())
-    ax.set_global()
-    return image
 
 
 # ----------------------------------------------------------------------------- skill
