@@ -1,62 +1,172 @@
-"""Atomic Zarr stores (and files): write into a temporary sibling, rename into place when complete.
+"""Atomic outputs: write into a temporary sibling, rename into place when complete, one writer at a time.
 
-An existing store is never replaced without ``overwrite=True``; a failure leaves nothing
-behind (the temporary sibling is removed).
+- ``check_target`` runs before any work: it takes the target's lock (``data_catalog.locks``;
+  a second writer is refused naming the holder, or waits), removes temporaries of dead writers
+  beside it, and refuses an existing target unless ``overwrite`` is given *and* the target is
+  something this tool wrote: a store carrying ``MARKER`` (or, from before the marker, our
+  provenance attributes), an empty directory, or for ``kind="file"`` a plain file.
+- ``atomic_store`` yields a temporary sibling to write into and, when the block completes,
+  marks it and swaps it into place (one atomic exchange where the system offers it). A failure
+  or a signal removes the temporary; the lock is dropped either way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
+from data_catalog import locks
 from data_catalog.errors import DataInputError
+from data_catalog.faults import pause_point
+
+MARKER = ".climate-optics-store"  # a small JSON file inside every directory store this tool writes
+PROVENANCE_KEYS = ("climate_optics_version", "generator_version")  # root attributes of earlier stores
+KINDS = ("store", "file")
 
 
-def check_target(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Validate an output path before any work is done; returns it as a Path."""
+def check_target(path: str | os.PathLike, *, overwrite: bool, kind: str = "store") -> Path:
+    """Lock the output path and validate it before any work is done; returns it as a Path.
+
+    The lock stays held until ``atomic_store`` for the same path finishes (or ``locks.release``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise DataInputError("output store already exists; pass --overwrite (overwrite=True) to replace it", source=target)
-    if not target.parent.exists():
-        raise DataInputError("parent directory of the output store does not exist", source=target)
+    if not target.parent.is_dir():
+        raise DataInputError("parent directory of the output does not exist", source=target)
+    newly = locks.acquire(target)
+    try:
+        _check_replaceable(target, overwrite=overwrite, kind=kind)
+    except BaseException:
+        if newly:
+            locks.release(target)
+        raise
     return target
 
 
+def is_tool_store(path: str | os.PathLike) -> bool:
+    """True for a directory store this tool wrote: it holds MARKER, or our provenance attributes."""
+    path = Path(path)
+    if (path / MARKER).is_file():
+        return True
+    for metadata, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        try:
+            document = json.loads((path / metadata).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        attrs = document.get(key, {}) if key and isinstance(document, dict) else document
+        if isinstance(attrs, dict) and any(k in attrs for k in PROVENANCE_KEYS):
+            return True
+    return False
+
+
+def describe_contents(path: Path, limit: int = 3) -> str:
+    """A few words on what a directory holds, for refusals: 'notes.txt, data/ and 4 more'."""
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_replaceable(target: Path, *, overwrite: bool, kind: str) -> None:
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not overwrite:
+        raise DataInputError("output already exists; pass --overwrite (overwrite=True) to replace it", source=target)
+    if target.is_symlink():
+        raise DataInputError("is a symbolic link; --overwrite replaces only outputs this tool wrote, not links", source=target)
+    if kind == "file":
+        if not target.is_file():
+            raise DataInputError("is a directory, not a file this tool wrote; --overwrite will not replace it", source=target)
+        return
+    if target.is_dir():
+        if not any(target.iterdir()) or is_tool_store(target):
+            return
+        raise DataInputError(f"is not a store this tool wrote (it holds {describe_contents(target)}); "
+                             "--overwrite replaces only climate-optics stores and empty directories", source=target)
+    raise DataInputError("is a file, not a store this tool wrote; --overwrite will not replace it", source=target)
+
+
+def _write_marker(directory: Path) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("climate-optics")
+    except PackageNotFoundError:
+        package_version = "unknown"
+    record = {"writer": "climate-optics", "version": package_version,
+              "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (directory / MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_store(path: str | os.PathLike, *, overwrite: bool = False, kind: str = "store") -> Iterator[Path]:
     """Yield a temporary sibling path to write into; on success it replaces ``path``.
+
+    ``kind="file"`` for single files (checkpoints, JSON records): an existing file is replaced.
 
     >>> with atomic_store("out.zarr") as tmp:  # doctest: +SKIP
     ...     ds.to_zarr(tmp)
     """
-    target = check_target(path, overwrite=overwrite)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    target = check_target(path, overwrite=overwrite, kind=kind)
+    tmp = locks.temporary_path(target)
     try:
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"nothing was written to {tmp}")
-        if tmp.is_file() and not target.is_dir():
+        if tmp.is_dir():
+            _write_marker(tmp)
+        else:
+            _fsync_file(tmp)
+        pause_point("before-rename", target)
+        _check_replaceable(target, overwrite=overwrite, kind=kind)  # still true under the lock
+        if tmp.is_file():
             os.replace(tmp, target)  # a single file replaces its target in one atomic step
-        elif target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        elif not target.exists():
+            tmp.rename(target)
+        elif _exchange(tmp, target):
+            pause_point("after-exchange", target)
+            _remove(tmp)  # now holds the replaced store
+        else:
+            old = locks.temporary_path(target, "old")
             target.rename(old)
+            pause_point("between-renames", target)
             tmp.rename(target)
             _remove(old)
-        else:
-            tmp.rename(target)
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        locks.release(target)
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():
         path.unlink()
 
 

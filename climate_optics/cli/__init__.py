@@ -2,7 +2,9 @@
 
 Each command lives in its own module under ``climate_optics.cli`` exposing ``register(app)``;
 modules import their heavy dependencies inside the command functions so that ``--help`` is fast.
-Exit status: 0 on success, 2 on bad input or usage (one line on stderr), 1 on an internal error.
+Exit status: 0 on success, 2 on bad input or usage (one line on stderr), 1 on an internal error,
+130 or 143 on SIGINT or SIGTERM (one line; the command's temporaries removed). ``--wait`` (anywhere
+on the line) makes a writer wait for another process writing the same output instead of failing.
 """
 
 from __future__ import annotations
@@ -25,8 +27,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    wait: bool = typer.Option(False, "--wait", help="Wait for another process writing the same output instead of failing."),
+) -> None:
     """Train climate forecasting and downscaling models with optical direct feedback alignment."""
+    from data_catalog import locks
+
+    locks.set_wait(wait)
 
 
 # One module per command (or command group); each defines register(app).
@@ -66,13 +73,19 @@ def error_line(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the process status."""
     from climate_optics.errors import BAD_INPUT_ERRORS
+    from climate_optics.interrupts import Interrupted, signals_as_exceptions
+    from data_catalog import locks
 
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = _hoist_wait(sys.argv[1:] if argv is None else list(argv))
     try:
         # Click handles its own usage errors (status 2) and --help in standalone mode and exits;
         # everything else reaches the handlers below.
-        app(args=args, prog_name="climate-optics", standalone_mode=True)
+        with signals_as_exceptions():
+            app(args=args, prog_name="climate-optics", standalone_mode=True)
         status = 0
+    except Interrupted as exc:
+        error_line(exc.message())
+        status = exc.status
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BAD_INPUT_ERRORS as exc:
@@ -88,6 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("climate-optics: set CLIMATE_OPTICS_DEBUG=1 for the traceback", file=sys.stderr)
         status = 1
+    finally:
+        locks.release_all()  # a command that failed between its checks and its write still holds locks
+        locks.set_wait(False)
     if argv is None:
         sys.exit(status)
     return status
+
+
+def _hoist_wait(args: list[str]) -> list[str]:
+    """``--wait`` is a root option; accept it after the command name too (before any ``--``)."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--wait" not in args[:end]:
+        return args
+    return ["--wait"] + [a for i, a in enumerate(args) if not (i < end and a == "--wait")]
