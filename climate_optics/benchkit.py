@@ -122,7 +122,7 @@ def write_results(name: str, rows: list[Row]) -> Path:
     print(f"\n== {name} ({machine_summary()}) ==")
     print(format_table(rows))
     path = results_dir() / f"{name}.json"
-    with atomic_store(path, overwrite=True) as tmp:
+    with atomic_store(path, overwrite=True, kind="file") as tmp:
         tmp.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     print(f"results: {path}")
     return path

@@ -406,7 +406,7 @@ def latest_run(runs_dir: str | os.PathLike) -> dict[str, Any] | None:
 def record_latest(runs_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Make ``record`` (run dir, checkpoint, data, scores, time) the latest run, atomically."""
     path = Path(runs_dir) / LATEST_RUN
-    with atomic_store(path, overwrite=True) as tmp:
+    with atomic_store(path, overwrite=True, kind="file") as tmp:
         tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return path
 
