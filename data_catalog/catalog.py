@@ -12,7 +12,9 @@ Catalog files map entry names to entries::
 
 User catalogs (``catalog=`` argument, ``--catalog FILE``, or the ``CLIMATE_OPTICS_CATALOG``
 environment variable, several files separated by ``os.pathsep``) are merged over the shipped
-one; an entry with the same name replaces the shipped entry.
+one; an entry with the same name replaces the shipped entry. A broken user catalog breaks only what
+needs the catalog: ``find_entry`` lets a source that is a plain path be read without it.
+Relative locations must stay below their catalog file's directory.
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ def parse_entries(raw: dict[str, Any], path: Path) -> dict[str, CatalogEntry]:
             reason = err["msg"].removeprefix("Value error, ")
             raise DataInputError(f"entry {name!r}: field {field!r}: {reason}", source=path) from None
         if entry.location and not _is_url(entry.location) and not os.path.isabs(entry.location):
+            if os.path.normpath(entry.location).split(os.sep)[0] == os.pardir:
+                raise DataInputError(f"entry {name!r}: field 'location': {entry.location!r} leaves the catalog's directory;"
+                                     " relative locations stay below it (write an absolute path to mean one elsewhere)", source=path)
             entry = entry.model_copy(update={"location": str(path.parent / entry.location)})
         entries[entry.name] = entry
     return entries
@@ -135,6 +140,18 @@ def load_catalog(catalog: CatalogArg = None) -> dict[str, CatalogEntry]:
     for path in _user_files(catalog):
         entries.update(parse_entries(_read_yaml(path), path))
     return entries
+
+
+def find_entry(name: str, catalog: CatalogArg = None, *, readable_without: bool = False) -> CatalogEntry | None:
+    """The entry called ``name``, or None. A broken catalog file raises, unless ``readable_without``
+    (``name`` is a path that can be read without the catalog): commands on plain paths keep working."""
+    try:
+        entries = load_catalog(catalog)
+    except DataInputError:
+        if readable_without:
+            return None
+        raise
+    return entries.get(name)
 
 
 def list_entries(catalog: CatalogArg = None) -> list[CatalogEntry]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import xarray as xr
 
 from data_catalog.canonical import accumulate_6h, to_canonical
-from data_catalog.catalog import CatalogArg, CatalogEntry, load_catalog
+from data_catalog.catalog import CatalogArg, CatalogEntry, find_entry, load_catalog
 from data_catalog.checks import check_not_all_nan
 from data_catalog.coords import check_time
 from data_catalog.errors import DataInputError
@@ -62,13 +62,13 @@ def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None =
 
 def _resolve(source: str | os.PathLike, catalog: CatalogArg) -> CatalogEntry:
     text = os.fspath(source)
-    entries = load_catalog(catalog)
-    if text in entries:
-        return entries[text]
     driver = _driver_for_path(text)
+    entry = find_entry(text, catalog, readable_without=driver is not None)  # a broken catalog spares plain paths
+    if entry is not None:
+        return entry
     if driver is None:
         raise DataInputError(f"not a catalog entry and no such file or directory; catalog entries:"
-                             f" {', '.join(sorted(entries))}", source=text)
+                             f" {', '.join(sorted(load_catalog(catalog)))}", source=text)
     return CatalogEntry(name=text, description=f"file {text}", driver=driver, location=text,
                         licence="unknown (user file)", citation="unknown (user file)")
 
