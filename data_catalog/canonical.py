@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from data_catalog import coords
+from data_catalog import coords, vertical
 from data_catalog.errors import DataInputError
 from data_catalog.mappings import ACCUMULATION_HOURS, canonical_name
 from data_catalog.schema import LEVEL, TIME, VARIABLES
@@ -27,6 +27,8 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
     ``accumulate_6h`` sums them.
     """
     notes = [] if history is None else history
+    ds = vertical.promote_scalar_level(ds, source, notes)
+    heights = vertical.height_hints(ds)
     ds = coords.rename_coordinates(ds, source)
     ds = coords.drop_auxiliary(ds)
     ds = coords.decode_time(ds, source)
@@ -34,7 +36,10 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
     ds = coords.orient(ds, source)
     out: dict[str, xr.DataArray] = {}
     for native, da in ds.data_vars.items():
+        da = vertical.with_stated_level(da, str(native), notes)
         name, how = canonical_name(str(native), da.attrs.get("standard_name"), LEVEL in da.dims, overrides)
+        if LEVEL not in da.dims:
+            name = vertical.single_level_name(str(native), da, name, how, heights.get(str(native)), source, notes)
         if name is None:
             notes.append(f"dropped unmapped variable {native!r}")
             continue

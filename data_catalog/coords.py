@@ -73,9 +73,6 @@ def drop_auxiliary(ds: xr.Dataset) -> xr.Dataset:
     bounds |= {v for v in ds.variables if str(v).endswith(("_bnds", "_bounds"))}
     bounds |= {v for v in ds.variables if any(d in BOUNDS_DIMS for d in ds[v].dims)}
     ds = ds.drop_vars([b for b in bounds if b in ds.variables])
-    scalar_level = LEVEL in ds.coords and ds[LEVEL].ndim == 0
-    if scalar_level:
-        ds = ds.expand_dims(LEVEL)
     aux = [c for c in ds.coords if c not in ds.dims]
     return ds.drop_vars(aux)
 

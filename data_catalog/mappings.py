@@ -61,12 +61,23 @@ SOURCE_TABLES: dict[str, dict[str, Pair]] = {"era5": ERA5, "ncep": NCEP}
 ACCUMULATION_HOURS: dict[str, int] = {"tp": 1}
 
 
+def lookup_pair(native: str, standard_name: str | None) -> Pair | None:
+    """The (on pressure levels, on a single level) pair of a native name or CF standard_name, if any."""
+    for table in SOURCE_TABLES.values():
+        if native in table:
+            return table[native]
+    if standard_name and standard_name in CF_STANDARD_NAMES:
+        return CF_STANDARD_NAMES[standard_name]
+    return None
+
+
 def canonical_name(native: str, standard_name: str | None, has_level: bool,
                    overrides: dict[str, str] | None = None) -> tuple[str | None, str]:
     """The canonical name for a native variable and how it was found (for the history).
 
     Lookup order: the catalog entry's own mapping, canonical names, the source tables,
-    then the CF ``standard_name`` attribute.
+    then the CF ``standard_name`` attribute. Without a level the choice between the pair's
+    two names is checked by ``data_catalog.vertical.single_level_name``.
     """
     if overrides and native in overrides:
         return overrides[native], "catalog mapping"
