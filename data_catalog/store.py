@@ -3,10 +3,10 @@
 - ``check_target`` runs before any work: it takes the target's lock (``data_catalog.locks``;
   a second writer is refused naming the holder, or waits), removes temporaries of dead writers
   beside it, and refuses an existing target unless ``overwrite`` is given *and* the target is
-  something this tool wrote: a store carrying ``MARKER`` (or, from before the marker, our
-  provenance attributes), an empty directory, or for ``kind="file"`` a plain file.
+  something this tool wrote: a Zarr store with our provenance attributes (or a directory holding
+  ``MARKER``), an empty directory, or for ``kind="file"`` a plain file.
 - ``atomic_store`` yields a temporary sibling to write into and, when the block completes,
-  marks it and swaps it into place (one atomic exchange where the system offers it). A failure
+  marks it if it carries no provenance and swaps it into place (one atomic exchange where the system offers it). A failure
   or a signal removes the temporary; the lock is dropped either way.
 """
 
@@ -18,14 +18,13 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 from data_catalog import locks
 from data_catalog.errors import DataInputError
 from data_catalog.faults import pause_point
 
-MARKER = ".climate-optics-store"  # a small JSON file inside every directory store this tool writes
+MARKER = ".climate-optics-store"  # JSON file marking a directory we wrote that carries no provenance attributes
 PROVENANCE_KEYS = ("climate_optics_version", "generator_version")  # root attributes of earlier stores
 KINDS = ("store", "file")
 
@@ -99,8 +98,7 @@ def _write_marker(directory: Path) -> None:
         package_version = version("climate-optics")
     except PackageNotFoundError:
         package_version = "unknown"
-    record = {"writer": "climate-optics", "version": package_version,
-              "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record = {"writer": "climate-optics", "version": package_version}  # no time: same inputs, same bytes
     (directory / MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 
@@ -138,7 +136,8 @@ def atomic_store(path: str | os.PathLike, *, overwrite: bool = False, kind: str 
         if not tmp.exists():
             raise RuntimeError(f"nothing was written to {tmp}")
         if tmp.is_dir():
-            _write_marker(tmp)
+            if not is_tool_store(tmp):  # Zarr stores are recognised by their provenance attributes
+                _write_marker(tmp)
         else:
             _fsync_file(tmp)
         pause_point("before-rename", target)

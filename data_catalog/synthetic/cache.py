@@ -67,13 +67,9 @@ def store_path(config: SyntheticConfig, cache_dir: str | os.PathLike | None = No
 
 def ensure_store(config: SyntheticConfig, cache_dir: str | os.PathLike | None = None, *, progress: bool | None = None) -> Path:
     """Path of the cached store for ``config``, generating it first when absent."""
-    from data_catalog.synthetic.writer import generate
+    from data_catalog.synthetic.writer import ensure_generated
 
-    path = store_path(config, cache_dir)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        generate(config, path, progress=progress)
-    return path
+    return ensure_generated(config, store_path(config, cache_dir), progress=progress)
 
 
 def open_synthetic(options: dict[str, Any] | None = None, *, cache_dir: str | os.PathLike | None = None) -> xr.Dataset:

@@ -2,26 +2,35 @@
 
 Memory holds one chunk of output (``chunk_days``) at a time, so records longer than memory
 work. The random stream depends only on the seed and the configuration (never on the chunk
-size), and no time stamps are written, so the same configuration gives a bit-identical store.
+size), and no time stamps are written, so the same configuration gives a bit-identical store. The cache generates resumably
+(``ensure_generated``): a killed generation continues from its last complete segment.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from data_catalog.regrid import equiangular_latitudes, equiangular_longitudes
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, TIME, VARIABLES
+from data_catalog import locks
+from data_catalog.faults import pause_point
 from data_catalog.store import atomic_store
 from data_catalog.synthetic.config import GENERATOR_VERSION, OUTPUT_STEP_S, SyntheticConfig
 from data_catalog.synthetic.diagnostics import LEVELS, Diagnostics
 from data_catalog.synthetic.model import EquivalentBarotropicModel
+
+log = logging.getLogger(__name__)
 
 STORE_TIME_CHUNK = 20  # 5 days of 6-hourly fields per Zarr chunk
 CITATION = "climate-optics embedded synthetic reanalysis (equivalent-barotropic spectral model), generated locally"
@@ -84,6 +93,16 @@ def _progress(enabled: bool, total: int, description: str) -> Iterator:
 
 def run_model(config: SyntheticConfig, *, chunk_days: float = 30.0, progress: bool | None = None) -> Iterator[xr.Dataset]:
     """Yield the output record as canonical datasets of at most ``chunk_days`` each (first one with statics)."""
+    for ds, _ in _segments(config, chunk_days=chunk_days, progress=progress):
+        yield ds
+
+
+MODEL_STATE = ("q", "temp", "noise", "forcing")  # the model's prognostic and forcing spectra
+
+
+def _segments(config: SyntheticConfig, *, chunk_days: float, progress: bool | None,
+              resume: dict[str, Any] | None = None) -> Iterator[tuple[xr.Dataset, dict[str, Any]]]:
+    """Yield (dataset, state to resume after it) per chunk; ``resume`` continues from such a state."""
     if progress is None:
         progress = sys.stderr.isatty()
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
@@ -96,16 +115,23 @@ def run_model(config: SyntheticConfig, *, chunk_days: float = 30.0, progress: bo
     per_output = OUTPUT_STEP_S // config.dt_seconds
     n_times = config.n_times
     per_chunk = max(1, int(round(chunk_days * 4)))
-    time = start - n_spin * step
-    model.initialise(time)
     label = f"synthetic {config.grid} seed {config.seed}"
     with _progress(progress, n_spin + n_times * per_output, label) as advance:
-        for _ in range(n_spin):
-            model.step(time)
-            time += step
-            advance()
-        first = True
-        for begin in range(0, n_times, per_chunk):
+        if resume is None:
+            time = start - n_spin * step
+            model.initialise(time)
+            for _ in range(n_spin):
+                model.step(time)
+                time += step
+                advance()
+            first_chunk = 0
+        else:
+            for name in MODEL_STATE:
+                setattr(model, name, resume["arrays"][name].copy())
+            rng.bit_generator.state = resume["rng"]
+            time, first_chunk = np.datetime64(resume["time"], "s"), resume["next"]
+            advance(n_spin + first_chunk * per_output)
+        for begin in range(first_chunk, n_times, per_chunk):
             count = min(per_chunk, n_times - begin)
             times = start + np.arange(begin, begin + count) * (per_output * step)
             buffers: dict[str, list[np.ndarray]] = {}
@@ -118,12 +144,13 @@ def run_model(config: SyntheticConfig, *, chunk_days: float = 30.0, progress: bo
                         time += step
                         advance()
             ds = _chunk_dataset(config, times.astype("datetime64[ns]"), {n: np.stack(v) for n, v in buffers.items()}, coords)
-            if first:
+            if begin == 0:
                 for name, values in diag.static().items():
                     ds[name] = xr.Variable((LATITUDE, LONGITUDE), values.astype(np.float32), _var_attrs(name))
                 ds.attrs.update(_attrs(config))
-                first = False
-            yield ds
+            state = {"next": begin + count, "per_chunk": per_chunk, "time": str(time), "rng": rng.bit_generator.state,
+                     "arrays": {name: getattr(model, name) for name in MODEL_STATE}}
+            yield ds, state
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
@@ -134,15 +161,80 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict]:
     return enc
 
 
-def generate(config: SyntheticConfig, path: str | Path, *, overwrite: bool = False, chunk_days: float = 30.0, progress: bool | None = None) -> Path:
-    """Integrate ``config`` and write the canonical store at ``path`` atomically; returns the path."""
+def generate(config: SyntheticConfig, path: str | Path, *, overwrite: bool = False, chunk_days: float = 30.0,
+             progress: bool | None = None, resumable: bool = False) -> Path:
+    """Integrate ``config`` and write the canonical store at ``path`` atomically; returns the path.
+
+    ``resumable``: segments are kept in ``.NAME.partial`` (with the model state after each), so a
+    run killed part-way continues from its last segment; the result is bit-identical.
+    """
     path = Path(path)
     chunk_days = max(chunk_days, STORE_TIME_CHUNK / 4)
     chunk_days = STORE_TIME_CHUNK / 4 * round(chunk_days / (STORE_TIME_CHUNK / 4))  # whole Zarr chunks per write
     with atomic_store(path, overwrite=overwrite) as tmp:
-        for i, ds in enumerate(run_model(config, chunk_days=chunk_days, progress=progress)):
-            if i == 0:
-                ds.to_zarr(tmp, mode="w", encoding=_encoding(ds), zarr_format=3, consolidated=False)
+        work = path.with_name(f".{path.name}.partial") if resumable else tmp
+        resume = _load_resume(work, config, per_chunk=int(round(chunk_days * 4))) if resumable else None
+        first = resume is None
+        for ds, state in _segments(config, chunk_days=chunk_days, progress=progress, resume=resume):
+            if first:
+                ds.to_zarr(work, mode="w", encoding=_encoding(ds), zarr_format=3, consolidated=False)
+                first = False
             else:
-                ds.to_zarr(tmp, append_dim=TIME, zarr_format=3, consolidated=False)
+                ds.to_zarr(work, append_dim=TIME, zarr_format=3, consolidated=False)
+            if resumable:
+                _save_resume(work, config, state)
+            pause_point("synthetic-segment", path)
+        if resumable:
+            for name in (RESUME_JSON, RESUME_ARRAYS):
+                (work / name).unlink(missing_ok=True)
+            work.rename(tmp)
+    return path
+
+
+RESUME_JSON, RESUME_ARRAYS = "_resume.json", "_resume.npz"  # inside a partial store, removed when complete
+
+
+def _save_resume(work: Path, config: SyntheticConfig, state: dict[str, Any]) -> None:
+    """Record the state after the segment just appended (arrays first, then the JSON that points to them)."""
+    with open(work / (RESUME_ARRAYS + ".new"), "wb") as handle:
+        np.savez(handle, **state["arrays"])
+    os.replace(work / (RESUME_ARRAYS + ".new"), work / RESUME_ARRAYS)
+    record = {k: v for k, v in state.items() if k != "arrays"} | {"digest": config.digest()}
+    (work / (RESUME_JSON + ".new")).write_text(json.dumps(record), encoding="utf-8")
+    os.replace(work / (RESUME_JSON + ".new"), work / RESUME_JSON)
+
+
+def _load_resume(work: Path, config: SyntheticConfig, *, per_chunk: int) -> dict[str, Any] | None:
+    """The state a partial store can continue from; None (and the partial removed) when it cannot."""
+    if not work.exists():
+        return None
+    try:
+        record = json.loads((work / RESUME_JSON).read_text(encoding="utf-8"))
+        with np.load(work / RESUME_ARRAYS, allow_pickle=False) as saved:
+            arrays = {name: saved[name] for name in MODEL_STATE}
+        stored = xr.open_zarr(work, consolidated=False).sizes[TIME]
+        usable = record["digest"] == config.digest() and record["per_chunk"] == per_chunk and stored == record["next"]
+    except (OSError, ValueError, KeyError, TypeError):
+        usable = False
+    if not usable:
+        shutil.rmtree(work, ignore_errors=True)
+        return None
+    log.warning("continuing %s from time step %d of %d (a partial run kept by an interrupted generation)",
+                work, record["next"], config.n_times)
+    return record | {"arrays": arrays}
+
+
+def ensure_generated(config: SyntheticConfig, path: str | Path, *, progress: bool | None = None) -> Path:
+    """The store at ``path``, generated (resumably) unless present; concurrent callers wait for one generation."""
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    newly = locks.acquire(path, wait=True)
+    try:
+        if not path.exists():  # another process may have generated it while this one waited
+            generate(config, path, progress=progress, resumable=True)
+    finally:
+        if newly:
+            locks.release(path)
     return path
