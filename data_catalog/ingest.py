@@ -35,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from data_catalog.climatology import Climatology, band_rows, climatology_template
+from data_catalog.checks import check_plausible
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
@@ -98,6 +99,7 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
     """Write a canonical dataset (lazy or in memory) as an ingested store; see the module docstring."""
     target = check_target(out, overwrite=overwrite)
     dynamic, static = _split(ds, source)
+    check_plausible(ds, source)  # first and last time steps, before anything is written
     times = dynamic[TIME].values
     chunk = time_chunk or default_time_chunk(dynamic)
     if chunk < 1:

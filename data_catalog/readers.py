@@ -19,7 +19,7 @@ import xarray as xr
 
 from data_catalog.canonical import accumulate_6h, to_canonical
 from data_catalog.catalog import CatalogArg, CatalogEntry, find_entry, load_catalog
-from data_catalog.checks import check_not_all_nan
+from data_catalog.checks import check_not_all_nan, check_plausible
 from data_catalog.coords import check_time
 from data_catalog.errors import DataInputError
 from data_catalog.grib_support import import_cfgrib
@@ -38,7 +38,7 @@ def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None =
     Returns a lazy, dask-backed dataset in the canonical schema. ``variables`` are canonical
     names, ``levels`` hPa, ``time`` a slice or ``(start, end)`` of dates; ``options`` go to the
     driver over the entry's own options (e.g. ``chunks``, ``storage_options``; synthetic:
-    ``years``, ``seed``, ``grid``). ``check_values=False`` skips the all-NaN check.
+    ``years``, ``seed``, ``grid``). ``check_values=False`` skips the all-NaN and plausibility checks.
     Bad input raises ``DataInputError`` naming the file, the variable and what was expected.
     """
     entry = _resolve(source, catalog)
@@ -57,6 +57,7 @@ def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None =
     ds = select(ds, variables=variables, levels=levels, time=time, source=label)
     if check_values:
         check_not_all_nan(ds, label)
+        check_plausible(ds, label)
     return ds
 
 

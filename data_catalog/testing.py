@@ -75,6 +75,8 @@ def canonical_dataset(n_time: int = 4, n_lat: int = 32, n_lon: int = 64, levels:
         values = base + std * rng.standard_normal(shape)
         if name in ("specific_humidity", "total_precipitation_6hr"):
             values = np.abs(values)
+        if name == "land_sea_mask":
+            values = np.clip(values, 0.0, 1.0)
         if var.static:
             values, dims = values[0], dims[1:]
         attrs = {"units": var.units, "long_name": var.long_name}
