@@ -1,11 +1,13 @@
 """The end-to-end pipeline's steps as plain functions: paths in, paths out.
 
-ingest (``data_catalog.ingest.ingest``) -> ``train_forecaster`` -> ``forecast_held_out``
--> ``score_forecast`` (scores store + ``scores.md`` + figures), optionally ``train_downscaler``
--> ``downscale_forecast`` and ``interpolate_forecast`` (the bilinear baseline) -> ``score_forecast``
-of both against the fine truth.
-The Prefect flows in ``flows/`` wrap each step as a task; ``climate-optics demo`` calls
-``run_pipeline``, which runs the same steps in the same order without an orchestrator.
+ingest (``data_catalog.ingest.ingest``) -> for each training mode ``train_forecaster`` ->
+``forecast_held_out`` -> ``score_forecast`` (every mode's forecast in one scores store, with
+persistence and climatology), optionally ``train_downscaler`` in one mode -> ``downscale_forecast``
+of that mode's forecast and ``interpolate_forecast`` (the bilinear baseline) -> ``score_forecast``
+of both against the fine truth -> the report (``climate_optics.report``).
+The Prefect flows in ``flows/`` wrap each step as a task; ``climate-optics demo --no-prefect``
+calls ``climate_optics.pipeline.run_pipeline``, which runs the same steps in the same order
+without an orchestrator.
 Nothing here imports Prefect.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from data_catalog.store import atomic_store
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
 DEMO_OPTIONS: dict[str, Any] = {"grid": "5.625deg", "days": 90, "seed": 0}
+DEMO_MODES = ("backprop", "optical")  # trained side by side unless a mode (or list of modes) is chosen
+TIMINGS_FILE = "timings.json"  # wall seconds per pipeline stage, in the run directory
 ARCHITECTURE_KEYS = ("channels", "static_channels", "grid", "patch", "dim", "depth", "heads", "mlp_ratio", "head_depth", "step_hours")
 
 
@@ -41,28 +45,32 @@ class RunLayout:
         return self.root / "data.zarr"
 
     @property
-    def train(self) -> Path:  # forecaster run directory (checkpoint.pt, metrics.jsonl)
+    def train(self) -> Path:  # a single forecaster run directory (scheduled retraining)
         return self.root / "train"
 
     @property
-    def forecast(self) -> Path:  # forecast store over the held-out period
+    def forecast(self) -> Path:  # a single forecast store (scheduled retraining)
         return self.root / "forecast.zarr"
 
-    @property
-    def scores(self) -> Path:  # scores store (with scores.md and figures/ inside)
-        return self.root / "scores.zarr"
+    def train_run(self, mode: str) -> Path:  # forecaster run directory of one mode (checkpoint.pt, metrics.jsonl)
+        return self.root / f"train-{mode}"
+
+    def forecast_of(self, mode: str) -> Path:  # forecast store of one mode over the held-out period
+        return self.root / f"forecast-{mode}.zarr"
+
+    def downscale_run(self, mode: str) -> Path:  # downscaler run directory of one mode (regression/, diffusion/)
+        return self.root / f"downscale-{mode}"
+
+    def downscaled_of(self, mode: str) -> Path:  # that mode's forecast downscaled into an ensemble on the fine grid
+        return self.root / f"downscaled-{mode}.zarr"
 
     @property
-    def downscale(self) -> Path:  # downscaler run directory (regression/, diffusion/)
-        return self.root / "downscale"
+    def scores(self) -> Path:  # scores store of every mode's forecast and the baselines
+        return self.root / "scores.zarr"
 
     @property
     def hires(self) -> Path:  # the fine-grid store the downscaler learns from
         return self.root / "hires.zarr"
-
-    @property
-    def downscaled(self) -> Path:  # the forecast downscaled into an ensemble on the fine grid
-        return self.root / "downscaled.zarr"
 
     @property
     def bilinear(self) -> Path:  # the forecast interpolated bilinearly to the fine grid (the baseline)
@@ -71,6 +79,10 @@ class RunLayout:
     @property
     def downscaled_scores(self) -> Path:  # scores of both against the fine truth
         return self.root / "downscaled_scores.zarr"
+
+    @property
+    def timings(self) -> Path:  # wall seconds per stage
+        return self.root / TIMINGS_FILE
 
 
 @dataclass
@@ -81,7 +93,8 @@ class PipelineConfig:
     options: dict[str, Any] | None = None  # driver options (synthetic default: DEMO_OPTIONS)
     variables: list[str] | None = None  # canonical names to keep (None: all)
     levels: list[float] | None = None  # pressure levels to keep (None: all)
-    mode: str = "backprop"  # backprop | dfa | optical
+    modes: list[str] | None = None  # training modes trained side by side (None: [mode] if set, else DEMO_MODES)
+    mode: str | None = None  # a single training mode (backprop | dfa | optical): shorthand for modes=[mode]
     projector: str = "structured"  # digital DFA projector (dense | structured)
     preset: str = "tiny"  # forecaster size preset
     model: dict[str, Any] = field(default_factory=dict)  # ForecasterConfig overrides (e.g. dim, depth)
@@ -93,7 +106,9 @@ class PipelineConfig:
     max_inits: int = 24  # forecasts started from at most this many held-out times
     metrics: list[str] | None = None  # None: rmse, bias, mae, acc (with the store's climatology)
     regions: list[str] | None = None  # None: the default regions
-    downscale: bool = False  # also train a downscaler on the fine grid (synthetic source only)
+    downscale: bool | None = None  # also train a downscaler on the fine grid (None: for the synthetic source only)
+    downscale_mode: str | None = None  # mode of the downscaler and of the forecast it downscales (None: the last of modes)
+    downscale_max_inits: int | None = 2  # downscale the forecasts from the first N init times only (None: all)
     downscale_steps: int = 100  # steps of the downscaler's regression stage (and of its diffusion stage unless set below)
     downscale_diffusion_steps: int | None = None  # steps of the diffusion stage (None: downscale_steps)
     downscale_members: int = 4  # ensemble members of the downscaled forecast
@@ -102,21 +117,41 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.options is None and self.source == DEMO_SOURCE:
             self.options = dict(DEMO_OPTIONS)
+        if self.modes is None:
+            self.modes = [self.mode] if self.mode else list(DEMO_MODES)
+        self.modes = [str(m) for m in ([self.modes] if isinstance(self.modes, str) else self.modes)]
+        if not self.modes or len(set(self.modes)) != len(self.modes):
+            raise UsageInputError(f"pipeline: modes must be distinct training modes, got {self.modes}")
+        if self.mode is not None and self.modes != [self.mode]:
+            raise UsageInputError(f"pipeline: mode {self.mode!r} and modes {self.modes} disagree; set one of them")
+        if self.downscale is None:
+            self.downscale = self.source == DEMO_SOURCE
+        if self.downscale_mode is None:
+            self.downscale_mode = self.modes[-1]
+        if self.downscale_mode not in self.modes:
+            raise UsageInputError(f"pipeline: downscale_mode {self.downscale_mode!r} is not one of the modes {self.modes}")
         self.lead_hours = tuple(int(h) for h in self.lead_hours)
         if not self.lead_hours or min(self.lead_hours) <= 0:
             raise UsageInputError(f"pipeline: lead times must be positive hours, got {self.lead_hours}")
         if self.max_inits < 1:
             raise UsageInputError(f"pipeline: max_inits must be >= 1, got {self.max_inits}")
         counts = {"downscale_steps": self.downscale_steps, "downscale_diffusion_steps": self.downscale_diffusion_steps,
-                  "downscale_members": self.downscale_members, "downscale_sampler_steps": self.downscale_sampler_steps}
+                  "downscale_members": self.downscale_members, "downscale_sampler_steps": self.downscale_sampler_steps,
+                  "downscale_max_inits": self.downscale_max_inits}
         for name, value in counts.items():
             if value is not None and value < 1:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
-        self.train_config()  # validates mode, steps, batch size, lr
+        for mode in self.modes:
+            self.train_config(mode)  # validates mode, steps, batch size, lr
 
-    def train_config(self, **changes: Any):
-        return training_config(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed, mode=self.mode,
+    def train_config(self, mode: str, **changes: Any):
+        return training_config(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed, mode=mode,
                                projector=self.projector, **changes)
+
+    def train_options(self, mode: str) -> dict[str, Any]:
+        """Keyword arguments of ``train_forecaster`` (and of the flow's task) for one mode."""
+        return dict(mode=mode, projector=self.projector, preset=self.preset, model=self.model, steps=self.steps,
+                    batch_size=self.batch_size, lr=self.lr, seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -245,104 +280,6 @@ def score_forecast(
 
 
 # ----------------------------------------------------------------------------- the whole pipeline
-
-
-@dataclass
-class PipelineResult:
-    """Paths of everything one pipeline run wrote."""
-
-    run_dir: Path
-    data: Path
-    checkpoint: Path
-    forecast: Path
-    scores: Path
-    downscale: Path | None = None
-    downscaled: Path | None = None
-    bilinear: Path | None = None
-    downscaled_scores: Path | None = None
-
-    @property
-    def scores_md(self) -> Path:
-        from climate_optics.scores import MARKDOWN_NAME
-
-        return self.scores / MARKDOWN_NAME
-
-    @property
-    def figures(self) -> list[Path]:
-        from climate_optics.scores import FIGURES_DIR
-
-        return sorted((self.scores / FIGURES_DIR).glob("*.png"))
-
-    def summary(self) -> str:
-        lines = [f"run directory: {self.run_dir}", f"ingested data: {self.data}", f"checkpoint:    {self.checkpoint}",
-                 f"forecast:      {self.forecast}", f"scores:        {self.scores}", f"table:         {self.scores_md}"]
-        lines += [f"figure:        {p}" for p in self.figures]
-        if self.downscale is not None:
-            lines.append(f"downscaler:    {self.downscale}")
-        if self.downscaled is not None:
-            lines += [f"downscaled:    {self.downscaled}", f"bilinear:      {self.bilinear}",
-                      f"scores (fine): {self.downscaled_scores}"]
-        return "\n".join(lines)
-
-
-def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overwrite: bool, resume: bool = False) -> RunLayout:
-    """Create the run directory and save the config; a non-empty one needs ``overwrite`` (start
-    over) or ``resume`` (keep its outputs: the flow's cached steps are skipped, training resumes)."""
-    import shutil
-
-    layout = RunLayout(Path(run_dir))
-    if layout.root.exists() and any(layout.root.iterdir()) and not resume:
-        if not overwrite:
-            raise UsageInputError(f"{layout.root} is not empty; pass --overwrite to replace its outputs, resume it, or choose another directory")
-        for path in (layout.train, layout.downscale):
-            shutil.rmtree(path, ignore_errors=True)  # training runs refuse to start over an old run
-    layout.root.mkdir(parents=True, exist_ok=True)
-    (layout.root / "pipeline.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
-    return layout
-
-
-def run_pipeline(
-    config: PipelineConfig,
-    run_dir: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    say: Callable[[str], None] = lambda message: None,
-    progress: bool = False,
-) -> PipelineResult:
-    """Ingest -> train -> forecast -> score (-> downscale), step by step, without an orchestrator."""
-    from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
-    from data_catalog.ingest import ingest
-
-    layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
-    say(f"ingest {config.source} -> {layout.data}")
-    data = ingest(config.source, layout.data, variables=config.variables, levels=config.levels,
-                  options=config.options, overwrite=overwrite)
-    say(f"train the {config.preset} forecaster ({config.mode}, {config.steps} steps) -> {layout.train}")
-    checkpoint = train_forecaster(data, layout.train, mode=config.mode, projector=config.projector, preset=config.preset,
-                                  model=config.model, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                                  seed=config.seed, progress=progress)
-    say(f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast}")
-    forecast = forecast_held_out(checkpoint, data, layout.forecast, lead_hours=config.lead_hours,
-                                 max_inits=config.max_inits, overwrite=overwrite)
-    say(f"score against persistence and climatology -> {layout.scores}")
-    scores = score_forecast(forecast, data, layout.scores, metrics=config.metrics, regions=config.regions, overwrite=overwrite)
-    result = PipelineResult(layout.root, data, checkpoint, forecast, scores)
-    if config.downscale:
-        say(f"ingest the fine grid -> {layout.hires}; train the downscaler -> {layout.downscale}")
-        hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
-                       options=hires_options(config), overwrite=overwrite)
-        result.downscale = train_downscaler(hires, layout.downscale, mode=config.mode, projector=config.projector,
-                                            preset=config.preset, steps=config.downscale_steps, diffusion_steps=config.downscale_diffusion_steps,
-                                            batch_size=config.batch_size, lr=config.lr, seed=config.seed)
-        say(f"downscale the forecast ({config.downscale_members} members) -> {layout.downscaled}, bilinear -> {layout.bilinear}")
-        downscaler = downscaler_checkpoint(result.downscale)
-        result.downscaled = downscale_forecast(downscaler, forecast, out=layout.downscaled, members=config.downscale_members,
-                                               steps=config.downscale_sampler_steps, seed=config.seed, overwrite=overwrite)
-        result.bilinear = interpolate_forecast(downscaler, forecast, out=layout.bilinear, overwrite=overwrite)
-        say(f"score both against the fine truth -> {layout.downscaled_scores}")
-        result.downscaled_scores = score_forecast(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
-                                                  regions=config.regions, references=[result.bilinear], overwrite=overwrite)
-    return result
 
 
 def hires_options(config: PipelineConfig) -> dict[str, Any]:

@@ -25,23 +25,25 @@ def train_downscaler_task(store: str, run_dir: str, *, mode: str = "backprop", p
 @task(name="downscale-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
       result_serializer="json")
 def downscale_forecast_task(checkpoint: str, forecast: str, out: str, *, members: int = 4, steps: int | None = None,
-                            seed: int = 0, overwrite: bool = False) -> str:
-    """``climate_optics.inference.downscale_forecast.downscale_forecast``, cached by inputs."""
-    return str(downscale_forecast(checkpoint, forecast, out=out, members=members, steps=steps, seed=seed, overwrite=overwrite))
+                            seed: int = 0, start: str | None = None, end: str | None = None, overwrite: bool = False) -> str:
+    """``climate_optics.inference.downscale_forecast.downscale_forecast`` (init times ``start``..``end``), cached by inputs."""
+    return str(downscale_forecast(checkpoint, forecast, out=out, members=members, steps=steps, seed=seed, start=start, end=end,
+                                  overwrite=overwrite))
 
 
 @task(name="interpolate-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
       result_serializer="json")
-def interpolate_forecast_task(checkpoint: str, forecast: str, out: str, *, overwrite: bool = False) -> str:
+def interpolate_forecast_task(checkpoint: str, forecast: str, out: str, *, start: str | None = None, end: str | None = None,
+                              overwrite: bool = False) -> str:
     """``climate_optics.inference.downscale_forecast.interpolate_forecast`` (bilinear baseline), cached by inputs."""
-    return str(interpolate_forecast(checkpoint, forecast, out=out, overwrite=overwrite))
+    return str(interpolate_forecast(checkpoint, forecast, out=out, start=start, end=end, overwrite=overwrite))
 
 
 def downscale_with_baseline(checkpoint: str, forecast: str, out: str, bilinear_out: str, **kwargs) -> tuple[str, str]:
     """The downscaled ensemble and the bilinear baseline of ``forecast``, each anew when its output is missing."""
-    overwrite = kwargs.get("overwrite", False)
+    same = {k: kwargs[k] for k in ("start", "end", "overwrite") if k in kwargs}  # init times kept, overwrite
     ensemble = refresh_if_missing(downscale_forecast_task, out)(checkpoint, forecast, str(out), **kwargs)
-    baseline = refresh_if_missing(interpolate_forecast_task, bilinear_out)(checkpoint, forecast, str(bilinear_out), overwrite=overwrite)
+    baseline = refresh_if_missing(interpolate_forecast_task, bilinear_out)(checkpoint, forecast, str(bilinear_out), **same)
     return ensemble, baseline
 
 

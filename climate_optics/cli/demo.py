@@ -1,20 +1,56 @@
 """``climate-optics demo``: the end-to-end pipeline on the embedded synthetic reanalysis.
 
-ingest -> train the tiny forecaster -> forecast the held-out period -> score against
-persistence and climatology (scores.md and figures) [-> train the downscaler, downscale the
-forecast and its bilinear baseline, score both on the fine grid]. By default the steps are
-called directly (no orchestrator to start); ``--prefect`` runs the same steps as the Prefect
-flow ``flows.pipeline.pipeline_flow`` (an ephemeral API starts first, 8-30 s).
+ingest -> train the tiny forecaster by back-propagation and on the simulated optical backend,
+side by side -> forecast the held-out period -> score every mode against persistence and
+climatology -> train a downscaler on the optical backend, downscale the optical forecast and
+its bilinear baseline, score both on the fine grid -> ``report.html`` and ``report.md``.
+By default this runs as the Prefect flow ``flows.pipeline.pipeline_flow``: on the server in
+``PREFECT_API_URL`` if set, else on a temporary local API (its first start on a fresh machine
+migrates a database: up to ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``, 180 s here),
+with Prefect's analytics and telemetry off. ``--no-prefect`` calls the same steps directly.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 DEFAULT_OUT = Path("climate-optics-demo")
+# Prefect settings for the demo (a user's own environment wins): a first start of the temporary API
+# migrates its database (well over Prefect's 20 s default on 2 cores); no analytics or telemetry;
+# the temporary server's own log kept off the console (errors reach the flow as failed API calls).
+PREFECT_DEMO_ENV = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+    "DO_NOT_TRACK": "1",
+}
+
+
+@contextmanager
+def prefect_environment() -> Iterator[None]:
+    """``PREFECT_DEMO_ENV`` for the variables the user has not set, restored afterwards."""
+    added = {k: v for k, v in PREFECT_DEMO_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def parse_modes(text: str | None) -> list[str] | None:
+    """``--mode backprop,optical`` -> ["backprop", "optical"]."""
+    if text is None:
+        return None
+    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 def load_settings(path: Path | None) -> dict[str, Any]:
@@ -58,22 +94,22 @@ def given(**values: Any) -> dict[str, Any]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        out: Path = typer.Option(DEFAULT_OUT, "--out", help="Run directory for the stores, scores.md and figures."),
-        mode: Optional[str] = typer.Option(None, "--mode", help="Training mode: backprop (default), dfa or optical."),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Forecaster training steps (default 200)."),
+        out: Path = typer.Option(DEFAULT_OUT, "--out", help="Run directory for the stores, the report and figures."),
+        mode: Optional[str] = typer.Option(None, "--mode", help="Training mode(s), comma-separated: backprop, dfa, optical (default backprop,optical)."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Forecaster training steps per mode (default 200)."),
         days: Optional[float] = typer.Option(None, "--days", min=1, help="Days of synthetic reanalysis (default 90)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data and of training (default 0)."),
-        downscale: bool = typer.Option(False, "--downscale", help="Also train the diffusion downscaler on the fine grid, downscale the forecast and score it there."),
-        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline settings (source, preset, lead_hours, ...)."),
-        prefect: bool = typer.Option(False, "--prefect", help="Run as the Prefect flow (starts a temporary Prefect API)."),
+        downscale: Optional[bool] = typer.Option(None, "--downscale/--no-downscale", help="Train the diffusion downscaler and downscale the forecast (default: with the synthetic source)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline settings (source, modes, preset, lead_hours, ...)."),
+        prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as the Prefect flow (default), or call the steps directly."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of a previous run in --out."),
     ) -> None:
-        """Run the whole pipeline on the embedded synthetic reanalysis and print where everything is."""
+        """Run the whole pipeline on the embedded synthetic reanalysis and print the headline skill and where everything is."""
         from climate_optics.workflow import DEMO_OPTIONS, DEMO_SOURCE
 
-        settings = load_settings(config) | given(mode=mode, steps=steps, seed=seed)
-        if downscale:
-            settings["downscale"] = True
+        settings = load_settings(config) | given(modes=parse_modes(mode), steps=steps, seed=seed, downscale=downscale)
+        if "modes" in settings:
+            settings.pop("mode", None)
         if days is not None or seed is not None:
             if settings.get("source", DEMO_SOURCE) != DEMO_SOURCE:
                 from climate_optics.errors import UsageInputError
@@ -83,15 +119,30 @@ def register(app: typer.Typer) -> None:
         cfg = pipeline_config(settings)  # bad settings fail here, before anything is written
         say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
         if prefect:
-            from flows.pipeline import pipeline_flow
+            paths = run_flow(cfg, out, overwrite=overwrite, say=say)
+        else:
+            from climate_optics.pipeline import run_pipeline
 
-            say("running as the Prefect flow 'climate-optics-pipeline'")
-            paths = pipeline_flow(str(out), settings=cfg.to_dict(), overwrite=overwrite, mode=cfg.mode,
-                                  steps=cfg.steps, source=cfg.source, options=cfg.options, downscale=cfg.downscale)
-            typer.echo("\n".join(f"{name}: {path}" for name, path in paths.items()))
-            return
-        from climate_optics.workflow import run_pipeline
+            paths = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True).paths()
+        import json
 
-        result = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True)
-        typer.echo(result.summary())
-        typer.echo(f"explore them: jupyter lab notebooks/  (CLIMATE_OPTICS_RUN={result.run_dir})")
+        from climate_optics.pipeline import summary_text
+
+        timings = Path(paths["run_dir"]) / "timings.json"
+        typer.echo(summary_text(paths, json.loads(timings.read_text()) if timings.is_file() else {}))
+        typer.echo(f"explore them: jupyter lab notebooks/  (they find {paths['run_dir']}; or set CLIMATE_OPTICS_RUN)")
+
+
+def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any) -> dict[str, str]:
+    """``pipeline_flow`` on the configured or a temporary local Prefect API; returns its paths."""
+    from climate_optics.pipeline import check_run_dir
+
+    check_run_dir(out, overwrite=overwrite)  # a used directory fails before Prefect starts
+    with prefect_environment():
+        from prefect.settings import PREFECT_API_URL
+
+        from flows.pipeline import pipeline_flow
+
+        where = PREFECT_API_URL.value() or "a temporary local Prefect API (its first start takes up to a few minutes)"
+        say(f"running as the Prefect flow 'climate-optics-pipeline' on {where}")
+        return pipeline_flow(str(out), settings=cfg.to_dict(), overwrite=overwrite)

@@ -21,7 +21,7 @@ import xarray as xr
 def downscale_settings(tiny_settings_factory, tmp_path_factory):
     """PipelineConfig fields: two channels (2m_temperature, geopotential@500), a short synthetic record."""
     settings = tiny_settings_factory()
-    settings.update(max_inits=2, regions=["global"], downscale=True, downscale_steps=2, downscale_diffusion_steps=3, downscale_members=2,
+    settings.update(modes=["backprop"], max_inits=2, regions=["global"], downscale=True, downscale_steps=2, downscale_diffusion_steps=3, downscale_members=2,
                     downscale_sampler_steps=2, levels=[500],
                     variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"])
     cache = str(tmp_path_factory.mktemp("synthetic-cache"))
@@ -50,7 +50,7 @@ def downscale_demo(torch_single_thread_module, downscale_settings, tmp_path_fact
     config = tmp_path_factory.mktemp("demo-config") / "downscale.yaml"
     config.write_text(yaml.safe_dump(downscale_settings))
     out = tmp_path_factory.mktemp("demo-downscale") / "run"
-    assert main(["demo", "--downscale", "--config", str(config), "--out", str(out)]) == 0
+    assert main(["demo", "--no-prefect", "--downscale", "--config", str(config), "--out", str(out)]) == 0
     return out
 
 
@@ -58,7 +58,7 @@ def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_r
     out, paths = downscale_run
     for name in ("hires", "downscale", "downscaled", "bilinear", "downscaled_scores"):
         assert paths[name].startswith(str(out)), name
-    forecast, hires = xr.open_zarr(paths["forecast"]), xr.open_zarr(paths["hires"])
+    forecast, hires = xr.open_zarr(paths["forecast-backprop"]), xr.open_zarr(paths["hires"])
     ds = xr.open_zarr(paths["downscaled"])
     assert ds["2m_temperature"].dims == ("time", "prediction_timedelta", "realization", "latitude", "longitude")
     assert ds["geopotential"].dims == ("time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
@@ -84,7 +84,7 @@ def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):
     _, paths = downscale_run
     engine, state = load_downscaler(downscaler_checkpoint(paths["downscale"]), sampler_steps=2)
     channels = list(engine.config.channels)
-    forecast = open_coarse(paths["forecast"], channels)
+    forecast = open_coarse(paths["forecast-backprop"], channels)
     config = engine.config
     grid = target_grid(state["task"], forecast["latitude"].values, forecast["longitude"].values, config.interpolation, config.factor, "test")
     init, lead = forecast["time"].values[1], forecast["prediction_timedelta"].values[1]
@@ -97,17 +97,17 @@ def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):
 def test_demo_writes_the_same_downscaled_forecast_and_scores(downscale_run, downscale_demo):
     _, paths = downscale_run
     for name in ("downscaled", "bilinear", "downscaled_scores"):
-        direct, flowed = xr.open_zarr(downscale_demo / f"{name}.zarr"), xr.open_zarr(paths[name])
+        direct, flowed = xr.open_zarr(downscale_demo / Path(paths[name]).name), xr.open_zarr(paths[name])
         xr.testing.assert_allclose(direct.load().drop_attrs(), flowed.load().drop_attrs(), rtol=1e-6)
     for key in ("model_config", "forecast_model_config", "forecast_training_backend", "model_name"):  # checkpoints hold run paths
-        assert xr.open_zarr(downscale_demo / "downscaled.zarr").attrs[key] == xr.open_zarr(paths["downscaled"]).attrs[key]
+        assert xr.open_zarr(downscale_demo / "downscaled-backprop.zarr").attrs[key] == xr.open_zarr(paths["downscaled"]).attrs[key]
 
 
 def test_flow_resume_reuses_the_downscaled_stores(downscale_run, downscale_settings):
     from flows.pipeline import pipeline_flow
 
     out, paths = downscale_run
-    names = ("downscaled.zarr", "bilinear.zarr", "downscaled_scores.zarr")
+    names = ("downscaled-backprop.zarr", "bilinear.zarr", "downscaled_scores.zarr")
     before = {k: (out / k).stat().st_mtime_ns for k in names}
     settings = dict(downscale_settings)
     again = pipeline_flow(str(out), source=settings.pop("source"), options=settings.pop("options"), steps=settings.pop("steps"),

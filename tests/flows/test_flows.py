@@ -1,8 +1,9 @@
 """Flows, the demo command and the scheduled-retraining deployment.
 
-The expensive things run once per module: the demo CLI (direct library calls) on a tiny
-source, then the Prefect pipeline flow on the same settings; both must write the same forecast
-and scores (two ways of computing the same thing).
+The expensive things run once per module: ``climate-optics demo --no-prefect`` (direct library
+calls) on a tiny source, then ``climate-optics demo`` (the Prefect pipeline flow, on the session's
+test API) on the same settings; both must write the same forecasts and scores (two ways of
+computing the same thing).
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ import sys
 import pytest
 
 @pytest.fixture(scope="module")
-def flow_run(prefect_harness, tiny_source, tiny_settings_factory, tmp_path_factory):
-    from flows.pipeline import pipeline_flow
+def flow_run(prefect_harness, tiny_config, tmp_path_factory):
+    """``climate-optics demo`` (Prefect by default) on the tiny settings: (run directory, paths, stdout)."""
+    import contextlib
+    import io
+
+    from climate_optics.cli import main
 
     out = tmp_path_factory.mktemp("flow") / "run"
-    tiny_settings = tiny_settings_factory()
-    steps = tiny_settings.pop("steps")
-    paths = pipeline_flow(str(out), source=str(tiny_source), steps=steps, settings=tiny_settings)
-    return out, paths
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["demo", "--config", str(tiny_config), "--out", str(out)]) == 0
+    paths = {name: str(out / name) for name in ("data.zarr", "scores.zarr", "forecast-backprop.zarr", "forecast-optical.zarr")}
+    return out, {"data": paths["data.zarr"], "scores": paths["scores.zarr"], "forecast": paths["forecast-backprop.zarr"],
+                 "forecast-optical": paths["forecast-optical.zarr"], "stdout": stdout.getvalue()}
 
 
 def _values(path):
@@ -33,10 +40,11 @@ def _values(path):
 def test_demo_writes_every_output(demo_run, capsys):
     from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
 
-    for name in ("data.zarr", "train/checkpoint.pt", "forecast.zarr", "scores.zarr", "pipeline.json"):
+    for name in ("data.zarr", "train-backprop/checkpoint.pt", "train-optical/checkpoint.pt", "forecast-backprop.zarr",
+                 "forecast-optical.zarr", "scores.zarr", "pipeline.json", "report.html", "report.md", "timings.json"):
         assert (demo_run / name).exists(), name
     table = (demo_run / "scores.zarr" / MARKDOWN_NAME).read_text()
-    assert "vit-backprop" in table and "persistence" in table and "climatology" in table
+    assert "vit-backprop" in table and "vit-optical" in table and "persistence" in table and "climatology" in table
     assert list((demo_run / "scores.zarr" / FIGURES_DIR).glob("*.png"))
 
 
@@ -47,9 +55,11 @@ def test_flow_equals_direct_calls(demo_run, flow_run):
     assert paths["scores"] == str(out / "scores.zarr")
     direct, flowed = _values(demo_run / "scores.zarr"), _values(paths["scores"])
     assert set(direct.data_vars) == {"geopotential", "temperature", "2m_temperature"}
-    assert list(direct["model"].values) == ["vit-backprop", "persistence", "climatology"]
+    assert list(direct["model"].values) == ["vit-backprop", "vit-optical", "persistence", "climatology"]
     xr.testing.assert_allclose(direct.load(), flowed.load(), rtol=1e-6)
-    xr.testing.assert_allclose(_values(demo_run / "forecast.zarr").load(), _values(paths["forecast"]).load(), rtol=1e-6)
+    for mode in ("backprop", "optical"):
+        xr.testing.assert_allclose(_values(demo_run / f"forecast-{mode}.zarr").load(), _values(out / f"forecast-{mode}.zarr").load(), rtol=1e-6)
+    assert "open the report:" in paths["stdout"] and "vit-optical" in paths["stdout"]  # the summary
     # and the model is not persistence in disguise: its forecast differs from the initial state
     fc = xr.open_zarr(paths["forecast"])["2m_temperature"]
     truth = xr.open_zarr(paths["data"])["2m_temperature"].sel(time=fc["time"])
@@ -60,10 +70,10 @@ def test_flow_resume_reuses_finished_steps(flow_run, tiny_source, tiny_settings)
     from flows.pipeline import pipeline_flow
 
     out, paths = flow_run
-    before = {k: (out / k).stat().st_mtime_ns for k in ("data.zarr", "forecast.zarr", "scores.zarr")}
+    before = {k: (out / k).stat().st_mtime_ns for k in ("data.zarr", "forecast-backprop.zarr", "forecast-optical.zarr", "scores.zarr")}
     steps = tiny_settings.pop("steps")
     again = pipeline_flow(str(out), source=str(tiny_source), steps=steps, settings=tiny_settings, resume=True)
-    assert again == paths
+    assert {k: again[k] for k in ("data", "scores", "forecast-optical")} == {k: paths[k] for k in ("data", "scores", "forecast-optical")}
     assert before == {k: (out / k).stat().st_mtime_ns for k in before}  # cached: nothing rewritten
 
 
@@ -103,7 +113,7 @@ def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run, tiny_setti
     from climate_optics.training.forecast_task import ForecastTask
     from climate_optics.workflow import load_weights
 
-    checkpoint = demo_run / "train" / "checkpoint.pt"
+    checkpoint = demo_run / "train-backprop" / "checkpoint.pt"
     trained = torch.load(checkpoint, weights_only=True)["model"]
     task = ForecastTask(demo_run / "data.zarr", preset="tiny", **tiny_settings["model"])
     with torch.no_grad():

@@ -33,7 +33,7 @@ def test_forecast_maps_of_a_demo_run_offline(demo_run, no_network, tmp_path):
 
     from climate_optics import maps
 
-    forecast = xr.open_zarr(demo_run / "forecast.zarr")
+    forecast = xr.open_zarr(demo_run / "forecast-backprop.zarr")
     fig = maps.forecast_maps(forecast, "geopotential", truth=demo_run / "data.zarr", lead="12h", init=1, level=500)
     assert len(fig.axes) == 6  # forecast, truth, error + their colour bars
     titles = [ax.get_title() for ax in fig.axes[::2]]
@@ -48,7 +48,7 @@ def test_skill_curves_one_line_per_model(demo_run, tmp_path):
 
     fig = plots.skill_curves(demo_run / "scores.zarr", ["geopotential", "2m_temperature"], metric="rmse", level=500)
     ax = fig.axes[0]
-    assert [line.get_label() for line in ax.get_lines()] == ["vit-backprop", "persistence", "climatology"]
+    assert [line.get_label() for line in ax.get_lines()] == ["vit-backprop", "vit-optical", "persistence", "climatology"]
     assert list(ax.get_lines()[0].get_xdata()) == [6.0, 12.0]
     _image_ok(fig, tmp_path, "skill.png")
 
@@ -56,7 +56,7 @@ def test_skill_curves_one_line_per_model(demo_run, tmp_path):
 def test_training_diagnostics_read_the_metrics_log(demo_run, tmp_path):
     from climate_optics import plots
 
-    run = demo_run / "train"
+    run = demo_run / "train-backprop"
     log = plots.read_metrics_log(run)
     assert {"train", "val"} <= set(log["kind"])
     assert plots.run_label(run) == "vit-backprop"

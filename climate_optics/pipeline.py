@@ -1,0 +1,204 @@
+"""The whole pipeline without an orchestrator, timed stage by stage (``climate-optics demo --no-prefect``).
+
+``run_pipeline`` calls the steps of ``climate_optics.workflow`` in the order the Prefect flow
+``flows.pipeline.pipeline_flow`` runs them as tasks; both prepare the run directory, score the
+modes and pick the inits to downscale with the helpers here, and end with the report.
+Nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from climate_optics.errors import UsageInputError
+from climate_optics.workflow import (
+    PipelineConfig,
+    RunLayout,
+    downscaler_checkpoint,
+    forecast_held_out,
+    hires_options,
+    score_forecast,
+    train_downscaler,
+    train_forecaster,
+)
+
+
+@dataclass
+class PipelineResult:
+    """Paths of everything one pipeline run wrote, and the wall seconds of each stage."""
+
+    run_dir: Path
+    data: Path
+    checkpoints: dict[str, Path]  # per training mode
+    forecasts: dict[str, Path]  # per training mode
+    scores: Path
+    downscale: Path | None = None
+    downscaled: Path | None = None
+    bilinear: Path | None = None
+    downscaled_scores: Path | None = None
+    report: Path | None = None  # report.html
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def paths(self) -> dict[str, str]:
+        """Name -> path of every output (what the Prefect flow returns)."""
+        out = {"run_dir": self.run_dir, "data": self.data, "scores": self.scores}
+        out |= {f"checkpoint-{m}": p for m, p in self.checkpoints.items()}
+        out |= {f"forecast-{m}": p for m, p in self.forecasts.items()}
+        for name in ("downscale", "downscaled", "bilinear", "downscaled_scores", "report"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return {k: str(v) for k, v in out.items()}
+
+    def summary(self) -> str:
+        return summary_text(self.paths(), self.stage_seconds)
+
+
+def summary_text(paths: dict[str, str], stage_seconds: dict[str, float]) -> str:
+    """Headline skill per mode, the stage times and where everything is (printed at the end of a run)."""
+    from climate_optics.report import headline_lines
+
+    lines = headline_lines(paths["scores"], paths.get("downscaled_scores"))
+    if stage_seconds:
+        total = sum(stage_seconds.values())
+        lines += ["", f"wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in stage_seconds.items())]
+    lines += ["", *(f"{name + ':':18s} {path}" for name, path in paths.items())]
+    if "report" in paths:
+        lines += ["", f"open the report: {paths['report']}"]
+    return "\n".join(lines)
+
+
+class StageClock:
+    """Wall seconds per named stage: ``with clock("train optical"): ...``; saved as ``timings.json``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps({k: round(v, 3) for k, v in self.seconds.items()}, indent=2) + "\n")
+        return path
+
+
+def check_run_dir(run_dir: str | os.PathLike, *, overwrite: bool, resume: bool = False) -> bool:
+    """Whether ``run_dir`` holds outputs to replace; a usage error when it does and neither
+    ``overwrite`` nor ``resume`` is given."""
+    root = Path(run_dir)
+    used = root.exists() and any(root.iterdir()) and not resume
+    if used and not overwrite:
+        raise UsageInputError(f"{root} is not empty; pass --overwrite to replace its outputs, resume it, or choose another directory")
+    return used
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overwrite: bool, resume: bool = False) -> RunLayout:
+    """Create the run directory and save the config; a non-empty one needs ``overwrite`` (start
+    over) or ``resume`` (keep its outputs: the flow's cached steps are skipped, training resumes)."""
+    import shutil
+
+    layout = RunLayout(Path(run_dir))
+    if check_run_dir(run_dir, overwrite=overwrite, resume=resume):
+        for pattern in ("train-*", "downscale-*"):  # training runs refuse to start over an old run
+            for path in layout.root.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    (layout.root / "pipeline.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+    return layout
+
+
+def score_modes(config: PipelineConfig, layout: RunLayout) -> dict[str, Any]:
+    """Keyword arguments scoring every mode's forecast in one store: the first mode's, the others as references."""
+    first, *others = config.modes
+    return dict(forecast=str(layout.forecast_of(first)), references=[str(layout.forecast_of(m)) for m in others] or None,
+                metrics=config.metrics, regions=config.regions)
+
+
+def downscale_window(forecast: str | os.PathLike, max_inits: int | None) -> tuple[str | None, str | None]:
+    """(start, end) init times of the forecasts to downscale: the first ``max_inits`` (None: all)."""
+    if max_inits is None:
+        return None, None
+    from climate_optics.evaluate_stores import open_forecast
+
+    inits = open_forecast(forecast)["time"].values[:max_inits]
+    return str(inits[0]), str(inits[-1])
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    run_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    say: Callable[[str], None] = lambda message: None,
+    progress: bool = False,
+) -> PipelineResult:
+    """Ingest -> train and forecast per mode -> score (-> downscale) -> report, without an orchestrator."""
+    from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
+    from climate_optics.report import write_report
+    from data_catalog.ingest import ingest
+
+    layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
+    clock = StageClock()
+    say(f"ingest {config.source} -> {layout.data}")
+    with clock("ingest"):
+        data = ingest(config.source, layout.data, variables=config.variables, levels=config.levels,
+                      options=config.options, overwrite=overwrite)
+    checkpoints, forecasts = {}, {}
+    for mode in config.modes:
+        say(f"train the {config.preset} forecaster ({mode}, {config.steps} steps) -> {layout.train_run(mode)}")
+        with clock(f"train {mode}"):
+            checkpoints[mode] = train_forecaster(data, layout.train_run(mode), progress=progress, **config.train_options(mode))
+        say(f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast_of(mode)}")
+        with clock(f"forecast {mode}"):
+            forecasts[mode] = forecast_held_out(checkpoints[mode], data, layout.forecast_of(mode), lead_hours=config.lead_hours,
+                                                max_inits=config.max_inits, overwrite=overwrite)
+    say(f"score {', '.join(config.modes)} against persistence and climatology -> {layout.scores}")
+    with clock("score"):
+        kwargs = score_modes(config, layout)
+        scores = score_forecast(kwargs.pop("forecast"), data, layout.scores, overwrite=overwrite, **kwargs)
+    result = PipelineResult(layout.root, data, checkpoints, forecasts, scores)
+    if config.downscale:
+        mode = config.downscale_mode
+        say(f"ingest the fine grid -> {layout.hires}; train the downscaler ({mode}) -> {layout.downscale_run(mode)}")
+        with clock("ingest fine grid"):
+            hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
+                           options=hires_options(config), overwrite=overwrite)
+        with clock(f"train downscaler {mode}"):
+            result.downscale = train_downscaler(hires, layout.downscale_run(mode), mode=mode, projector=config.projector,
+                                                preset=config.preset, steps=config.downscale_steps,
+                                                diffusion_steps=config.downscale_diffusion_steps,
+                                                batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+        start, end = downscale_window(forecasts[mode], config.downscale_max_inits)
+        say(f"downscale the {mode} forecast ({config.downscale_members} members) -> {layout.downscaled_of(mode)}, "
+            f"bilinear -> {layout.bilinear}")
+        downscaler = downscaler_checkpoint(result.downscale)
+        with clock(f"downscale {mode}"):
+            result.downscaled = downscale_forecast(downscaler, forecasts[mode], out=layout.downscaled_of(mode),
+                                                   members=config.downscale_members, steps=config.downscale_sampler_steps,
+                                                   seed=config.seed, start=start, end=end, overwrite=overwrite)
+            result.bilinear = interpolate_forecast(downscaler, forecasts[mode], out=layout.bilinear, start=start, end=end,
+                                                   overwrite=overwrite)
+        say(f"score both against the fine truth -> {layout.downscaled_scores}")
+        with clock("score fine grid"):
+            result.downscaled_scores = score_forecast(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
+                                                      regions=config.regions, references=[result.bilinear], overwrite=overwrite)
+    clock.save(layout.timings)  # the report shows the stage times
+    say(f"report -> {layout.root / 'report.html'}")
+    with clock("report"):
+        result.report = write_report(layout.root)
+    result.stage_seconds = clock.seconds
+    clock.save(layout.timings)
+    return result
