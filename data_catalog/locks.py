@@ -45,7 +45,7 @@ class _Held:
     inode: int
 
 
-_held: dict[str, _Held] = {}  # absolute target path -> its lock, for this process
+_held: dict[tuple[str, int], _Held] = {}  # (absolute target path, thread id) -> its lock, in this process
 _guard = threading.Lock()
 _wait_default = False
 
@@ -68,11 +68,12 @@ def temporary_path(target: Path, kind: str = "tmp") -> Path:
 def held_targets() -> list[Path]:
     """Targets this process holds the lock of (what an interrupted command was writing)."""
     with _guard:
-        return [Path(p) for p in _held]
+        return list(dict.fromkeys(Path(path) for path, _ in _held))
 
 
-def _key(target: Path) -> str:
-    return str(target.absolute())
+def _key(target: Path) -> tuple[str, int]:
+    """Locks belong to a thread: another thread of this process is one more writer, refused or waiting."""
+    return str(target.absolute()), threading.get_ident()
 
 
 def _read_holder(path: Path) -> str:
@@ -86,7 +87,7 @@ def _read_holder(path: Path) -> str:
 
 
 def acquire(target: Path, *, wait: bool | None = None) -> bool:
-    """Lock ``target`` for this process; False when it already holds it. Busy: TargetBusyError or wait."""
+    """Lock ``target`` for this thread; False when it already holds it. Busy: TargetBusyError or wait."""
     key = _key(target)
     with _guard:
         if key in _held:
@@ -147,8 +148,10 @@ def release(target: Path) -> None:
 
 
 def release_all() -> None:
-    """Drop every lock this process holds (end of a command)."""
-    for target in held_targets():
+    """Drop every lock this thread holds (the end of a command)."""
+    with _guard:
+        mine = [Path(path) for path, thread in _held if thread == threading.get_ident()]
+    for target in mine:
         release(target)
 
 
@@ -164,7 +167,7 @@ def _process_alive(pid: int) -> bool:
 
 def _lock_free(target: Path) -> bool:
     """True when nobody holds ``target``'s lock (checked without creating a lock file)."""
-    if _key(target) in _held:
+    if any(path == str(target.absolute()) for path, _ in _held):
         return False
     try:
         fd = os.open(lock_path(target), os.O_RDWR)

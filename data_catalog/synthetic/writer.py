@@ -147,7 +147,7 @@ def _segments(config: SyntheticConfig, *, chunk_days: float, progress: bool | No
             if begin == 0:
                 for name, values in diag.static().items():
                     ds[name] = xr.Variable((LATITUDE, LONGITUDE), values.astype(np.float32), _var_attrs(name))
-                ds.attrs.update(_attrs(config))
+            ds.attrs.update(_attrs(config))  # on every segment: an append replaces the root attributes
             state = {"next": begin + count, "per_chunk": per_chunk, "time": str(time), "rng": rng.bit_generator.state,
                      "arrays": {name: getattr(model, name) for name in MODEL_STATE}}
             yield ds, state
@@ -185,46 +185,58 @@ def generate(config: SyntheticConfig, path: str | Path, *, overwrite: bool = Fal
                 _save_resume(work, config, state)
             pause_point("synthetic-segment", path)
         if resumable:
-            for name in (RESUME_JSON, RESUME_ARRAYS):
-                (work / name).unlink(missing_ok=True)
             work.rename(tmp)
+            _discard(work)  # its recorded state
     return path
 
 
-RESUME_JSON, RESUME_ARRAYS = "_resume.json", "_resume.npz"  # inside a partial store, removed when complete
+RESUME_JSON, RESUME_ARRAYS = ".json", ".npz"  # beside a partial store (a Zarr store holds only Zarr), removed when complete
+
+
+def _beside(work: Path, suffix: str) -> Path:
+    return work.with_name(work.name + suffix)
 
 
 def _save_resume(work: Path, config: SyntheticConfig, state: dict[str, Any]) -> None:
     """Record the state after the segment just appended (arrays first, then the JSON that points to them)."""
-    with open(work / (RESUME_ARRAYS + ".new"), "wb") as handle:
+    arrays, record = _beside(work, RESUME_ARRAYS), _beside(work, RESUME_JSON)
+    with open(arrays.with_name(arrays.name + ".new"), "wb") as handle:
         np.savez(handle, **state["arrays"])
-    os.replace(work / (RESUME_ARRAYS + ".new"), work / RESUME_ARRAYS)
-    record = {k: v for k, v in state.items() if k != "arrays"} | {"digest": config.digest()}
-    (work / (RESUME_JSON + ".new")).write_text(json.dumps(record), encoding="utf-8")
-    os.replace(work / (RESUME_JSON + ".new"), work / RESUME_JSON)
+    os.replace(arrays.with_name(arrays.name + ".new"), arrays)
+    fields = {k: v for k, v in state.items() if k != "arrays"} | {"digest": config.digest()}
+    record.with_name(record.name + ".new").write_text(json.dumps(fields), encoding="utf-8")
+    os.replace(record.with_name(record.name + ".new"), record)
 
 
 def _load_resume(work: Path, config: SyntheticConfig, *, per_chunk: int) -> dict[str, Any] | None:
     """The state a partial store can continue from; None (and the partial removed) when it cannot."""
     if not work.exists():
+        _discard(work)
         return None
     try:
-        record = json.loads((work / RESUME_JSON).read_text(encoding="utf-8"))
-        with np.load(work / RESUME_ARRAYS, allow_pickle=False) as saved:
+        record = json.loads(_beside(work, RESUME_JSON).read_text(encoding="utf-8"))
+        with np.load(_beside(work, RESUME_ARRAYS), allow_pickle=False) as saved:
             arrays = {name: saved[name] for name in MODEL_STATE}
         stored = xr.open_zarr(work, consolidated=False).sizes[TIME]
         usable = record["digest"] == config.digest() and record["per_chunk"] == per_chunk and stored == record["next"]
     except (OSError, ValueError, KeyError, TypeError):
         usable = False
     if not usable:
-        shutil.rmtree(work, ignore_errors=True)
+        log.warning("discarding %s: it does not match its recorded state (killed between two writes)", work)
+        _discard(work)
         return None
     log.warning("continuing %s from time step %d of %d (a partial run kept by an interrupted generation)",
                 work, record["next"], config.n_times)
     return record | {"arrays": arrays}
 
 
-def ensure_generated(config: SyntheticConfig, path: str | Path, *, progress: bool | None = None) -> Path:
+def _discard(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)
+    for suffix in (RESUME_JSON, RESUME_ARRAYS):
+        _beside(work, suffix).unlink(missing_ok=True)
+
+
+def ensure_generated(config: SyntheticConfig, path: str | Path, *, progress: bool | None = None, chunk_days: float = 30.0) -> Path:
     """The store at ``path``, generated (resumably) unless present; concurrent callers wait for one generation."""
     path = Path(path)
     if path.exists():
@@ -233,7 +245,7 @@ def ensure_generated(config: SyntheticConfig, path: str | Path, *, progress: boo
     newly = locks.acquire(path, wait=True)
     try:
         if not path.exists():  # another process may have generated it while this one waited
-            generate(config, path, progress=progress, resumable=True)
+            generate(config, path, progress=progress, chunk_days=chunk_days, resumable=True)
     finally:
         if newly:
             locks.release(path)
