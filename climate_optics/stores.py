@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from data_catalog.schema import VARIABLES
+from data_catalog.faults import pause_point
 from data_catalog.store import atomic_store, check_target, consolidate
 from climate_optics.training.sampler import parse_channel
 
@@ -117,6 +118,7 @@ class ForecastStoreWriter:
                 full = np.full(block.shape[:-3] + (len(self.levels),) + block.shape[-2:], np.nan, dtype=np.float32)
                 full[..., level_index, :, :] = block
                 self._group[name][time_index, lead_index] = full
+        pause_point("forecast-step", self.path)  # kill tests stop a writer here
 
     def __exit__(self, *exc: Any) -> bool:
         stack, self._stack, self._group = self._stack, None, None
