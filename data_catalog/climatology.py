@@ -20,6 +20,10 @@ each hold a bounded amount of data):
    runs band by band (one level, a few latitude rows, all days), so memory is bounded by the
    band size (``BAND_VALUES``), not by the grid or the record.
 
+``ingest --climatology-period START:END`` builds it from those times only (an out-of-sample
+climatology, as WeatherBench 2 scores 2020 against 1990-2019); the group's attributes record
+the period used (``climatology_period_start``/``_end``) so that evaluation can check it.
+
 Days with no data within the window are NaN (records shorter than a year). A cell with
 missing values keeps its day's full weight when at least one value is present: its sum is
 scaled to ``n`` steps (``n * mean``).
@@ -30,14 +34,53 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from data_catalog.errors import DataInputError
 
 HALF_WIDTH_DAYS = 30
 DAYS = 366
 BAND_VALUES = 1 << 20  # values per smoothing band and stored climatology chunk: 4 MiB of float32, as the data's
 SUMS_IN_MEMORY_BYTES = 1 << 30  # daily sums of all variables up to this size stay in memory, else scratch files
+
+
+def stamp(value: np.datetime64) -> str:
+    """A time as an ISO string to the second."""
+    return str(np.datetime_as_string(np.datetime64(value, "ns"), unit="s"))
+
+
+def parse_period(period: Any, source: str) -> tuple[str, str]:
+    """``"START:END"`` (dates), ``"START/END"`` (any ISO times) or a (start, end) pair -> (start, end)."""
+    if isinstance(period, (tuple, list)) and len(period) == 2:
+        return str(period[0]), str(period[1])
+    text = str(period)
+    parts = text.split("/") if "/" in text else text.split(":")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise DataInputError(f"climatology period {text!r}; expected START:END dates (e.g. 1990-01-01:2019-12-31)"
+                             " or START/END ISO times", source=source)
+    return parts[0].strip(), parts[1].strip()
+
+
+def period_indices(times: np.ndarray, period: Any, source: str) -> slice:
+    """The time indices inside ``period`` (both ends inclusive, dates cover their whole day); all if None."""
+    import pandas as pd
+
+    if period is None:
+        return slice(0, len(times))
+    start, end = parse_period(period, source)
+    try:
+        chosen = pd.DatetimeIndex(times).slice_indexer(start, end)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataInputError(f"climatology period {start}..{end} not understood ({exc})", source=source) from None
+    first, stop, _ = chosen.indices(len(times))
+    if stop <= first:
+        raise DataInputError(f"climatology period {start}..{end} holds no time of the record ({stamp(times[0])}.."
+                             f"{stamp(times[-1])}); expected a period inside it", source=source)
+    return slice(first, stop)
+
 
 
 def window_weights(half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
@@ -184,11 +227,18 @@ class DailySums:
 class Climatology:
     """Streaming climatology of a record: daily sums per variable, then smoothing into a store."""
 
-    def __init__(self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]]):
-        """``fields``: each variable's field shape ([level,] lat, lon); scratch files go to ``directory``."""
-        self.hours, self.hour_index, self.doy = hours_and_days(times)
+    def __init__(self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]],
+                 period: slice | None = None):
+        """``fields``: each variable's field shape ([level,] lat, lon); scratch files go to ``directory``;
+        ``period``: the time indices the climatology is built from (default: all)."""
+        self.period = slice(*(period or slice(0, len(times))).indices(len(times)))
+        used = times[self.period]
+        self.hours, hour_index, doy = hours_and_days(used)
+        self.hour_index = np.zeros(len(times), dtype=np.int64)
+        self.doy = np.ones(len(times), dtype=np.int64)
+        self.hour_index[self.period], self.doy[self.period] = hour_index, doy
         self.steps = np.zeros((len(self.hours), DAYS), dtype=np.int64)  # time steps per (hour, day)
-        np.add.at(self.steps, (self.hour_index, self.doy - 1), 1)
+        np.add.at(self.steps, (hour_index, doy - 1), 1)
         n_hour = len(self.hours)
         nbytes = sum(DAYS * n_hour * int(np.prod(field)) * 8 for field in fields.values())
         in_memory = nbytes <= SUMS_IN_MEMORY_BYTES  # the same for any record length: memory stays flat
@@ -196,9 +246,13 @@ class Climatology:
                      for name, field in fields.items()}
 
     def add(self, name: str, start: int, values: np.ndarray) -> None:
-        """Add a block of one variable: ``values`` (time, *field) for times start.. ."""
-        stop = start + len(values)
-        self.sums[name].add(self.doy[start:stop], self.hour_index[start:stop], values)
+        """Add a block of one variable: ``values`` (time, *field) for times start.. (those in the period)."""
+        first, stop = max(start, self.period.start), min(start + len(values), self.period.stop)
+        if first >= stop:
+            return
+        if (first, stop) != (start, start + len(values)):
+            values = values[first - start:stop - start]
+        self.sums[name].add(self.doy[first:stop], self.hour_index[first:stop], values)
 
     def write(self, arrays: dict, done: Callable[[int, int], None] | None = None) -> None:
         """Smooth every variable band by band into ``arrays[name]`` (bands in parallel threads).

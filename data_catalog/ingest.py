@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from data_catalog.climatology import Climatology, band_rows, climatology_template
+from data_catalog.climatology import Climatology, band_rows, climatology_template, period_indices, stamp
 from data_catalog.checks import check_plausible
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, STATIC_VARIABLES, TIME
@@ -53,11 +53,14 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list[str] | None = None,
            levels: list[float] | None = None, start: Any = None, end: Any = None, overwrite: bool = False,
            options: dict[str, Any] | None = None, catalog: str | os.PathLike | None = None,
-           time_chunk: int | None = None, progress: Progress | None = None) -> Path:
+           time_chunk: int | None = None, progress: Progress | None = None,
+           climatology_period: Any = None) -> Path:
     """Open ``source`` (catalog name or path) in the canonical schema and write it to ``out``.
 
-    Returns the store's path. Raises DataInputError (nothing written) on bad input or when
-    ``out`` exists and ``overwrite`` is false.
+    ``climatology_period``: ``"START:END"``, ``"START/END"`` or a pair of dates (inclusive); the
+    climatology is built from those times only (default: the whole record), and the period is
+    recorded in the climatology group's attributes. Returns the store's path. Raises
+    DataInputError (nothing written) on bad input or when ``out`` exists and ``overwrite`` is false.
     """
     from data_catalog import open_dataset
 
@@ -74,9 +77,10 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
             warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
             ds = open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection)
     settings = {"variables": variables, "levels": levels, "start": start, "end": end,
-                "options": user_options, "catalog": None if catalog is None else str(catalog)}
+                "options": user_options, "catalog": None if catalog is None else str(catalog),
+                "climatology_period": climatology_period}
     return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
-                       time_chunk=chunk, progress=progress)
+                       time_chunk=chunk, progress=progress, climatology_period=climatology_period)
 
 
 def _can_rechunk_at_source(source: str | os.PathLike, catalog: Any, options: dict[str, Any] | None) -> bool:
@@ -95,12 +99,14 @@ def _with_chunks(options: dict[str, Any] | None, chunk: int) -> dict[str, Any]:
 
 
 def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings: dict[str, Any] | None = None,
-                overwrite: bool = False, time_chunk: int | None = None, progress: Progress | None = None) -> Path:
+                overwrite: bool = False, time_chunk: int | None = None, progress: Progress | None = None,
+                climatology_period: Any = None) -> Path:
     """Write a canonical dataset (lazy or in memory) as an ingested store; see the module docstring."""
     target = check_target(out, overwrite=overwrite)
     dynamic, static = _split(ds, source)
     check_plausible(ds, source)  # first and last time steps, before anything is written
     times = dynamic[TIME].values
+    period = period_indices(times, climatology_period, source)
     chunk = time_chunk or default_time_chunk(dynamic)
     if chunk < 1:
         raise DataInputError(f"time chunk must be >= 1, got {chunk}", source=source)
@@ -112,7 +118,7 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
             has_level={name: LEVEL in da.dims for name, da in ds.data_vars.items()},
         )
         _write_static(static, tmp, statistics, source)
-        climatology = _stream(dynamic, tmp, chunk, statistics, source, progress)
+        climatology = _stream(dynamic, tmp, chunk, statistics, source, progress, period)
         statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)).to_zarr(
             tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
         if dynamic.data_vars:
@@ -332,7 +338,7 @@ class _VariableStream:
 
 
 def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAccumulator,
-            source: str, progress: Progress | None) -> Climatology:
+            source: str, progress: Progress | None, period: slice) -> Climatology:
     """Write every piece and fold it into the statistics and the climatology's daily sums."""
     import zarr
 
@@ -342,7 +348,7 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
     (tmp / SCRATCH_DIR).mkdir()
     fields = {str(name): tuple(n for d, n in da.sizes.items() if d not in (TIME, REALIZATION))
               for name, da in dynamic.data_vars.items()}  # members are averaged into the climatology
-    climatology = Climatology(times, tmp / SCRATCH_DIR, fields)
+    climatology = Climatology(times, tmp / SCRATCH_DIR, fields, period)
     streams = {str(name): _VariableStream(str(name), _whole_chunks(root[str(name)]), dynamic, chunk, source)
                for name in dynamic.data_vars}
 
@@ -405,6 +411,9 @@ def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
     import zarr
 
     template = climatology_template(dynamic, climatology.hours)
+    used = dynamic[TIME].values[climatology.period]
+    template.attrs.update(climatology_period_start=stamp(used[0]), climatology_period_end=stamp(used[-1]),
+                          climatology_time_steps=int(len(used)))
     rows = band_rows(len(climatology.hours), dynamic.sizes[LONGITUDE])
     encoding = {str(name): {"compressors": [_climatology_codec()],
                             "chunks": tuple(1 if d == LEVEL else min(rows, s) if d == LATITUDE else s

@@ -81,6 +81,9 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Synthetic reanalysis: random seed."),
         grid: Optional[str] = typer.Option(None, "--grid", help="Synthetic reanalysis: grid, e.g. 5.625deg."),
         time_chunk: Optional[int] = typer.Option(None, "--time-chunk", min=1, help="Time steps per chunk (default: about 4 MiB)."),
+        climatology_period: Optional[str] = typer.Option(
+            None, "--climatology-period",
+            help="Build the climatology from START:END only (dates, inclusive; e.g. 1990-01-01:2019-12-31), recorded in the store."),
     ) -> None:
         """Write SOURCE as a canonical Zarr v3 store with statistics and a climatology (atomic)."""
         run_ingest(
@@ -89,4 +92,5 @@ def register(app: typer.Typer) -> None:
             levels=split_list(levels, "--levels", float),
             start=start, end=end, overwrite=overwrite, catalog=catalog,
             options=synthetic_options(years, seed, grid), time_chunk=time_chunk,
+            climatology_period=climatology_period,
         )
