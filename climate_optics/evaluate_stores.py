@@ -96,11 +96,14 @@ def evaluate_stores(
     variables: Sequence[str] | None = None,
     references: Sequence[str | os.PathLike] | None = None,
     overwrite: bool = False,
+    allow_in_sample_climatology: bool = False,
 ) -> Path:
     """Score the forecast store against ``truth`` and write the scores store ``out``; returns its path.
 
     ``references``: further forecast stores scored as models of their own, each ``NAME=PATH``
     or a path (named by its attributes, as the forecast is), e.g. an interpolated forecast.
+    A climatology whose recorded period overlaps the forecast's init times is refused unless
+    ``allow_in_sample_climatology``; the period is recorded in the scores store.
     """
     from climate_optics.evaluation import evaluate
     from climate_optics.provenance import provenance_attrs
@@ -114,6 +117,7 @@ def evaluate_stores(
     scores = evaluate(
         forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines=baselines,
         model_name=model_name, variables=variables, references={name: ds for name, (_, ds) in refs.items()},
+        allow_in_sample_climatology=allow_in_sample_climatology,
     )
     fa = forecast_ds.attrs
     attrs = provenance_attrs(
@@ -132,6 +136,11 @@ def evaluate_stores(
         },
     )
     return write_scores(scores, out, overwrite=overwrite, attrs=attrs)
+
+
+def read_attrs(store: str | os.PathLike) -> dict[str, Any]:
+    """The root attributes of a store written here."""
+    return dict(_open_zarr(store).attrs)
 
 
 def open_references(specs: Sequence[str | os.PathLike]) -> dict[str, tuple[str, "xr.Dataset"]]:

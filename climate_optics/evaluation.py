@@ -23,6 +23,7 @@ from climate_optics.errors import UsageInputError
 from climate_optics.metrics import METRICS, Metric, WindVectorMSE, WindVectorRMSE, joint_statistics, make_metric
 from climate_optics.regions import DEFAULT_REGIONS, resolve_regions
 from climate_optics.spatial import AreaMean
+from data_catalog.checks import check_not_all_nan
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, PREDICTION_TIMEDELTA, REALIZATION, TIME
 
@@ -39,6 +40,7 @@ WIND_PAIRS = (
 )
 WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
 BASELINES = ("persistence", "climatology")
+NEEDS_MEMBERS = ("ensemble_spread", "spread_skill_ratio")  # undefined for a single member
 
 
 def forecast_name(forecast: "xr.Dataset", default: str = "forecast") -> str:
@@ -78,6 +80,7 @@ def evaluate(
     variables: Sequence[str] | None = None,
     land_sea_mask: Any = None,
     references: "dict[str, xr.Dataset] | None" = None,
+    allow_in_sample_climatology: bool = False,
 ) -> "xr.Dataset":
     """Score ``forecast`` (forecast store layout) against ``truth`` (canonical, valid times).
 
@@ -90,6 +93,9 @@ def evaluate(
     truth's static field). ``references``: further forecasts scored as models of their own
     (name -> forecast store Dataset on the same grid, holding the forecast's init times, lead
     times and variables), e.g. an interpolated forecast next to a downscaled one.
+    A climatology whose recorded period (``climatology_period_start``/``_end``, written by
+    ingest) overlaps the forecast's init times is refused unless ``allow_in_sample_climatology``.
+    Forecast variables left out are named in the attribute ``skipped_variables``.
     """
     import xarray as xr
 
@@ -99,6 +105,10 @@ def evaluate(
     references = {name: _standardise(ds, f"reference {name!r}") for name, ds in (references or {}).items()}
     plan = _plan(forecast, truth, metrics, regions, climatology, baselines, model_name, variables, land_sea_mask)
     plan.references = _check_references(forecast, references, plan)
+    skipped = skipped_variables(forecast, truth, plan.variables)
+    period = climatology_period(climatology)
+    if climatology is not None:
+        _check_out_of_sample(period, plan.inits, allow_in_sample_climatology)
     truth = truth[plan.variables]
     if LEVEL in forecast.dims and LEVEL in truth.dims:
         truth = truth.sel({LEVEL: forecast[LEVEL].values})
@@ -115,8 +125,12 @@ def evaluate(
             "last_init_time": str(plan.inits[-1]),
             "ensemble_size": int(forecast.sizes.get(REALIZATION, 1)),
             "area_weights": "cell area from latitude bounds, normalised to mean 1",
+            "climatology_period": "none" if climatology is None else "/".join(period) if period else "not recorded",
+            "skipped_variables": "; ".join(skipped),
         }
     )
+    if climatology is not None and period:
+        scores.attrs["climatology_in_sample"] = int(_overlaps(period, plan.inits))
     return scores
 
 
@@ -142,6 +156,9 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name,
         )
     if TIME not in truth.dims:
         raise DataInputError(f"truth has no 'time' dimension (dims: {', '.join(map(str, truth.dims))})")
+    if REALIZATION in truth.dims:
+        raise DataInputError(f"truth has {truth.sizes[REALIZATION]} ensemble members (realization); expected one"
+                             " analysis per time (select a member or the ensemble mean)")
     scored = [v for v in forecast.data_vars if PREDICTION_TIMEDELTA in forecast[v].dims]
     if variables is not None:
         absent = [v for v in variables if v not in scored]
@@ -151,12 +168,14 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name,
     if not scored:
         raise DataInputError("forecast has no variable with a prediction_timedelta dimension")
     _check_truth_has(forecast, truth, scored)
+    _check_units(forecast, truth, scored)
     _check_grid(forecast, truth, "truth")
+    check_not_all_nan(forecast[scored], "forecast")
     if climatology is not None:
         _check_grid(forecast, climatology, "climatology")
 
     ensemble = REALIZATION in forecast.dims
-    metric_objs = _metrics(metrics, climatology, ensemble)
+    metric_objs = _metrics(metrics, climatology, ensemble and forecast.sizes[REALIZATION] > 1)
     models = [model_name or forecast_name(forecast)] + _baselines(baselines, climatology)
     if len(set(models)) != len(models):
         raise UsageInputError(f"model name {models[0]!r} clashes with a baseline name")
@@ -217,6 +236,49 @@ def _check_truth_has(forecast, truth, names: list[str]) -> None:
                 )
 
 
+def _check_units(forecast, truth, names: list[str]) -> None:
+    """Forecast and truth in the same units (where both say)."""
+    from data_catalog.units import normalise
+
+    for name in names:
+        mine, theirs = forecast[name].attrs.get("units"), truth[name].attrs.get("units")
+        if mine is not None and theirs is not None and normalise(str(mine)) != normalise(str(theirs)):
+            raise DataInputError(f"forecast units {mine!r} differ from the truth's {theirs!r}; expected the same units"
+                                 " (convert the forecast)", variable=name)
+
+
+def skipped_variables(forecast, truth, scored: list[str]) -> list[str]:
+    """'name (why)' for every forecast or truth field not scored."""
+    skipped = [f"{v} (forecast: not requested)" if PREDICTION_TIMEDELTA in forecast[v].dims
+               else f"{v} (forecast: no prediction_timedelta)" for v in forecast.data_vars if v not in scored]
+    skipped += [f"{v} (truth: not in the forecast)" for v in truth.data_vars
+                if v not in forecast.data_vars and TIME in truth[v].dims]
+    return skipped
+
+
+def climatology_period(climatology) -> tuple[str, str] | None:
+    """(start, end) recorded by ingest in the climatology's attributes, or None."""
+    if climatology is None:
+        return None
+    start, end = climatology.attrs.get("climatology_period_start"), climatology.attrs.get("climatology_period_end")
+    return (str(start), str(end)) if start and end else None
+
+
+def _overlaps(period: tuple[str, str], inits: np.ndarray) -> bool:
+    start, end = (np.datetime64(t, "ns") for t in period)
+    return bool(start <= inits.max() and end >= inits.min())
+
+
+def _check_out_of_sample(period: tuple[str, str] | None, inits: np.ndarray, allow: bool) -> None:
+    if period is None or allow or not _overlaps(period, inits):
+        return
+    first, last = (np.datetime_as_string(t, unit="m") for t in (inits.min(), inits.max()))
+    raise DataInputError(f"the climatology's period {period[0]}..{period[1]} overlaps the forecast's init times"
+                         f" {first}..{last}: an in-sample climatology flatters ACC and the climatology baseline;"
+                         " build one from other times (ingest --climatology-period START:END) or pass"
+                         " --allow-in-sample-climatology")
+
+
 def _check_grid(forecast, other, what: str) -> None:
     for dim in (LATITUDE, LONGITUDE):
         a, b = forecast[dim].values, other[dim].values
@@ -237,6 +299,9 @@ def _metrics(names, climatology, ensemble: bool) -> dict[str, Metric]:
     for name in names:
         if name in NOT_IN_SCORES:
             raise UsageInputError(f"metric {name!r} cannot go into a scores store: {NOT_IN_SCORES[name]}")
+        if name in NEEDS_MEMBERS and not ensemble:
+            raise UsageInputError(f"metric {name!r} needs an ensemble forecast of several members (a realization"
+                                  " dimension); this forecast has one member")
         if name == "acc" and climatology is None:
             raise UsageInputError("metric 'acc' needs a climatology (--climatology STORE, or a truth store with a climatology group)")
         out[name] = make_metric(name, climatology=climatology) if name == "acc" else make_metric(name)

@@ -29,15 +29,24 @@ def register(app: typer.Typer) -> None:
             None, "--reference", help="Another forecast store scored as a model of its own: NAME=STORE or STORE (repeatable)."
         ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scores store."),
+        variables: Optional[str] = typer.Option(None, "--variables", help="Forecast variables to score, comma-separated (default: all)."),
+        allow_in_sample: bool = typer.Option(
+            False, "--allow-in-sample-climatology",
+            help="Accept a climatology whose period overlaps the forecast's init times (recorded in the scores store)."),
     ) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
-        from climate_optics.evaluate_stores import evaluate_stores
+        from climate_optics.cli.ingest import split_list
+        from climate_optics.evaluate_stores import evaluate_stores, read_attrs
         from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
 
         path = evaluate_stores(
             forecast, truth, out, metrics=metrics, regions=regions, climatology=climatology, baselines=baselines,
             model_name=model_name, references=reference, overwrite=overwrite,
+            variables=split_list(variables, "--variables"), allow_in_sample_climatology=allow_in_sample,
         )
+        skipped = read_attrs(path).get("skipped_variables")
+        if skipped:
+            typer.echo(f"not scored: {skipped}", err=True)
         typer.echo(f"scores: {path}")
         typer.echo(f"table: {path / MARKDOWN_NAME}")
         for png in sorted((path / FIGURES_DIR).glob("*.png")):

@@ -15,13 +15,14 @@ LON = np.arange(16) * 22.5
 TIMES = pd.date_range("2020-03-01", periods=12, freq="6h").values.astype("datetime64[ns]")
 LEADS = pd.to_timedelta([0, 6, 12], "h").values.astype("timedelta64[ns]")
 INITS = TIMES[:8:2]  # every valid time init + lead lies inside TIMES
+T2M_BASE = 280.0  # K
 
 
 def truth_dataset(seed=0):
-    """Truth with 2m_temperature = time index + noise, temperature on two levels, a land mask."""
+    """Truth with 2m_temperature = 280 K + time index + noise, temperature on two levels, a land mask."""
     rng = np.random.default_rng(seed)
     n = TIMES.size
-    t2m = np.arange(n, dtype=float)[:, None, None] + 0.1 * rng.normal(size=(n, LAT.size, LON.size))
+    t2m = T2M_BASE + np.arange(n, dtype=float)[:, None, None] + 0.1 * rng.normal(size=(n, LAT.size, LON.size))
     temp = 250 + rng.normal(size=(n, 2, LAT.size, LON.size))
     lsm = (np.arange(LON.size)[None, :] < 8) * np.ones((LAT.size, 1))
     return xr.Dataset(
@@ -63,8 +64,10 @@ def test_persistence_is_truth_at_init_verified_at_valid_time(truth):
     verifying = baselines.verifying_truth(t2m, INITS, LEADS)
     assert persisted.dims[:2] == ("time", "prediction_timedelta")
     # init index i (0, 2, 4, 6), lead k steps: persistence holds value i, truth i + k
-    np.testing.assert_allclose(persisted.mean(["latitude", "longitude"]).values, [[i] * 3 for i in (0, 2, 4, 6)], atol=0.05)
-    np.testing.assert_allclose(verifying.mean(["latitude", "longitude"]).values, [[i, i + 1, i + 2] for i in (0, 2, 4, 6)], atol=0.05)
+    np.testing.assert_allclose(persisted.mean(["latitude", "longitude"]).values - T2M_BASE, [[i] * 3 for i in (0, 2, 4, 6)],
+                               atol=0.05)
+    np.testing.assert_allclose(verifying.mean(["latitude", "longitude"]).values - T2M_BASE,
+                               [[i, i + 1, i + 2] for i in (0, 2, 4, 6)], atol=0.05)
     np.testing.assert_array_equal(verifying["time"].values, INITS)
 
     scores = evaluate(forecast_from(truth), truth, metrics=["bias", "rmse"], regions="global", variables=["2m_temperature"])
@@ -194,3 +197,91 @@ def test_wind_vector_and_weatherbench2_spellings(truth):
     np.testing.assert_allclose(scores["10m_wind_vector"].values, np.sqrt(2.0), rtol=1e-10)  # |(1, 1)|
     np.testing.assert_allclose(scores["10m_u_component_of_wind"].values, 1.0, rtol=1e-10)
     assert list(scores.model.values) == ["forecast"]
+
+
+# ----------------------------------------------------------------------------- refusals and out-of-sample climatology
+
+
+def celsius(fc):
+    return fc.assign({"2m_temperature": (fc["2m_temperature"] - 273.15).assign_attrs(units="degC")})
+
+
+def all_nan(fc):
+    return fc.assign({"temperature": fc["temperature"] * np.nan})
+
+
+@pytest.mark.parametrize("change, kwargs, error, match", [
+    (celsius, {}, DataInputError, "variable '2m_temperature': forecast units 'degC' differ from the truth's 'K'"),
+    (all_nan, {}, DataInputError, "forecast: variable 'temperature': all values are NaN"),
+    (lambda f: f, {"variables": ["geopotential"]}, DataInputError, "forecast has no variable 'geopotential'"),
+    (lambda f: f, {"metrics": "rmse,ensemble_spread"}, UsageInputError, "'ensemble_spread' needs an ensemble forecast"),
+], ids=["units", "all-nan", "variable", "metric"])
+def test_refuses_what_it_cannot_score(truth, change, kwargs, error, match):
+    fc = change(forecast_from(truth).assign({k: v.assign_attrs(units="K") for k, v in forecast_from(truth).items()}))
+    with pytest.raises(error, match=match):
+        evaluate(fc, truth, **kwargs)
+
+
+def test_ensemble_truth_is_refused(truth):
+    members = xr.concat([truth, truth], dim="realization")
+    with pytest.raises(DataInputError, match="truth has 2 ensemble members"):
+        evaluate(forecast_from(truth), members, metrics="rmse")
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory, truth):
+    """Truth stores written by ingest: climatology over the whole record and over the times after the last init."""
+    from data_catalog.ingest import write_store
+
+    root = tmp_path_factory.mktemp("ingested")
+    whole = write_store(truth, root / "whole.zarr", source="truth")
+    later = write_store(truth, root / "later.zarr", source="truth", climatology_period="2020-03-02T18/2020-03-03T18")
+    forecast = root / "forecast.zarr"
+    forecast_from(truth, 1.0).drop_vars("temperature").chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(
+        forecast, consolidated=False)
+    return {"whole": whole, "later": later, "forecast": forecast, "root": root}
+
+
+def test_in_sample_climatology_is_refused_naming_both_periods(run_cli, ingested):
+    out = ingested["root"] / "in-sample.zarr"
+    status, _, stderr = run_cli("evaluate", ingested["forecast"], "--truth", ingested["whole"], "--out", out)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+    assert "period 2020-03-01T00:00:00..2020-03-03T18:00:00 overlaps the forecast's init times" in stderr
+    assert "2020-03-01T00:00..2020-03-02T12:00" in stderr and not out.exists()
+
+    status, _, stderr = run_cli("evaluate", ingested["forecast"], "--truth", ingested["whole"], "--out", out,
+                                "--allow-in-sample-climatology")
+    assert status == 0, stderr
+    attrs = xr.open_zarr(out).attrs
+    assert attrs["climatology_period"] == "2020-03-01T00:00:00/2020-03-03T18:00:00" and attrs["climatology_in_sample"] == 1
+
+
+def test_out_of_sample_climatology_is_recorded_and_skips_named(run_cli, ingested):
+    out = ingested["root"] / "out-of-sample.zarr"
+    status, _, stderr = run_cli("evaluate", ingested["forecast"], "--truth", ingested["later"], "--out", out)
+    assert status == 0, stderr
+    assert "not scored: temperature (truth: not in the forecast)" in stderr
+    scores = xr.open_zarr(out)
+    assert scores.attrs["climatology_period"] == "2020-03-02T18:00:00/2020-03-03T18:00:00"
+    assert scores.attrs["climatology_in_sample"] == 0
+    assert "acc" in scores.metric.values and "climatology" in scores.model.values
+    assert np.isfinite(scores["2m_temperature"].sel(model="climatology", metric="rmse").values).all()
+
+
+def test_ensemble_forecast_store_gets_the_ensemble_metrics(run_cli, ingested, truth):
+    store = ingested["root"] / "ensemble.zarr"
+    forecast_from(truth, 0.5, members=4).chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(store, consolidated=False)
+    out = ingested["root"] / "ensemble-scores.zarr"
+    status, _, stderr = run_cli("evaluate", store, "--truth", ingested["later"], "--out", out)
+    assert status == 0, stderr
+    scores = xr.open_zarr(out)
+    assert {"crps", "ensemble_mean_rmse", "ensemble_spread", "spread_skill_ratio"} <= set(scores.metric.values)
+    assert scores.attrs["ensemble_size"] == 4
+    t2m = scores["2m_temperature"].sel(model="vit-optical", region="global")
+    # members truth + 0.5 + (-1, -1/3, 1/3, 1): unbiased spread sqrt(20/27), ensemble-mean error 0.5
+    np.testing.assert_allclose(t2m.sel(metric="ensemble_spread").values, np.sqrt(20 / 27), rtol=1e-5)
+    np.testing.assert_allclose(t2m.sel(metric="ensemble_mean_rmse").values, 0.5, rtol=1e-5)
+    # CRPS = mean|x - y| - mean|x - x'| / 2 over members x (fair estimator: M (M - 1) pairs)
+    members = 0.5 + np.linspace(-1, 1, 4)
+    fair = np.abs(members).mean() - np.abs(members[:, None] - members[None]).sum() / (2 * 4 * 3)
+    np.testing.assert_allclose(t2m.sel(metric="crps").values, fair, rtol=1e-5)
