@@ -81,8 +81,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     if not path.is_file():
         raise UsageInputError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise UsageInputError(f"{path}: not a climate-optics checkpoint (not a torch zip archive; it could be a raw pickle,"
-                              " which is never loaded)")
+        raise UsageInputError(f"{path}: not a climate-optics checkpoint (not a torch zip archive: truncated, or another"
+                              " format such as a raw pickle, which is never loaded)")
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols would add lines to the one-line error
             warnings.simplefilter("ignore")
