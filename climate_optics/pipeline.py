@@ -28,6 +28,7 @@ from climate_optics.workflow import (
     train_downscaler,
     train_forecaster,
 )
+from data_catalog.store import check_own_directory
 
 
 @dataclass
@@ -101,6 +102,8 @@ def check_run_dir(run_dir: str | os.PathLike, *, overwrite: bool, resume: bool =
     used = root.exists() and any(root.iterdir()) and not resume
     if used and not overwrite:
         raise UsageInputError(f"{root} is not empty; pass --overwrite to replace its outputs, resume it, or choose another directory")
+    if used:
+        check_own_directory(root, signature="pipeline.json")  # never clear a directory this tool did not write
     return used
 
 

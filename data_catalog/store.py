@@ -65,6 +65,14 @@ def is_tool_store(path: str | os.PathLike) -> bool:
     return False
 
 
+def check_own_directory(path: str | os.PathLike, *, signature: str, what: str = "run directory") -> None:
+    """Before reusing a non-empty directory: refuse unless it holds ``signature``, a file this tool writes there."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()) and not (path / signature).is_file():
+        raise DataInputError(f"is not a {what} this tool wrote (it holds {describe_contents(path)}, but no {signature}); "
+                             f"--overwrite replaces only climate-optics {what}s", source=path)
+
+
 def describe_contents(path: Path, limit: int = 3) -> str:
     """A few words on what a directory holds, for refusals: 'notes.txt, data/ and 4 more'."""
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())

@@ -132,6 +132,23 @@ def test_file_outputs_replace_files_but_never_directories(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.json", "record.json"]
 
 
+def test_overwrite_of_a_run_directory_needs_one_this_tool_wrote(tmp_path):
+    from climate_optics.pipeline import check_run_dir
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(DataInputError, match=r"home: is not a run directory this tool wrote \(it holds thesis.tex, but no pipeline.json\)"):
+        check_run_dir(home, overwrite=True)
+    assert (home / "thesis.tex").read_text() == "years of work"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pipeline.json").write_text("{}")
+    (run / "train-dfa").mkdir()
+    assert check_run_dir(run, overwrite=True) is True  # ours: its outputs may be replaced
+    assert check_run_dir(tmp_path / "new", overwrite=False) is False
+
+
 # -- one writer per target -------------------------------------------------------------------------
 
 def test_second_writer_is_refused_naming_the_holder(run_cli, era5_file, tmp_path, holder):
