@@ -37,6 +37,7 @@ import xarray as xr
 from data_catalog.climatology import Climatology, band_rows, climatology_template, period_indices, stamp
 from data_catalog.checks import check_plausible
 from data_catalog.errors import DataInputError
+from data_catalog.regrid import regrid, target_grid
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
 from data_catalog.store import atomic_store, check_target, consolidate
@@ -54,8 +55,12 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
            levels: list[float] | None = None, start: Any = None, end: Any = None, overwrite: bool = False,
            options: dict[str, Any] | None = None, catalog: str | os.PathLike | None = None,
            time_chunk: int | None = None, progress: Progress | None = None,
-           climatology_period: Any = None) -> Path:
+           climatology_period: Any = None, grid: str | None = None, regrid_method: str = "conservative") -> Path:
     """Open ``source`` (catalog name or path) in the canonical schema and write it to ``out``.
+
+    ``grid``: regrid to ``LONxLAT`` (``64x32``, ``240x121``, ...), ``Ndeg`` or the grid of a store
+    (``data_catalog.regrid.target_grid``) with ``regrid_method`` (conservative or bilinear);
+    for the synthetic generator it names the generated grid's view, as its ``grid`` option.
 
     ``climatology_period``: ``"START:END"``, ``"START/END"`` or a pair of dates (inclusive); the
     climatology is built from those times only (default: the whole record), and the period is
@@ -66,31 +71,55 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
 
     check_target(out, overwrite=overwrite)
     user_options = options
+    target = None
+    if grid is not None and is_synthetic(source, catalog):
+        options = {**(options or {}), "grid": grid}
+    elif grid is not None:
+        target = target_grid(grid, catalog)
+
+    def prepared(ds: xr.Dataset) -> xr.Dataset:
+        return ds if target is None else regridded(ds, target, regrid_method)
+
     time = None if start is None and end is None else slice(start, end)
     selection = {"variables": variables, "levels": levels, "time": time, "catalog": catalog}
     rechunk = _can_rechunk_at_source(source, catalog, options)
     native = {**(options or {}), "chunks": {}}  # the source's own chunks: each decompressed once
-    ds = open_dataset(source, options=native if rechunk else options, check_values=False, **selection)
+    ds = prepared(open_dataset(source, options=native if rechunk else options, check_values=False, **selection))
     chunk = time_chunk or default_time_chunk(ds)
     if rechunk and read_pieces(ds, chunk) is None:  # too long: blocks of store chunks
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
-            ds = open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection)
+            ds = prepared(open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection))
     settings = {"variables": variables, "levels": levels, "start": start, "end": end,
                 "options": user_options, "catalog": None if catalog is None else str(catalog),
-                "climatology_period": climatology_period}
+                "climatology_period": climatology_period, "grid": grid,
+                "regrid_method": None if target is None else regrid_method}
     return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
                        time_chunk=chunk, progress=progress, climatology_period=climatology_period)
 
 
 def _can_rechunk_at_source(source: str | os.PathLike, catalog: Any, options: dict[str, Any] | None) -> bool:
     """Files and stores take a ``chunks`` option; the synthetic generator chooses its own."""
-    from data_catalog.catalog import find_entry
-
     if "chunks" in (options or {}):
         return False  # the caller chose
+    return not is_synthetic(source, catalog)
+
+
+def is_synthetic(source: str | os.PathLike, catalog: Any) -> bool:
+    """Whether ``source`` is a catalog entry of the synthetic generator."""
+    from data_catalog.catalog import find_entry
+
     entry = find_entry(os.fspath(source), catalog, readable_without=True)  # open_dataset reports a broken catalog
-    return entry is None or entry.driver != "synthetic"
+    return entry is not None and entry.driver == "synthetic"
+
+
+def regridded(ds: xr.Dataset, target: tuple[np.ndarray, np.ndarray], method: str) -> xr.Dataset:
+    """``ds`` regridded to ``target`` (latitudes, longitudes), the regridding noted in its attributes."""
+    lat, lon = target
+    out = regrid(ds, lat, lon, method)
+    out.attrs["regridding"] = (f"{method} from {ds.sizes[LONGITUDE]}x{ds.sizes[LATITUDE]} to {lon.size}x{lat.size}"
+                               " (longitudes x latitudes) by climate-optics ingest")
+    return out
 
 
 def _with_chunks(options: dict[str, Any] | None, chunk: int) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Regridding on regular latitude-longitude grids: cell bounds, cell areas, conservative coarsening.
+"""Regridding on regular latitude-longitude grids: cell bounds, cell areas, conservative remapping.
+
+``regrid`` takes a dataset to any other latitude-longitude grid (``grid_from_spec``: the
+WeatherBench 2 grids ``64x32``, ``240x121``, ..., or ``Ndeg``): conservatively, with the exact
+overlap areas of the cells on the sphere (two matrices, see ``conservative_weights``), or
+bilinearly. ``coarsen_conservative`` is the special case of whole blocks of cells.
 
 Grids follow the canonical schema: ``latitude`` ascending (cell centres, or centres plus the
 two poles as in the 0.25/1.5 degree WeatherBench 2 grids), ``longitude`` ascending on 0..360.
@@ -26,6 +31,10 @@ __all__ = [
     "equiangular_latitudes",
     "equiangular_longitudes",
     "coarsen_conservative",
+    "conservative_weights",
+    "grid_from_spec",
+    "target_grid",
+    "regrid",
 ]
 
 
@@ -40,15 +49,19 @@ def equiangular_longitudes(n_lon: int) -> np.ndarray:
     return np.arange(n_lon) * (360.0 / n_lon)
 
 
+def _edges_1d(x: np.ndarray) -> np.ndarray:
+    """(n, 2) bounds of a non-periodic axis: midpoints, outer cells as wide as their neighbours."""
+    mid = 0.5 * (x[1:] + x[:-1])
+    edges = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+    return np.stack([edges[:-1], edges[1:]], axis=-1)
+
+
 def latitude_bounds(lat: np.ndarray) -> np.ndarray:
     """(n_lat, 2) south/north bounds: midpoints between centres, outer edges clipped to +-90."""
     lat = np.asarray(lat, dtype=np.float64)
     if lat.ndim != 1 or lat.size < 2 or np.any(np.diff(lat) <= 0):
         raise DataInputError("latitude must be 1-D, ascending, with at least two values", variable=LATITUDE)
-    mid = 0.5 * (lat[1:] + lat[:-1])
-    edges = np.concatenate([[lat[0] - (mid[0] - lat[0])], mid, [lat[-1] + (lat[-1] - mid[-1])]])
-    edges = np.clip(edges, -90.0, 90.0)
-    return np.stack([edges[:-1], edges[1:]], axis=-1)
+    return np.clip(_edges_1d(lat), -90.0, 90.0)
 
 
 def longitude_bounds(lon: np.ndarray) -> np.ndarray:
@@ -115,3 +128,144 @@ def coarsen_conservative(ds: xr.Dataset | xr.DataArray, factor: int) -> xr.Datas
     for dim in (LATITUDE, LONGITUDE):
         out[dim].attrs = dict(ds[dim].attrs)
     return out
+
+
+# ----------------------------------------------------------------------------- regridding to any grid
+
+# WeatherBench 2 grids by name (longitudes x latitudes): an odd row count includes both poles.
+NAMED_GRIDS = ("64x32", "128x64", "240x121", "360x181", "1440x721")
+METHODS = ("conservative", "bilinear")
+
+
+def grid_from_spec(spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """(latitudes, longitudes) of ``LONxLAT`` (e.g. ``64x32``, ``240x121``) or ``Ndeg`` (e.g. ``1.5deg``).
+
+    ``LONxLAT``: longitudes 0, 360/LON, ...; an odd LAT gives rows from pole to pole (-90, ..., 90),
+    an even LAT cell centres (64x32: +-87.1875). ``Ndeg``: the WeatherBench 2 convention, cell
+    centres when 180/N is a power of two (5.625deg = 64x32, 2.8125deg = 128x64), else pole to pole
+    (1.5deg = 240x121, 0.25deg = 1440x721).
+    """
+    text = str(spec).strip().lower()
+    try:
+        if text.endswith("deg"):
+            step = float(text[:-3])
+            n_lon, n_rows = 360.0 / step, 180.0 / step
+            if step <= 0 or abs(n_lon - round(n_lon)) > 1e-9 or abs(n_rows - round(n_rows)) > 1e-9:
+                raise ValueError
+            n_lon, n_rows = int(round(n_lon)), int(round(n_rows))
+            n_lat = n_rows if n_rows & (n_rows - 1) == 0 else n_rows + 1
+        else:
+            n_lon, n_lat = (int(part) for part in text.split("x"))
+    except ValueError:
+        raise DataInputError(f"grid {spec!r}; expected LONxLAT (one of {', '.join(NAMED_GRIDS)}, or any other),"
+                             " Ndeg with N dividing 180 (e.g. 1.5deg), or a store to match") from None
+    if n_lon < 4 or n_lat < 2:
+        raise DataInputError(f"grid {spec!r} is too coarse; expected at least 4 longitudes and 2 latitudes")
+    lat = np.linspace(-90.0, 90.0, n_lat) if n_lat % 2 else equiangular_latitudes(n_lat)
+    return lat, equiangular_longitudes(n_lon)
+
+
+def target_grid(spec: str, catalog=None) -> tuple[np.ndarray, np.ndarray]:
+    """(latitudes, longitudes) of a grid name (``grid_from_spec``) or of an existing store or file to match."""
+    import os
+
+    if os.path.exists(str(spec)):
+        from data_catalog.readers import open_dataset
+
+        ds = open_dataset(spec, catalog=catalog, check_values=False)
+        return ds[LATITUDE].values.astype(np.float64), ds[LONGITUDE].values.astype(np.float64)
+    return grid_from_spec(spec)
+
+
+def _is_global(lon: np.ndarray) -> bool:
+    """Whether equally spaced longitudes go all the way round."""
+    step = np.median(np.diff(lon)) if lon.size > 1 else 360.0
+    return abs(lon.size * step - 360.0) < 0.5 * step
+
+
+def latitude_overlaps(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(n_dst, n_src) overlap of latitude bands in sin(latitude): the area on the unit sphere per radian of longitude."""
+    s, d = np.sin(np.deg2rad(latitude_bounds(src))), np.sin(np.deg2rad(latitude_bounds(dst)))
+    return np.clip(np.minimum(d[:, None, 1], s[None, :, 1]) - np.maximum(d[:, None, 0], s[None, :, 0]), 0.0, None)
+
+
+def longitude_overlaps(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(n_dst, n_src) overlap of longitude intervals in radians; a global grid wraps around 360 degrees."""
+    periodic = _is_global(src) and _is_global(dst)
+    s = longitude_bounds(src) if periodic else _edges_1d(np.asarray(src, dtype=np.float64))
+    d = longitude_bounds(dst) if periodic else _edges_1d(np.asarray(dst, dtype=np.float64))
+    total = np.zeros((len(d), len(s)))
+    for shift in (-360.0, 0.0, 360.0) if periodic else (0.0,):
+        total += np.clip(np.minimum(d[:, None, 1], s[None, :, 1] + shift)
+                         - np.maximum(d[:, None, 0], s[None, :, 0] + shift), 0.0, None)
+    return np.deg2rad(total)
+
+
+def conservative_weights(src_lat, src_lon, dst_lat, dst_lon) -> tuple[np.ndarray, np.ndarray]:
+    """(W_lat, W_lon): overlap areas of destination and source cells are ``W_lat[I, i] * W_lon[J, j]``.
+
+    Latitude-longitude cells are bounded by meridians and parallels, so the spherical area of the
+    intersection of two cells is exactly the product of their latitude overlap in sin(latitude)
+    and their longitude overlap in radians: first-order conservative remapping (as ESMF
+    "conserve" on such cells) is two small matrices.
+    """
+    return latitude_overlaps(np.asarray(src_lat), np.asarray(dst_lat)), longitude_overlaps(np.asarray(src_lon),
+                                                                                         np.asarray(dst_lon))
+
+
+def _conservative_apply(x: np.ndarray, w_lat: np.ndarray, w_lon: np.ndarray) -> np.ndarray:
+    """Area-weighted mean of the valid source values over each destination cell, (..., lat, lon) -> (..., LAT, LON)."""
+    values = np.asarray(x, dtype=np.float64)
+    valid = ~np.isnan(values)
+    numerator = w_lat @ np.where(valid, values, 0.0) @ w_lon.T  # (..., LAT, LON)
+    if valid.all():
+        denominator = np.outer(w_lat.sum(axis=1), w_lon.sum(axis=1))  # covered area of each cell
+    else:
+        denominator = w_lat @ valid.astype(np.float64) @ w_lon.T  # NaNs renormalised: the valid area only
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = numerator / denominator
+    return np.where(denominator > 0, out, np.nan).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str = "conservative") -> xr.Dataset:
+    """``ds`` (canonical) on the grid ``lat`` x ``lon``, lazily for dask-backed input.
+
+    ``conservative``: area-weighted means over the exact overlaps (any ratio, poles and the periodic
+    longitude included; missing values left out and the rest renormalised; NaN where a cell
+    overlaps no valid value). ``bilinear``: linear in latitude and longitude (periodic when global),
+    the edge rows held beyond the outermost source latitudes.
+    """
+    if method not in METHODS:
+        raise DataInputError(f"regridding method {method!r}; expected one of {', '.join(METHODS)}")
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    if method == "bilinear":
+        return _bilinear(ds, lat, lon)
+    w_lat, w_lon = conservative_weights(ds[LATITUDE].values, ds[LONGITUDE].values, lat, lon)
+    out = {}
+    for name, da in ds.data_vars.items():
+        if LATITUDE not in da.dims or LONGITUDE not in da.dims:
+            out[name] = da
+            continue
+        da = da.chunk({LATITUDE: -1, LONGITUDE: -1}) if da.chunks is not None else da
+        new = xr.apply_ufunc(_conservative_apply, da, kwargs={"w_lat": w_lat, "w_lon": w_lon},
+                             input_core_dims=[[LATITUDE, LONGITUDE]], output_core_dims=[["_lat", "_lon"]],
+                             dask="parallelized", output_dtypes=[da.dtype],
+                             dask_gufunc_kwargs={"output_sizes": {"_lat": lat.size, "_lon": lon.size}})
+        out[name] = new.rename({"_lat": LATITUDE, "_lon": LONGITUDE}).transpose(*da.dims).assign_attrs(da.attrs)
+    result = xr.Dataset(out, attrs=ds.attrs).assign_coords({LATITUDE: lat, LONGITUDE: lon})
+    for dim in (LATITUDE, LONGITUDE):
+        result[dim].attrs = dict(ds[dim].attrs)
+    return result
+
+
+def _bilinear(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:
+    src_lat, src_lon = ds[LATITUDE].values, ds[LONGITUDE].values
+    if _is_global(src_lon):  # one wrapped column each side, so the seam at 360 degrees interpolates
+        ds = xr.concat([ds.isel({LONGITUDE: [-1]}).assign_coords({LONGITUDE: [src_lon[-1] - 360.0]}), ds,
+                        ds.isel({LONGITUDE: [0]}).assign_coords({LONGITUDE: [src_lon[0] + 360.0]})], dim=LONGITUDE,
+                       data_vars="minimal", coords="minimal")
+        ds = ds.chunk({LONGITUDE: -1}) if any(v.chunks is not None for v in ds.data_vars.values()) else ds
+    wrapped = np.mod(lon - ds[LONGITUDE].values[0], 360.0) + ds[LONGITUDE].values[0]
+    clamped = np.clip(lat, src_lat.min(), src_lat.max())  # beyond the outermost rows: the edge value
+    out = ds.interp({LATITUDE: clamped, LONGITUDE: wrapped}, method="linear")
+    return out.assign_coords({LATITUDE: lat, LONGITUDE: lon})

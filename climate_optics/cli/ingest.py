@@ -23,9 +23,9 @@ def split_list(text: str | None, option: str, kind: type = str) -> list[Any] | N
         raise UsageInputError(f"{option} {text!r}: expected comma-separated {kind.__name__} values") from None
 
 
-def synthetic_options(years: int | None, seed: int | None, grid: str | None) -> dict[str, Any] | None:
+def synthetic_options(years: int | None, seed: int | None) -> dict[str, Any] | None:
     """Driver options for the synthetic reanalysis (only those given)."""
-    given = {"years": years, "seed": seed, "grid": grid}
+    given = {"years": years, "seed": seed}
     options = {key: value for key, value in given.items() if value is not None}
     return options or None
 
@@ -79,7 +79,11 @@ def register(app: typer.Typer) -> None:
         catalog: Optional[Path] = typer.Option(None, "--catalog", help="A user catalog YAML file."),
         years: Optional[int] = typer.Option(None, "--years", help="Synthetic reanalysis: years to generate."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Synthetic reanalysis: random seed."),
-        grid: Optional[str] = typer.Option(None, "--grid", help="Synthetic reanalysis: grid, e.g. 5.625deg."),
+        grid: Optional[str] = typer.Option(
+            None, "--grid",
+            help="Regrid to 64x32, 240x121, 128x64, 360x181 (any LONxLAT), Ndeg (e.g. 1.5deg) or the grid of a store;"
+                 " for the synthetic reanalysis, the generated grid's view (e.g. 5.625deg)."),
+        regrid_method: str = typer.Option("conservative", "--regrid-method", help="conservative (area-weighted) or bilinear."),
         time_chunk: Optional[int] = typer.Option(None, "--time-chunk", min=1, help="Time steps per chunk (default: about 4 MiB)."),
         climatology_period: Optional[str] = typer.Option(
             None, "--climatology-period",
@@ -91,6 +95,6 @@ def register(app: typer.Typer) -> None:
             variables=split_list(variables, "--variables"),
             levels=split_list(levels, "--levels", float),
             start=start, end=end, overwrite=overwrite, catalog=catalog,
-            options=synthetic_options(years, seed, grid), time_chunk=time_chunk,
-            climatology_period=climatology_period,
+            options=synthetic_options(years, seed), time_chunk=time_chunk,
+            climatology_period=climatology_period, grid=grid, regrid_method=regrid_method,
         )
