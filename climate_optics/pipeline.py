@@ -28,6 +28,7 @@ from climate_optics.workflow import (
     train_downscaler,
     train_forecaster,
 )
+from data_catalog.redact import redact
 from data_catalog.store import check_own_directory
 
 
@@ -119,7 +120,7 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overw
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
     layout.root.mkdir(parents=True, exist_ok=True)
-    (layout.root / "pipeline.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+    (layout.root / "pipeline.json").write_text(json.dumps(redact(config.to_dict()), indent=2, default=str) + "\n")
     return layout
 
 

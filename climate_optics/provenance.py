@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from data_catalog.redact import redact
+
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
@@ -45,4 +47,4 @@ def provenance_attrs(
     }
     for key, value in (extra or {}).items():
         attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True, default=str)
-    return attrs
+    return redact(attrs)  # a source URL may carry a password

@@ -37,6 +37,7 @@ import xarray as xr
 from data_catalog.climatology import Climatology, band_rows, climatology_template, period_indices, stamp
 from data_catalog.checks import check_plausible
 from data_catalog.errors import DataInputError
+from data_catalog.redact import redact
 from data_catalog.regrid import regrid, target_grid
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, STATIC_VARIABLES, TIME
 from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
@@ -139,7 +140,7 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
     chunk = time_chunk or default_time_chunk(dynamic)
     if chunk < 1:
         raise DataInputError(f"time chunk must be >= 1, got {chunk}", source=source)
-    attrs = dict(ds.attrs) | provenance(source, settings or {}, chunk)
+    attrs = redact(dict(ds.attrs) | provenance(source, settings or {}, chunk))  # no credentials in attributes
     with atomic_store(target, overwrite=overwrite) as tmp:
         _initialise(dynamic, static, tmp, chunk, attrs)
         statistics = StatisticsAccumulator(
@@ -174,7 +175,7 @@ def provenance(source: str, settings: dict[str, Any], time_chunk: int) -> dict[s
         package_version = "unknown"
     return {
         "source_dataset": source,
-        "ingest_options": json.dumps(settings | {"time_chunk": time_chunk}, sort_keys=True, default=str),
+        "ingest_options": json.dumps(redact(settings | {"time_chunk": time_chunk}), sort_keys=True, default=str),
         "climate_optics_version": package_version,
         "python_version": platform.python_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

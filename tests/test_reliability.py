@@ -308,6 +308,34 @@ def test_broken_user_catalog_spares_commands_on_plain_paths(run_cli, era5_file, 
     assert status == 2 and str(broken) in err and not (tmp_path / "other.zarr").exists()
 
 
+# -- no credentials in what is written --------------------------------------------------------------
+
+SECRET = "ya29.S3CRET-t0ken"
+
+
+def test_credentials_in_options_never_reach_stores_or_output(tmp_path, monkeypatch, run_cli):
+    from data_catalog.ingest import ingest
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    truth = testing.canonical_dataset(n_time=4, n_lat=8, n_lon=16, levels=(500,), variables=["temperature"], seed=3)
+    testing.wb2_zarr(truth).to_zarr(tmp_path / "src.zarr")
+    out = ingest(f"file://{tmp_path / 'src.zarr'}", tmp_path / "out.zarr",
+                 options={"storage_options": {"token": SECRET, "client_kwargs": {"session_token": SECRET}}})
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert b"storage_options" in written and SECRET.encode() not in written  # which options: yes; their secrets: no
+    status, stdout, stderr = run_cli("ingest", f"file://{tmp_path / 'src.zarr'}", "--out", tmp_path / "cli.zarr")
+    assert status == 0 and SECRET not in stdout + stderr
+
+
+def test_redact_keeps_the_harmless_and_hides_the_secret():
+    from data_catalog.redact import REDACTED, redact
+
+    settings = {"storage_options": {"token": "anon", "key": "AKIA123", "secret": "s", "author": "me"},
+                "source": "https://user:pa55@example.org/era5.zarr", "levels": [500, 850]}
+    assert redact(settings) == {"storage_options": {"token": "anon", "key": REDACTED, "secret": REDACTED, "author": "me"},
+                                "source": f"https://user:{REDACTED}@example.org/era5.zarr", "levels": [500, 850]}
+
+
 # -- synthetic generation resumes where it stopped -------------------------------------------------
 
 def test_interrupted_synthetic_generation_resumes_bit_identically(tmp_path, monkeypatch, caplog):
