@@ -21,6 +21,7 @@ from climate_optics.errors import UsageInputError
 from climate_optics.workflow import (
     PipelineConfig,
     RunLayout,
+    climatology_period,
     downscaler_checkpoint,
     forecast_held_out,
     hires_options,
@@ -158,8 +159,9 @@ def run_pipeline(
     clock = StageClock()
     say(f"ingest {config.source} -> {layout.data}")
     with clock("ingest"):
+        period = climatology_period(config)
         data = ingest(config.source, layout.data, variables=config.variables, levels=config.levels,
-                      options=config.options, overwrite=overwrite)
+                      options=config.options, climatology_period=period, overwrite=overwrite)
     checkpoints, forecasts = {}, {}
     for mode in config.modes:
         say(f"train the {config.preset} forecaster ({mode}, {config.steps} steps) -> {layout.train_run(mode)}")
@@ -179,7 +181,7 @@ def run_pipeline(
         say(f"ingest the fine grid -> {layout.hires}; train the downscaler ({mode}) -> {layout.downscale_run(mode)}")
         with clock("ingest fine grid"):
             hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
-                           options=hires_options(config), overwrite=overwrite)
+                           options=hires_options(config), climatology_period=period, overwrite=overwrite)
         with clock(f"train downscaler {mode}"):
             result.downscale = train_downscaler(hires, layout.downscale_run(mode), mode=mode, projector=config.projector,
                                                 preset=config.preset, steps=config.downscale_steps,
@@ -206,3 +208,60 @@ def run_pipeline(
     result.stage_seconds = clock.seconds
     clock.save(layout.timings)
     return result
+
+
+# ----------------------------------------------------------------------------- finding a run (notebooks)
+
+RUN_ENV = "CLIMATE_OPTICS_RUN"  # a run directory to explore, for the notebooks
+DEMO_DIR_NAME = "climate-optics-demo"  # where `make demo` writes, in the repository root
+TINY_RUN: dict[str, Any] = {  # a run made in about a minute on 2 cores when there is none to explore
+    "options": {"grid": "5.625deg", "days": 16, "spinup_days": 2, "seed": 0},
+    "model": {"dim": 32, "depth": 1, "heads": 2}, "steps": 30, "batch_size": 4, "lead_hours": [6, 24],
+    "max_inits": 4, "downscale": False,
+}
+
+
+def is_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a finished pipeline run (its report, written last, exists)."""
+    return (Path(path) / "report.html").is_file() and (Path(path) / "scores.zarr").exists()
+
+
+def _candidates(start: Path) -> Iterator[Path]:
+    """``climate-optics-demo`` in ``start`` and its parents, then in the repository this package is installed from."""
+    for folder in (start, *start.parents):
+        yield folder / DEMO_DIR_NAME
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file():
+        yield repo / DEMO_DIR_NAME
+
+
+def default_tiny_run() -> Path:
+    """``$CLIMATE_OPTICS_CACHE/tiny-run`` (default ``~/.cache/climate-optics/tiny-run``), beside the synthetic cache."""
+    return Path(os.environ.get("CLIMATE_OPTICS_CACHE") or Path.home() / ".cache" / "climate-optics") / "tiny-run"
+
+
+def locate_run(run: str | os.PathLike | None = None, *, say: Callable[[str], None] = print) -> Path:
+    """The run directory to explore: ``run``, else ``$CLIMATE_OPTICS_RUN``, else the ``make demo`` run of the
+    repository (searched from the working directory up, then beside this package), else a tiny run.
+
+    A given directory that does not exist yet, or the default tiny run (in the user's cache), is
+    created with ``TINY_RUN`` settings (about a minute on 2 cores); an existing directory that is not a
+    finished run is an error.
+    """
+    given = run if run is not None else os.environ.get(RUN_ENV) or None
+    if given is None:
+        found = next((p for p in _candidates(Path.cwd().resolve()) if is_run(p)), None)
+        if found is not None:
+            return found
+        target, overwrite = default_tiny_run(), True  # a half-made tiny run of an interrupted kernel is redone
+    else:
+        target, overwrite = Path(given).expanduser(), False
+        if is_run(target):
+            return target
+        if target.exists() and any(target.iterdir()):
+            raise UsageInputError(f"{target} is not a finished climate-optics run (no report.html and scores.zarr)")
+    if is_run(target):
+        return target
+    say(f"no run to explore: making a tiny one in {target} (about a minute)")
+    run_pipeline(PipelineConfig(**TINY_RUN), target, overwrite=overwrite)
+    return target

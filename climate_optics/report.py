@@ -171,9 +171,40 @@ def gpu_assumptions() -> str:
 # ----------------------------------------------------------------------------- figures
 
 
+def forecast_map_figure(run: str | os.PathLike, mode: str, init: Any = 0) -> tuple[Any, str]:
+    """(figure, caption): forecast, truth and error of the first headline variable at the lead nearest 24 h."""
+    from climate_optics import maps
+
+    run = Path(run)
+    name, level = headline_variables(_open(run / "scores.zarr"))[0]
+    forecast = run / f"forecast-{mode}.zarr"
+    lead = nearest_lead(_open(forecast)["prediction_timedelta"].values)
+    fig = maps.forecast_maps(forecast, name, truth=run / "data.zarr", lead=lead, init=init, level=level)
+    return fig, f"vit-{mode}: {_label(name, level)}"
+
+
+def downscaled_modes(run: str | os.PathLike) -> list[str]:
+    """Modes whose forecast the run downscaled (``downscaled-<mode>.zarr``)."""
+    return [p.name.removeprefix("downscaled-").removesuffix(".zarr") for p in sorted(Path(run).glob("downscaled-*.zarr"))]
+
+
+def downscaling_figure(run: str | os.PathLike, mode: str, init: Any = 0) -> tuple[Any, str]:
+    """(figure, caption): coarse forecast, members, mean, spread and fine truth (2 m temperature when downscaled)."""
+    from climate_optics import maps
+
+    run = Path(run)
+    downscaled = run / f"downscaled-{mode}.zarr"
+    ds = _open(downscaled)
+    var = "2m_temperature" if "2m_temperature" in ds.data_vars else str(next(iter(ds.data_vars)))
+    level = float(ds["level"].values[0]) if "level" in ds[var].dims else None
+    fig = maps.downscaling_maps(run / f"forecast-{mode}.zarr", downscaled, run / "hires.zarr", var, init=init,
+                                lead=nearest_lead(ds["prediction_timedelta"].values), level=level)
+    return fig, f"vit-{mode} downscaled: {_label(var, level)}"
+
+
 def _figures(run: Path, modes: list[str], out: Path) -> dict[str, list[tuple[Path, str]]]:
     """Section -> [(png, caption)], drawn from whatever the run holds."""
-    from climate_optics import maps, plots
+    from climate_optics import plots
 
     out.mkdir(exist_ok=True)
     figs: dict[str, list[tuple[Path, str]]] = {"skill": [], "maps": [], "downscaling": [], "training": []}
@@ -186,20 +217,12 @@ def _figures(run: Path, modes: list[str], out: Path) -> dict[str, list[tuple[Pat
     for name, level in variables:
         fig = plots.skill_curves(scores, name, metric="rmse", level=level)
         figs["skill"].append((save(fig, f"skill-{name}{'' if level is None else f'-{level:g}'}.png"), f"RMSE of {_label(name, level)}"))
-    name, level = variables[0]
     for mode in modes:
-        forecast = run / f"forecast-{mode}.zarr"
-        lead = nearest_lead(_open(forecast)["prediction_timedelta"].values)
-        fig = maps.forecast_maps(forecast, name, truth=run / "data.zarr", lead=lead, init=0, level=level)
-        figs["maps"].append((save(fig, f"map-{mode}.png"), f"vit-{mode}: {_label(name, level)}"))
-    for downscaled in sorted(run.glob("downscaled-*.zarr")):
-        mode = downscaled.name.removeprefix("downscaled-").removesuffix(".zarr")
-        ds = _open(downscaled)
-        var = "2m_temperature" if "2m_temperature" in ds.data_vars else str(next(iter(ds.data_vars)))
-        var_level = float(ds["level"].values[0]) if "level" in ds[var].dims else None
-        fig = maps.downscaling_maps(run / f"forecast-{mode}.zarr", downscaled, run / "hires.zarr", var,
-                                    lead=nearest_lead(ds["prediction_timedelta"].values), level=var_level)
-        figs["downscaling"].append((save(fig, f"downscaling-{mode}.png"), f"vit-{mode} downscaled: {_label(var, var_level)}"))
+        fig, caption = forecast_map_figure(run, mode)
+        figs["maps"].append((save(fig, f"map-{mode}.png"), caption))
+    for mode in downscaled_modes(run):
+        fig, caption = downscaling_figure(run, mode)
+        figs["downscaling"].append((save(fig, f"downscaling-{mode}.png"), caption))
     runs = [run / f"train-{m}" for m in modes]
     figs["training"].append((save(plots.training_curves(runs), "loss.png"), "training and validation loss"))
     figs["training"].append((save(plots.alignment_curves(runs), "alignment.png"), "DFA gradient alignment"))

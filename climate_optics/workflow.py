@@ -103,6 +103,7 @@ class PipelineConfig:
     lr: float = 1e-3
     seed: int = 0
     lead_hours: tuple[int, ...] = (6, 24, 72)  # forecast lead times scored
+    climatology_period: Any = None  # [start, end] (or "START/END") of the climatology; None: before the held-out part
     max_inits: int = 24  # forecasts started from at most this many held-out times
     metrics: list[str] | None = None  # None: rmse, bias, mae, acc (with the store's climatology)
     regions: list[str] | None = None  # None: the default regions
@@ -283,6 +284,24 @@ def score_forecast(
 
 
 # ----------------------------------------------------------------------------- the whole pipeline
+
+
+def climatology_period(config: PipelineConfig) -> Any:
+    """The climatology's [start, end]: the configured one, else the record up to the forecaster's held-out
+    (validation) part, so that the forecasts are scored against a climatology of other times."""
+    if config.climatology_period is not None:
+        return config.climatology_period  # checked by ingest
+    import inspect
+
+    from climate_optics.training.forecast_task import ForecastTask
+    from data_catalog import open_dataset
+
+    val_fraction = inspect.signature(ForecastTask).parameters["val_fraction"].default  # the task's split rule
+    times = open_dataset(config.source, variables=config.variables, levels=config.levels, options=config.options)["time"].values
+    n_val = max(1, int(round(times.size * val_fraction)))
+    if times.size - n_val < 1:
+        raise UsageInputError(f"{config.source}: {times.size} times leave none before the held-out part for a climatology")
+    return [str(times[0]), str(times[times.size - n_val - 1])]
 
 
 def hires_options(config: PipelineConfig) -> dict[str, Any]:

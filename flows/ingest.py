@@ -14,12 +14,12 @@ from flows.caching import files_and_inputs, refresh_if_missing
       cache_expiration=timedelta(days=7), persist_result=True, result_serializer="json")
 def ingest_store(source: str, out: str, *, options: dict[str, Any] | None = None, variables: list[str] | None = None,
                  levels: list[float] | None = None, start: str | None = None, end: str | None = None,
-                 overwrite: bool = False) -> str:
+                 climatology_period: Any = None, overwrite: bool = False) -> str:
     """``data_catalog.ingest.ingest``; retried on failure (atomic: nothing half-written), cached by inputs."""
     from data_catalog.ingest import ingest
 
     return str(ingest(source, out, options=options, variables=variables, levels=levels, start=start, end=end,
-                      overwrite=overwrite))
+                      climatology_period=climatology_period, overwrite=overwrite))
 
 
 def ingest(source: str, out: str, **kwargs: Any) -> str:

@@ -15,7 +15,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.pipeline import PipelineResult, StageClock, downscale_window, prepare_run_dir, score_modes
-from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, downscaler_checkpoint, hires_options
+from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, climatology_period, downscaler_checkpoint, hires_options
 from flows.downscale import downscale_with_baseline, train_downscaler_task
 from flows.evaluate import evaluate
 from flows.forecast import forecast
@@ -71,8 +71,9 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
     layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
     clock = StageClock()
     with clock("ingest"):
+        period = climatology_period(config)
         data = ingest(config.source, layout.data, options=config.options, variables=config.variables,
-                      levels=config.levels, overwrite=overwrite)
+                      levels=config.levels, climatology_period=period, overwrite=overwrite)
     checkpoints, forecasts = {}, {}
     for m in config.modes:
         with clock(f"train {m}"):
@@ -88,7 +89,7 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
         m = config.downscale_mode
         with clock("ingest fine grid"):
             hires = ingest(config.source, layout.hires, options=hires_options(config), variables=config.variables,
-                           levels=config.levels, overwrite=overwrite)
+                           levels=config.levels, climatology_period=period, overwrite=overwrite)
         with clock(f"train downscaler {m}"):
             result.downscale = train_downscaler_task(hires, str(layout.downscale_run(m)), mode=m, projector=config.projector,
                                                      preset=config.preset, steps=config.downscale_steps,

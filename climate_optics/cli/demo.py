@@ -21,6 +21,7 @@ from typing import Any, Optional
 import typer
 
 DEFAULT_OUT = Path("climate-optics-demo")
+DEMO_DIR_NAME = DEFAULT_OUT.name
 # Prefect settings for the demo (a user's own environment wins): a first start of the temporary API
 # migrates its database (well over Prefect's 20 s default on 2 cores); no analytics or telemetry;
 # the temporary server's own log kept off the console (errors reach the flow as failed API calls).
@@ -130,7 +131,8 @@ def register(app: typer.Typer) -> None:
 
         timings = Path(paths["run_dir"]) / "timings.json"
         typer.echo(summary_text(paths, json.loads(timings.read_text()) if timings.is_file() else {}))
-        typer.echo(f"explore them: jupyter lab notebooks/  (they find {paths['run_dir']}; or set CLIMATE_OPTICS_RUN)")
+        found = Path(paths["run_dir"]).name == DEMO_DIR_NAME  # what the notebooks look for beside notebooks/
+        typer.echo("explore it: jupyter lab notebooks/" + ("" if found else f"  (with CLIMATE_OPTICS_RUN={paths['run_dir']})"))
 
 
 def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any) -> dict[str, str]:

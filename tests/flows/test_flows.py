@@ -8,6 +8,7 @@ computing the same thing).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -64,6 +65,23 @@ def test_flow_equals_direct_calls(demo_run, flow_run):
     fc = xr.open_zarr(paths["forecast"])["2m_temperature"]
     truth = xr.open_zarr(paths["data"])["2m_temperature"].sel(time=fc["time"])
     assert float(abs(fc.isel(prediction_timedelta=0) - truth).max()) > 0
+
+
+def test_flow_publishes_the_report_as_artifacts(flow_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    out, paths = flow_run
+    with get_client(sync_client=True) as client:
+        found = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(like_="climate-optics-report")))}
+    assert {"climate-optics-report", "climate-optics-report-skill", "climate-optics-report-html",
+            "climate-optics-report-outputs"} <= set(found)
+    assert found["climate-optics-report"].data == (out / "report.md").read_text()
+    rows = found["climate-optics-report-skill"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert {"vit-backprop", "vit-optical", "persistence", "climatology"} <= set(rows[0])
+    assert (out / "report.html").as_uri() in found["climate-optics-report-html"].data
 
 
 def test_flow_resume_reuses_finished_steps(flow_run, tiny_source, tiny_settings):

@@ -78,17 +78,65 @@ def test_training_diagnostics_read_the_metrics_log(demo_run, tmp_path):
     _image_ok(plots.training_curves([run, dfa]), tmp_path, "loss.png")
 
 
-def test_forecast_maps_notebook_runs_offline(demo_run, monkeypatch, tmp_path):
+OFFLINE = """import socket, cartopy
+def _refuse(self, address, *args, **kwargs):
+    raise OSError(f"network access attempted: {address}")
+socket.socket.connect = _refuse
+cartopy.config["data_dir"] = DATA_DIR
+"""
+
+
+def execute(name: str, cwd: Path, *, run: Path | None = None) -> tuple[list[str], int]:
+    """Execute notebook ``name`` as opened from ``cwd`` with connections refused; ``run`` goes into its
+    parameters cell. Returns (printed lines, images shown)."""
     import nbclient
     import nbformat
 
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("CLIMATE_OPTICS_RUN", str(demo_run))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))  # where cartopy would put downloads
-    book = nbformat.read(NOTEBOOKS / "01_forecast_maps.ipynb", as_version=4)
+    book = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code")  # stripped in git
-    nbclient.NotebookClient(book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 2
-    assert not (home / "share" / "cartopy").exists()  # nothing downloaded
+    params = [cell for cell in book.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(params) == 1 and "RUN = None" in params[0].source
+    if run is not None:
+        params[0].source = params[0].source.replace("RUN = None", f"RUN = {str(run)!r}")
+    book.cells.insert(0, nbformat.v4.new_code_cell(OFFLINE.replace("DATA_DIR", repr(str(cwd / "cartopy-data")))))
+    nbclient.NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    outputs = [o for cell in book.cells for o in cell.get("outputs", [])]
+    printed = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout").splitlines()
+    assert not (cwd / "cartopy-data").exists()  # nothing downloaded
+    return printed, sum("image/png" in o.get("data", {}) for o in outputs)
+
+
+@pytest.fixture
+def kernel_env(monkeypatch, tmp_path):
+    """No run named by the environment; caches in a temporary directory."""
+    monkeypatch.delenv("CLIMATE_OPTICS_RUN", raising=False)
+    monkeypatch.setenv("CLIMATE_OPTICS_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_notebook_opened_in_notebooks_finds_the_repository_demo_run(demo_run, kernel_env):
+    repo = kernel_env / "repo"  # a clone after `make demo`: climate-optics-demo/ beside notebooks/
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("")
+    (repo / "climate-optics-demo").symlink_to(demo_run)
+    printed, images = execute("01_forecast_maps.ipynb", repo / "notebooks")
+    assert printed[0] == f"{repo / 'climate-optics-demo'} ['backprop', 'optical']"
+    assert "vit-backprop: geopotential 500 hPa" in printed and "vit-optical: geopotential 500 hPa" in printed
+    assert images == 3  # a map per mode, then the example; the tiny demo run has no downscaling
+    assert not (kernel_env / "cache" / "tiny-run").exists()
+
+
+def test_notebook_runs_on_the_run_in_its_parameters_cell(demo_run, kernel_env):
+    printed, images = execute("03_optical_training.ipynb", kernel_env, run=demo_run)
+    assert printed[0] == f"{demo_run} ['backprop', 'optical']"
+    assert printed[1].startswith("GPU estimate:")
+    assert images == 3  # loss, alignment, optical energy
+
+
+def test_notebook_makes_a_tiny_run_when_there_is_none(kernel_env):
+    run = kernel_env / "fresh-run"
+    printed, images = execute("02_skill_vs_lead_time.ipynb", kernel_env, run=run)
+    assert printed[0].startswith(f"no run to explore: making a tiny one in {run}")
+    assert printed[1] == f"{run} ['backprop', 'optical']"
+    assert (run / "report.html").is_file() and (run / "train-optical" / "checkpoint.pt").is_file()
+    assert images == 3  # two headline variables, one regional panel
