@@ -25,6 +25,12 @@ class ProjectorKind(str, Enum):
     structured = "structured"
 
 
+class ErrorGranularity(str, Enum):
+    auto = "auto"
+    sample = "sample"
+    token = "token"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -45,6 +51,10 @@ DEVICE = typer.Option(Device.auto, "--device", help="auto uses CUDA when availab
 WARMUP = typer.Option(None, "--warmup", min=0, help="Warm-up steps (default: 5% of --steps).")
 CKPT_EVERY = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints (default: steps/10).")
 VAL_EVERY = typer.Option(None, "--val-every", min=0, help="Steps between validations (default: steps/10).")
+ERROR = typer.Option(
+    ErrorGranularity.auto, "--error",
+    help="DFA error granularity: auto (the model's choice: per token, i.e. per patch, for the ViTs), sample or token.",
+)
 
 
 def train_config(**values: Any):
@@ -72,7 +82,7 @@ def register(app: typer.Typer) -> None:
         data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: ProjectorKind = PROJECTOR, preset: str = PRESET,
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
-        val_every: Optional[int] = VAL_EVERY,
+        val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
         lead_steps: str = typer.Option("1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."),
     ) -> None:
         """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
@@ -85,7 +95,8 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             raise UsageInputError(f"--lead-steps: {lead_steps!r} is not a comma-separated list of integers") from None
         config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
-                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every)
+                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
+                              error=error.value)
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         task = ForecastTask(data, preset=preset, seed=seed, train_lead_steps=leads)
@@ -98,7 +109,7 @@ def register(app: typer.Typer) -> None:
         data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: ProjectorKind = PROJECTOR, preset: str = PRESET,
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
-        val_every: Optional[int] = VAL_EVERY,
+        val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
         stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
         init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
         diffusion_steps: Optional[int] = typer.Option(None, "--diffusion-steps", min=1, help="Steps of the diffusion stage of --stage both (default: --steps)."),
@@ -111,7 +122,8 @@ def register(app: typer.Typer) -> None:
         except ImportError:
             raise UsageInputError("train downscale: the downscaler is not available in this build (climate_optics.training.downscale_task)") from None
         config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
-                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every)
+                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
+                              error=error.value)
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         if diffusion_steps is not None and stage != "both":

@@ -281,6 +281,16 @@ def feedback_points(model: Forecaster) -> list[str]:
     return [f"blocks.{i}" for i in range(len(model.blocks))]
 
 
+# Where DFA reads the error: the head's per-token output (B, N, p*p*C), before ``unpatchify``, so
+# that the error of each patch is projected to the signal of its own token (``error="token"``).
+# A per-sample error (B, C*H*W) mixes every location into every token's signal; a token of this
+# local architecture cannot follow such a signal, and under the command line's defaults (6-hour
+# lead, all channels) DFA then left the forecaster at persistence (loss 1.08 -> 1.076 in 100 steps,
+# against 0.89 per token and 0.79 by back-propagation; README "DFA training").
+FEEDBACK_OUTPUT = "head.mlp"
+FEEDBACK_ERROR = "token"
+
+
 def count_parameters(config: ForecasterConfig) -> int:
     """Parameters of a forecaster, counted on the meta device (no memory allocated)."""
     with torch.device("meta"):
@@ -292,6 +302,8 @@ __all__ = [
     "Forecaster",
     "PRESETS",
     "feedback_points",
+    "FEEDBACK_OUTPUT",
+    "FEEDBACK_ERROR",
     "count_parameters",
     "earlier_states",
     "lat_weighted_mse",

@@ -17,7 +17,9 @@ import torch
 
 from data_catalog.errors import DataInputError
 from data_catalog.schema import STATIC_VARIABLES, VARIABLES
-from climate_optics.models.forecaster import Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse, lat_weights
+from climate_optics.models.forecaster import (
+    FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse, lat_weights,
+)
 from climate_optics.training.sampler import ZarrWindowSampler, open_store, parse_channel
 
 VALIDATION_CHANNEL = "geopotential@500"
@@ -115,6 +117,7 @@ class ForecastTask:
             None if s is None else s["mean"], None if s is None else s["std"],
         )
         self.feedback_points = feedback_points(self.model)
+        self.feedback_output, self.feedback_error = FEEDBACK_OUTPUT, FEEDBACK_ERROR  # per-token DFA error
         self.latitudes = torch.tensor(np.asarray(ds["latitude"].values, dtype=np.float32))
         self.weights = lat_weights(self.latitudes)  # (H,)
         self.static_fields = self._read_static(ds)  # (S, H, W) physical, or None

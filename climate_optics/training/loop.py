@@ -72,8 +72,14 @@ class BackpropEngine:
         return {"mode": "backprop"}
 
 
-def make_engine(model: torch.nn.Module, feedback_points: list[str], config: TrainConfig) -> Any:
-    """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``."""
+def make_engine(
+    model: torch.nn.Module, feedback_points: list[str], config: TrainConfig, *, output: str | None = None, error: str = "sample"
+) -> Any:
+    """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``.
+
+    ``output`` and ``error`` are the task's feedback output and error granularity (see
+    ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``.
+    """
     try:
         from optical_backend.dfa import DFA
     except ModuleNotFoundError as exc:
@@ -82,7 +88,8 @@ def make_engine(model: torch.nn.Module, feedback_points: list[str], config: Trai
         if config.mode != "backprop":
             raise UsageInputError(f"mode {config.mode!r} needs optical_backend.DFA, which is not installed in this build") from exc
         return BackpropEngine()
-    kwargs: dict[str, Any] = dict(feedback_points=list(feedback_points), mode=config.mode, projector=config.projector, seed=config.seed)
+    kwargs: dict[str, Any] = dict(feedback_points=list(feedback_points), mode=config.mode, projector=config.projector, seed=config.seed,
+                                  error=error if config.error == "auto" else config.error, output=output)
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     return DFA(model, **kwargs)
@@ -229,7 +236,8 @@ def _run(
     model = task.model.to(device)
     if world.size > 1:
         distributed.broadcast_module(model)
-    engine = make_engine(model, task.feedback_points, config)
+    engine = make_engine(model, task.feedback_points, config, output=getattr(task, "feedback_output", None),
+                         error=getattr(task, "feedback_error", "sample"))
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     optimizer = torch.optim.AdamW(

@@ -19,6 +19,7 @@ from climate_optics.errors import UsageInputError
 MODES = ("backprop", "dfa", "optical")
 PROJECTORS = ("dense", "structured")
 DEVICES = ("auto", "cpu", "cuda")
+ERRORS = ("auto", "sample", "token")
 
 
 @runtime_checkable
@@ -36,6 +37,8 @@ class TrainTask(Protocol):
 
     model: torch.nn.Module
     feedback_points: list[str]  # module names (in ``model.named_modules()``) where DFA injects feedback
+    # Optional: ``feedback_output`` (the sub-module whose output DFA takes the error of; default the
+    # model's output) and ``feedback_error`` ("sample" or "token", used when TrainConfig.error is "auto").
 
     def batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         """Endless stream of training batches (CPU tensors; the loop moves them to the device)."""
@@ -70,6 +73,7 @@ class TrainConfig:
     mode: str = "backprop"  # backprop | dfa | optical
     projector: str = "structured"  # dense | structured (digital DFA feedback projection)
     memory: str = "standard"  # standard | lean (DFA memory mode, see optical_backend.DFA)
+    error: str = "auto"  # DFA error granularity: auto (the task's feedback_error) | sample | token
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
     log_every: int = 10  # steps between metrics.jsonl lines / plain progress lines
@@ -90,6 +94,7 @@ class TrainConfig:
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
             (self.projector in PROJECTORS, f"projector must be one of {', '.join(PROJECTORS)}, got {self.projector!r}"),
             (self.memory in ("standard", "lean"), f"memory must be standard or lean, got {self.memory!r}"),
+            (self.error in ERRORS, f"error must be one of {', '.join(ERRORS)}, got {self.error!r}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),

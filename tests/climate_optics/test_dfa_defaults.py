@@ -1,0 +1,54 @@
+"""DFA and optical DFA learn as users run them: the command line's defaults beat persistence.
+
+Under the old default (the error of the whole sample projected to every token) the forecaster
+trained by DFA stayed at persistence (validation Z500 RMSE at 6 h 0.996x persistence after 60
+steps on this store); with the per-token error it is 0.87x.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from optical_backend import DFA
+from climate_optics.training.forecast_task import ForecastTask
+from climate_optics.training.loop import make_engine
+from climate_optics.training.task import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+STEPS = "60"  # the budget: 60 steps of 8 samples, all channels, the 6-hour lead, lr 1e-3 (the CLI defaults)
+
+
+def last_validation(run) -> dict:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in lines if r["kind"] == "val"][-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["dfa", "optical"])
+def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, run_cli):
+    run = tmp_path / mode
+    status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", run, "--mode", mode, "--steps", STEPS)
+    assert status == 0, err
+    val = last_validation(run)
+    assert val["rmse_z500_6h"] < 0.93 * val["persistence_rmse_z500_6h"], val
+    engine = torch.load(run / "checkpoint.pt", weights_only=True)["engine"]
+    assert engine["error"] == "token" and engine["mode"] == mode
+
+
+def test_forecast_task_feeds_the_error_back_per_token(synthetic_store):
+    task = ForecastTask(synthetic_store, preset="tiny", variables=["geopotential"], static=False)
+    engine = make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa"), output=task.feedback_output, error=task.feedback_error)
+    assert isinstance(engine, DFA) and engine.error == "token" and engine.output_name == "head.mlp"
+    batch = next(iter(task.batches(np.random.default_rng(0), 2)))
+    engine.backward(task.loss(task.model, batch))
+    n_tokens, width = task.model.h * task.model.w, task.config.dim
+    patch_values = task.config.patch**2 * len(task.config.channels)
+    assert (engine.projector.n_in, engine.projector.n_out) == (patch_values, width)  # one patch's error -> one token's signal
+    assert engine.stats.projector.vectors == 2 * n_tokens
+    overridden = make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa", error="sample"), output=None, error="token")
+    assert overridden.error == "sample"
+    overridden.remove_hooks()
+    engine.remove_hooks()
