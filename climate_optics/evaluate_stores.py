@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
 from data_catalog.store import check_target
 
@@ -121,18 +122,18 @@ def evaluate_stores(
     )
     fa = forecast_ds.attrs
     attrs = provenance_attrs(
-        source_dataset=str(forecast),
+        source_dataset=absolute_source(forecast),
         model_config=_json(fa.get("model_config")),
         training_backend=fa.get("training_backend"),
         opu_config=_json(fa.get("opu_config")),
         extra={
             "checkpoint_sha256": fa.get("checkpoint_sha256", ""),
             "forecast_source_dataset": fa.get("source_dataset", ""),
-            "truth": str(truth),
-            "climatology": str(climatology) if climatology is not None else ("truth store group" if clim is not None else ""),
+            "truth": absolute_source(truth),
+            "climatology": absolute_source(climatology) if climatology is not None else ("truth store group" if clim is not None else ""),
             "metrics": [str(m) for m in scores["metric"].values],
             "regions": [str(r) for r in scores["region"].values],
-            **({"references": {name: str(path) for name, (path, _) in refs.items()}} if refs else {}),
+            **({"references": {name: absolute_source(path) for name, (path, _) in refs.items()}} if refs else {}),
         },
     )
     return write_scores(scores, out, overwrite=overwrite, attrs=attrs)

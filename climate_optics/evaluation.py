@@ -41,6 +41,7 @@ WIND_PAIRS = (
 WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
 BASELINES = ("persistence", "climatology")
 NEEDS_MEMBERS = ("ensemble_spread", "spread_skill_ratio")  # undefined for a single member
+DIMENSIONLESS = ("acc", "spread_skill_ratio")  # the others carry the variable's units (mse: squared)
 
 
 def forecast_name(forecast: "xr.Dataset", default: str = "forecast") -> str:
@@ -131,7 +132,40 @@ def evaluate(
     )
     if climatology is not None and period:
         scores.attrs["climatology_in_sample"] = int(_overlaps(period, plan.inits))
+    return describe(scores, forecast)
+
+
+def metric_units(metric: str, units: str | None) -> str:
+    """Units of a metric of a variable in ``units``: "1" for dimensionless metrics, "unknown" when not given."""
+    if metric in DIMENSIONLESS:
+        return "1"
+    if not units:
+        return "unknown"
+    return f"({units})2" if metric == "mse" else units
+
+
+def describe(scores: "xr.Dataset", forecast: "xr.Dataset") -> "xr.Dataset":
+    """CF attributes: coordinates described; each variable's metric units listed (no single ``units``:
+    its metrics differ, and the dimensionless ones have none)."""
+    from data_catalog.cf import cf_attributes
+
+    scores = cf_attributes(scores, variables=False)
+    for name, da in scores.data_vars.items():
+        source = forecast[name] if name in forecast.data_vars else None
+        units = source.attrs.get("units") if source is not None else _wind_units(forecast, str(name))
+        da.attrs = {"long_name": f"skill scores of {name}",
+                    "metric_units": "; ".join(f"{m}: {metric_units(str(m), units)}" for m in scores[METRIC].values)}
+        if source is not None and source.attrs.get("standard_name"):
+            da.attrs["forecast_standard_name"] = source.attrs["standard_name"]
     return scores
+
+
+def _wind_units(forecast: "xr.Dataset", vector: str) -> str | None:
+    """Units of the wind components of a wind-vector score."""
+    for u, _, name in WIND_PAIRS:
+        if name == vector and u in forecast.data_vars:
+            return forecast[u].attrs.get("units")
+    return None
 
 
 # ----------------------------------------------------------------------------- validation

@@ -35,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from data_catalog.climatology import Climatology, band_rows, climatology_template, period_indices, stamp
+from data_catalog.cf import CONVENTIONS, absolute_source, cf_attributes
 from data_catalog.checks import check_plausible
 from data_catalog.errors import DataInputError
 from data_catalog.redact import redact
@@ -92,10 +93,10 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
             warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
             ds = prepared(open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection))
     settings = {"variables": variables, "levels": levels, "start": start, "end": end,
-                "options": user_options, "catalog": None if catalog is None else str(catalog),
+                "options": user_options, "catalog": None if catalog is None else absolute_source(catalog),
                 "climatology_period": climatology_period, "grid": grid,
                 "regrid_method": None if target is None else regrid_method}
-    return write_store(ds, out, source=str(source), settings=settings, overwrite=overwrite,
+    return write_store(ds, out, source=absolute_source(source), settings=settings, overwrite=overwrite,
                        time_chunk=chunk, progress=progress, climatology_period=climatology_period)
 
 
@@ -149,8 +150,8 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
         )
         _write_static(static, tmp, statistics, source)
         climatology = _stream(dynamic, tmp, chunk, statistics, source, progress, period)
-        statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)).to_zarr(
-            tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
+        cf_attributes(statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)),
+                      variables=False).to_zarr(tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
         if dynamic.data_vars:
             _write_climatology(tmp, dynamic, climatology, progress)
         shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
@@ -242,8 +243,8 @@ def _initialise(dynamic: xr.Dataset, static: xr.Dataset, tmp: Path, chunk: int, 
         template[name].encoding = {}
     lazy = {name: template[name].copy(data=da.zeros(v.shape, dtype=v.dtype, chunks=-1))
             for name, v in template.data_vars.items()}
-    template = template.assign(lazy)
-    template.attrs = attrs
+    template = cf_attributes(template.assign(lazy))
+    template.attrs = attrs | {"Conventions": CONVENTIONS}
     template.to_zarr(tmp, mode="w-", compute=False, encoding=_encoding(template, chunk),
                      zarr_format=3, consolidated=False)
 
@@ -440,7 +441,7 @@ def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
     """Smooth the daily means, band by band, into the climatology group."""
     import zarr
 
-    template = climatology_template(dynamic, climatology.hours)
+    template = cf_attributes(climatology_template(dynamic, climatology.hours))
     used = dynamic[TIME].values[climatology.period]
     template.attrs.update(climatology_period_start=stamp(used[0]), climatology_period_end=stamp(used[-1]),
                           climatology_time_steps=int(len(used)))

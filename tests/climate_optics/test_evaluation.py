@@ -285,3 +285,21 @@ def test_ensemble_forecast_store_gets_the_ensemble_metrics(run_cli, ingested, tr
     members = 0.5 + np.linspace(-1, 1, 4)
     fair = np.abs(members).mean() - np.abs(members[:, None] - members[None]).sum() / (2 * 4 * 3)
     np.testing.assert_allclose(t2m.sel(metric="crps").values, fair, rtol=1e-5)
+
+
+def test_scores_store_is_cf_with_metric_units_and_absolute_provenance(run_cli, ingested, monkeypatch):
+    pytest.importorskip("cf_xarray", reason="the CF checks use cf_xarray (dev extra)")
+    root = ingested["root"]
+    monkeypatch.chdir(root)
+    status, _, stderr = run_cli("evaluate", "forecast.zarr", "--truth", "later.zarr", "--out", "cf-scores.zarr",
+                                "--metrics", "rmse,mse,acc,bias")
+    assert status == 0, stderr
+    scores = xr.open_zarr(root / "cf-scores.zarr")
+    assert scores.attrs["Conventions"].startswith("CF-")
+    assert scores.cf.standard_names["forecast_period"] == ["lead_time"]
+    t2m = scores["2m_temperature"]
+    assert "units" not in t2m.attrs  # mixed metrics: no single physical unit
+    assert t2m.attrs["metric_units"] == "rmse: K; mse: (K)2; acc: 1; bias: K"
+    for coord in ("model", "metric", "region", "lead_time"):
+        assert scores[coord].attrs["long_name"], coord
+    assert scores.attrs["truth"] == str(root / "later.zarr") and scores.attrs["source_dataset"] == str(root / "forecast.zarr")
