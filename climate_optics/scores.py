@@ -42,7 +42,7 @@ def write_scores(scores: "xr.Dataset", out: str | os.PathLike, *, overwrite: boo
     ds = scores.copy()
     for dim in ("model", "metric", "region"):  # variable-length strings (Zarr v3 has no fixed-width spec)
         if dim in ds.coords:
-            ds = ds.assign_coords({dim: ds[dim].values.astype(object)})
+            ds = ds.assign_coords({dim: (dim, ds[dim].values.astype(object), ds[dim].attrs)})
     ds.attrs.update(attrs or {})
     with atomic_store(out, overwrite=overwrite) as tmp:
         ds.to_zarr(tmp, mode="w", consolidated=False)
