@@ -1,21 +1,32 @@
-"""Camera and holographic read-out: from a complex speckle field to an estimate of its real part.
+"""Camera and linear read-out: from complex speckle fields to a real linear projection.
 
-A camera records intensity only. A reference beam of amplitude ``r`` (real, uniform) interferes
-with the speckle field ``E``; two frames with the reference phase stepped by pi give
+A camera records intensity only; a linear map is recovered by interference with a reference:
 
-    I(0) - I(pi) = |E + r|^2 - |E - r|^2 = 4 r Re(E),
+- ``anchor`` (the OPU's own scheme, [LO] in ``optical_backend.opu``): a fixed random pattern
+  ``a`` on spare DMD mirrors is shown together with the data pattern ``b``. With ``E = T b`` and
+  the anchor's speckle ``A = T a``, the frames ``|E + A|^2`` and ``|E|^2`` and the anchor's own
+  intensity ``|A|^2`` (measured once per run, averaged over calibration frames) give
 
-so ``Re(E)`` — a linear function of the DMD pattern — is recovered exactly from two intensity
-frames (two-step phase-shifting holography). Each frame goes through the sensor model:
+      |E + A|^2 - |E|^2 - |A|^2 = 2 Re(E conj A) = 2 |A_k| Re(E_k exp(-i arg A_k)),
 
-- auto-exposure: the mean frame intensity ``sigma^2 + r^2`` (``sigma^2`` the mean speckle
-  intensity of the pattern, known from the normalisation of T) sits at ``exposure * full_well``;
-- photon shot noise (Gaussian approximation, variance = mean electrons; exact in distribution
-  for the large counts of a well-exposed frame) and read noise, added as one Gaussian;
-- saturation at the full well; an ADC of ``adc_bits`` bits spanning the full well.
+  a real linear function of ``b`` whose output k is scaled by the anchor's speckle amplitude
+  ``|A_k|`` (Rayleigh distributed: dark anchor pixels give weak, noisy outputs). Dividing by the
+  rms of ``|A|`` keeps entries of variance 1/n_out on average.
+- ``external-arm``: a flat reference beam ``r`` stepped by exactly 0 and pi (an idealised
+  external interferometer, not the OPU): ``|E + r|^2 - |E - r|^2 = 4 r Re(E)``; its power and the
+  exposure follow each pattern's known mean intensity.
+
+Every frame goes through the sensor: laser power fluctuating from frame to frame
+(``laser_power_rms``), photon shot noise (Gaussian approximation, variance = mean electrons) and
+read noise, the black level (an offset before the ADC, measured in dark calibration frames and
+subtracted), saturation at the full well and an ADC of ``adc_bits`` bits. With the anchor the
+exposure is set once per call, so that the brightest pattern of the call sits at ``exposure`` of
+the full well.
 """
 
 from __future__ import annotations
+
+from typing import Iterator
 
 import torch
 
@@ -25,23 +36,21 @@ CHUNK = 1 << 18  # pixels processed at a time: keeps the per-frame temporaries i
 
 
 class HolographicCamera:
-    """Two-frame phase-shifting read-out with a configurable sensor.
-
-    Frames are simulated in ADC units (digital numbers; electrons without an ADC) so that
-    saturation and quantisation are one ``round``/``clamp`` pass, chunk by chunk in cache.
-    """
+    """The sensor model and the two read-out schemes. Frames are simulated in ADC units (digital
+    numbers; electrons without an ADC) so that saturation and quantisation are one pass."""
 
     def __init__(self, config: OPUConfig):
         self.config = config
         self.noisy = config.shot_noise or config.read_noise_e > 0
         self.levels = 2**config.adc_bits - 1 if config.adc_bits is not None else None
         self.unit = config.full_well_e / self.levels if self.levels else 1.0  # electrons per unit
+        self.black = config.black_level_e / self.unit  # black level, units
         # std in units = sqrt(mean + offset) * noise_scale (shot) or noise_scale (read noise only)
         self.offset = config.read_noise_e**2 / self.unit
         self.noise_scale = self.unit**-0.5 if config.shot_noise else config.read_noise_e / self.unit
 
     def _expose(self, mean: torch.Tensor, noise: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:
-        """One exposure of ``mean`` (units) -> recorded units, in place on ``mean``; ``work`` scratch."""
+        """One exposure of ``mean`` (units, black level not included) -> recorded units, in place."""
         cfg = self.config
         if noise is not None:
             if cfg.shot_noise:
@@ -49,6 +58,8 @@ class HolographicCamera:
                 mean.addcmul_(std, noise, value=self.noise_scale)
             else:
                 mean.add_(noise, alpha=self.noise_scale)
+        if self.black:
+            mean.add_(self.black)
         if self.levels is not None:
             mean.round_().clamp_(0, self.levels)
         elif cfg.saturation:
@@ -56,50 +67,115 @@ class HolographicCamera:
         return mean
 
     def _frame(self, electrons: torch.Tensor, noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One exposure of mean ``electrons`` -> recorded electrons (in place on ``electrons``)."""
+        """One exposure of mean ``electrons`` -> recorded electrons, black level included (in place)."""
         if self.noisy:
             noise.normal_(generator=generator)
         units = electrons.div_(self.unit)
         return self._expose(units, noise if self.noisy else None, torch.empty_like(units)).mul_(self.unit)
 
-    def read_real_part(self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Estimate ``Re(field)`` ``(R, n)`` from two frames per row; ``speckle_intensity`` ``(R,)``.
+    def _laser(self, rows: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """Relative laser power of two frames per row ``(R, 2)``."""
+        power = torch.ones(rows, 2, device=device)
+        if self.config.laser_power_rms > 0:
+            power.add_(torch.randn(rows, 2, generator=generator, device=device), alpha=self.config.laser_power_rms)
+        return power
 
-        The sensor noise is drawn chunk by chunk (in cache), in a fixed order from ``generator``,
-        so the same generator state repeats the same frames.
+    def average_frames(self, intensity: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
+        """Mean of ``frames`` exposures of ``intensity`` ``(n,)`` (electrons), black level included.
+
+        Drawn in one pass from the law of the mean (laser power, shot and read noise and the ADC's
+        rounding step averaged over the frames; valid while the per-frame noise spans an ADC step
+        or more, as it does at the default exposure): thousands of calibration frames cost one draw.
         """
         cfg = self.config
+        power = 1.0 + cfg.laser_power_rms * float(torch.randn(1, generator=generator, device=intensity.device)) / frames**0.5
+        mean = intensity * power  # (n,) electrons
+        variance = (mean.clamp_min(0) if cfg.shot_noise else torch.zeros_like(mean)) + cfg.read_noise_e**2
+        if self.levels is not None:
+            variance = variance + self.unit**2 / 12
+        draws = torch.randn(mean.shape, generator=generator, device=mean.device)
+        average = mean.add_(variance.div_(frames).sqrt_().mul_(draws)).add_(cfg.black_level_e)
+        if cfg.saturation or self.levels is not None:
+            average.clamp_(0.0, cfg.full_well_e)
+        return average
+
+    def _chunks(self, field: torch.Tensor, generator: torch.Generator) -> Iterator[tuple]:
+        """Blocks of about ``CHUNK`` pixels of ``field`` ``(R, n)``, in a fixed order: yields
+        ``(rows, cols, re, im, (b0, b1, b2, b3), noise0, noise1)`` with four scratch buffers and both
+        frames' sensor draws (None without noise), so the same generator state repeats the frames."""
         rows, n = field.shape
-        valid = speckle_intensity > 0  # (R,): blank patterns give no light and are not read
-        sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
-        ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
-        gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None] / self.unit  # (R, 1) units per intensity
-        ref2 = ref.square()  # (R, 1)
-        cross_gain = 2 * ref * gain  # (R, 1): the interference term, +- in the two frames
-        scale = valid[:, None] / (2 * cross_gain)  # (R, 1): (I(0) - I(pi)) / (4 r gain)
         parts = torch.view_as_real(field)  # (R, n, 2)
-        out = torch.empty(rows, n, device=field.device)
         cols = min(n, CHUNK)
         block = min(rows, max(1, CHUNK // cols))  # rows per chunk
         buffers = torch.empty(4, block * cols, device=field.device)
-        noise = torch.empty(2 * block * cols, device=field.device) if self.noisy else None  # both frames' draws
+        noise = torch.empty(2 * block * cols, device=field.device) if self.noisy else None
         for r0 in range(0, rows, block):
             r1 = min(rows, r0 + block)
             for c0 in range(0, n, cols):
                 c1 = min(n, c0 + cols)
                 shape = (r1 - r0, c1 - c0)
                 size = shape[0] * shape[1]
-                common, cross, minus, work = (b[:size].view(shape) for b in buffers)
-                re, im = parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1]  # (r, c)
-                torch.addcmul(ref2[r0:r1], im, im, out=common).addcmul_(re, re).mul_(gain[r0:r1])  # mean units
-                torch.mul(re, cross_gain[r0:r1], out=cross)
-                torch.sub(common, cross, out=minus)
-                plus = common.add_(cross)
-                n_plus = n_minus = None
+                n0 = n1 = None
                 if noise is not None:
                     draws = noise[: 2 * size].normal_(generator=generator)  # contiguous: the fast sampler
-                    n_plus, n_minus = draws[:size].view(shape), draws[size:].view(shape)
-                self._expose(plus, n_plus, work)
-                self._expose(minus, n_minus, work)
-                torch.sub(plus, minus, out=out[r0:r1, c0:c1]).mul_(scale[r0:r1])
+                    n0, n1 = draws[:size].view(shape), draws[size:].view(shape)
+                views = tuple(b[:size].view(shape) for b in buffers)
+                yield slice(r0, r1), slice(c0, c1), parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1], views, n0, n1
+
+    # -- external reference arm -------------------------------------------------------------------
+    def read_real_part(self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Estimate ``Re(field)`` ``(R, n)`` from two phase-stepped frames per row (external arm);
+        ``speckle_intensity`` ``(R,)`` sets each row's reference power and exposure."""
+        cfg = self.config
+        valid = speckle_intensity > 0  # (R,): blank patterns give no light and are not read
+        sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
+        ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
+        gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None] / self.unit  # (R, 1) units per intensity
+        ref2, cross_gain = ref.square() * gain, 2 * ref * gain  # (R, 1)
+        scale = valid[:, None] / (2 * cross_gain)  # (R, 1): (I(0) - I(pi)) / (4 r gain)
+        power = self._laser(field.shape[0], generator, field.device)  # (R, 2)
+        out = torch.empty(field.shape, device=field.device)
+        for rows, cols, re, im, (common, cross, minus, work), n0, n1 in self._chunks(field, generator):
+            torch.addcmul(ref2[rows], im, im, out=common).addcmul_(re, re).mul_(gain[rows])  # gain (|E|^2 + r^2)
+            torch.mul(re, cross_gain[rows], out=cross)  # 2 r gain Re(E)
+            torch.sub(common, cross, out=minus).mul_(power[rows, 1:])
+            plus = common.add_(cross).mul_(power[rows, :1])
+            self._expose(plus, n0, work)
+            self._expose(minus, n1, work)
+            torch.sub(plus, minus, out=out[rows, cols]).mul_(scale[rows])
+        return out
+
+    # -- anchor on the DMD --------------------------------------------------------------------------
+    def read_with_anchors(
+        self, field: torch.Tensor, anchors: torch.Tensor, speckle_intensity: torch.Tensor, measured: torch.Tensor,
+        reference_rms: float, generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Estimate ``Re(field conj(A1 - A2)) / reference_rms`` ``(R, n)`` from the frames
+        ``|E + A1|^2`` and ``|E + A2|^2`` of every row.
+
+        ``anchors`` ``(2, n)`` complex: the speckle of the two anchor halves; ``measured`` ``(n,)``:
+        ``|A1|^2 - |A2|^2`` as measured in calibration (intensity units); ``speckle_intensity``
+        ``(R,)``: mean data intensity of each pattern (known from its mirrors), which with the anchors
+        sets the call's exposure. Both frames sit on an anchor's pedestal, so the shot noise keeps
+        the ADC's rounding nearly unbiased even for a pattern of one mirror.
+        """
+        cfg = self.config
+        valid = speckle_intensity > 0  # (R,)
+        pedestal = float(anchors.abs().square().mean(dim=1).max())
+        gain = cfg.exposure * cfg.full_well_e / (float(speckle_intensity.max()) + pedestal) / self.unit  # units per intensity
+        power = self._laser(field.shape[0], generator, field.device)  # (R, 2)
+        a_re, a_im = anchors.real * (2 * gain), anchors.imag * (2 * gain)  # (2, n)
+        a_int = anchors.abs().square() * gain  # (2, n)
+        known = measured * gain  # (n,)
+        scale = valid[:, None] / (2 * gain * reference_rms)  # (R, 1)
+        out = torch.empty(field.shape, device=field.device)
+        for rows, cols, re, im, (speckle, first, second, work), n0, n1 in self._chunks(field, generator):
+            torch.mul(im, im, out=speckle).addcmul_(re, re).mul_(gain)  # gain |E|^2
+            for i, frame in enumerate((first, second)):
+                # gain |E + A_i|^2 = gain |E|^2 + gain |A_i|^2 + 2 gain Re(E conj A_i)
+                torch.mul(re, a_re[i, cols], out=frame).addcmul_(im, a_im[i, cols])
+                frame.add_(speckle).add_(a_int[i, cols]).mul_(power[rows, i : i + 1])
+            self._expose(first, n0, work)
+            self._expose(second, n1, work)
+            torch.sub(first, second, out=out[rows, cols]).sub_(known[cols]).mul_(scale[rows])
         return out

@@ -1,4 +1,4 @@
-"""Showing real vectors on a binary DMD: ternary (deterministic or dithered) frames, bit planes, or exact values.
+"""Showing real vectors on a binary DMD: dithered (unbiased) or deterministic ternary patterns, bit planes, exact values.
 
 Every encoder returns ``patterns`` ``(N, P, n_in)`` (binary except for ``exact``) and ``weights``
 ``(N, P)`` such that ``x ~ sum_p weights[:, p, None] * patterns[:, p]``; by linearity the
@@ -26,27 +26,43 @@ def ternary(x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tens
     return patterns, weights
 
 
-def dithered(x: torch.Tensor, scale: float | None, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unbiased stochastic ternarisation: show ``sign(x_i) * s`` with probability ``min(1, |x_i| / s)``.
+def _dither(x: torch.Tensor, mag: torch.Tensor, s: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Patterns ``(N, 2, n)``: entry i shown (on the sign of ``x_i``) with probability min(1, mag_i / s)."""
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)  # (N, n)
+    keep = u * s < mag  # a zero magnitude is never shown
+    patterns = torch.empty(x.shape[0], 2, x.shape[1], dtype=x.dtype, device=x.device)  # (N, 2, n)
+    patterns[:, 0] = keep & (x > 0)
+    patterns[:, 1] = keep & (x < 0)
+    return patterns
 
-    ``s = max|x|`` (``scale=None``: E[encoded] = x exactly) or ``scale * mean|x|`` (entries above
-    ``s`` are clipped to it: unbiased for all others, fewer variance and more mirrors on).
+
+def dithered(
+    x: torch.Tensor, scale: float | None, generator: torch.Generator, residual: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stochastic ternarisation: show ``sign(x_i) * s`` with probability ``min(1, |x_i| / s)``.
+
+    ``s = max|x|`` (``scale=None``: one pair, E[encoded] = x exactly) or ``scale * mean|x|``:
+    entries above ``s`` are then shown at ``s`` every time, and with ``residual`` their remainder
+    ``|x_i| - s`` is dithered in a second pair at its own maximum, so that E[encoded] = x exactly
+    for every vector (4 patterns; the second pair is blank, and not shown, when nothing is clipped).
+    Without ``residual`` the remainder is lost (biased towards zero on peaked vectors).
     Draws come from ``generator`` (CPU), so a seeded projector repeats its outputs.
     """
     n = x.shape[1]
     mag = x.abs()  # (N, n)
+    tiny = torch.finfo(x.dtype).tiny
     if scale is None:
-        s = mag.amax(dim=1, keepdim=True)  # (N, 1)
+        s = mag.amax(dim=1, keepdim=True).clamp_min(tiny)  # (N, 1)
     else:
-        s = mag.sum(dim=1, keepdim=True) * (scale / n)  # (N, 1)
-    s = s.clamp_min(torch.finfo(x.dtype).tiny)
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)  # (N, n)
-    keep = u * s < mag  # P(keep) = min(1, |x_i| / s)
-    patterns = torch.empty(x.shape[0], 2, n, dtype=x.dtype, device=x.device)  # (N, 2, n)
-    patterns[:, 0] = keep & (x > 0)
-    patterns[:, 1] = keep & (x < 0)
+        s = (mag.sum(dim=1, keepdim=True) * (scale / n)).clamp_min(tiny)  # (N, 1)
+    patterns = _dither(x, mag, s, generator)  # (N, 2, n)
     weights = torch.cat([s, -s], dim=1)  # (N, 2)
-    return patterns, weights
+    if scale is None or not residual:
+        return patterns, weights
+    rest = (mag - s).clamp_min_(0)  # (N, n): what the first pair clipped
+    s_rest = rest.amax(dim=1, keepdim=True)  # (N, 1): 0 where nothing was clipped
+    rest_patterns = _dither(x, rest, s_rest.clamp_min(tiny), generator)  # (N, 2, n)
+    return torch.cat([patterns, rest_patterns], dim=1), torch.cat([weights, s_rest, -s_rest], dim=1)
 
 
 def bitplanes(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,7 +95,7 @@ def encode(
     if config.encoding == "dithered":
         if generator is None:
             generator = torch.Generator().manual_seed(0)
-        return dithered(x, config.dither_scale, generator)
+        return dithered(x, config.dither_scale, generator, residual=config.clip_residual)
     if config.encoding == "ternary":
         return ternary(x, config.ternary_threshold)
     if config.encoding == "bitplanes":

@@ -11,6 +11,13 @@ The defaults describe a LightOn-class optical processing unit. Sources:
   micro-mirrors, camera up to 1920 x 1080 pixels at 8 bits.
 - [CAM] Typical global-shutter CMOS machine-vision sensors (full well of order 10^4 electrons, read
   noise of a few electrons). An assumption of this project, not a LightOn figure.
+- [LO] LightOn's own simulated OPU and its linear mode (lightonml documentation): frame time
+  500 us, output region 2040 x 1088; the linear map is recovered from intensities by interfering
+  the input with a fixed anchor pattern shown on part of the DMD, whose own speckle is the
+  reference (Gupta, Gribonval, Daudet & Dokmanic, "Don't take it lightly: phasing optical random
+  projections with unknown operators", NeurIPS 2019, arXiv:1907.01703; Hesslow et al., "Photonic
+  co-processors in HPC: using LightOn OPUs for randomized numerical linear algebra",
+  arXiv:2104.14429).
 - [ASSUMED] A modelling choice of this project, stated as such.
 """
 
@@ -18,11 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from optical_backend.errors import OpticalConfigError
 
 ENCODINGS = ("dithered", "ternary", "bitplanes", "exact")
+REFERENCES = ("anchor", "external-arm")
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,10 @@ class OPUConfig:
 
     # -- input encoding on the binary DMD ---------------------------------------------------
     encoding: str = "dithered"
-    """``dithered`` (default): x ~ s * (b+ - b-) with two binary frames, entry i shown with probability
-    min(1, |x_i| / s), so that E[encoded] = x (unbiased stochastic ternarisation, seeded by the
-    projector); ``ternary``: the same frames, deterministic, keeping |x_i| > threshold * mean|x|
+    """``dithered`` (default): x ~ s * (b+ - b-) with two binary patterns, entry i shown with
+    probability min(1, |x_i| / s) (stochastic ternarisation, seeded by the projector), plus, with
+    ``clip_residual``, a second dithered pair for what the scale clipped, so that E[encoded] = x
+    exactly for any vector; ``ternary``: the same frames, deterministic, keeping |x_i| > threshold * mean|x|
     [L20] (biased: small entries are lost); ``bitplanes``: sign and
     ``bits`` magnitude planes (2 * bits binary frames); ``exact``: real values shown as they are
     (a hypothetical analogue modulator: the ideal reference)."""
@@ -58,18 +68,42 @@ class OPUConfig:
     Networks, arXiv:1605.04711); the scale s is the mean |x_i| over the kept entries."""
 
     dither_scale: float | None = 2.0
-    """``dithered`` scale s = dither_scale * mean|x|: entries above s are clipped to it (the only
-    bias; about 11% of a Gaussian vector's entries at 2.0); None = max|x| (exactly unbiased, but
-    sparser frames and about twice the error of one projection of a 200-entry Gaussian vector)."""
+    """``dithered`` scale s = dither_scale * mean|x| of the first pair: entries above s are shown at s
+    (clipped); None = max|x| (nothing clipped, one pair, but sparse, noisy frames for peaked vectors)."""
+    clip_residual: bool = True
+    """``dithered``: show the clipped remainder x - clip(x, s) in a second dithered pair at its own
+    max (only for vectors that have one): unbiased for every vector at up to 4 patterns. False
+    keeps one pair and loses the clipped part (22% of a Gaussian vector's projection at 2.0, 99%
+    of a softmax-minus-one-hot error's: measured, README)."""
 
     # -- optics ----------------------------------------------------------------------------
-    screens: int = 2
-    """Random phase screens of the structured scattering model (>= 2; one FFT each)."""
+    screens: int = 3
+    """Screens of the structured scattering model (>= 3: binary plate, ``screens - 2`` random phase
+    screens, one lossy complex-Gaussian screen; ``optical_backend.scattering``)."""
+    oversampling: int = 2
+    """Optical modes of the medium per DMD or camera mode (a power of two, 1..8): the camera sees a
+    sub-block of a medium with ``oversampling`` times more modes [ASSUMED, see scattering]."""
     dense_threshold: int = 2**22
     """Transmission matrices with n_in * n_out <= this are materialised as i.i.d. complex
     Gaussians; larger ones use the phase-screen model [ASSUMED]."""
+    reference: str = "anchor"
+    """Linear read-out from intensities. ``anchor`` (default, what the OPU has [LO]): fixed random
+    patterns a1, a2 on two halves of ``anchor_fraction`` extra mirrors; the frames |T(b + a1)|^2 and
+    |T(b + a2)|^2 of every data pattern b, with |T a1|^2 - |T a2|^2 measured once per run, give
+    2 Re(T b conj(T a1 - T a2)): a real linear map whose column k is scaled by the reference
+    speckle amplitude |T(a1 - a2)|_k (random, Rayleigh; ``optical_backend.camera``).
+    ``external-arm``: a flat reference beam phase-stepped by exactly 0 and pi (an idealised
+    external interferometer arm, not on the OPU): |E + r|^2 - |E - r|^2 = 4 r Re(E)."""
+    anchor_fraction: float = 0.25
+    """Anchor mirrors per data mirror of a tile (``anchor``); they are taken from the DMD [ASSUMED]."""
     reference_ratio: float = 1.0
-    """Reference-beam intensity over the mean speckle intensity of each pattern (holography)."""
+    """``external-arm``: reference-beam intensity over the mean speckle intensity of each pattern."""
+    laser_power_rms: float = 0.005
+    """Relative rms fluctuation of the laser power from one frame to the next [ASSUMED]."""
+    calibration_frames: int = 1000
+    """Frames averaged once per run and pass to measure the black level (dark) and, with ``anchor``,
+    the anchor's own intensity (whose error is a fixed bias of every projection: 1000 frames keep
+    it near 0.5% of a one-hot error's projection); counted in the device time [ASSUMED]."""
 
     # -- camera ----------------------------------------------------------------------------
     exposure: float = 0.15
@@ -85,6 +119,9 @@ class OPUConfig:
     """Clip at the full well."""
     adc_bits: int | None = 8
     """Camera ADC depth [DS]; None = no quantisation."""
+    black_level_e: float = 200.0
+    """Camera black level (offset added before the ADC, in electrons), subtracted digitally with
+    the value measured in the dark calibration frames [CAM]."""
 
     def __post_init__(self) -> None:
         for name in ("dmd_shape", "camera_shape"):
@@ -108,8 +145,20 @@ class OPUConfig:
         scale = self.dither_scale
         if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1e6):
             raise OpticalConfigError(f"OPUConfig.dither_scale must be None or a number in (0, 1e6], got {scale!r}")
-        if int(self.screens) < 2:
-            raise OpticalConfigError(f"OPUConfig.screens must be >= 2 (one screen gives no speckle), got {self.screens!r}")
+        if int(self.screens) < 3:
+            raise OpticalConfigError(f"OPUConfig.screens must be >= 3 (two screens give a Hankel-like matrix), got {self.screens!r}")
+        if int(self.oversampling) not in (1, 2, 4, 8):
+            raise OpticalConfigError(f"OPUConfig.oversampling must be 1, 2, 4 or 8, got {self.oversampling!r}")
+        if self.reference not in REFERENCES:
+            raise OpticalConfigError(f"OPUConfig.reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+        if not (isinstance(self.anchor_fraction, (int, float)) and 0 < self.anchor_fraction <= 4):
+            raise OpticalConfigError(f"OPUConfig.anchor_fraction must be in (0, 4], got {self.anchor_fraction!r}")
+        if not (isinstance(self.laser_power_rms, (int, float)) and 0 <= self.laser_power_rms < 0.5):
+            raise OpticalConfigError(f"OPUConfig.laser_power_rms must be in [0, 0.5), got {self.laser_power_rms!r}")
+        if not 1 <= int(self.calibration_frames) <= 100_000:
+            raise OpticalConfigError(f"OPUConfig.calibration_frames must be in 1..100000, got {self.calibration_frames!r}")
+        if not (isinstance(self.black_level_e, (int, float)) and 0 <= self.black_level_e < self.full_well_e):
+            raise OpticalConfigError(f"OPUConfig.black_level_e must be in [0, full_well_e), got {self.black_level_e!r}")
         if int(self.dense_threshold) < 0:
             raise OpticalConfigError(f"OPUConfig.dense_threshold must be >= 0, got {self.dense_threshold!r}")
         if not 0 < self.exposure <= 1:
@@ -120,8 +169,11 @@ class OPUConfig:
     # -- presets and serialisation ----------------------------------------------------------
     @classmethod
     def ideal(cls, **overrides: Any) -> "OPUConfig":
-        """No noise, no saturation, no camera quantisation, exact input encoding."""
-        settings: dict[str, Any] = dict(encoding="exact", read_noise_e=0.0, shot_noise=False, saturation=False, adc_bits=None)
+        """No noise, no laser fluctuation, no black level, no saturation, no ADC, exact input encoding."""
+        settings: dict[str, Any] = dict(
+            encoding="exact", read_noise_e=0.0, shot_noise=False, saturation=False, adc_bits=None,
+            laser_power_rms=0.0, black_level_e=0.0,
+        )
         settings.update(overrides)
         return cls(**settings)
 
@@ -133,57 +185,116 @@ class OPUConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OPUConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Build from a mapping; an unknown field, or a value of the wrong kind, is refused naming it."""
+        if not isinstance(data, dict):
+            raise OpticalConfigError(f"OPUConfig: expected a mapping of fields, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise OpticalConfigError(f"OPUConfig: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}")
         values = dict(data)
         for name in ("dmd_shape", "camera_shape"):
             if name in values:
+                if not isinstance(values[name], (list, tuple)) or not all(isinstance(v, int) for v in values[name]):
+                    raise OpticalConfigError(f"OPUConfig.{name} must be two positive integers, got {values[name]!r}")
                 values[name] = tuple(values[name])
-        return cls(**values)
+        for name, value in values.items():
+            default = getattr(cls, name, None)
+            if value is None:
+                if "None" not in str(known[name].type):
+                    raise OpticalConfigError(f"OPUConfig.{name} may not be empty (null)")
+                continue
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise OpticalConfigError(f"OPUConfig.{name} must be true or false, got {value!r}")
+            if isinstance(default, str) and not isinstance(value, str):
+                raise OpticalConfigError(f"OPUConfig.{name} must be a string, got {value!r}")
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise OpticalConfigError(f"OPUConfig.{name} must be a number, got {value!r}")
+                if isinstance(default, int) and not float(value).is_integer():
+                    raise OpticalConfigError(f"OPUConfig.{name} must be an integer, got {value!r}")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, OpticalConfigError):
+                raise
+            raise OpticalConfigError(f"OPUConfig: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "OPUConfig":
+        """Read a YAML (or JSON) file of fields (safe loader); errors name the file and the field."""
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise OpticalConfigError(f"{path}: cannot read OPU configuration ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise OpticalConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        try:
+            return cls.from_dict(data if data is not None else {})
+        except OpticalConfigError as exc:
+            raise OpticalConfigError(f"{path}: {exc}") from None
 
     def replace(self, **changes: Any) -> "OPUConfig":
         return replace(self, **changes)
 
-    # -- limits -------------------------------------------------------------------------------
+    # -- limits and tiling ----------------------------------------------------------------------
     @property
     def max_inputs(self) -> int:
+        """DMD mirrors."""
         return self.dmd_shape[0] * self.dmd_shape[1]
 
     @property
     def max_outputs(self) -> int:
+        """Camera pixels."""
         return self.camera_shape[0] * self.camera_shape[1]
 
-    def check_size(self, n_in: int, n_out: int) -> None:
-        """Raise OpticalConfigError naming the limit a projection of this size would break."""
-        if n_in > self.max_inputs:
-            w, h = self.dmd_shape
-            raise OpticalConfigError(
-                f"optical projector: n_in={n_in} exceeds the DMD's {w}x{h} = {self.max_inputs} micro-mirrors "
-                "(OPUConfig.dmd_shape)"
-            )
-        if n_out > self.max_outputs:
-            w, h = self.camera_shape
-            raise OpticalConfigError(
-                f"optical projector: n_out={n_out} exceeds the camera's {w}x{h} = {self.max_outputs} pixels "
-                "(OPUConfig.camera_shape)"
-            )
+    @property
+    def data_mirrors(self) -> int:
+        """Mirrors one tile of the input may use: the DMD less the anchor that goes with it."""
+        if self.reference == "anchor":
+            return int(self.max_inputs // (1 + self.anchor_fraction))
+        return self.max_inputs
+
+    def anchor_mirrors(self, tile_inputs: int) -> int:
+        """Anchor mirrors shown beside a tile of ``tile_inputs`` data mirrors (0 without an anchor)."""
+        if self.reference != "anchor":
+            return 0
+        return min(self.max_inputs - tile_inputs, max(1, math.ceil(self.anchor_fraction * tile_inputs)))
+
+    def tiles(self, n_in: int, n_out: int) -> tuple[int, int]:
+        """(input tiles, output tiles): each pair is one pass of the device (frames multiplied)."""
+        return math.ceil(n_in / self.data_mirrors), math.ceil(n_out / self.max_outputs)
 
     # -- time and energy model ----------------------------------------------------------------
     @property
     def patterns_per_vector(self) -> int:
-        """Binary DMD patterns needed to show one real vector."""
-        return {"dithered": 2, "ternary": 2, "bitplanes": 2 * int(self.bits), "exact": 1}[self.encoding]
+        """Binary DMD patterns needed to show one real vector, at most (a blank pattern is not shown)."""
+        if self.encoding == "dithered":
+            return 4 if self.clip_residual and self.dither_scale is not None else 2
+        return {"ternary": 2, "bitplanes": 2 * int(self.bits), "exact": 1}[self.encoding]
 
     @property
     def frames_per_vector(self) -> int:
-        """Camera frames per projected vector: two holographic frames (reference phases 0 and pi) per pattern."""
+        """Camera frames per vector and pass, at most: two per pattern (``anchor``: with and without
+        the anchor; ``external-arm``: reference phases 0 and pi)."""
         return 2 * self.patterns_per_vector
 
-    def device_time_s(self, vectors: int, calls: int = 1) -> float:
-        """Simulated device time of ``calls`` calls projecting ``vectors`` vectors in all."""
-        return vectors * self.frames_per_vector / self.frame_rate_hz + calls * self.latency_s
+    @property
+    def calibration_frames_per_pass(self) -> int:
+        """Frames measured once per run and pass: dark frames, and with ``anchor`` each anchor half alone."""
+        return self.calibration_frames * (3 if self.reference == "anchor" else 1)
+
+    def frames_time_s(self, frames: int, calls: int = 1) -> float:
+        """Device time of ``frames`` camera frames shown in ``calls`` calls."""
+        return frames / self.frame_rate_hz + calls * self.latency_s
+
+    def device_time_s(self, vectors: int, calls: int = 1, passes: int = 1) -> float:
+        """Device time of ``calls`` calls projecting ``vectors`` vectors in all, at most (every
+        pattern shown), over ``passes`` tile pairs; calibration not included."""
+        return self.frames_time_s(vectors * passes * self.frames_per_vector, calls)
 
     def energy_j(self, seconds: float) -> float:
         return self.power_w * seconds
