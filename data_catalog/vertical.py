@@ -119,7 +119,8 @@ def single_level_name(native: str, da: xr.DataArray, name: str | None, how: str,
     if evidence is None:
         raise DataInputError(f"cannot tell whether this is {on_levels} on a pressure level or {near_surface}: no"
                              " level dimension or scalar pressure coordinate, and neither its attributes nor the"
-                             " file name say near-surface; expected a level coordinate or a height/level attribute",
+                             " file name say near-surface; expected a level coordinate, a height/level attribute or"
+                             " a catalog entry mapping the variable",
                              source=source, variable=native)
     notes.append(f"{native}: taken as {near_surface} ({evidence})")
     return near_surface
