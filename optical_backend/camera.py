@@ -131,12 +131,12 @@ class HolographicCamera:
         sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
         ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
         gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None] / self.unit  # (R, 1) units per intensity
-        ref2, cross_gain = ref.square() * gain, 2 * ref * gain  # (R, 1)
+        ref2, cross_gain = ref.square(), 2 * ref * gain  # (R, 1)
         scale = valid[:, None] / (2 * cross_gain)  # (R, 1): (I(0) - I(pi)) / (4 r gain)
         power = self._laser(field.shape[0], generator, field.device)  # (R, 2)
         out = torch.empty(field.shape, device=field.device)
         for rows, cols, re, im, (common, cross, minus, work), n0, n1 in self._chunks(field, generator):
-            torch.addcmul(ref2[rows], im, im, out=common).addcmul_(re, re).mul_(gain[rows])  # gain (|E|^2 + r^2)
+            torch.addcmul(ref2[rows], im, im, out=common).addcmul_(re, re).mul_(gain[rows])  # gain (|E|^2 + r^2), units
             torch.mul(re, cross_gain[rows], out=cross)  # 2 r gain Re(E)
             torch.sub(common, cross, out=minus).mul_(power[rows, 1:])
             plus = common.add_(cross).mul_(power[rows, :1])

@@ -80,8 +80,9 @@ class ScreenTransmission:
         self.signs = torch.from_numpy(signs.astype(np.float32)).to(device)  # (n_in,) binary phase plate
         angles = rng.uniform(0.0, 2 * np.pi, size=(screens - 2, self.size))
         self.phases = torch.from_numpy(np.exp(1j * angles).astype(np.complex64)).to(device)  # (L-2, M)
-        loss = (rng.standard_normal(self.size) + 1j * rng.standard_normal(self.size)) / math.sqrt(2)
-        self.loss = torch.from_numpy(loss.astype(np.complex64)).to(device)  # (M,) E|g|^2 = 1
+        loss = rng.standard_normal(self.size) + 1j * rng.standard_normal(self.size)
+        loss /= np.sqrt(np.mean(np.abs(loss) ** 2))  # mean |g|^2 = 1 exactly: no global fluctuation of the scale
+        self.loss = torch.from_numpy(loss.astype(np.complex64)).to(device)  # (M,)
         exit_angles = rng.uniform(0.0, 2 * np.pi, size=n_out)
         self.exit = torch.from_numpy(np.exp(1j * exit_angles).astype(np.complex64)).to(device)  # (n_out,)
         # unnormalised FFTs: each unitary DFT's 1/sqrt(M) is folded into the factor that follows

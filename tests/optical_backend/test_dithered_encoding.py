@@ -1,4 +1,4 @@
-"""The dithered (stochastic) ternary encoding: unbiased, binary, two frames, deterministic by seed."""
+"""The dithered (stochastic) ternary encoding: unbiased (with the residual pair), binary, deterministic by seed."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ def _decoded(patterns: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.einsum("np,npi->ni", weights, patterns)  # (N, n)
 
 
-def _mean_of_draws(x: torch.Tensor, scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _mean_of_draws(x: torch.Tensor, scale: float | None, residual: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean decoded vector over DRAWS independent encodings of ``x`` ``(n,)``, and the scale s used."""
-    patterns, weights = dithered(x.expand(DRAWS, -1), scale, torch.Generator().manual_seed(5))
+    patterns, weights = dithered(x.expand(DRAWS, -1), scale, torch.Generator().manual_seed(5), residual=residual)
     return _decoded(patterns, weights).mean(dim=0), weights[0, 0]
 
 
@@ -46,7 +46,21 @@ def test_dithered_is_unbiased_where_ternary_is_not():
     assert float((_decoded(patterns, weights)[0] - x).abs().max()) > 0.1 * float(s)
 
 
-def test_scaled_dither_is_unbiased_below_the_clip():
+def test_residual_pair_makes_the_scaled_dither_unbiased_everywhere():
+    x = torch.randn(64, generator=torch.Generator().manual_seed(4))
+    x[7] = 9.0  # one entry far above 2 mean|x|
+    mean, s = _mean_of_draws(x, 2.0, residual=True)
+    assert float(s) == pytest.approx(2.0 * float(x.abs().mean()))
+    assert float((mean - x).abs().max()) < 0.03 * float(x.abs().max())
+    assert float(mean[7]) == pytest.approx(9.0, abs=1e-4)  # the largest entry is shown exactly every time
+    patterns, weights = dithered(x[None], 2.0, torch.Generator().manual_seed(0))
+    assert patterns.shape == (1, 4, 64) and set(patterns.unique().tolist()) <= {0.0, 1.0}
+    small = torch.full((1, 8), 0.5)  # nothing above 2 mean|x|: the residual pair is blank, not shown
+    patterns, weights = dithered(small, 2.0, torch.Generator().manual_seed(0))
+    assert not bool(patterns[:, 2:].any()) and torch.equal(weights[:, 2:], torch.zeros(1, 2))
+
+
+def test_scaled_dither_without_residual_is_unbiased_only_below_the_clip():
     x = torch.randn(64, generator=torch.Generator().manual_seed(4))
     mean, s = _mean_of_draws(x, 1.5)
     assert float(s) == pytest.approx(1.5 * float(x.abs().mean()))
@@ -68,13 +82,15 @@ def test_optical_projection_with_dither_is_unbiased_and_deterministic_by_seed():
     assert torch.equal(again(x.expand(4000, -1)), ys)
     other = make_projector("optical", 40, 50, seed=10, config=cfg)
     assert not torch.equal(other(x), make_projector("optical", 40, 50, seed=9, config=cfg)(x))
-    assert proj.stats.frames == 4000 * 4  # still 2 binary patterns x 2 holographic frames per vector
+    shown = proj.stats.frames - cfg.calibration_frames_per_pass  # calibration: once per run
+    assert 0 < shown <= 4000 * 4  # at most 2 binary patterns x 2 frames per vector (max|x| scale: no residual)
 
 
 def test_dither_config_round_trip_and_validation():
     cfg = OPUConfig(encoding="dithered", dither_scale=2.0)
     assert OPUConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    assert cfg.frames_per_vector == 4
+    assert cfg.frames_per_vector == 8 and cfg.replace(clip_residual=False).frames_per_vector == 4
+    assert cfg.replace(dither_scale=None).frames_per_vector == 4
     for bad in (0.0, -1.0, float("inf"), "big"):
         with pytest.raises(OpticalConfigError, match="OPUConfig.dither_scale"):
             OPUConfig(dither_scale=bad)

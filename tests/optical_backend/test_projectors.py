@@ -13,8 +13,10 @@ from optical_backend import OPUConfig, OpticalConfigError, Projector, make_proje
 from optical_backend.hadamard import hadamard_transform, kron_factors, sylvester
 from optical_backend.projector import projector_from_state_dict
 
-IDEAL_SCREENS = {"config": OPUConfig.ideal(dense_threshold=0)}  # the phase-screen model, noiseless
-IDEAL_DENSE = {"config": OPUConfig.ideal()}  # a materialised complex Gaussian T, noiseless
+# noiseless, read through the external arm: Re(T) itself (the anchor's per-output random scale
+# would widen the variance test's spread; its statistics: test_speckle_statistics.py)
+IDEAL_SCREENS = {"config": OPUConfig.ideal(dense_threshold=0, reference="external-arm")}  # the screen model
+IDEAL_DENSE = {"config": OPUConfig.ideal(reference="external-arm")}  # a materialised complex Gaussian T
 EXACT_KINDS = [
     pytest.param("dense", {}, id="dense"),
     pytest.param("structured", {}, id="structured"),
