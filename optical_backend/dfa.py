@@ -378,12 +378,19 @@ class DFA:
         the random state and all counters are left as they were; the model is not copied.
         Segments without trainable parameters get NaN.
         """
+        return self.alignment_of(lambda: loss_fn(self.model(x), y))
+
+    def alignment_of(self, compute_loss: Callable[[], torch.Tensor]) -> dict[str, float]:
+        """:meth:`alignment` for a closure that runs the model's forward pass and returns the loss.
+
+        For models called with several arguments (``lambda: task.loss(model, batch)``).
+        """
         params = [p for p in self.inner.parameters() if p.requires_grad]
         saved_grads = [p.grad for p in params]
         saved_counts = None if self._projector is None else self._projector.stats.as_dict()
         saved_stats = {k: v for k, v in asdict(self.stats).items() if k != "projector"}
         mode, memory = self.mode, self.memory
-        devices = [x.device.index or 0] if isinstance(x, torch.Tensor) and x.is_cuda else []
+        devices = sorted({p.device.index or 0 for p in params if p.is_cuda})
         result: dict[str, float] = {}
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
@@ -392,12 +399,12 @@ class DFA:
                     p.grad = None
                 self.mode = "backprop"
                 with buffers_preserved(self.inner):
-                    self.backward(loss_fn(self.model(x), y))
+                    self.backward(compute_loss())
                 true_grads = {id(p): p.grad for p in params}
                 torch.set_rng_state(rng)
                 self.mode, self.memory = ("optical" if mode == "optical" else "dfa"), "standard"
                 with buffers_preserved(self.inner):
-                    loss = loss_fn(self.model(x), y)
+                    loss = compute_loss()
                 record, self._record = self._record, None
                 (error,) = torch.autograd.grad(loss, record.y_hat, retain_graph=True)
                 signals = self._signals(error.detach(), record.shapes)

@@ -309,6 +309,9 @@ def _run(
             if world.main and ((config.val_every and step % config.val_every == 0) or step == config.steps):
                 val = _validate(task, model, autocast)
                 _append_jsonl(metrics_path, {"step": step, "kind": "val", **val})
+                cosines = _alignment(task, model, engine, batch, autocast)
+                if cosines:
+                    _append_jsonl(metrics_path, {"step": step, "kind": "alignment", **cosines})
             if step % config.checkpoint_every == 0 or step == config.steps:
                 distributed.check_same_weights(model, world, step)
             if world.main and (step % config.checkpoint_every == 0 or step == config.steps):
@@ -349,6 +352,20 @@ def _run(
         stopped_early=step < config.steps,
         rank=world.rank,
     )
+
+
+def _alignment(task: TrainTask, model: torch.nn.Module, engine: Any, batch: dict[str, Any], autocast: Any) -> dict[str, float]:
+    """Per feedback point, cosine of the DFA and back-propagation gradients on ``batch`` (DFA modes only).
+
+    Logged beside each validation so that a user sees whether DFA is learning: cosines well above
+    0 mean the blocks' updates descend the loss. Nothing of the run's state changes.
+    """
+    if getattr(engine, "mode", "backprop") == "backprop" or not hasattr(engine, "alignment_of"):
+        return {}
+    model.train()
+    with autocast:
+        cosines = engine.alignment_of(lambda: task.loss(model, batch))
+    return {name: round(value, 5) for name, value in cosines.items()}
 
 
 def _validate(task: TrainTask, model: torch.nn.Module, autocast: Any) -> dict[str, float]:

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 STEPS = "60"  # the budget: 60 steps of 8 samples, all channels, the 6-hour lead, lr 1e-3 (the CLI defaults)
 
 
-def last_validation(run) -> dict:
+def log_lines(run, kind: str) -> list[dict]:
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in lines if r["kind"] == "val"][-1]
+    return [r for r in lines if r["kind"] == kind]
 
 
 @pytest.mark.slow
@@ -32,8 +32,13 @@ def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, 
     run = tmp_path / mode
     status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", run, "--mode", mode, "--steps", STEPS)
     assert status == 0, err
-    val = last_validation(run)
+    val = log_lines(run, "val")[-1]
     assert val["rmse_z500_6h"] < 0.93 * val["persistence_rmse_z500_6h"], val
+    alignment = log_lines(run, "alignment")  # beside every validation: is DFA learning?
+    assert [r["step"] for r in alignment] == [r["step"] for r in log_lines(run, "val")]
+    assert all(set(r) == {"step", "kind", "blocks.0", "blocks.1", "blocks.2"} for r in alignment)
+    late = [r["blocks.2"] for r in alignment[len(alignment) // 2 :]]
+    assert sum(late) / len(late) > 0.1, alignment  # the last block's updates descend the loss
     engine = torch.load(run / "checkpoint.pt", weights_only=True)["engine"]
     assert engine["error"] == "token" and engine["mode"] == mode
 
