@@ -28,6 +28,7 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
     """
     notes = [] if history is None else history
     ds = vertical.promote_scalar_level(ds, source, notes)
+    ds = vertical.name_pressure_dimension(ds, notes)
     heights = vertical.height_hints(ds)
     ds = coords.rename_coordinates(ds, source)
     ds = coords.drop_auxiliary(ds)

@@ -69,6 +69,18 @@ def promote_scalar_level(ds: xr.Dataset, source: str, notes: list[str]) -> xr.Da
     return ds.assign(expanded)
 
 
+def name_pressure_dimension(ds: xr.Dataset, notes: list[str]) -> xr.Dataset:
+    """A pressure dimension under another name (``pres`` with ``axis: Z``, ``standard_name: air_pressure``) -> ``level``."""
+    if LEVEL in ds.variables:
+        return ds
+    found = [str(d) for d in ds.dims if d in ds.coords and ds[d].ndim == 1 and str(d).lower() not in PRESSURE_NAMES
+             and is_pressure(str(d), ds[d].attrs)]
+    if len(found) != 1:
+        return ds
+    notes.append(f"pressure coordinate {found[0]!r} (by its attributes) taken as the level")
+    return ds.rename({found[0]: LEVEL})
+
+
 def stated_level(da: xr.DataArray) -> float | None:
     """A pressure level (hPa) stated in a variable's attributes, or None."""
     attrs = da.attrs

@@ -43,6 +43,17 @@ def test_scalar_pressure_coordinate_becomes_a_level(truth, tmp_path, coord, valu
     assert f"scalar pressure coordinate {coord!r} = 500 hPa" in ds.attrs["history"]
 
 
+def test_pressure_dimension_found_by_its_attributes(tmp_path):
+    truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, levels=(500, 850), variables=["temperature"])
+    native = truth.rename(level="pres", temperature="ta")
+    native["pres"] = (native["pres"] * 100.0).assign_attrs(units="Pa", axis="Z", positive="down")
+    native["ta"].attrs = {"units": "K", "standard_name": "air_temperature"}
+    native.to_netcdf(tmp_path / "ta.nc")
+    ds = open_dataset(tmp_path / "ta.nc")
+    assert ds["level"].values.tolist() == [500, 850]
+    xr.testing.assert_equal(ds, truth)
+
+
 def test_level_stated_in_attributes(truth, tmp_path):
     native = truth.isel(level=0, drop=True)[["temperature"]].rename(temperature="air")
     native["air"].attrs = {"units": "degK", "level_desc": "500 mbar"}
