@@ -20,7 +20,7 @@ import xarray as xr
 
 from data_catalog.errors import DataInputError
 from data_catalog.mappings import lookup_pair
-from data_catalog.schema import LEVEL, TIME
+from data_catalog.schema import LEVEL, TIME, VARIABLES
 from data_catalog.units import LEVEL_TO_HPA, level_factor, normalise
 
 PRESSURE_NAMES = {"air_pressure", "pressure", "pressure_level", "plev", "level", "lev", "isobaricinhpa",
@@ -62,7 +62,7 @@ def promote_scalar_level(ds: xr.Dataset, source: str, notes: list[str]) -> xr.Da
         raise DataInputError(f"scalar pressure coordinate {scalars[0]!r} next to a level dimension; expected one"
                              " vertical coordinate", source=source, variable=scalars[0])
     hpa = values[scalars[0]]
-    carriers = _carriers(ds, scalars)
+    carriers = [name for name in _carriers(ds, scalars) if not _single_level_by_name(name, ds[name])]
     ds = ds.drop_vars(scalars)
     expanded = {name: ds[name].expand_dims({LEVEL: [hpa]}, axis=_level_axis(ds[name])) for name in carriers}
     notes.append(f"scalar pressure coordinate {scalars[0]!r} = {hpa:g} hPa kept as a level dimension")
@@ -79,6 +79,14 @@ def name_pressure_dimension(ds: xr.Dataset, notes: list[str]) -> xr.Dataset:
         return ds
     notes.append(f"pressure coordinate {found[0]!r} (by its attributes) taken as the level")
     return ds.rename({found[0]: LEVEL})
+
+
+def _single_level_by_name(native: str, da: xr.DataArray) -> bool:
+    """Whether the name alone says single level (ERA5 t2m, msl; canonical 2m_temperature)."""
+    if native in VARIABLES:
+        return not VARIABLES[native].has_level
+    pair = lookup_pair(native, da.attrs.get("standard_name"))
+    return pair is not None and pair[0] is None
 
 
 def stated_level(da: xr.DataArray) -> float | None:

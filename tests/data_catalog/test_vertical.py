@@ -43,6 +43,19 @@ def test_scalar_pressure_coordinate_becomes_a_level(truth, tmp_path, coord, valu
     assert f"scalar pressure coordinate {coord!r} = 500 hPa" in ds.attrs["history"]
 
 
+def test_scalar_level_is_not_given_to_surface_fields(tmp_path):
+    truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, levels=(500,),
+                                      variables=["temperature", "2m_temperature", "mean_sea_level_pressure"])
+    native = testing.era5_cds_netcdf(truth.isel(level=0, drop=True)).assign_coords(
+        pressure_level=xr.DataArray(500.0, attrs={"units": "hPa"}))
+    native.to_netcdf(tmp_path / "mixed.nc")  # every variable lists the scalar pressure_level in 'coordinates'
+    ds = open_dataset(tmp_path / "mixed.nc")
+    assert set(ds.data_vars) == set(truth.data_vars)
+    assert ds["temperature"].dims == ("time", "level", "latitude", "longitude")
+    assert ds["2m_temperature"].dims == ("time", "latitude", "longitude")
+    xr.testing.assert_equal(ds, truth)
+
+
 def test_pressure_dimension_found_by_its_attributes(tmp_path):
     truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, levels=(500, 850), variables=["temperature"])
     native = truth.rename(level="pres", temperature="ta")
