@@ -96,3 +96,17 @@ def torch_single_thread_module():
     """One torch thread for a whole module, its module-scoped fixtures (trained models) included."""
     with _single_thread():
         yield
+
+
+# -- a small ERA5-layout NetCDF file ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_era5_file(tmp_path_factory):
+    """An 8-step, 8x16 ERA5 (CDS NetCDF) file of temperature (500, 850 hPa) and 2 m temperature: ingests in ~1 s."""
+    from data_catalog import testing
+
+    truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850),
+                                      variables=["temperature", "2m_temperature"], seed=3)
+    path = tmp_path_factory.mktemp("era5") / "era5.nc"
+    testing.era5_cds_netcdf(truth).to_netcdf(path)
+    return path

@@ -29,16 +29,6 @@ from data_catalog.errors import DataInputError
 from data_catalog.store import MARKER, atomic_store, check_target, is_tool_store
 
 
-@pytest.fixture(scope="module")
-def era5_file(tmp_path_factory) -> Path:
-    """A small ERA5-layout NetCDF file that ingests in about a second."""
-    truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850),
-                                      variables=["temperature", "2m_temperature"], seed=3)
-    path = tmp_path_factory.mktemp("era5") / "era5.nc"
-    testing.era5_cds_netcdf(truth).to_netcdf(path)
-    return path
-
-
 def debris(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith(".lock"))
 
@@ -78,34 +68,34 @@ def holder(tmp_path):
 
 # -- --overwrite replaces only what this tool wrote ------------------------------------------------
 
-def test_overwrite_refuses_a_user_directory_and_names_what_is_in_it(run_cli, era5_file, tmp_path):
+def test_overwrite_refuses_a_user_directory_and_names_what_is_in_it(run_cli, small_era5_file, tmp_path):
     user_dir = tmp_path / "mine"
     user_dir.mkdir()
     (user_dir / "notes.txt").write_text("my thesis")
     (user_dir / "figures").mkdir()
-    status, _, err = run_cli("ingest", era5_file, "--out", user_dir, "--overwrite")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", user_dir, "--overwrite")
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert str(user_dir) in err and "notes.txt" in err and "figures/" in err and "not a store this tool wrote" in err
     assert (user_dir / "notes.txt").read_text() == "my thesis" and debris(tmp_path) == []
 
 
-def test_overwrite_refuses_a_file_and_a_link(run_cli, era5_file, tmp_path):
+def test_overwrite_refuses_a_file_and_a_link(run_cli, small_era5_file, tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
-    status, _, err = run_cli("ingest", era5_file, "--out", tmp_path / "notes.txt", "--overwrite")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", tmp_path / "notes.txt", "--overwrite")
     assert status == 2 and "is a file, not a store this tool wrote" in err and "notes.txt" in err
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     (tmp_path / "link.zarr").symlink_to(tmp_path / "notes.txt")
-    status, _, err = run_cli("ingest", era5_file, "--out", tmp_path / "link.zarr", "--overwrite")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", tmp_path / "link.zarr", "--overwrite")
     assert status == 2 and "symbolic link" in err and (tmp_path / "link.zarr").is_symlink()
 
 
-def test_overwrite_replaces_an_empty_directory_and_our_own_store(run_cli, era5_file, tmp_path):
+def test_overwrite_replaces_an_empty_directory_and_our_own_store(run_cli, small_era5_file, tmp_path):
     out = tmp_path / "out.zarr"
     out.mkdir()
-    assert run_cli("ingest", era5_file, "--out", out, "--overwrite")[0] == 0
+    assert run_cli("ingest", small_era5_file, "--out", out, "--overwrite")[0] == 0
     assert is_tool_store(out) and not (out / MARKER).exists()  # recognised by its provenance attributes
     first = xr.open_zarr(out).attrs["created"]
-    assert run_cli("ingest", era5_file, "--out", out, "--overwrite", "--end", "2020-01-01T12")[0] == 0
+    assert run_cli("ingest", small_era5_file, "--out", out, "--overwrite", "--end", "2020-01-01T12")[0] == 0
     assert xr.open_zarr(out).sizes["time"] == 3 and debris(tmp_path) == []
     assert xr.open_zarr(out).attrs["created"] >= first
 
@@ -151,20 +141,20 @@ def test_overwrite_of_a_run_directory_needs_one_this_tool_wrote(tmp_path):
 
 # -- one writer per target -------------------------------------------------------------------------
 
-def test_second_writer_is_refused_naming_the_holder(run_cli, era5_file, tmp_path, holder):
+def test_second_writer_is_refused_naming_the_holder(run_cli, small_era5_file, tmp_path, holder):
     out = tmp_path / "out.zarr"
     proc = holder(out)
-    status, _, err = run_cli("ingest", era5_file, "--out", out)
+    status, _, err = run_cli("ingest", small_era5_file, "--out", out)
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert f"pid {proc.pid} on host {locks.HOST}" in err and str(out) in err and "--wait" in err
     assert not out.exists()
 
 
-def test_wait_queues_behind_the_holder(run_cli, era5_file, tmp_path, holder):
+def test_wait_queues_behind_the_holder(run_cli, small_era5_file, tmp_path, holder):
     out = tmp_path / "out.zarr"
     proc = holder(out, hold_s=1.5)
     began = time.monotonic()
-    status, _, err = run_cli("ingest", era5_file, "--out", out, "--wait")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", out, "--wait")
     assert status == 0, err
     assert time.monotonic() - began >= 1.0 and proc.wait() == 0 and out.is_dir() and debris(tmp_path) == []
 
@@ -296,11 +286,11 @@ def test_a_foreign_file_at_the_checkpoint_path_is_not_replaced(tmp_path):
 
 # -- a broken catalog breaks only what needs it ----------------------------------------------------
 
-def test_broken_user_catalog_spares_commands_on_plain_paths(run_cli, era5_file, tmp_path, monkeypatch):
+def test_broken_user_catalog_spares_commands_on_plain_paths(run_cli, small_era5_file, tmp_path, monkeypatch):
     broken = tmp_path / "broken.yaml"
     broken.write_text("entries: [not closed\n")
     monkeypatch.setenv("CLIMATE_OPTICS_CATALOG", str(broken))
-    status, _, err = run_cli("ingest", era5_file, "--out", tmp_path / "out.zarr")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", tmp_path / "out.zarr")
     assert status == 0, err
     status, _, err = run_cli("catalog", "list")
     assert status == 2 and str(broken) in err and "not valid YAML" in err
@@ -313,6 +303,7 @@ def test_broken_user_catalog_spares_commands_on_plain_paths(run_cli, era5_file, 
 SECRET = "ya29.S3CRET-t0ken"
 
 
+@pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # writing the source store
 def test_credentials_in_options_never_reach_stores_or_output(tmp_path, monkeypatch, run_cli):
     from data_catalog.ingest import ingest
 

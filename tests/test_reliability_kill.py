@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 
 from climate_optics.training.checkpoint import load_checkpoint, save_checkpoint
-from data_catalog import locks, testing
+from data_catalog import locks
 from data_catalog.faults import PAUSE_ENV
 
 pytestmark = pytest.mark.slow
@@ -97,16 +97,7 @@ def cli(*args: object) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def era5_file(tmp_path_factory) -> Path:
-    truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850),
-                                      variables=["temperature", "2m_temperature"], seed=4)
-    path = tmp_path_factory.mktemp("era5") / "era5.nc"
-    testing.era5_cds_netcdf(truth).to_netcdf(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def victims(tmp_path_factory, era5_file) -> dict[str, Victim]:
+def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
     """Start every writer, wait until each has paused, then signal it; returns them by name."""
     from climate_optics.cli import main
 
@@ -115,13 +106,13 @@ def victims(tmp_path_factory, era5_file) -> dict[str, Victim]:
     for path in dirs.values():
         path.mkdir()
     existing = dirs["swap"] / "data.zarr"
-    assert main(["ingest", str(era5_file), "--out", str(existing), "--end", "2020-01-01T06"]) == 0  # 2 times
+    assert main(["ingest", str(small_era5_file), "--out", str(existing), "--end", "2020-01-01T06"]) == 0  # 2 times
     kill = signal.SIGKILL
     specs = [
-        ("term", dirs["term"] / "data.zarr", cli("ingest", era5_file, "--out", dirs["term"] / "data.zarr"), "before-rename", signal.SIGTERM),
-        ("int", dirs["int"] / "data.zarr", cli("ingest", era5_file, "--out", dirs["int"] / "data.zarr"), "before-rename", signal.SIGINT),
-        ("kill", dirs["kill"] / "data.zarr", cli("ingest", era5_file, "--out", dirs["kill"] / "data.zarr"), "before-rename", kill),
-        ("swap", existing, cli("ingest", era5_file, "--out", existing, "--overwrite"), "after-exchange,between-renames", kill),
+        ("term", dirs["term"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["term"] / "data.zarr"), "before-rename", signal.SIGTERM),
+        ("int", dirs["int"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["int"] / "data.zarr"), "before-rename", signal.SIGINT),
+        ("kill", dirs["kill"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["kill"] / "data.zarr"), "before-rename", kill),
+        ("swap", existing, cli("ingest", small_era5_file, "--out", existing, "--overwrite"), "after-exchange,between-renames", kill),
         ("forecast", dirs["forecast"] / "f.zarr", python(FORECAST_SCRIPT, dirs["forecast"] / "f.zarr"), "forecast-step", kill),
         ("scores", dirs["scores"] / "s.zarr", python(SCORES_SCRIPT, dirs["scores"] / "s.zarr"), "before-rename", kill),
         ("checkpoint", dirs["checkpoint"] / "checkpoint.pt", python(CHECKPOINT_SCRIPT, dirs["checkpoint"] / "checkpoint.pt"),
@@ -178,26 +169,26 @@ def test_sigterm_and_sigint_remove_temporaries_and_say_one_line(victims, name, s
     assert list(victim.out.parent.iterdir()) == []  # no store, no temporary, no lock file
 
 
-def test_kill_9_leaves_no_target_and_the_next_run_cleans_up(victims, run_cli, era5_file, caplog):
+def test_kill_9_leaves_no_target_and_the_next_run_cleans_up(victims, run_cli, small_era5_file, caplog):
     victim = victims["kill"]
     paused_and_stopped(victim, -signal.SIGKILL)
     assert not victim.out.exists() and any(".tmp-" in n for n in debris(victim.out.parent))
     with caplog.at_level(logging.WARNING, logger="data_catalog.locks"):
-        status, _, err = run_cli("ingest", era5_file, "--out", victim.out)
+        status, _, err = run_cli("ingest", small_era5_file, "--out", victim.out)
     assert status == 0, err
     assert f"a temporary left by pid {victim.proc.pid} on host {locks.HOST} (no longer running)" in caplog.text
     assert f"took over the lock left by pid {victim.proc.pid}" in caplog.text
     assert debris(victim.out.parent) == [] and xr.open_zarr(victim.out).sizes["time"] == 8
 
 
-def test_kill_9_while_replacing_leaves_a_complete_store_or_none(victims, run_cli, era5_file):
+def test_kill_9_while_replacing_leaves_a_complete_store_or_none(victims, run_cli, small_era5_file):
     victim = victims["swap"]
     paused_and_stopped(victim, -signal.SIGKILL)
     if "after-exchange" in victim.stderr:  # the new store is in place, the old one in the temporary
         assert xr.open_zarr(victim.out).sizes["time"] == 8
     else:  # no atomic exchange on this file system: between two renames, the target is absent
         assert not victim.out.exists()
-    status, _, err = run_cli("ingest", era5_file, "--out", victim.out, "--overwrite")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", victim.out, "--overwrite")
     assert status == 0, err
     assert debris(victim.out.parent) == [] and xr.open_zarr(victim.out).sizes["time"] == 8
 
