@@ -42,6 +42,7 @@ class PipelineResult:
     checkpoints: dict[str, Path]  # per training mode
     forecasts: dict[str, Path]  # per training mode
     scores: Path
+    hires: Path | None = None  # the fine-grid truth of the downscaling
     downscale: Path | None = None
     downscaled: Path | None = None
     bilinear: Path | None = None
@@ -54,7 +55,7 @@ class PipelineResult:
         out = {"run_dir": self.run_dir, "data": self.data, "scores": self.scores}
         out |= {f"checkpoint-{m}": p for m, p in self.checkpoints.items()}
         out |= {f"forecast-{m}": p for m, p in self.forecasts.items()}
-        for name in ("downscale", "downscaled", "bilinear", "downscaled_scores", "report"):
+        for name in ("hires", "downscale", "downscaled", "bilinear", "downscaled_scores", "report"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return {k: str(v) for k, v in out.items()}
@@ -180,7 +181,7 @@ def run_pipeline(
         mode = config.downscale_mode
         say(f"ingest the fine grid -> {layout.hires}; train the downscaler ({mode}) -> {layout.downscale_run(mode)}")
         with clock("ingest fine grid"):
-            hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
+            result.hires = hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
                            options=hires_options(config), climatology_period=period, overwrite=overwrite)
         with clock(f"train downscaler {mode}"):
             result.downscale = train_downscaler(hires, layout.downscale_run(mode), mode=mode, projector=config.projector,

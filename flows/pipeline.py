@@ -88,7 +88,7 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
     if config.downscale:
         m = config.downscale_mode
         with clock("ingest fine grid"):
-            hires = ingest(config.source, layout.hires, options=hires_options(config), variables=config.variables,
+            result.hires = hires = ingest(config.source, layout.hires, options=hires_options(config), variables=config.variables,
                            levels=config.levels, climatology_period=period, overwrite=overwrite)
         with clock(f"train downscaler {m}"):
             result.downscale = train_downscaler_task(hires, str(layout.downscale_run(m)), mode=m, projector=config.projector,

@@ -74,6 +74,10 @@ def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_r
     assert json.loads(scores.attrs["references"]) == {"bilinear": paths["bilinear"]}
     trained = {stage: torch.load(Path(paths["downscale"]) / stage / "checkpoint.pt", weights_only=True)["train_config"]["steps"] for stage in ("regression", "diffusion")}
     assert trained == {"regression": 2, "diffusion": 3}
+    report = (out / "report.md").read_text()  # the report shows the downscaled ensemble and its fine-grid scores
+    assert "## Downscaling" in report and "(figures/downscaling-backprop.png)" in report
+    assert "| variable | lead (h) | downscaler-backprop | bilinear | persistence | climatology |" in report
+    assert (out / "figures" / "downscaling-backprop.png").stat().st_size > 20000
 
 
 def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):

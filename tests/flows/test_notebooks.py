@@ -139,4 +139,4 @@ def test_notebook_makes_a_tiny_run_when_there_is_none(kernel_env):
     assert printed[0].startswith(f"no run to explore: making a tiny one in {run}")
     assert printed[1] == f"{run} ['backprop', 'optical']"
     assert (run / "report.html").is_file() and (run / "train-optical" / "checkpoint.pt").is_file()
-    assert images == 3  # two headline variables, one regional panel
+    assert images == 4  # three headline variables (Z500, T850, 2 m temperature), one regional panel
