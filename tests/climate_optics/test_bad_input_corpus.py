@@ -373,17 +373,25 @@ def test_the_corpus_is_large_enough():
     assert len(set(CASES) - set(NOT_YET)) >= 30
 
 
-def test_an_impossible_opu_configuration_is_bad_input():
-    """No command reads an OPU configuration file yet: the configuration itself, and the CLI's mapping."""
+@pytest.mark.parametrize("text, says", [
+    ("frame_rate_hz: -1\n", "OPUConfig.frame_rate_hz must be a positive number"),
+    ("bits: 0\n", "OPUConfig.bits must be in 1..16"),
+    ("encoding: smoke\n", "OPUConfig.encoding must be one of"),
+    ("dmd_shape: [0, 5]\n", "OPUConfig.dmd_shape must be two positive integers"),
+    ("power_w: !!python/object/apply:os.system ['touch pwned']\n", "not valid YAML"),
+])
+def test_an_impossible_opu_configuration_is_bad_input(tmp_path, monkeypatch, text, says):
+    """No command reads an OPU configuration file yet: the file reader, and the CLI's mapping of its error."""
     from climate_optics.errors import BAD_INPUT_ERRORS
     from optical_backend import OPUConfig
     from optical_backend.errors import OpticalConfigError
 
-    assert OpticalConfigError in BAD_INPUT_ERRORS
-    for field, value, says in (("frame_rate_hz", -1.0, "must be a positive number"), ("bits", 0, "must be in 1..16"),
-                               ("encoding", "smoke", "must be one of"), ("dmd_shape", (0, 5), "must be two positive integers")):
-        with pytest.raises(OpticalConfigError, match=f"OPUConfig.{field} {says}"):
-            OPUConfig(**{field: value})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "opu.yaml").write_text(text)
+    with pytest.raises(OpticalConfigError) as err:
+        OPUConfig.from_yaml(tmp_path / "opu.yaml")
+    assert str(err.value).startswith(f"{tmp_path / 'opu.yaml'}: ") and says in str(err.value)
+    assert "\n" not in str(err.value) and OpticalConfigError in BAD_INPUT_ERRORS and not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=True)) if n in NOT_YET else n
