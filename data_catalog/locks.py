@@ -96,7 +96,11 @@ def acquire(target: Path, *, wait: bool | None = None) -> bool:
         wait = _wait_default or os.environ.get(WAIT_ENV) == "1"
     path = lock_path(target)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DataInputError(f"cannot create its lock file {path.name} ({exc.strerror}); expected a writable directory",
+                                 source=target) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -159,6 +159,13 @@ def test_wait_queues_behind_the_holder(run_cli, small_era5_file, tmp_path, holde
     assert time.monotonic() - began >= 1.0 and proc.wait() == 0 and out.is_dir() and debris(tmp_path) == []
 
 
+def test_a_lock_file_that_cannot_be_created_is_bad_input(tmp_path, run_cli, small_era5_file):
+    locks.lock_path(tmp_path / "out.zarr").mkdir()  # (a read-only directory does the same, except for root)
+    status, _, err = run_cli("ingest", small_era5_file, "--out", tmp_path / "out.zarr")
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{tmp_path / 'out.zarr'}: cannot create its lock file .out.zarr.lock (Is a directory)" in err
+
+
 def test_two_threads_are_two_writers(tmp_path):
     out = tmp_path / "out.zarr"
     check_target(out, overwrite=False)
