@@ -156,11 +156,11 @@ def run_pipeline(
     from climate_optics.report import write_report
     from data_catalog.ingest import ingest
 
-    layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
     clock = StageClock()
-    say(f"ingest {config.source} -> {layout.data}")
     with clock("ingest"):
-        period = climatology_period(config)
+        period = climatology_period(config)  # opens the source: a bad one fails before anything is written
+        layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
+        say(f"ingest {config.source} -> {layout.data}")
         data = ingest(config.source, layout.data, variables=config.variables, levels=config.levels,
                       options=config.options, climatology_period=period, overwrite=overwrite)
     checkpoints, forecasts = {}, {}

@@ -68,10 +68,10 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
     """
     values = {"source": source, "options": options, "modes": modes, "mode": mode, "steps": steps, "downscale": downscale}
     config = PipelineConfig(**{k: v for k, v in values.items() if v is not None} | (settings or {}))
-    layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
     clock = StageClock()
     with clock("ingest"):
-        period = climatology_period(config)
+        period = climatology_period(config)  # opens the source: a bad one fails before anything is written
+        layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
         data = ingest(config.source, layout.data, options=config.options, variables=config.variables,
                       levels=config.levels, climatology_period=period, overwrite=overwrite)
     checkpoints, forecasts = {}, {}

@@ -12,6 +12,7 @@ with Prefect's analytics and telemetry off. ``--no-prefect`` calls the same step
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,39 @@ def prefect_environment() -> Iterator[None]:
     finally:
         for key in added:
             os.environ.pop(key, None)
+
+
+class MessageOnly(logging.Formatter):
+    """Formats a record with ``base`` but without its traceback (which still reaches the Prefect API's log)."""
+
+    def __init__(self, base: logging.Formatter | None) -> None:
+        super().__init__()
+        self.base = base or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.base.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+@contextmanager
+def console_without_tracebacks() -> Iterator[None]:
+    """Prefect's console handlers print one line per record (a failed step's error, not its traceback)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict) if n.startswith("prefect"))]
+    handlers = {h for lg in loggers for h in getattr(lg, "handlers", []) if isinstance(h, PrefectConsoleHandler)}
+    saved = {h: h.formatter for h in handlers}
+    for handler in handlers:
+        handler.setFormatter(MessageOnly(handler.formatter))
+    try:
+        yield
+    finally:
+        for handler, formatter in saved.items():
+            handler.setFormatter(formatter)
 
 
 def parse_modes(text: str | None) -> list[str] | None:
@@ -118,6 +152,9 @@ def register(app: typer.Typer) -> None:
                 raise UsageInputError("--days and --seed set the synthetic reanalysis; the --config source is not synthetic")
             settings["options"] = dict(settings.get("options") or DEMO_OPTIONS) | given(days=days, seed=seed)
         cfg = pipeline_config(settings)  # bad settings fail here, before anything is written
+        from climate_optics.workflow import climatology_period
+
+        cfg.climatology_period = climatology_period(cfg)  # opens the source: a bad one fails here too
         say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
         if prefect:
             paths = run_flow(cfg, out, overwrite=overwrite, say=say)
@@ -147,4 +184,5 @@ def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any) -> dict[str, str
 
         where = PREFECT_API_URL.value() or "a temporary local Prefect API (its first start takes up to a few minutes)"
         say(f"running as the Prefect flow 'climate-optics-pipeline' on {where}")
-        return pipeline_flow(str(out), settings=cfg.to_dict(), overwrite=overwrite)
+        with console_without_tracebacks():
+            return pipeline_flow(str(out), settings=cfg.to_dict(), overwrite=overwrite)
