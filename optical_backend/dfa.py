@@ -17,8 +17,12 @@ How an update is made (``mode="dfa"`` or ``"optical"``):
   point; the first segment includes the embedding). Everything after the last point (the head)
   receives the true gradient of the loss.
 - The global error is e = dLoss/d(output), per sample (``error="sample"``: the whole output of
-  one sample, flattened) or per token (``error="token"``: output ``(B, T, F)``, feedback outputs
-  ``(B, T, D_i)``).
+  one sample, flattened), per token (``error="token"``: output ``(B, T, F)``, feedback outputs
+  ``(B, T, D_i)``) or per pixel (``error="pixel"``: output ``(B, C, H, W)``, feedback outputs
+  ``(B, D_i, H / f_i, W / f_i)`` for whole factors f_i, as in a UNet; the signal of a coarser point
+  is the projected signal averaged over its f_i x f_i cells, times f_i). A token's or a pixel's
+  signal then comes from the error at its own place, which a spatially local network can follow;
+  a per-sample error mixes every place into every signal.
 - ONE projection per step of e gives the signals of all points, each injected as the gradient
   of its point's output. ``feedback="split"``: the projection has n_out = sum_i n_i outputs,
   cut into disjoint slices (an independent feedback matrix per point, as in Nøkland's DFA).
@@ -60,7 +64,7 @@ from optical_backend.projector import ProjectorStats, make_projector, projector_
 
 MODES = ("backprop", "dfa", "optical")
 MEMORY_MODES = ("standard", "lean")
-ERROR_GRANULARITY = ("sample", "token")
+ERROR_GRANULARITY = ("sample", "token", "pixel")
 FEEDBACK_LAYOUTS = ("split", "shared")
 
 
@@ -301,6 +305,8 @@ class DFA:
         self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]], *, chunk_like_one_point: bool = False
     ) -> dict[str, torch.Tensor]:
         """One projection of the error, split into the normalised signal of every point."""
+        if self.error == "pixel":
+            return self._pixel_signals(error, shapes)
         if self.error == "sample":
             rows = error.reshape(error.shape[0], -1)  # (B, n_e)
             lead = 1
@@ -336,6 +342,35 @@ class DFA:
             signal = parts[0] if len(parts) == 1 else torch.cat(parts)
             signals[point.name] = signal.reshape(shapes[point.name][0])
             parts.clear()
+        _check_finite(torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal")
+        return signals
+
+    def _pixel_signals(self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]]) -> dict[str, torch.Tensor]:
+        """Per-pixel projection of a field error (B, C, H, W) to points (B, D_i, H / f_i, W / f_i)."""
+        if error.dim() != 4:
+            raise OpticalConfigError(f"error='pixel' needs an output of shape (B, C, H, W), got {tuple(error.shape)}")
+        b, c, h, w = error.shape
+        factors = []
+        for point in self.points:
+            shape = shapes[point.name][0]
+            f = h // shape[-2] if len(shape) == 4 and shape[-2] else 0
+            if len(shape) != 4 or shape[0] != b or f < 1 or shape[-2] * f != h or shape[-1] * f != w:
+                raise OpticalConfigError(
+                    f"feedback point {point.name!r} output {tuple(shape)} is not (B, D, H/f, W/f) of the model output {tuple(error.shape)} "
+                    "for a whole factor f; error='pixel' needs field-shaped feedback points"
+                )
+            factors.append(f)
+        sizes = [shapes[p.name][0][1] for p in self.points]
+        n_out = sum(sizes) if self.feedback == "split" else max(sizes)
+        rows = error.permute(0, 2, 3, 1).reshape(b * h * w, c)  # (B*H*W, C)
+        projected = self._get_projector(c, n_out, rows.device)(rows).reshape(b, h, w, n_out).permute(0, 3, 1, 2)  # (B, n_out, H, W)
+        pieces = projected.split(sizes, dim=1) if self.feedback == "split" else [projected[:, :n] for n in sizes]
+        signals = {}
+        for point, piece, n, f in zip(self.points, pieces, sizes, factors):
+            if f > 1:
+                piece = torch.nn.functional.avg_pool2d(piece, f) * f  # (B, D_i, H/f, W/f): about the norm of one cell's signal
+            dtype = self.signal_dtype or shapes[point.name][1]
+            signals[point.name] = (piece * (self.scale * math.sqrt(n_out / n))).to(dtype).contiguous()
         _check_finite(torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal")
         return signals
 
@@ -403,19 +438,19 @@ class DFA:
                 true_grads = {id(p): p.grad for p in params}
                 torch.set_rng_state(rng)
                 self.mode, self.memory = ("optical" if mode == "optical" else "dfa"), "standard"
-                with buffers_preserved(self.inner):
+                with buffers_preserved(self.inner):  # restored after the gradients: the graph may use them
                     loss = compute_loss()
-                record, self._record = self._record, None
-                (error,) = torch.autograd.grad(loss, record.y_hat, retain_graph=True)
-                signals = self._signals(error.detach(), record.shapes)
-                for point in self.points:
-                    y_point = record.outputs.get(point.name)
-                    if y_point is None:
-                        result[point.name] = float("nan")
-                        continue
-                    grads = torch.autograd.grad(y_point, params, signals[point.name], retain_graph=True, allow_unused=True)
-                    pairs = [(g, true_grads[id(p)]) for g, p in zip(grads, params) if g is not None]
-                    result[point.name] = _cosine([a for a, _ in pairs], [b for _, b in pairs])
+                    record, self._record = self._record, None
+                    (error,) = torch.autograd.grad(loss, record.y_hat, retain_graph=True)
+                    signals = self._signals(error.detach(), record.shapes)
+                    for point in self.points:
+                        y_point = record.outputs.get(point.name)
+                        if y_point is None:
+                            result[point.name] = float("nan")
+                            continue
+                        grads = torch.autograd.grad(y_point, params, signals[point.name], retain_graph=True, allow_unused=True)
+                        pairs = [(g, true_grads[id(p)]) for g, p in zip(grads, params) if g is not None]
+                        result[point.name] = _cosine([a for a, _ in pairs], [b for _, b in pairs])
         finally:
             self.mode, self.memory = mode, memory
             for p, g in zip(params, saved_grads):

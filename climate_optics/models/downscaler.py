@@ -253,6 +253,19 @@ class Downscaler(nn.Module):
         prefix = "regression" if self.stage == "regression" else "denoiser.net.body"
         return [f"{prefix}.blocks.{i}" for i in range(len(net.blocks))]
 
+    def feedback_error(self) -> tuple[str | None, str]:
+        """Where DFA reads the error and its granularity: the place-local choice of each backbone.
+
+        UNet: the error of every pixel of the output, projected to the blocks at their own places
+        (``error="pixel"``). ViT: the head's per-token output, one patch's error per token
+        (``error="token"``). A per-sample error mixes every place into every signal (see
+        ``optical_backend.dfa``).
+        """
+        if self.config.backbone == "unet":
+            return None, "pixel"
+        prefix = "regression" if self.stage == "regression" else "denoiser.net.body"
+        return f"{prefix}.head.mlp", "token"
+
     def regress(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditional mean: interpolated coarse fields + a learned correction. (B, K, H, W) -> (B, C, H, W).
 

@@ -42,7 +42,7 @@ from climate_optics.training.task import TrainConfig, TrainTask
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
-RESUME_KEYS = ("steps", "batch_size", "lr", "seed", "mode", "projector", "warmup", "min_lr_ratio", "weight_decay")
+RESUME_KEYS = ("steps", "batch_size", "lr", "seed", "mode", "projector", "warmup", "min_lr_ratio", "weight_decay", "error", "feedback")
 
 
 @dataclass
@@ -89,7 +89,7 @@ def make_engine(
             raise UsageInputError(f"mode {config.mode!r} needs optical_backend.DFA, which is not installed in this build") from exc
         return BackpropEngine()
     kwargs: dict[str, Any] = dict(feedback_points=list(feedback_points), mode=config.mode, projector=config.projector, seed=config.seed,
-                                  error=error if config.error == "auto" else config.error, output=output)
+                                  error=error if config.error == "auto" else config.error, output=output, feedback=config.feedback)
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     return DFA(model, **kwargs)

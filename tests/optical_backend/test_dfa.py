@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from optical_backend import DFA, NonFiniteError, OpticalConfigError
+from optical_backend.projector import ProjectorStats
 from optical_backend.toy_models import MLP, TinyViT, ViTBlock, teacher_regression
 
 POINTS = ["layers.1", "layers.3"]  # the two Tanh outputs of MLP(4, (6, 5), 3)
@@ -262,3 +263,65 @@ def test_training_costs_report_measured_simulated_and_estimated_figures():
     assert costs["simulated_optical_s"] > 0 and costs["simulated_optical_j"] > 0
     assert costs["backprop_flops"] == 3 * 3 * flops
     assert costs["breakeven_n_out"] > costs["projection_size"][1] and costs["optical_pays_off"] is False
+
+
+class _IdentityProjector(torch.nn.Module):
+    """A feedback 'matrix' equal to the identity: DFA's signal is then the true output error."""
+
+    n_in = n_out = 3
+
+    def __init__(self):
+        super().__init__()
+        self.stats = ProjectorStats()
+
+    def forward(self, x):
+        return x
+
+
+def test_alignment_is_one_where_the_feedback_is_the_true_gradient():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3), torch.nn.Identity())
+    x, y = _batch()
+    dfa = DFA(model, ["3"], projector="dense")  # the last point's output is the prediction itself
+    dfa._projector = _IdentityProjector()
+    cosines = dfa.alignment(x, y, F.mse_loss)
+    assert cosines["3"] == pytest.approx(1.0, abs=1e-9)
+    dfa_random = DFA(_mlp(), POINTS, projector="dense", seed=5)
+    assert all(abs(c) < 0.999 for c in dfa_random.alignment(x, y, F.mse_loss).values())
+
+
+class _TwoScaleNet(torch.nn.Module):
+    """Conv blocks at full and half resolution, a conv output: the layout of the downscaler's UNet."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.blocks = torch.nn.ModuleList([torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)])
+        self.out = torch.nn.Conv2d(4 + 6, 3, 1)
+
+    def forward(self, x):
+        h0 = torch.tanh(self.blocks[0](self.stem(x)))  # (B, 4, H, W)
+        h1 = torch.tanh(self.blocks[1](h0))  # (B, 6, H/2, W/2)
+        return self.out(torch.cat([h0, F.interpolate(h1, scale_factor=2)], dim=1))  # (B, 3, H, W)
+
+
+def test_pixel_error_feeds_each_place_back_to_its_own_place():
+    torch.manual_seed(0)
+    model = _TwoScaleNet()
+    x, y = torch.randn(2, 2, 8, 8), torch.randn(2, 3, 8, 8)
+    dfa = DFA(model, ["blocks.0", "blocks.1"], projector="dense", error="pixel")
+    dfa.backward(F.mse_loss(model(x), y))
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert (dfa.projector.n_in, dfa.projector.n_out) == (3, 6)  # one pixel's error -> the widest point's channels
+    shapes = {"blocks.0": (torch.Size([2, 4, 8, 8]), torch.float32), "blocks.1": (torch.Size([2, 6, 4, 4]), torch.float32)}
+    error = torch.randn(2, 3, 8, 8)
+    base = dfa._signals(error, shapes)
+    poked = error.clone()
+    poked[1, :, 5, 2] += 1.0
+    moved = dfa._signals(poked, shapes)
+    changed0 = (moved["blocks.0"] - base["blocks.0"]).abs().sum(1)  # (B, 8, 8)
+    changed1 = (moved["blocks.1"] - base["blocks.1"]).abs().sum(1)  # (B, 4, 4)
+    assert changed0.nonzero().tolist() == [[1, 5, 2]]  # only the poked place
+    assert changed1.nonzero().tolist() == [[1, 2, 1]]  # only the coarse cell holding it
+    with pytest.raises(OpticalConfigError, match="field-shaped"):
+        dfa._signals(error, {**shapes, "blocks.1": (torch.Size([2, 6, 3, 3]), torch.float32)})
