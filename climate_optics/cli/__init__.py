@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forecast",
     "downscale",
     "evaluate",
+    "models",
     "demo",
     "serve",
     "bench",
