@@ -79,6 +79,7 @@ def train_and_score(store: Path, row: str, seed: int, steps: int) -> dict[str, A
             for lead in LEADS:
                 s = forecast_skill(task.model, store, start=task.val_start, lead_hours=lead, channel=channel)
                 record[f"{channel} {lead}h"] = s["rmse"] / s["persistence_rmse"]
+                record[f"{channel} {lead}h scores"] = s  # rmse, acc, persistence_rmse, persistence_acc, climatology_rmse
     return record
 
 
