@@ -152,9 +152,12 @@ def register(app: typer.Typer) -> None:
                 raise UsageInputError("--days and --seed set the synthetic reanalysis; the --config source is not synthetic")
             settings["options"] = dict(settings.get("options") or DEMO_OPTIONS) | given(days=days, seed=seed)
         cfg = pipeline_config(settings)  # bad settings fail here, before anything is written
+        from climate_optics.pipeline import check_run_dir
         from climate_optics.workflow import climatology_period
 
-        cfg.climatology_period = climatology_period(cfg)  # opens the source: a bad one fails here too
+        check_run_dir(out, overwrite=overwrite)  # a used directory too
+        if cfg.source != DEMO_SOURCE:  # opens a file or catalog entry lazily: a bad one fails here, before Prefect starts
+            cfg.climatology_period = climatology_period(cfg)
         say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
         if prefect:
             paths = run_flow(cfg, out, overwrite=overwrite, say=say)
@@ -174,9 +177,6 @@ def register(app: typer.Typer) -> None:
 
 def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any) -> dict[str, str]:
     """``pipeline_flow`` on the configured or a temporary local Prefect API; returns its paths."""
-    from climate_optics.pipeline import check_run_dir
-
-    check_run_dir(out, overwrite=overwrite)  # a used directory fails before Prefect starts
     with prefect_environment():
         from prefect.settings import PREFECT_API_URL
 
