@@ -110,15 +110,6 @@ def test_demo_refuses_a_used_directory_and_bad_settings(demo_run, run_cli, tmp_p
     assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
 
 
-def test_retrain_deployment_has_the_schedule(tmp_path):
-    from flows.retrain import retrain_deployment
-
-    deployment = retrain_deployment(str(tmp_path), cron="30 4 * * 2", mode="dfa", steps=50)
-    assert deployment.name == "scheduled-retraining"
-    assert [s.schedule.cron for s in deployment.schedules] == ["30 4 * * 2"]
-    assert deployment.parameters == {"runs_dir": str(tmp_path), "mode": "dfa", "steps": 50}
-
-
 def test_serve_rejects_a_bad_cron_before_serving(run_cli):
     status, _, err = run_cli("serve", "--cron", "every monday")
     assert status == 2 and "cron" in err
