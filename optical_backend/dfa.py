@@ -289,8 +289,8 @@ class DFA:
         _check_finite(torch.cat([loss.detach().reshape(1).float(), error.detach().reshape(-1).float()]), "loss or output error")
         self.stats.samples += error.shape[0]
         if self.memory == "lean":
-            loss.backward()  # true gradient of the head; frees its graph before the projection
-            signals = self._signals(error.detach(), record.shapes, chunk_like_one_point=True)
+            signals = self._signals(error.detach(), record.shapes, chunk_like_one_point=True)  # checked finite first
+            loss.backward()  # then the true gradient of the head
             replay_backward(self.inner, record.context, signals, self._set_replay)
         else:
             signals = self._signals(error.detach(), record.shapes)
@@ -329,19 +329,22 @@ class DFA:
         chunk = rows.shape[0]
         if chunk_like_one_point:  # bound the projection's workspace to about one point's signal
             chunk = max(1, math.ceil(rows.shape[0] * max(sizes) / n_out))
-        pieces: list[list[torch.Tensor]] = [[] for _ in sizes]
+        # One signal per distinct (size, dtype) in the shared layout: equal-sized points share one
+        # tensor (the same entries, the same scale) instead of a copy each; one per point when split.
+        dtypes = [self.signal_dtype or shapes[p.name][1] for p in self.points]
+        keys = list(range(len(sizes))) if self.feedback == "split" else [(n, d) for n, d in zip(sizes, dtypes)]
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}  # key -> first point index
+        pieces: dict[object, list[torch.Tensor]] = {key: [] for key in first}
         for rows_chunk in rows.split(chunk):
             projected = projector(rows_chunk)  # (b, n_out)
-            split = projected.split(sizes, dim=-1) if self.feedback == "split" else [projected[..., :n] for n in sizes]
-            for i, piece in enumerate(split):
-                dtype = self.signal_dtype or shapes[self.points[i].name][1]
-                pieces[i].append((piece * (self.scale * math.sqrt(n_out / sizes[i]))).to(dtype))
+            split = projected.split(sizes, dim=-1) if self.feedback == "split" else None
+            for key, i in first.items():
+                piece = split[i] if split is not None else projected[..., : sizes[i]]
+                pieces[key].append((piece * (self.scale * math.sqrt(n_out / sizes[i]))).to(dtypes[i]))
             del projected
-        signals = {}
-        for point, parts in zip(self.points, pieces):
-            signal = parts[0] if len(parts) == 1 else torch.cat(parts)
-            signals[point.name] = signal.reshape(shapes[point.name][0])
-            parts.clear()
+        joined = {key: parts[0] if len(parts) == 1 else torch.cat(parts) for key, parts in pieces.items()}
+        pieces.clear()
+        signals = {point.name: joined[key].reshape(shapes[point.name][0]) for point, key in zip(self.points, keys)}
         _check_finite(torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal")
         return signals
 

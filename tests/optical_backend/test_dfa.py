@@ -325,3 +325,28 @@ def test_pixel_error_feeds_each_place_back_to_its_own_place():
     assert changed1.nonzero().tolist() == [[1, 2, 1]]  # only the coarse cell holding it
     with pytest.raises(OpticalConfigError, match="field-shaped"):
         dfa._signals(error, {**shapes, "blocks.1": (torch.Size([2, 6, 3, 3]), torch.float32)})
+
+
+def test_shared_layout_keeps_one_signal_for_equal_points():
+    model, x, y = _vit_and_batch()
+    dfa = DFA(model, [ViTBlock], projector="dense", error="token")
+    out = model(x)
+    record = dfa._record
+    signals = dfa._signals(torch.autograd.grad(F.mse_loss(out, y), record.y_hat)[0], record.shapes)
+    assert len(signals) >= 2 and len({s.data_ptr() for s in signals.values()}) == 1  # one tensor, not a copy per block
+    split = DFA(_mlp(), POINTS, projector="dense", feedback="split")
+    xm, ym = _batch()
+    out_m = split.model(xm)
+    rec = split._record
+    parts = split._signals(torch.autograd.grad(F.mse_loss(out_m, ym), rec.y_hat)[0], rec.shapes)
+    assert len({s.data_ptr() for s in parts.values()}) == len(POINTS)
+
+
+@pytest.mark.parametrize("memory", ["standard", "lean"])
+def test_non_finite_signal_writes_no_gradient_in_either_memory_mode(memory):
+    model, x, y = _vit_and_batch()
+    dfa = DFA(model, [ViTBlock], projector="dense", error="token", memory=memory)
+    dfa.scale = float("inf")  # a finite error, a non-finite signal
+    with pytest.raises(NonFiniteError, match="signal"):
+        dfa.backward(F.mse_loss(model(x), y))
+    assert all(p.grad is None for p in model.parameters())  # the head's included
