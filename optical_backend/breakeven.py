@@ -1,9 +1,11 @@
 """Where the simulated OPU beats a digital projection: measured digital time vs simulated device time.
 
-The OPU's time per call does not depend on the projection size (every frame projects the whole
-DMD onto the whole camera): ``batch * frames_per_vector / frame_rate + latency``. A digital
-projection grows with size (``n^2`` dense, ``n log n`` structured), so there is a size beyond
-which the optical device is faster — as long as the size fits on the device.
+The OPU's time per call does not depend on the projection size while it fits in one pass (every
+frame projects the whole DMD onto the whole camera): at most ``batch * frames_per_vector /
+frame_rate + latency`` (a blank pattern is not shown). A digital projection grows with size
+(``n^2`` dense, ``n log n`` structured), so there is a size beyond which the optical device is
+faster — up to the largest single pass (``OPUConfig.data_mirrors`` inputs beside the anchor);
+beyond it the device time doubles with every further tile (``OPUConfig.tiles``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def optical_breakeven(
     """
     config = config or OPUConfig()
     optical = config.device_time_s(batch, calls=1)
-    sizes = sorted(n for n in digital_seconds if n <= min(config.max_inputs, config.max_outputs))
+    sizes = sorted(n for n in digital_seconds if n <= min(config.data_mirrors, config.max_outputs))
     result: dict[str, Any] = {"optical_seconds": optical, "breakeven_n": None, "status": "never"}
     if not sizes:
         return result

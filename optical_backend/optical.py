@@ -92,9 +92,9 @@ class _Pass:
         anchor = torch.from_numpy(rng.integers(0, 2, self.n_anchor).astype(np.float32)).to(device)
         patterns[0, self.n_in : self.n_in + half] = anchor[:half]
         patterns[1, self.n_in + half :] = anchor[half:]
-        for i in (0, 1):
+        for i, start in ((0, self.n_in), (1, self.n_in + half)):
             if not bool(patterns[i].any()):
-                patterns[i, self.n_in + (0 if i == 0 else half)] = 1.0
+                patterns[i, start] = 1.0  # never a dark anchor half
         self.anchor = self.transmission.fields(patterns)  # (2, n_out) complex: A1, A2
         intensity = self.anchor.abs().square()  # (2, n_out)
         electrons_per_unit = config.exposure * config.full_well_e / float(intensity.mean(dim=1).max())

@@ -95,7 +95,7 @@ class OPUConfig:
     ``external-arm``: a flat reference beam phase-stepped by exactly 0 and pi (an idealised
     external interferometer arm, not on the OPU): |E + r|^2 - |E - r|^2 = 4 r Re(E)."""
     anchor_fraction: float = 0.25
-    """Anchor mirrors per data mirror of a tile (``anchor``); they are taken from the DMD [ASSUMED]."""
+    """Anchor mirrors per data mirror of a tile (``anchor``, at least 16); taken from the DMD [ASSUMED]."""
     reference_ratio: float = 1.0
     """``external-arm``: reference-beam intensity over the mean speckle intensity of each pattern."""
     laser_power_rms: float = 0.005
@@ -262,7 +262,8 @@ class OPUConfig:
         """Anchor mirrors shown beside a tile of ``tile_inputs`` data mirrors (0 without an anchor)."""
         if self.reference != "anchor":
             return 0
-        return min(self.max_inputs - tile_inputs, max(1, math.ceil(self.anchor_fraction * tile_inputs)))
+        # at least 16 mirrors (8 per half), so that a short input still gets a developed speckle reference
+        return min(self.max_inputs - tile_inputs, max(16, 2 * math.ceil(self.anchor_fraction * tile_inputs / 2)))
 
     def tiles(self, n_in: int, n_out: int) -> tuple[int, int]:
         """(input tiles, output tiles): each pair is one pass of the device (frames multiplied)."""

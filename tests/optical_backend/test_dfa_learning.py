@@ -26,9 +26,10 @@ class Run:
     alignment: dict[str, float]
 
 
-# The default OPU everywhere: camera noise and the dithered (unbiased) ternary DMD encoding. The
-# deterministic ternarisation lost the ViT's small per-token error components (final loss 12-25%
-# above digital DFA); dithering ends within 1.3% over four seeds (README, optical backend).
+# The default OPU everywhere: anchor read-out, camera noise and the dithered ternary DMD encoding
+# with its residual pair (unbiased; tests/optical_backend/test_encoding_bias.py). The deterministic
+# ternarisation lost the ViT's small per-token error components (final loss 12-25% above digital
+# DFA); the default's figures over four seeds are in the README (optical backend, training with DFA).
 OPTICAL = {"mlp": OPUConfig(), "vit": OPUConfig()}
 
 
