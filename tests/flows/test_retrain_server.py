@@ -40,13 +40,18 @@ def free_port() -> int:
 
 
 def api(url: str, path: str, body: dict | None = None) -> dict | None:
-    """GET (or POST ``body``) on the Prefect REST API; None on 404 or no answer."""
+    """GET (or POST ``body``) on the Prefect REST API; None on 404 or no answer. A busy server's
+    503 (its SQLite database locked on a loaded machine) is retried for up to a minute."""
     import httpx
 
-    try:
-        response = httpx.post(url + path, json=body, timeout=10) if body is not None else httpx.get(url + path, timeout=10)
-    except httpx.HTTPError:
-        return None
+    for _ in range(30):
+        try:
+            response = httpx.post(url + path, json=body, timeout=10) if body is not None else httpx.get(url + path, timeout=10)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 503:
+            break
+        time.sleep(2)
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -106,9 +111,40 @@ def test_served_deployment_runs_on_a_real_server_and_updates_the_registry(tiny_s
         assert final["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
         pointer = json.loads((registry / "current.json").read_text())
         assert pointer["version"] == "v0001" and (registry / "versions" / "v0001" / "checkpoint.pt").is_file()
+        # the README's other way: prefect.yaml deployed to a process work pool
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "prefect.yaml").write_text((REPOSITORY / "prefect.yaml").read_text())
+        (project / "flows").symlink_to(REPOSITORY / "flows")
+        for command in (["work-pool", "create", "climate-optics", "--type", "process"],
+                        ["--no-prompt", "deploy", "--name", "scheduled-retraining"]):
+            done = subprocess.run([BIN / "prefect", *command], env=env, cwd=project, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        pooled = api(url, "/deployments/name/retrain-forecaster/scheduled-retraining")  # the same deployment, now on the pool
+        assert pooled["work_pool_name"] == "climate-optics" and pooled["entrypoint"] == "flows/retrain.py:retrain_flow"
+        assert pooled["parameters"]["gate"]["metric"] == "rmse" and [s["schedule"]["cron"] for s in pooled["schedules"]] == ["0 3 * * 1"]
     finally:
         for process in (serving, server):
             if process is not None:
                 stop(process)
         for handle in logs.values():
             handle.close()
+
+
+def test_prefect_yaml_deploys_the_retrain_flow_with_valid_parameters():
+    """prefect.yaml names the retrain flow, parameters it accepts, a valid schedule and one run at a time."""
+    import inspect
+
+    from climate_optics.retraining import PromotionGate
+    from flows.retrain import retrain_flow
+
+    project = yaml.safe_load((REPOSITORY / "prefect.yaml").read_text())
+    (deployment,) = project["deployments"]
+    path, name = deployment["entrypoint"].split(":")
+    assert (REPOSITORY / path).resolve() == Path(inspect.getfile(retrain_flow.fn)).resolve() and name == "retrain_flow"
+    inspect.signature(retrain_flow.fn).bind(**deployment["parameters"])  # raises on an unknown parameter
+    PromotionGate.from_dict(deployment["parameters"]["gate"])
+    from climate_optics.cli.serve import check_cron
+
+    assert [check_cron(s["cron"]) for s in deployment["schedules"]] == ["0 3 * * 1"]
+    assert deployment["concurrency_limit"] == 1 and deployment["work_pool"]["name"] == "climate-optics"
