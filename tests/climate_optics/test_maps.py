@@ -96,7 +96,7 @@ def test_downscaling_maps_draw_coastlines_offline(fields, no_network):
 def test_regional_field_is_drawn_on_its_extent(fields, no_network):
     from climate_optics import maps
 
-    truth, forecast, _ = fields
+    _, forecast, _ = fields
     europe = forecast.sel(latitude=slice(30, 72), longitude=slice(0, 40))
     fig = maps.forecast_maps(europe, "2m_temperature", lead="24h", init=0)
     check_not_blank(fig, 1)
