@@ -67,7 +67,8 @@ def error_families(n: int = 1024, seed: int = 1) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     onehot = torch.zeros(n)
     onehot[n // 3] = 1.0
-    heavy = torch.distributions.StudentT(torch.tensor(2.0)).sample((n,))
+    normal, uniform = torch.randn(n, generator=gen), torch.rand(n, generator=gen)
+    heavy = normal / (-uniform.log()).sqrt()  # Student-t, 2 degrees of freedom: z / sqrt(chi2_2 / 2), chi2_2 = -2 log u
     return {
         "gaussian": torch.randn(n, generator=gen),
         "student-t(2)": heavy,
