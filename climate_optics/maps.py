@@ -74,7 +74,7 @@ def draw_field(ax: Any, field: "xr.DataArray", **style: Any) -> Any:
 def _map_axes(fig: "Figure", rows: int, cols: int, index: int) -> Any:
     import cartopy.crs as ccrs
 
-    return fig.add_subplot(rows, cols, index, projection=ccrs.PlateCarree(central_longitude=180))
+    return fig.add_subplot(rows, cols, index, projection=ccrs.PlateCarree())  # the data's own CRS: no reprojection of the mesh
 
 
 def _panel(fig: "Figure", ax: Any, title: str, field: "xr.DataArray", units: str, **style: Any) -> None:
