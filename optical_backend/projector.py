@@ -2,7 +2,9 @@
 
 A projector is a fixed random linear map ``(..., n_in) -> (..., n_out)``. All backends share
 one normalisation: entries behave like i.i.d. N(0, 1/n_out), so that E||P x||^2 = ||x||^2 and
-inner products are preserved in expectation (Johnson-Lindenstrauss scaling).
+inner products are preserved in expectation (Johnson-Lindenstrauss scaling). (The optical
+backend's default anchor read-out scales each output by a fixed random factor of mean square 1:
+its entries have variance 1/n_out on average; ``optical_backend.camera``.)
 """
 
 from __future__ import annotations
