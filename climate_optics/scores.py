@@ -118,10 +118,8 @@ def _first_level(da: "xr.DataArray") -> str:
 
 def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, region: str = "global") -> list[Path]:
     """One PNG per headline variable: a panel per metric, skill against lead time, a line per model."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # not pyplot: no global state, and no pyplot import to pay
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -134,7 +132,9 @@ def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, regi
         metrics = [m for m in da["metric"].values if not np.all(np.isnan(da.sel(metric=m).values))]
         if not metrics:
             continue
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
+        fig = Figure(figsize=(4 * len(metrics), 3.4))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(metrics), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             for model in da["model"].values:
                 values = da.sel(metric=metric, model=model).values
@@ -145,9 +145,8 @@ def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, regi
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize="small")
         fig.suptitle(f"{name}{' ' + level if level else ''} ({region})")
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.08 / len(metrics) + 0.04, right=0.98, bottom=0.16, top=0.84, wspace=0.3)  # no tight_layout: it draws the figure once more
         path = directory / f"skill_{name}{'_' + level.split()[0] if level else ''}.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         paths.append(path)
     return paths
