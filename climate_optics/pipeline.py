@@ -115,7 +115,7 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overw
     over) or ``resume`` (keep its outputs: the flow's cached steps are skipped, training resumes)."""
     import shutil
 
-    layout = RunLayout(Path(run_dir))
+    layout = RunLayout(Path(run_dir).resolve())  # absolute: task cache keys and printed paths do not depend on the working directory
     if check_run_dir(run_dir, overwrite=overwrite, resume=resume):
         for pattern in ("train-*", "downscale-*"):  # training runs refuse to start over an old run
             for path in layout.root.glob(pattern):

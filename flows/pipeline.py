@@ -45,7 +45,7 @@ def publish_artifacts(result: PipelineResult) -> None:
     if result.report is not None:
         markdown = result.report.with_suffix(".md").read_text()
         create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="The run's report (report.md)")
-        create_link_artifact(result.report.as_uri(), link_text="report.html", key=f"{ARTIFACT_KEY}-html",
+        create_link_artifact(Path(result.report).resolve().as_uri(), link_text="report.html", key=f"{ARTIFACT_KEY}-html",
                              description="The self-contained report")
     stores = "\n".join(f"- {name}: [{path}]({path})" for name, path in result.paths().items())
     create_markdown_artifact(f"# Outputs of {result.run_dir}\n\n{stores}\n", key=f"{ARTIFACT_KEY}-outputs",

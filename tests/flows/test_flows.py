@@ -24,8 +24,8 @@ def flow_run(prefect_harness, tiny_config, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("flow") / "run"
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        assert main(["demo", "--config", str(tiny_config), "--out", str(out)]) == 0
+    with contextlib.redirect_stdout(stdout), contextlib.chdir(out.parent):  # --out relative, as `make demo` gives it
+        assert main(["demo", "--config", str(tiny_config), "--out", out.name]) == 0
     paths = {name: str(out / name) for name in ("data.zarr", "scores.zarr", "forecast-backprop.zarr", "forecast-optical.zarr")}
     return out, {"data": paths["data.zarr"], "scores": paths["scores.zarr"], "forecast": paths["forecast-backprop.zarr"],
                  "forecast-optical": paths["forecast-optical.zarr"], "stdout": stdout.getvalue()}
