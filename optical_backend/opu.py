@@ -213,6 +213,8 @@ class OPUConfig:
                     raise OpticalConfigError(f"OPUConfig.{name} must be a number, got {value!r}")
                 if isinstance(default, int) and not float(value).is_integer():
                     raise OpticalConfigError(f"OPUConfig.{name} must be an integer, got {value!r}")
+                if isinstance(default, int):
+                    values[name] = int(value)  # 3.0 from a YAML file is the integer 3
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:

@@ -72,6 +72,8 @@ def test_from_dict_and_yaml_name_the_bad_field(tmp_path):
                         ({"frame_rate_hz": None}, "frame_rate_hz"), ({"dmd_shape": [10, "x"]}, "dmd_shape")]:
         with pytest.raises(OpticalConfigError, match=f"OPUConfig.{field}"):
             OPUConfig.from_dict(data)
+    whole = OPUConfig.from_dict({"screens": 4.0, "calibration_frames": 10.0})  # integers written as floats
+    assert whole.screens == 4 and isinstance(whole.screens, int) and isinstance(whole.calibration_frames, int)
     good = tmp_path / "opu.yaml"
     good.write_text("encoding: bitplanes\nbits: 6\ndmd_shape: [1024, 1024]\nadc_bits: null\n")
     assert OPUConfig.from_yaml(good) == OPUConfig(encoding="bitplanes", bits=6, dmd_shape=(1024, 1024), adc_bits=None)
