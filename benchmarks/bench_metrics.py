@@ -7,6 +7,11 @@
 3. Peak memory of ``climate_optics.evaluate`` on a dask-backed forecast 4x larger than a memory
    cap, measured in a subprocess (peak RSS of the whole process, Linux VmHWM): ratio = forecast size / peak
    RSS, so ``ratio >= 4`` means the process stayed under the cap.
+4. ``climate-optics evaluate`` on a demo-sized run (24 inits x 3 leads x 10 fields at 32x64, its
+   (1, 1, ...) chunks, with a second forecast as reference) vs a fresh process that only loads the
+   stores: ratio = evaluate / load, target <= 2 (best of two runs each, in fresh processes).
+5. Scoring throughput (MB of forecast per second) of a WeatherBench 2-sized year at 64x32 (730 inits
+   x 40 leads x 6 variables, generated in memory): a report, no reference.
 
     python benchmarks/bench_metrics.py [--quick]
 """
@@ -152,11 +157,106 @@ def bench_memory(quick: bool) -> Row:
                ratio=size_mib / peak_mib, target="ratio >= 4")
 
 
+DEMO_VARIABLES = ["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind", "2m_temperature",
+                  "mean_sea_level_pressure", "land_sea_mask"]
+
+
+def demo_sized_stores(directory, n_init: int = 24, leads_h=(6, 24, 72)):
+    """An ingested 90-day truth store (with climatology) and two forecast stores written as ours are."""
+    import xarray as xr
+
+    from data_catalog import testing
+    from data_catalog.ingest import ingest
+
+    source = testing.canonical_dataset(n_time=360, n_lat=32, n_lon=64, levels=(500, 850), variables=DEMO_VARIABLES)
+    source.to_netcdf(directory / "source.nc")
+    truth = xr.open_zarr(ingest(directory / "source.nc", directory / "data.zarr"))
+    inits = truth["time"].values[-n_init - 16:-16]
+    leads = np.array(leads_h, dtype="timedelta64[h]").astype("timedelta64[ns]")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        fields = {}
+        for var, da in truth.data_vars.items():
+            if "time" in da.dims:
+                values = np.stack([da.sel(time=inits + lead).values for lead in leads], axis=1)
+                fields[var] = (("time", "prediction_timedelta", *da.dims[1:]),
+                               (values + rng.normal(scale=float(da.std()) * 0.1, size=values.shape)).astype("float32"), da.attrs)
+        ds = xr.Dataset(fields, coords={"time": inits, "prediction_timedelta": leads, **{d: truth[d] for d in ("level", "latitude", "longitude")}},
+                        attrs={"model_name": f"vit-{name}"})
+        ds.to_zarr(directory / f"forecast-{name}.zarr", consolidated=False,
+                   encoding={v: {"chunks": (1, 1, *ds[v].shape[2:])} for v in ds.data_vars})
+    return directory
+
+
+def bench_evaluate_vs_load(quick: bool) -> Row:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = demo_sized_stores(Path(tmp))
+        cli = str(Path(sys.executable).with_name("climate-optics"))
+        load = [sys.executable, "-W", "ignore", "-c",
+                "import sys, xarray as xr\nfor p in sys.argv[1:]: xr.open_zarr(p).load()",
+                str(d / "forecast-a.zarr"), str(d / "forecast-b.zarr"), str(d / "data.zarr")]
+        evaluate = [cli, "evaluate", str(d / "forecast-a.zarr"), "--truth", str(d / "data.zarr"), "--out", str(d / "s.zarr"),
+                    "--reference", f"b={d / 'forecast-b.zarr'}", "--allow-in-sample-climatology"]
+        t_load, t_eval = float("inf"), float("inf")
+        for _ in range(1 if quick else 2):  # alternated, so that load on a shared machine hits both alike
+            with Timer() as t:
+                subprocess.run(load, check=True, capture_output=True)
+            t_load = min(t_load, t.seconds)
+            shutil.rmtree(d / "s.zarr", ignore_errors=True)
+            with Timer() as t:
+                subprocess.run(evaluate, check=True, capture_output=True)
+            t_eval = min(t_eval, t.seconds)
+        size_mb = sum(f.stat().st_size for f in (d / "forecast-a.zarr").rglob("*") if f.is_file()) / 1e6
+    print(f"evaluate: {t_eval:.1f} s, loading the three stores: {t_load:.1f} s (forecast {size_mb:.1f} MB of chunk files)")
+    return Row(NAME, "climate-optics evaluate (demo size, a reference) vs loading its stores, fresh processes", t_eval, t_load, "s",
+               ratio=t_eval / t_load, target="ratio <= 2")
+
+
+def wb2_year(n_init: int, n_lead: int = 40, n_lat: int = 32, n_lon: int = 64):
+    """A generated forecast in memory (n_init x n_lead x 6 surface variables, 6-hourly inits every 12 h) and its truth."""
+    import pandas as pd
+    import xarray as xr
+
+    lat, lon = grid(n_lat, n_lon)
+    names = ["2m_temperature", "mean_sea_level_pressure", "10m_u_component_of_wind", "10m_v_component_of_wind",
+             "total_precipitation_6hr", "temperature"]
+    times = pd.date_range("2020-01-01", periods=n_init * 2 + n_lead, freq="6h").values
+    leads = (np.arange(1, n_lead + 1) * 6).astype("timedelta64[h]").astype("timedelta64[ns]")
+    base = (250 + 20 * np.cos(np.deg2rad(lat))[:, None] + np.zeros((1, n_lon))).astype("float32")
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(size=(n_init, n_lead, 1, 1)).astype("float32")
+    dims = ("time", "prediction_timedelta", "latitude", "longitude")
+    forecast = xr.Dataset({n: (dims, base + offsets * (k + 1)) for k, n in enumerate(names)},
+                          coords={"time": times[:2 * n_init:2], "prediction_timedelta": leads, "latitude": lat, "longitude": lon})
+    truth = xr.Dataset({n: (("time", "latitude", "longitude"), base + rng.normal(size=(times.size, 1, 1)).astype("float32"))
+                        for n in names}, coords={"time": times, "latitude": lat, "longitude": lon})
+    return forecast, truth
+
+
+def bench_throughput(quick: bool) -> Row:
+    from climate_optics.evaluation import evaluate
+
+    n_init = 73 if quick else 730
+    forecast, truth = wb2_year(n_init)
+    size_mb = forecast.nbytes / 1e6
+    with Timer() as t:
+        scores = evaluate(forecast, truth, metrics=["rmse", "bias", "mae"])
+    assert np.isfinite(scores["2m_temperature"].sel(model="persistence", metric="rmse").values).all()
+    print(f"throughput: {size_mb:.0f} MB scored in {t.seconds:.1f} s ({size_mb / t.seconds:.1f} MB/s)")
+    return Row(NAME, f"scoring throughput (report), {n_init} inits x 40 leads x 6 variables at 64x32 in memory "
+               "(rmse, bias, mae; default regions; persistence)", size_mb / t.seconds, None, "MB/s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller arrays, for a smoke run")
     args = parser.parse_args(argv)
-    rows = [bench_crps(args.quick), bench_rmse(args.quick), bench_memory(args.quick)]
+    rows = [bench_crps(args.quick), bench_rmse(args.quick), bench_memory(args.quick), bench_evaluate_vs_load(args.quick),
+            bench_throughput(args.quick)]
     write_results(NAME, rows)
     return 0
 

@@ -4,24 +4,25 @@
 variable per forecast variable (plus ``wind_vector``/``10m_wind_vector`` when both wind
 components are scored), dimensions ``(model, metric, region, lead_time[, level])``.
 
-Forecast and truth are aligned by valid time = init + lead. Work goes lead time by lead
-time, variable by variable, in batches of init times: each batch of every model and of the
-truth is read at once (dask, in parallel) and scored in numpy, every metric and region in one
-kernel call; the per-init statistics are averaged over init times the WeatherBench 2 way (RMSE
-is the square root of the mean MSE). Memory holds one batch of one variable per model.
+Forecast and truth are aligned by valid time = init + lead. The work (``climate_optics.scoring``)
+goes variable by variable in batches of init and lead times, each batch of every model read at
+once and scored in numpy (every metric, region and lead in one kernel call); per-init statistics
+are averaged over init times the WeatherBench 2 way (RMSE is the square root of the mean MSE).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from climate_optics import baselines as reference
+from climate_optics import scoring
 from climate_optics.errors import UsageInputError
-from climate_optics.metrics import METRICS, Metric, WindVectorMSE, WindVectorRMSE, joint_statistics, make_metric
+from climate_optics.metrics import METRICS, Metric, make_metric
 from climate_optics.regions import DEFAULT_REGIONS, resolve_regions
 from climate_optics.spatial import AreaMean
 from data_catalog.checks import check_not_all_nan
@@ -39,7 +40,7 @@ WIND_PAIRS = (
     ("u_component_of_wind", "v_component_of_wind", "wind_vector"),
     ("10m_u_component_of_wind", "10m_v_component_of_wind", "10m_wind_vector"),
 )
-WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
+WIND_METRICS = scoring.WIND_METRICS
 BASELINES = ("persistence", "climatology")
 NEEDS_MEMBERS = ("ensemble_spread", "spread_skill_ratio")  # undefined for a single member
 DIMENSIONLESS = ("acc", "spread_skill_ratio")  # the others carry the variable's units (mse: squared)
@@ -114,10 +115,12 @@ def evaluate(
     truth = truth[plan.variables]
     if LEVEL in forecast.dims and LEVEL in truth.dims:
         truth = truth.sel({LEVEL: forecast[LEVEL].values})
-    truth = _truth_in_memory(truth, plan)
-    climatology = _climatology_in_memory(climatology, plan)
-    per_lead = [_score_lead(forecast, truth, climatology, plan, lead) for lead in plan.leads]
-    scores = xr.concat(per_lead, dim=LEAD_TIME, data_vars="all", coords="minimal", join="outer")
+    truth = scoring.truth_in_memory(truth, plan)
+    if climatology is not None:
+        climatology = scoring.climatology_in_memory(climatology, plan)
+        plan.metrics = {k: dataclasses.replace(m, climatology=climatology) if m.needs_climatology else m
+                        for k, m in plan.metrics.items()}
+    scores = xr.Dataset(scoring.score_leads(forecast, truth, climatology, plan)).rename({PREDICTION_TIMEDELTA: LEAD_TIME})
     scores = scores.assign_coords({LEAD_TIME: plan.leads.astype("timedelta64[ns]")})
     order = [MODEL, METRIC, REGION, LEAD_TIME]
     scores = scores.transpose(*order, ...)
@@ -365,160 +368,3 @@ def _hours(lead: np.timedelta64) -> str:
 
 
 # ----------------------------------------------------------------------------- scoring
-
-
-BATCH_BYTES = 64 * 2**20  # init times scored together: about this many bytes of one model's variable
-
-
-def _score_lead(forecast, truth, climatology, plan: _Plan, lead) -> "xr.Dataset":
-    """Scores for one lead time: dims (model, metric, region[, level]).
-
-    Variable by variable and batch of init times by batch (``BATCH_BYTES``), every model's fields
-    and the verifying truth are read together (one dask compute, parallel reads) and scored in
-    numpy, all metrics and regions in one kernel call per model; the per-init statistics are then
-    averaged over init times and finalised. Memory holds one batch of one variable per model.
-    """
-    import xarray as xr
-
-    inits = forecast[TIME]
-    valid = {"valid_time": (TIME, (inits + lead).values)}  # for ACC's climatology
-    verifying = _bare(reference.verifying_truth(truth, inits, lead)).assign_coords(valid)
-    inputs = {model: _bare(_model_input(model, forecast, truth, climatology, plan, lead)).assign_coords(valid)
-              for model in plan.models}
-    per_init: dict[tuple[str, str, str], list[dict]] = {}  # (model, variable, metric) -> statistics of each batch
-    finalizers: dict[tuple[str, str, str], Metric] = {}
-    for var in plan.variables:
-        for batch in _init_batches(forecast[var]):
-            *fields, truth_batch = _load([inputs[m][var].isel({TIME: batch}) for m in plan.models]
-                                         + [verifying[var].isel({TIME: batch})])
-            known = fields[plan.models.index("climatology")] if "climatology" in plan.models else None
-            metrics = _aligned_climatology(plan.metrics, fields[0], known)
-            for model, fc in zip(plan.models, fields):
-                for (name, metric), stats in zip(metrics.items(), joint_statistics(list(metrics.values()), fc, truth_batch, plan.area)):
-                    per_init.setdefault((model, var, name), []).append(stats)
-                    finalizers[(model, var, name)] = metric
-    for u, v, vector in plan.wind:
-        winds = {name: WIND_METRICS[name](u_name=u, v_name=v) for name in WIND_METRICS if name in plan.metrics}
-        for batch in _init_batches(forecast[u], parts=2):
-            *fields, truth_batch = _load([inputs[m][[u, v]].isel({TIME: batch}) for m in plan.models]
-                                         + [verifying[[u, v]].isel({TIME: batch})])
-            for model, fc in zip(plan.models, fields):
-                for name, metric in winds.items():
-                    per_init.setdefault((model, vector, name), []).append(metric.statistics(fc, truth_batch, plan.area))
-                    finalizers[(model, vector, name)] = metric
-    computed = {key: finalizers[key].finalize({k: _joined(b[k] for b in batches).mean(TIME, skipna=False) for k in batches[0]})
-                for key, batches in per_init.items()}
-    return xr.Dataset({var: _stacked(computed, var, plan) for var in [*plan.variables, *(p[2] for p in plan.wind)]})
-
-
-def _joined(parts: Iterator["xr.DataArray"]) -> "xr.DataArray":
-    """Per-init statistics of the batches along init time (one batch: as it is)."""
-    import xarray as xr
-
-    parts = list(parts)
-    return parts[0] if len(parts) == 1 else xr.concat(parts, TIME)
-
-
-def _stacked(computed: dict[tuple[str, str, str], "xr.DataArray"], var: str, plan: _Plan) -> "xr.DataArray":
-    """One variable's scores as (model, metric, ...): NaN where a metric does not apply to a model."""
-    import xarray as xr
-
-    found = {(model, name): da for (model, v, name), da in computed.items() if v == var}
-    first = next(iter(found.values()))
-    dtype = np.result_type(*(da.dtype for da in found.values()), np.float32)
-    data = np.full((len(plan.models), len(plan.metrics), *first.shape), np.nan, dtype=dtype)
-    for i, model in enumerate(plan.models):
-        for j, name in enumerate(plan.metrics):
-            if (model, name) in found:
-                data[i, j] = found[(model, name)].transpose(*first.dims).values
-    coords = {MODEL: plan.models, METRIC: list(plan.metrics), **{d: first[d].values for d in first.dims if d in first.coords}}
-    return xr.DataArray(data, dims=(MODEL, METRIC, *first.dims), coords=coords)
-
-
-TRUTH_IN_MEMORY_BYTES = 256 * 2**20  # truth at the times scored is read once when no larger than this
-
-
-def _truth_in_memory(truth: "xr.Dataset", plan: _Plan) -> "xr.Dataset":
-    """The truth at the times the scores need (init times and valid times), read once when small:
-    each lead then selects from memory instead of reading the same truth chunks again."""
-    needed = np.union1d(plan.inits, reference.valid_times(plan.inits, plan.leads).values.ravel())
-    subset = truth.sel({TIME: needed})
-    if subset.nbytes > TRUTH_IN_MEMORY_BYTES:
-        return truth
-    return xr_load(subset)
-
-
-def _climatology_in_memory(climatology: "xr.Dataset | None", plan: _Plan) -> "xr.Dataset | None":
-    """The climatology at the days of year and hours of the scored valid times, read once when small
-    (its WeatherBench 2 layout kept, so that selection by valid time works as before)."""
-    if climatology is None or "dayofyear" not in climatology.dims:
-        return climatology
-    import pandas as pd
-
-    valid = pd.DatetimeIndex(reference.valid_times(plan.inits, plan.leads).values.ravel())
-    wanted = {"dayofyear": np.unique(valid.day_of_year)}
-    if "hour" in climatology.dims:
-        wanted["hour"] = np.unique(valid.hour)
-    if any(np.setdiff1d(v, climatology.indexes[d].values).size for d, v in wanted.items()):
-        return climatology  # scoring names what is missing
-    subset = climatology.sel(wanted)
-    return climatology if subset.nbytes > TRUTH_IN_MEMORY_BYTES else xr_load(subset)
-
-
-def xr_load(ds: "xr.Dataset") -> "xr.Dataset":
-    """``ds`` in memory: dask-backed variables in one compute, the others one read each."""
-    import dask
-
-    return dask.compute(ds)[0] if any(v.chunks for v in ds.data_vars.values()) else ds.load()
-
-
-def _model_input(model: str, forecast, truth, climatology, plan: _Plan, lead) -> "xr.Dataset":
-    """The lazy fields of one scored model at one lead time."""
-    if model == "persistence":
-        return reference.persistence(truth, forecast[TIME], lead)
-    if model == "climatology":
-        return reference.climatology_forecast(climatology, forecast[TIME], lead, like=forecast[plan.variables])
-    if model in plan.references:
-        return plan.references[model].sel({PREDICTION_TIMEDELTA: lead}, drop=True)
-    return forecast[plan.variables].sel({PREDICTION_TIMEDELTA: lead}, drop=True)
-
-
-def _init_batches(da: "xr.DataArray", parts: int = 1) -> list[slice]:
-    """Slices of init times holding about ``BATCH_BYTES`` of ``da`` at one lead (``parts`` variables at once)."""
-    per_init = da.dtype.itemsize * int(np.prod([n for d, n in da.sizes.items() if d not in (TIME, PREDICTION_TIMEDELTA)]))
-    size = max(1, BATCH_BYTES // max(1, per_init * parts))
-    n = da.sizes[TIME]
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-def _load(items: list[Any]) -> list[Any]:
-    """Read lazy arrays: dask-backed ones together (one compute), the others (stores opened without
-    dask) one zarr read each."""
-    import dask
-
-    lazy = [i for i, item in enumerate(items) if item.chunks]
-    out = [item if item.chunks else item.load() for item in items]
-    for i, value in zip(lazy, dask.compute(*(items[i] for i in lazy))):
-        out[i] = value
-    return out
-
-
-def _aligned_climatology(metrics: dict[str, Metric], like: "xr.DataArray", known: "xr.DataArray | None") -> dict[str, Metric]:
-    """The metrics, those needing a climatology given it at ``like``'s valid times, read once per batch
-    (``known``: the climatology baseline's fields of this batch, the same values, when it is scored)."""
-    import dataclasses
-
-    from climate_optics.baselines import climatology_like
-
-    out = dict(metrics)
-    for name, metric in metrics.items():
-        if metric.needs_climatology and "dayofyear" in getattr(metric.climatology, "dims", {}):
-            if known is None:
-                (known,) = _load([climatology_like(metric.climatology, like)])
-            out[name] = dataclasses.replace(metric, climatology=known.rename(like.name))
-    return out
-
-
-def _bare(ds: "xr.Dataset") -> "xr.Dataset":
-    return ds.drop_vars([c for c in ds.coords if c not in ds.dims])
-

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from climate_optics import evaluation
+from climate_optics import evaluation, scoring
 
 LAT = np.linspace(-78.75, 78.75, 8)
 LON = np.arange(16) * 22.5
@@ -46,14 +46,19 @@ def plain():
     """Every input dask-backed in one chunk per init time, truth and climatology left lazy, one batch."""
     forecast, truth, clim = stores()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluation, "TRUTH_IN_MEMORY_BYTES", 0)
+        patch.setattr(scoring, "IN_MEMORY_BYTES", 0)
         return score(forecast.chunk({"time": 1, "prediction_timedelta": 1}), truth.chunk({"time": 4}), clim.chunk({"dayofyear": 30}))
 
 
-def test_batches_and_memory_paths_agree_with_the_plain_path(plain, monkeypatch):
+FIELD_BYTES = 2 * LAT.size * LON.size * 8  # one (init, lead) field of a two-level float64 variable
+
+
+@pytest.mark.parametrize("batch_bytes, n_batches", [(3 * LEADS.size * FIELD_BYTES, 3), (FIELD_BYTES, INITS.size * LEADS.size)])
+def test_batches_and_memory_paths_agree_with_the_plain_path(plain, monkeypatch, batch_bytes, n_batches):
+    """3 batches of 3 init times and every lead; then one (init, lead) field per batch."""
     forecast, truth, clim = stores()
-    monkeypatch.setattr(evaluation, "BATCH_BYTES", 3 * 2 * LAT.size * LON.size * 8)  # 3 init times per batch: 3 batches
-    assert len(evaluation._init_batches(forecast["temperature"])) == 3
+    monkeypatch.setattr(scoring, "BATCH_BYTES", batch_bytes)
+    assert len(scoring.batches(forecast["temperature"])) == n_batches
     batched = score(forecast, truth, clim)  # numpy inputs: truth and climatology subsets in memory
     assert set(batched.data_vars) == {"temperature", "u_component_of_wind", "v_component_of_wind", "wind_vector"}
     for name in batched.data_vars:
