@@ -261,8 +261,14 @@ def locate_run(run: str | os.PathLike | None = None, *, say: Callable[[str], Non
             return target
         if target.exists() and any(target.iterdir()):
             raise UsageInputError(f"{target} is not a finished climate-optics run (no report.html and scores.zarr)")
-    if is_run(target):
-        return target
-    say(f"no run to explore: making a tiny one in {target} (about a minute)")
-    run_pipeline(PipelineConfig(**TINY_RUN), target, overwrite=overwrite)
+    from data_catalog import locks
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    locks.acquire(target, wait=True)  # another notebook making the same run: wait for it, then use it
+    try:
+        if not is_run(target):
+            say(f"no run to explore: making a tiny one in {target} (about a minute)")
+            run_pipeline(PipelineConfig(**TINY_RUN), target, overwrite=overwrite)
+    finally:
+        locks.release(target)
     return target
