@@ -262,6 +262,7 @@ def _blocks(run: Path) -> list[tuple[str, Any]]:
     figs = _figures(run, modes, run / FIGURES_DIR)
     config = json.loads((run / "pipeline.json").read_text()) if (run / "pipeline.json").is_file() else {}
     timings = json.loads((run / "timings.json").read_text()) if (run / "timings.json").is_file() else {}
+    map_lead = nearest_lead(_open(run / "scores.zarr")["lead_time"].values)  # as forecast_map_figure picks it
     blocks: list[tuple[str, Any]] = [
         ("h1", f"climate-optics run: {run.name}"),
         ("p", f"Source {config.get('source', '?')}, modes {', '.join(modes)}, {config.get('steps', '?')} training steps "
@@ -271,7 +272,7 @@ def _blocks(run: Path) -> list[tuple[str, Any]]:
         ("p", "Global latitude-weighted RMSE of every trained model and the persistence and climatology baselines."),
         ("table", skill_rows(run / "scores.zarr")),
         *[("img", f) for f in figs["skill"]],
-        ("h2", f"Maps at {MAP_LEAD_HOURS} h"), *[("img", f) for f in figs["maps"]],
+        ("h2", f"Maps at {map_lead / np.timedelta64(1, 'h'):g} h"), *[("img", f) for f in figs["maps"]],
     ]
     if figs["downscaling"]:
         blocks += [("h2", "Downscaling"),
