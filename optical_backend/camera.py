@@ -20,8 +20,10 @@ Every frame goes through the sensor: laser power fluctuating from frame to frame
 (``laser_power_rms``), photon shot noise (Gaussian approximation, variance = mean electrons) and
 read noise, the black level (an offset before the ADC, measured in dark calibration frames and
 subtracted), saturation at the full well and an ADC of ``adc_bits`` bits. With the anchor the
-exposure is set once per call, so that the brightest pattern of the call sits at ``exposure`` of
-the full well.
+exposure is set once per group of patterns read together (a simulation chunk: one vector's
+patterns at the native scale, more for small sizes; the same groups whatever the thread count),
+so that the brightest pattern of the group sits at ``exposure`` of the full well: the host knows
+the patterns before it shows them.
 """
 
 from __future__ import annotations
