@@ -22,10 +22,11 @@ from climate_optics import baselines as reference
 from climate_optics.metrics import Metric, WindVectorMSE, WindVectorRMSE, joint_statistics
 from data_catalog.schema import PREDICTION_TIMEDELTA, TIME
 
-BATCH_BYTES = 64 * 2**20  # fields of one variable and one model read and scored together
+BATCH_BYTES = 16 * 2**20  # fields of one variable and one model read and scored together (the kernel holds several copies)
 IN_MEMORY_BYTES = 256 * 2**20  # truth (and climatology) at the scored times are read once when no larger
 WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
 LEAD = PREDICTION_TIMEDELTA
+CLIMATOLOGY_MARK = "_climatology_baseline"  # attribute of the climatology baseline's fields
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,36 +41,65 @@ def score_leads(forecast, truth, climatology, plan) -> dict[str, "xr.DataArray"]
     valid = {"valid_time": valid.drop_vars(list(valid.coords))}
     verifying = _bare(reference.verifying_truth(truth, forecast[TIME], leads)).assign_coords(valid)
     inputs = {m: _bare(_model_input(m, forecast, truth, climatology, plan, leads)).assign_coords(valid) for m in plan.models}
-    per_init: dict[tuple, list] = {}  # (model, variable, metric, lead batch) -> statistics of each init batch
-    finalizers: dict[tuple, Metric] = {}
-
-    def add(model, var, name, metric, lead_batch, stats):
-        per_init.setdefault((model, var, name, lead_batch.start), []).append(stats)
-        finalizers[(model, var, name)] = metric
-
+    keys, units = [], []  # (variable, first lead of the batch); (function, arguments) of each batch
     for var in plan.variables:
         for inits, lead_batch in batches(forecast[var]):
             where = {TIME: inits, LEAD: lead_batch}
-            *fields, truth_batch = load([_isel(inputs[m][var], where) for m in plan.models] + [verifying[var].isel(where)])
-            known = fields[plan.models.index("climatology")] if "climatology" in plan.models else None
-            metrics = _aligned_climatology(plan.metrics, fields[0], known)
-            for model, fc in zip(plan.models, fields):
-                for (name, metric), stats in zip(metrics.items(), joint_statistics(list(metrics.values()), fc, truth_batch, plan.area)):
-                    add(model, var, name, metric, lead_batch, stats)
+            keys.append((var, lead_batch.start))
+            units.append((variable_batch, ([_isel(inputs[m][var], where) for m in plan.models], verifying[var].isel(where),
+                                           plan.metrics, plan.area)))
+    finalizers = {(var, name): metric for var in plan.variables for name, metric in plan.metrics.items()}
     for u, v, vector in plan.wind:
         winds = {name: WIND_METRICS[name](u_name=u, v_name=v) for name in WIND_METRICS if name in plan.metrics}
+        finalizers.update({(vector, name): metric for name, metric in winds.items()})
         for inits, lead_batch in batches(forecast[u], parts=2):
             where = {TIME: inits, LEAD: lead_batch}
-            *fields, truth_batch = load([_isel(inputs[m][[u, v]], where) for m in plan.models] + [verifying[[u, v]].isel(where)])
-            for model, fc in zip(plan.models, fields):
-                for name, metric in winds.items():
-                    add(model, vector, name, metric, lead_batch, metric.statistics(fc, truth_batch, plan.area))
+            keys.append((vector, lead_batch.start))
+            units.append((wind_batch, ([_isel(inputs[m][[u, v]], where) for m in plan.models], verifying[[u, v]].isel(where),
+                                       winds, plan.area)))
+    per_init: dict[tuple, list] = {}  # (model, variable, metric, lead batch) -> statistics of each init batch
+    for (var, lead_start), result in zip(keys, run(units)):
+        per_model = len(result) // len(plan.models)
+        for model, (name, stats) in zip([m for m in plan.models for _ in range(per_model)], result):
+            per_init.setdefault((model, var, name, lead_start), []).append(stats)
     computed: dict[tuple, list] = {}
     for (model, var, name, _), parts in sorted(per_init.items(), key=lambda item: item[0][3]):  # lead batches in order
         mean = {k: _joined([p[k] for p in parts], TIME).mean(TIME, skipna=False) for k in parts[0]}
-        computed.setdefault((model, var, name), []).append(finalizers[(model, var, name)].finalize(mean))
+        computed.setdefault((model, var, name), []).append(finalizers[(var, name)].finalize(mean))
     computed = {key: _joined(parts, LEAD) for key, parts in computed.items()}
     return {var: _stacked(computed, var, plan) for var in [*plan.variables, *(p[2] for p in plan.wind)]}
+
+
+def variable_batch(fields: list, truth: "xr.DataArray", metrics: dict[str, Metric], area) -> list[tuple[str, dict]]:
+    """One batch of one variable: [(metric name, per-init statistics)] for each model in turn."""
+    *fields, truth = load([*fields, truth])
+    known = next((f for f in fields if f.attrs.get(CLIMATOLOGY_MARK)), None)
+    metrics = _aligned_climatology(metrics, fields[0], known)
+    return [(name, stats) for fc in fields for name, stats in zip(metrics, joint_statistics(list(metrics.values()), fc, truth, area))]
+
+
+def wind_batch(fields: list, truth: "xr.Dataset", winds: dict[str, Metric], area) -> list[tuple[str, dict]]:
+    """One batch of a wind pair: [(metric name, per-init statistics)] for each model in turn."""
+    *fields, truth = load([*fields, truth])
+    return [(name, metric.statistics(fc, truth, area)) for fc in fields for name, metric in winds.items()]
+
+
+def run(units: list[tuple[Any, tuple]]) -> list[Any]:
+    """Every unit's result, in order: here, or one task per unit on the current distributed client."""
+    from climate_optics.cluster import current_client
+
+    client = current_client()
+    if client is None:
+        return [fn(*args) for fn, args in units]
+    return client.gather([client.submit(_on_worker, fn, *args, pure=False) for fn, args in units])
+
+
+def _on_worker(fn, *args):
+    """A unit on a worker: dask inputs computed there, with the synchronous scheduler."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return fn(*args)
 
 
 def batches(da: "xr.DataArray", parts: int = 1) -> list[tuple[slice, slice]]:
@@ -102,7 +132,11 @@ def load_dataset(ds: "xr.Dataset") -> "xr.Dataset":
 
 
 def truth_in_memory(truth: "xr.Dataset", plan) -> "xr.Dataset":
-    """The truth at the times the scores need (init and valid times), read once when small."""
+    """The truth at the times the scores need (init and valid times), read once when small (not on a cluster)."""
+    from climate_optics.cluster import current_client
+
+    if current_client() is not None:
+        return truth  # the workers read their own parts
     needed = np.union1d(plan.inits, reference.valid_times(plan.inits, plan.leads).values.ravel())
     subset = truth.sel({TIME: needed})
     return truth if subset.nbytes > IN_MEMORY_BYTES else load_dataset(subset)
@@ -111,7 +145,9 @@ def truth_in_memory(truth: "xr.Dataset", plan) -> "xr.Dataset":
 def climatology_in_memory(climatology: "xr.Dataset | None", plan) -> "xr.Dataset | None":
     """The climatology at the days of year and hours of the scored valid times, read once when small
     (its WeatherBench 2 layout kept, so that selection by valid time works as before)."""
-    if climatology is None or "dayofyear" not in climatology.dims:
+    from climate_optics.cluster import current_client
+
+    if climatology is None or "dayofyear" not in climatology.dims or current_client() is not None:
         return climatology
     import pandas as pd
 
@@ -129,8 +165,11 @@ def _model_input(model: str, forecast, truth, climatology, plan, leads) -> "xr.D
     """The lazy fields of one scored model at every lead: dims (time, [prediction_timedelta,] ...)."""
     if model == "persistence":  # the truth at init: one field for every lead (broadcast by the kernel, not copied)
         return reference.persistence(truth, forecast[TIME], np.timedelta64(0, "ns"))
-    if model == "climatology":
-        return reference.climatology_forecast(climatology, forecast[TIME], leads, like=forecast[plan.variables])
+    if model == "climatology":  # marked: its fields are ACC's climatology too (read once per batch)
+        clim = reference.climatology_forecast(climatology, forecast[TIME], leads, like=forecast[plan.variables]).copy()
+        for da in clim.data_vars.values():
+            da.attrs[CLIMATOLOGY_MARK] = 1
+        return clim
     if model in plan.references:
         return plan.references[model].sel({LEAD: plan.leads})
     return forecast[plan.variables].sel({LEAD: plan.leads})
