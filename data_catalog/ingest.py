@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -383,8 +384,11 @@ def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAc
     streams = {str(name): _VariableStream(str(name), _whole_chunks(root[str(name)]), dynamic, chunk, source)
                for name in dynamic.data_vars}
 
+    # On a dask.distributed client (climate-optics ingest --dask-workers/--dask-address) the cluster reads the pieces.
+    scheduler = None if dask.config.get("scheduler", None) == "dask.distributed" else "synchronous"
+
     def load(piece: tuple[int, int]) -> xr.Dataset:
-        return dynamic.isel({TIME: slice(*piece)}).compute(scheduler="synchronous")
+        return dynamic.isel({TIME: slice(*piece)}).compute(scheduler=scheduler)
 
     # Few open files: an open NetCDF file keeps its decompressed chunks cached (HDF5 chunk cache).
     # One thread loads the next piece while the others fold the current one, a variable each.

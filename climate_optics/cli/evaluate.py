@@ -33,17 +33,22 @@ def register(app: typer.Typer) -> None:
         allow_in_sample: bool = typer.Option(
             False, "--allow-in-sample-climatology",
             help="Accept a climatology whose period overlaps the forecast's init times (recorded in the scores store)."),
+        dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Score on a local dask cluster of N worker processes."),
+        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Score on a running dask scheduler (tcp://HOST:PORT)."),
     ) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
         from climate_optics.cli.ingest import split_list
         from climate_optics.evaluate_stores import evaluate_stores, read_attrs
         from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
 
-        path = evaluate_stores(
-            forecast, truth, out, metrics=metrics, regions=regions, climatology=climatology, baselines=baselines,
-            model_name=model_name, references=reference, overwrite=overwrite,
-            variables=split_list(variables, "--variables"), allow_in_sample_climatology=allow_in_sample,
-        )
+        from climate_optics.cluster import dask_client
+
+        with dask_client(dask_workers, dask_address):
+            path = evaluate_stores(
+                forecast, truth, out, metrics=metrics, regions=regions, climatology=climatology, baselines=baselines,
+                model_name=model_name, references=reference, overwrite=overwrite,
+                variables=split_list(variables, "--variables"), allow_in_sample_climatology=allow_in_sample,
+            )
         skipped = read_attrs(path).get("skipped_variables")
         if skipped:
             typer.echo(f"not scored: {skipped}", err=True)

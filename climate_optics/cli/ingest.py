@@ -88,13 +88,18 @@ def register(app: typer.Typer) -> None:
         climatology_period: Optional[str] = typer.Option(
             None, "--climatology-period",
             help="Build the climatology from START:END only (dates, inclusive; e.g. 1990-01-01:2019-12-31), recorded in the store."),
+        dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Read the source on a local dask cluster of N worker processes."),
+        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Read the source on a running dask scheduler (tcp://HOST:PORT)."),
     ) -> None:
         """Write SOURCE as a canonical Zarr v3 store with statistics and a climatology (atomic)."""
-        run_ingest(
-            source, out,
-            variables=split_list(variables, "--variables"),
-            levels=split_list(levels, "--levels", float),
-            start=start, end=end, overwrite=overwrite, catalog=catalog,
-            options=synthetic_options(years, seed), time_chunk=time_chunk,
-            climatology_period=climatology_period, grid=grid, regrid_method=regrid_method,
-        )
+        from climate_optics.cluster import dask_client
+
+        with dask_client(dask_workers, dask_address):
+            run_ingest(
+                source, out,
+                variables=split_list(variables, "--variables"),
+                levels=split_list(levels, "--levels", float),
+                start=start, end=end, overwrite=overwrite, catalog=catalog,
+                options=synthetic_options(years, seed), time_chunk=time_chunk,
+                climatology_period=climatology_period, grid=grid, regrid_method=regrid_method,
+            )
