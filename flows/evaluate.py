@@ -13,11 +13,16 @@ from flows.caching import files_and_inputs, refresh_if_missing
 @task(name="evaluate", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
       result_serializer="json")
 def evaluate_task(forecast: str, truth: str, out: str, *, metrics: list[str] | None = None,
-                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False) -> str:
+                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False,
+                  dask_workers: int | None = None, dask_address: str | None = None) -> str:
     """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs.
-    ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths)."""
-    return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, references=references,
-                              overwrite=overwrite))
+    ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths).
+    ``dask_workers``/``dask_address``: score on a dask cluster (``climate_optics.cluster``)."""
+    from climate_optics.cluster import dask_client
+
+    with dask_client(dask_workers, dask_address):
+        return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, references=references,
+                                  overwrite=overwrite))
 
 
 def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
@@ -27,6 +32,8 @@ def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
 
 @flow(name="evaluate")
 def evaluate_flow(forecast: str, truth: str, out: str, metrics: list[str] | None = None,
-                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False) -> str:
+                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False,
+                  dask_workers: int | None = None, dask_address: str | None = None) -> str:
     """Score ``forecast`` (and any ``references``) against ``truth`` (a store or catalog entry) into the scores store ``out``."""
-    return evaluate(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite)
+    return evaluate(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite,
+                    dask_workers=dask_workers, dask_address=dask_address)
