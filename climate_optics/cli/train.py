@@ -51,6 +51,9 @@ DEVICE = typer.Option(Device.auto, "--device", help="auto uses CUDA when availab
 WARMUP = typer.Option(None, "--warmup", min=0, help="Warm-up steps (default: 5% of --steps).")
 CKPT_EVERY = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints (default: steps/10).")
 VAL_EVERY = typer.Option(None, "--val-every", min=0, help="Steps between validations (default: steps/10).")
+OPU_CONFIG = typer.Option(
+    None, "--opu-config", help="YAML file of OPUConfig fields for --mode optical (default: the simulated default device).",
+)
 ERROR = typer.Option(
     ErrorGranularity.auto, "--error",
     help="DFA error granularity: auto (the model's choice: per token, i.e. per patch, for the ViTs), sample or token.",
@@ -69,6 +72,18 @@ def train_config(**values: Any):
     return TrainConfig(**values)
 
 
+def _opu_fields(path: Optional[Path], mode: Mode) -> dict[str, Any] | None:
+    """The OPUConfig fields of ``--opu-config`` (validated; errors name the file and the field)."""
+    if path is None:
+        return None
+    from climate_optics.errors import UsageInputError
+    from optical_backend.opu import OPUConfig
+
+    if mode is not Mode.optical:
+        raise UsageInputError(f"--opu-config applies to --mode optical, not --mode {mode.value}")
+    return OPUConfig.from_yaml(path).to_dict()
+
+
 def _summary(result: Any) -> str:
     return json.dumps({"steps": result.steps, "final_loss": result.final_loss, "val": result.val,
                        "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint)})
@@ -83,6 +98,7 @@ def register(app: typer.Typer) -> None:
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
+        opu_config: Optional[Path] = OPU_CONFIG,
         lead_steps: str = typer.Option("1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."),
     ) -> None:
         """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
@@ -96,7 +112,7 @@ def register(app: typer.Typer) -> None:
             raise UsageInputError(f"--lead-steps: {lead_steps!r} is not a comma-separated list of integers") from None
         config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
                               device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
-                              error=error.value)
+                              error=error.value, opu_config=_opu_fields(opu_config, mode))
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         task = ForecastTask(data, preset=preset, seed=seed, train_lead_steps=leads)
@@ -110,6 +126,7 @@ def register(app: typer.Typer) -> None:
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
+        opu_config: Optional[Path] = OPU_CONFIG,
         stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
         init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
         diffusion_steps: Optional[int] = typer.Option(None, "--diffusion-steps", min=1, help="Steps of the diffusion stage of --stage both (default: --steps)."),
@@ -123,7 +140,7 @@ def register(app: typer.Typer) -> None:
             raise UsageInputError("train downscale: the downscaler is not available in this build (climate_optics.training.downscale_task)") from None
         config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
                               device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
-                              error=error.value)
+                              error=error.value, opu_config=_opu_fields(opu_config, mode))
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         if diffusion_steps is not None and stage != "both":

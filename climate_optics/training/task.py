@@ -75,6 +75,7 @@ class TrainConfig:
     memory: str = "standard"  # standard | lean (DFA memory mode, see optical_backend.DFA)
     error: str = "auto"  # DFA error granularity: auto (the task's feedback_error) | sample | token
     feedback: str = "shared"  # DFA feedback layout: shared (one projection for every point) | split (one slice each)
+    opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
     log_every: int = 10  # steps between metrics.jsonl lines / plain progress lines
@@ -106,6 +107,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageInputError(f"training config: {message}")
+        if self.opu_config is not None:
+            self.opu_config = self.opu().to_dict()  # validated (the error names the field), stored complete
+
+    def opu(self):
+        """The ``OPUConfig`` of the optical mode (the default device when none was given)."""
+        from optical_backend.opu import OPUConfig
+
+        return OPUConfig() if self.opu_config is None else OPUConfig.from_dict(dict(self.opu_config))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -57,3 +57,28 @@ def test_forecast_task_feeds_the_error_back_per_token(synthetic_store):
     assert overridden.error == "sample"
     overridden.remove_hooks()
     engine.remove_hooks()
+
+
+def test_cli_takes_an_opu_config_file_and_records_it(waves_store, tmp_path, run_cli):
+    args = ["train", "forecast", "--data", waves_store, "--steps", "2", "--batch-size", "2", "--mode", "optical"]
+    runs = {}
+    for rate in (1500, 3000):
+        config = tmp_path / f"opu{rate}.yaml"
+        config.write_text(f"frame_rate_hz: {rate}\n")
+        runs[rate] = tmp_path / f"run{rate}"
+        status, _, err = run_cli(*args, "--out", runs[rate], "--opu-config", config)
+        assert status == 0, err
+    states = {rate: torch.load(run / "checkpoint.pt", weights_only=True) for rate, run in runs.items()}
+    assert states[3000]["train_config"]["opu_config"]["frame_rate_hz"] == 3000
+    assert states[3000]["engine"]["opu_config"]["frame_rate_hz"] == 3000
+    frames = [states[r]["engine_stats"]["projector_frames"] for r in (1500, 3000)]
+    times = [states[r]["engine_stats"]["projector_device_time_s"] for r in (1500, 3000)]
+    assert frames[0] == frames[1] > 0 and times[1] < times[0]  # the same frames, shown twice as fast
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("frame_rate_hz: -5\n")
+    status, _, err = run_cli(*args, "--out", tmp_path / "bad-run", "--opu-config", bad)
+    assert status == 2 and "frame_rate_hz" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad-run").exists()
+    status, _, err = run_cli(*args[:-1], "dfa", "--out", tmp_path / "dfa-run", "--opu-config", tmp_path / "opu1500.yaml")
+    assert status == 2 and "--mode optical" in err
