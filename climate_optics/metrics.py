@@ -375,16 +375,15 @@ def crps_pointwise(f: np.ndarray, t: np.ndarray, *, fair: bool) -> np.ndarray:
     M^2, the fair (unbiased) one by M(M - 1) (Ferro 2014; Zamo & Naveau 2018).
     """
     m = f.shape[-1]
-    if m > 1:
-        f = np.sort(f, axis=-1)  # (..., M), ascending
-    d = np.subtract(f, t[..., None])
-    dtype = d.dtype
-    skill = np.abs(d, out=d) @ np.full(m, 1.0 / m, dtype=dtype)  # (...,) the mean over members as a BLAS product
-    if m < 2:
-        return skill
+    dtype = np.result_type(f.dtype, t.dtype)
+    work = np.sort(f, axis=-1).astype(dtype, copy=False)  # (..., M) ascending: one new array, reused below
     ranks = np.arange(1, m + 1, dtype=dtype)
-    coef = (2 * ranks - m - 1) / (m * (m - 1) if fair else m * m)  # (M,)
-    return skill - f @ coef
+    coef = (2 * ranks - m - 1) / (m * (m - 1) if fair and m > 1 else m * m)  # (M,)
+    spread = work @ coef  # (...,) half the mean |x_i - x_j|; 0 for one member
+    same_shape = np.broadcast_shapes(work.shape, t.shape + (1,)) == work.shape
+    diff = np.subtract(work, t[..., None], out=work if same_shape else None)  # in place unless t broadcasts f
+    skill = np.abs(diff, out=diff) @ np.full(m, 1.0 / m, dtype=dtype)  # (...,) mean |x_i - y| as a BLAS product
+    return skill - spread
 
 
 @dataclass
