@@ -277,10 +277,9 @@ def score_forecast(
     ``references``: further forecast stores scored alongside (e.g. the bilinear baseline)."""
     from climate_optics.evaluate_stores import evaluate_stores
 
-    # The pipeline's truth store holds a climatology of the whole record, the held-out period included:
-    # accepted here and recorded as in-sample (climatology_in_sample) until the pipeline builds it from its training period.
-    return evaluate_stores(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite,
-                           allow_in_sample_climatology=True)
+    # The pipeline ingests its truth with the climatology of the record before the held-out part
+    # (``climatology_period``), so evaluate's out-of-sample check holds and is kept.
+    return evaluate_stores(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- the whole pipeline
