@@ -48,11 +48,14 @@ def open_forecast(path: str | os.PathLike) -> "xr.Dataset":
 
 def open_truth(source: str | os.PathLike) -> "xr.Dataset":
     """A catalog entry name or a path, in the canonical schema (``data_catalog.open_dataset``).
-    A store this tool wrote is canonical already: opened without dask, as the forecast is."""
+    A store this tool wrote (ingest) is canonical already: opened directly, without dask, as the forecast is."""
     from data_catalog import open_dataset
 
     if Path(source).is_dir() and is_tool_store(source):
-        return open_dataset(source, options={"chunks": None})
+        try:
+            return _open_zarr(source, chunks=None)
+        except Exception:  # noqa: BLE001 - let the catalog reader name what is wrong
+            pass
     return open_dataset(source)
 
 
