@@ -38,16 +38,20 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa split feedback": ({"mode": "dfa", "feedback": "split"}, {}, "all"),
     "dfa hybrid (last block by backprop)": ({"mode": "dfa"}, {}, "but-last"),
     "dfa lean memory": ({"mode": "dfa", "memory": "lean"}, {}, "all"),
+    "dfa dense projector": ({"mode": "dfa", "projector": "dense"}, {}, "all"),
+    "dfa weight decay 0": ({"mode": "dfa", "weight_decay": 0.0}, {}, "all"),
 }
 
 
-def results_path() -> Path:
-    return results_dir() / "dfa_study.json"
+def results_path(part: str = "") -> Path:
+    """Results of one process: ``dfa_study.json``, or ``dfa_study-PART.json`` for parallel runs."""
+    return results_dir() / (f"dfa_study-{part}.json" if part else "dfa_study.json")
 
 
-def load_results() -> list[dict[str, Any]]:
-    path = results_path()
-    return json.loads(path.read_text()) if path.exists() else []
+def load_results(part: str | None = None) -> list[dict[str, Any]]:
+    """The stored records of one part, or of all parts (``None``)."""
+    paths = [results_path(part)] if part is not None else sorted(results_dir().glob("dfa_study*.json"))
+    return [record for path in paths if path.exists() for record in json.loads(path.read_text())]
 
 
 def train_and_score(store: Path, row: str, seed: int, steps: int) -> dict[str, Any]:
@@ -109,6 +113,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
     parser.add_argument("--table", action="store_true", help="print the table of the stored results only")
+    parser.add_argument("--part", default="", help="write to dfa_study-PART.json (for processes run side by side)")
     args = parser.parse_args()
     if not args.table:
         import torch
@@ -121,8 +126,8 @@ def main() -> None:
                     start = time.perf_counter()
                     record = train_and_score(store, row, seed, args.steps)
                     record["date"] = time.strftime("%Y-%m-%d")
-                    kept = [r for r in load_results() if (r["row"], r["seed"], r["steps"]) != (row, seed, args.steps)]
-                    results_path().write_text(json.dumps(kept + [record]) + "\n")
+                    kept = [r for r in load_results(args.part) if (r["row"], r["seed"], r["steps"]) != (row, seed, args.steps)]
+                    results_path(args.part).write_text(json.dumps(kept + [record]) + "\n")
                     print(f"{row} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
     print(f"{args.steps} steps of 8 samples; RMSE / persistence RMSE, mean ± spread over seeds")
     print(table(load_results(), args.steps))
