@@ -9,6 +9,8 @@ variable per model, plus the truth and climatology at the scored times when they
 
 Stores opened without dask (``chunks=None``) are read with one zarr call per selection, which
 fetches its chunks concurrently; dask-backed inputs are computed together, one compute per batch.
+On a dask.distributed client (``climate_optics.cluster``) each batch is one task on a worker, which
+reads its own part of the stores; the results are the same numbers.
 """
 
 from __future__ import annotations
