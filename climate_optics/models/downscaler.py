@@ -49,7 +49,7 @@ Shapes: B batch, C fine-field channels, K = C + 6 conditioning channels, H x W g
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
