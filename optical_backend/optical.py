@@ -263,6 +263,16 @@ class OpticalProjector(BaseProjector):
     def config(self) -> dict[str, Any]:
         return {"config": self.opu.to_dict()}
 
+    def state_dict(self) -> dict[str, Any]:
+        """Seed and configuration, plus where the random streams stand (calls made, calibration
+        counted): a projector rebuilt from it continues the same noise, as an exact resume needs."""
+        return {**super().state_dict(), "position": {"calls": self._call, "calibration_counted": self._calibration_counted}}
+
+    def restore_position(self, position: dict[str, Any]) -> None:
+        """Continue the random streams from ``state_dict()["position"]``."""
+        self._call = int(position.get("calls", 0))
+        self._calibration_counted = bool(position.get("calibration_counted", False))
+
 
 def _pass_seed(seed: int, tile_in: int, tile_out: int) -> int:
     return int(np.random.SeedSequence([seed, 0x711E, tile_in, tile_out]).generate_state(1)[0])

@@ -62,16 +62,19 @@ def test_task_protocol_and_learning(tmp_path):
     assert torch.equal(state["task"]["statistics"]["w"], task.w)
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("mode", ["backprop", "dfa", "optical"])
+def test_resume_is_exact(tmp_path, mode):
+    """A run killed after step 7 and resumed from its step-4 checkpoint ends bit for bit like an
+    uninterrupted one, in every mode (the optical simulator's noise streams included)."""
     full = ToyTask()
-    train(full, cfg(), tmp_path / "full")
+    train(full, cfg(mode=mode), tmp_path / "full")
     killed = ToyTask()
-    partial = train(killed, cfg(), tmp_path / "killed", stop_after=7)  # last checkpoint at step 4
+    partial = train(killed, cfg(mode=mode), tmp_path / "killed", stop_after=7)  # last checkpoint at step 4
     assert partial.stopped_early
     with pytest.raises(UsageInputError, match="--resume"):
-        train(ToyTask(), cfg(), tmp_path / "killed")
+        train(ToyTask(), cfg(mode=mode), tmp_path / "killed")
     resumed = ToyTask(seed=123)  # different init: everything must come from the checkpoint
-    train(resumed, cfg(), tmp_path / "killed", resume=True)
+    train(resumed, cfg(mode=mode), tmp_path / "killed", resume=True)
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     def logged(run):

@@ -67,7 +67,7 @@ def test_determinism_by_seed_and_from_state_dict(kind, config):
     rebuilt = projector_from_state_dict(json.loads(text))
     assert isinstance(rebuilt, Projector)
     assert (rebuilt.kind, rebuilt.n_in, rebuilt.n_out, rebuilt.seed) == (kind, 64, 96, 7)
-    assert torch.equal(rebuilt(x), y)
+    assert torch.equal(rebuilt(x), first(x))  # the same map, continuing where ``first`` stands (the optical noise too)
 
 
 @pytest.mark.parametrize("kind,config", ALL_KINDS)
