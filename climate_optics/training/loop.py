@@ -306,7 +306,8 @@ def _run(
             progress.update(step, mean_loss, rate, (config.steps - step) * config.batch_size * world.size / max(rate, 1e-9))
             if world.main and (step % config.log_every == 0 or step == config.steps):
                 last_loss = window_loss / window_n
-                _append_jsonl(metrics_path, {"step": step, "kind": "train", "loss": last_loss, "lr": scheduler.get_last_lr()[0], "samples_per_s": rate})
+                _append_jsonl(metrics_path, {"step": step, "kind": "train", "loss": last_loss, "lr": scheduler.get_last_lr()[0], "samples_per_s": rate,
+                                             "wall_s": elapsed, **_feedback_costs(engine)})
                 window_loss, window_n = 0.0, 0
             if world.main and ((config.val_every and step % config.val_every == 0) or step == config.steps):
                 val = _validate(task, model, autocast)
@@ -354,6 +355,15 @@ def _run(
         stopped_early=step < config.steps,
         rank=world.rank,
     )
+
+
+def _feedback_costs(engine: Any) -> dict[str, Any]:
+    """DFA modes: the error granularity and the feedback projections' cumulative simulated device
+    time and energy (zero for a digital projector), logged beside the digital wall time."""
+    if getattr(engine, "mode", "backprop") == "backprop" or not hasattr(engine, "stats"):
+        return {}
+    projector = engine.stats.projector
+    return {"error": engine.error, "device_time_s": projector.device_time_s, "energy_j": projector.energy_j}
 
 
 def _alignment(task: TrainTask, model: torch.nn.Module, engine: Any, batch: dict[str, Any], autocast: Any) -> dict[str, float]:

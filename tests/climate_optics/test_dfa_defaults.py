@@ -34,6 +34,10 @@ def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, 
     assert status == 0, err
     val = log_lines(run, "val")[-1]
     assert val["rmse_z500_6h"] < 0.93 * val["persistence_rmse_z500_6h"], val
+    train_lines = log_lines(run, "train")  # the simulated device's cost beside the digital wall time
+    assert all(r["error"] == "token" and r["wall_s"] > 0 for r in train_lines)
+    device = [r["device_time_s"] for r in train_lines]
+    assert device == sorted(device) and (device[-1] > 0) == (mode == "optical")
     alignment = log_lines(run, "alignment")  # beside every validation: is DFA learning?
     assert [r["step"] for r in alignment] == [r["step"] for r in log_lines(run, "val")]
     assert all(set(r) == {"step", "kind", "blocks.0", "blocks.1", "blocks.2"} for r in alignment)
