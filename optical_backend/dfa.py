@@ -306,15 +306,16 @@ class DFA:
     ) -> dict[str, torch.Tensor]:
         """One projection of the error, split into the normalised signal of every point."""
         if self.error == "pixel":
-            return self._pixel_signals(error, shapes)
-        if self.error == "sample":
-            rows = error.reshape(error.shape[0], -1)  # (B, n_e)
-            lead = 1
-        else:
-            if error.dim() < 2:
-                raise OpticalConfigError(f"error='token' needs an output of shape (B, T, ...), got {tuple(error.shape)}")
-            rows = error.reshape(error.shape[0] * error.shape[1], -1)  # (B*T, F)
-            lead = 2
+            return self._pixel_signals(error, shapes, chunk_like_one_point)
+        if self.error == "token" and error.dim() < 2:
+            raise OpticalConfigError(f"error='token' needs an output of shape (B, T, ...), got {tuple(error.shape)}")
+        return self._row_signals(error, shapes, 1 if self.error == "sample" else 2, chunk_like_one_point)
+
+    def _row_signals(
+        self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]], lead: int, chunk_like_one_point: bool
+    ) -> dict[str, torch.Tensor]:
+        """Project each row of the error (its first ``lead`` dims: per sample or per token) to the points."""
+        rows = error.reshape(math.prod(error.shape[:lead]), -1)  # (B, n_e) per sample, (B*T, F) per token
         sizes = []
         for point in self.points:
             shape = shapes[point.name][0]
@@ -348,8 +349,14 @@ class DFA:
         _check_finite(torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal")
         return signals
 
-    def _pixel_signals(self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]]) -> dict[str, torch.Tensor]:
-        """Per-pixel projection of a field error (B, C, H, W) to points (B, D_i, H / f_i, W / f_i)."""
+    def _pixel_signals(
+        self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]], chunk_like_one_point: bool
+    ) -> dict[str, torch.Tensor]:
+        """Per-pixel projection of a field error (B, C, H, W) to points (B, D_i, H / f_i, W / f_i).
+
+        A pixel is a token: the rows are projected at full resolution like per-token errors (one
+        shared signal for equal points), then coarser points average their f_i x f_i cells (times f_i).
+        """
         if error.dim() != 4:
             raise OpticalConfigError(f"error='pixel' needs an output of shape (B, C, H, W), got {tuple(error.shape)}")
         b, c, h, w = error.shape
@@ -363,18 +370,15 @@ class DFA:
                     "for a whole factor f; error='pixel' needs field-shaped feedback points"
                 )
             factors.append(f)
-        sizes = [shapes[p.name][0][1] for p in self.points]
-        n_out = sum(sizes) if self.feedback == "split" else max(sizes)
-        rows = error.permute(0, 2, 3, 1).reshape(b * h * w, c)  # (B*H*W, C)
-        projected = self._get_projector(c, n_out, rows.device)(rows).reshape(b, h, w, n_out).permute(0, 3, 1, 2)  # (B, n_out, H, W)
-        pieces = projected.split(sizes, dim=1) if self.feedback == "split" else [projected[:, :n] for n in sizes]
+        tokens = error.permute(0, 2, 3, 1).reshape(b, h * w, c)  # (B, H*W, C)
+        full = {p.name: (torch.Size([b, h * w, shapes[p.name][0][1]]), shapes[p.name][1]) for p in self.points}
+        flat = self._row_signals(tokens, full, 2, chunk_like_one_point)  # (B, H*W, D_i) each
         signals = {}
-        for point, piece, n, f in zip(self.points, pieces, sizes, factors):
+        for point, f in zip(self.points, factors):
+            signal = flat[point.name].reshape(b, h, w, -1).permute(0, 3, 1, 2)  # (B, D_i, H, W)
             if f > 1:
-                piece = torch.nn.functional.avg_pool2d(piece, f) * f  # (B, D_i, H/f, W/f): about the norm of one cell's signal
-            dtype = self.signal_dtype or shapes[point.name][1]
-            signals[point.name] = (piece * (self.scale * math.sqrt(n_out / n))).to(dtype).contiguous()
-        _check_finite(torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal")
+                signal = (torch.nn.functional.avg_pool2d(signal.float(), f) * f).to(signal.dtype)  # (B, D_i, H/f, W/f)
+            signals[point.name] = signal
         return signals
 
     def _get_projector(self, n_in: int, n_out: int, device: torch.device):
