@@ -32,7 +32,7 @@ def cli_rate(store: Path, out: Path, nproc: int, threads: int, batch: int, steps
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-        "-m", "climate_optics", "train", "forecast", "--data", str(store), "--out", str(out), "--preset", "tiny",
+        "-m", "flows.cli", "train", "forecast", "--data", str(store), "--out", str(out), "--preset", "tiny",
         "--mode", mode, "--steps", str(steps), "--batch-size", str(batch), "--val-every", "0",
         "--checkpoint-every", str(steps), "--device", device,
     ]

@@ -35,7 +35,7 @@ QUICK = {
 
 def run_demo(config: Path | None, out: Path, env: dict[str, str], *, prefect: bool) -> tuple[float, dict[str, float]]:
     """(process wall seconds, timings.json) of one ``climate-optics demo`` run."""
-    cmd = [sys.executable, "-m", "climate_optics", "demo", "--out", str(out), "--prefect" if prefect else "--no-prefect"]
+    cmd = [sys.executable, "-m", "flows.cli", "demo", "--out", str(out), "--prefect" if prefect else "--no-prefect"]
     cmd += ["--config", str(config)] if config is not None else []
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

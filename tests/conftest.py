@@ -27,7 +27,7 @@ def prefect_harness():
 @pytest.fixture
 def run_cli(capsys):
     """Run the CLI in-process: returns (status, stdout, stderr)."""
-    from climate_optics.cli import main
+    from flows.cli import main
 
     def _run(*args: str) -> tuple[int, str, str]:
         status = main([str(a) for a in args])

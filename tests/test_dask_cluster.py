@@ -56,7 +56,7 @@ def assert_same_store(a, b, group=None):
 
 def test_evaluate_on_the_cluster_equals_the_local_scores(source, tmp_path):
     """The CLI end to end: --dask-workers 2 scores in tasks on the cluster's workers, identical numbers."""
-    from climate_optics.cli import main
+    from flows.cli import main
     from data_catalog.ingest import ingest
 
     truth = ingest(source, tmp_path / "truth.zarr")

@@ -93,13 +93,13 @@ def python(script: str, out: Path) -> list[str]:
 
 
 def cli(*args: object) -> list[str]:
-    return [sys.executable, "-m", "climate_optics", *(str(a) for a in args)]
+    return [sys.executable, "-m", "flows.cli", *(str(a) for a in args)]
 
 
 @pytest.fixture(scope="module")
 def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
     """Start every writer, wait until each has paused, then signal it; returns them by name."""
-    from climate_optics.cli import main
+    from flows.cli import main
 
     root = tmp_path_factory.mktemp("victims")
     dirs = {name: root / name for name in ("term", "int", "kill", "swap", "forecast", "scores", "checkpoint", "latest", "synthetic")}

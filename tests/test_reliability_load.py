@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 FORK_RUNS = """
 import json, os, sys
-from climate_optics.cli import main
+from flows.cli import main
 import climate_optics.evaluate_stores, climate_optics.scores, data_catalog.ingest  # imported once, before forking
 runs, results = json.loads(sys.argv[1]), {}
 children = {}
@@ -55,7 +55,7 @@ def fork_runs(runs: dict[str, list[str]], logs: Path) -> dict[str, tuple[int, st
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, Path]:
-    from climate_optics.cli import main
+    from flows.cli import main
     from climate_optics.stores import ForecastStoreWriter
 
     root = tmp_path_factory.mktemp("load")

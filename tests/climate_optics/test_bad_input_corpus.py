@@ -348,7 +348,7 @@ def pipeline_settings_with_python_tag(d, i):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Inputs:
-    from climate_optics.cli import main
+    from flows.cli import main
     from climate_optics.stores import ForecastStoreWriter
 
     root = tmp_path_factory.mktemp("corpus-inputs")

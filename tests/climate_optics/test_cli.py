@@ -22,7 +22,7 @@ def test_unknown_command_is_usage_error(run_cli):
 
 def test_libraries_do_not_import_prefect():
     code = (
-        "import sys, data_catalog, optical_backend, climate_optics, climate_optics.cli;"
+        "import sys, data_catalog, optical_backend, climate_optics, flows.cli;"
         "import data_catalog.schema;"
         "bad = [m for m in ('prefect',) if m in sys.modules];"
         "sys.exit(1 if bad else 0)"

@@ -214,11 +214,11 @@ def test_ranks_see_disjoint_samples_that_together_make_the_single_process_batch(
 
 def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_store, tmp_path):
     """The real CLI, 2 ranks of batch 2 in DFA mode == one process of batch 4; rank 0 alone writes."""
-    from climate_optics.cli.train import train_config
+    from flows.cli.train import train_config
     from climate_optics.training.forecast_task import ForecastTask
 
     args = ["--data", str(synthetic_store), "--mode", "dfa", "--preset", "tiny", "--steps", "3"]
-    proc = torchrun("-m", "climate_optics", "train", "forecast", *args, "--batch-size", "2", "--out", str(tmp_path / "run"))
+    proc = torchrun("-m", "flows.cli", "train", "forecast", *args, "--batch-size", "2", "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1 and summaries[0]["steps"] == 3  # one summary line, from rank 0

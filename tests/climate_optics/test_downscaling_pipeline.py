@@ -62,7 +62,7 @@ def coarse_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_run(fine_store, tmp_path_factory):
     """Both stages through the CLI: 3 regression steps, 4 diffusion steps."""
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("downscale-run") / "run"
     args = ["train", "downscale", "--data", str(fine_store), "--out", str(out), "--steps", "3", "--diffusion-steps", "4", "--batch-size", "2", "--seed", "1"]

@@ -36,7 +36,7 @@ def fine_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def downscaler(tmp_path_factory):
     """A downscaler of 2m_temperature and geopotential@500 (the 850 hPa level is not a channel), 3 steps per stage."""
-    from climate_optics.cli import main
+    from flows.cli import main
 
     data = tmp_path_factory.mktemp("fine-500") / "fine500.zarr"
     fine_truth().sel(level=[500]).chunk({"time": 8}).to_zarr(data)
@@ -69,7 +69,7 @@ def forecast_store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def downscaled(downscaler, forecast_store, tmp_path_factory):
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("downscaled") / "downscaled.zarr"
     args = ["downscale", "--checkpoint", str(downscaler), "--coarse", str(forecast_store), "--members", "3", "--steps", "2"]
@@ -79,7 +79,7 @@ def downscaled(downscaler, forecast_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bilinear(downscaler, forecast_store, tmp_path_factory):
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("bilinear") / "bilinear.zarr"
     assert main(["downscale", "--checkpoint", str(downscaler), "--coarse", str(forecast_store), "--bilinear", "--out", str(out)]) == 0

@@ -16,7 +16,7 @@ cf_xarray = pytest.importorskip("cf_xarray", reason="the CF checks use cf_xarray
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """An ensemble ingested through the command line, run from another directory with a relative path."""
-    from climate_optics.cli import main
+    from flows.cli import main
 
     root = tmp_path_factory.mktemp("cf")
     truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850), members=2,

@@ -40,7 +40,7 @@ def sources(truth, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def stores(sources, tmp_path_factory) -> dict[str, Path]:
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("ensemble-stores")
     paths = {}

@@ -34,7 +34,7 @@ def layouts(truth, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def stores(layouts, tmp_path_factory) -> dict[str, Path]:
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("stores")
     paths = {}

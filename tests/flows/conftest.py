@@ -52,7 +52,7 @@ def tiny_config(tiny_source, tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run(tiny_config, tmp_path_factory):
     """``climate-optics demo --no-prefect`` (direct calls) on the tiny settings, both default modes: its run directory."""
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("demo") / "run"
     assert main(["demo", "--no-prefect", "--config", str(tiny_config), "--out", str(out)]) == 0

@@ -45,7 +45,7 @@ def downscale_demo(torch_single_thread_module, downscale_settings, tmp_path_fact
     """``climate-optics demo --downscale`` (direct calls) on the same settings: its run directory."""
     import yaml
 
-    from climate_optics.cli import main
+    from flows.cli import main
 
     config = tmp_path_factory.mktemp("demo-config") / "downscale.yaml"
     config.write_text(yaml.safe_dump(downscale_settings))

@@ -20,7 +20,7 @@ def flow_run(prefect_harness, tiny_config, tmp_path_factory):
     import contextlib
     import io
 
-    from climate_optics.cli import main
+    from flows.cli import main
 
     out = tmp_path_factory.mktemp("flow") / "run"
     stdout = io.StringIO()
@@ -139,6 +139,6 @@ def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run, tiny_setti
 
 
 def test_library_imports_stay_free_of_prefect():
-    code = ("import sys, climate_optics.workflow, climate_optics.plots, climate_optics.cli;"
+    code = ("import sys, climate_optics.workflow, climate_optics.plots, flows.cli;"
             "assert 'prefect' not in sys.modules, 'prefect imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -76,7 +76,7 @@ def test_demo_with_a_bad_source_fails_before_anything_starts(run_cli, tmp_path):
 def test_prefect_console_shows_a_failed_steps_error_without_its_traceback():
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    from climate_optics.cli.demo import console_without_tracebacks
+    from flows.cli.demo import console_without_tracebacks
 
     handler = PrefectConsoleHandler(stream=sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s | %(message)s"))

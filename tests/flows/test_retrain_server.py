@@ -132,7 +132,7 @@ def test_prefect_yaml_names_the_retrain_flow_with_valid_parameters():
     assert (REPOSITORY / path).resolve() == Path(inspect.getfile(retrain_flow.fn)).resolve() and name == "retrain_flow"
     inspect.signature(retrain_flow.fn).bind(**deployment["parameters"])  # raises on an unknown parameter
     PromotionGate.from_dict(deployment["parameters"]["gate"])
-    from climate_optics.cli.serve import check_cron
+    from flows.cli.serve import check_cron
 
     assert [check_cron(s["cron"]) for s in deployment["schedules"]] == ["0 3 * * 1"]
     assert deployment["concurrency_limit"] == 1 and deployment["work_pool"]["name"] == "climate-optics"

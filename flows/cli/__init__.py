@@ -1,6 +1,8 @@
 """The ``climate-optics`` command line.
 
-Each command lives in its own module under ``climate_optics.cli`` exposing ``register(app)``;
+The top of the import graph, beside the Prefect flows: nothing in ``climate_optics``,
+``data_catalog`` or ``optical_backend`` imports it. ``python -m flows.cli`` runs it too.
+Each command lives in its own module under ``flows.cli`` exposing ``register(app)``;
 modules import their heavy dependencies inside the command functions so that ``--help`` is fast.
 Exit status: 0 on success, 2 on bad input or usage (one line on stderr), 1 on an internal error,
 130 or 143 on SIGINT or SIGTERM (one line; the command's temporaries removed). ``--wait`` (anywhere
@@ -23,7 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
 
 
 @app.callback()
@@ -53,13 +54,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"climate_optics.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"climate_optics.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.register(app)
+        importlib.import_module(f"flows.cli.{name}").register(app)
 
 
 _register_commands()

@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option("scheduled-retraining", "--name", help="Deployment name."),
     ) -> None:
         """Serve the scheduled retraining deployment until interrupted (needs a Prefect server)."""
-        from climate_optics.cli.demo import load_settings, pipeline_config
+        from flows.cli.demo import load_settings, pipeline_config
         from climate_optics.registry import ModelRegistry
         from climate_optics.retraining import PromotionGate
 

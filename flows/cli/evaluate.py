@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Score on a running dask scheduler (tcp://HOST:PORT)."),
     ) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
-        from climate_optics.cli.ingest import split_list
+        from flows.cli.ingest import split_list
         from climate_optics.evaluate_stores import evaluate_stores, read_attrs
         from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
 

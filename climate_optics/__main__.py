@@ -1,3 +1,0 @@
-from climate_optics.cli import main
-
-main()
