@@ -1,6 +1,6 @@
 """The forecast store writer: allocate once, write step by step, rename into place when complete.
 
-Layout (ARCHITECTURE.md): every variable has dims
+Layout (docs/architecture.md): every variable has dims
 ``(time, prediction_timedelta, [realization,] [level,] latitude, longitude)`` with ``time`` the
 initialisation time, chunked ``(1, 1, all, ...)``, in physical units, with provenance attributes.
 Channels are named ``"variable"`` or ``"variable@level"``; variables on levels share one ``level``

@@ -1,6 +1,6 @@
 """Ingest any source into a canonical Zarr v3 store with statistics and a climatology.
 
-Store layout (see ARCHITECTURE.md):
+Store layout (see docs/architecture.md):
 
 - root group: the canonical dataset; time-dependent variables chunked ``(time=N, [all members,]
   all levels, whole latitude x longitude field)`` and compressed with Blosc-zstd level 1 (byte shuffle); static
