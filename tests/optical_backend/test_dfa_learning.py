@@ -29,7 +29,7 @@ class Run:
 # The default OPU everywhere: anchor read-out, camera noise and the dithered ternary DMD encoding
 # with its residual pair (unbiased; tests/optical_backend/test_encoding_bias.py). The deterministic
 # ternarisation lost the ViT's small per-token error components (final loss 12-25% above digital
-# DFA); the default's figures over four seeds are in the README (optical backend, training with DFA).
+# DFA); the default's figures over four seeds are in docs/results.md (Training).
 OPTICAL = {"mlp": OPUConfig(), "vit": OPUConfig()}
 
 
