@@ -63,7 +63,7 @@ def arrays(n_time: int, n_lat: int, n_lon: int, members: int | None, seed: int =
 
 
 def area_weights(truth):
-    from climate_optics.metrics import lat_weights
+    from climate_optics.evaluation.metrics import lat_weights
 
     return (lat_weights(truth) * (0 * truth.longitude + 1)).transpose(*SPACE)
 
@@ -71,7 +71,7 @@ def area_weights(truth):
 def bench_crps(quick: bool) -> Row:
     import xskillscore as xs
 
-    from climate_optics import metrics
+    from climate_optics.evaluation import metrics
 
     n_time, n_lat, n_lon, members = (2, 32, 64, 20) if quick else (2, 32, 64, 50)
     fc, truth = arrays(n_time, n_lat, n_lon, members)
@@ -90,7 +90,7 @@ def bench_crps(quick: bool) -> Row:
 def bench_rmse(quick: bool) -> Row:
     import xskillscore as xs
 
-    from climate_optics import metrics
+    from climate_optics.evaluation import metrics
 
     n_time, n_lat, n_lon = (16, 64, 128) if quick else (64, 128, 256)
     fc, truth = arrays(n_time, n_lat, n_lon, None)
@@ -108,7 +108,7 @@ MEMORY_CHILD = textwrap.dedent(
     import json, sys
     import dask, dask.array as da, numpy as np, pandas as pd, xarray as xr
     from climate_optics.benchkit import peak_rss_mib
-    from climate_optics.evaluation import evaluate
+    from climate_optics.evaluation.evaluate_datasets import evaluate
 
     n_init, n_lead, n_level, n_lat, n_lon = json.loads(sys.argv[1])
     step = 180.0 / n_lat
@@ -247,7 +247,7 @@ def wb2_year(n_init: int, n_lead: int = 40, n_lat: int = 32, n_lon: int = 64):
 
 
 def bench_throughput(quick: bool) -> Row:
-    from climate_optics.evaluation import evaluate
+    from climate_optics.evaluation.evaluate_datasets import evaluate
 
     n_init = 73 if quick else 730
     forecast, truth = wb2_year(n_init)

@@ -58,7 +58,7 @@ def train_and_score(store: Path, row: str, seed: int, steps: int) -> dict[str, A
     """One row, one seed: train, then the RMSE ratios to persistence per channel and lead."""
     import torch
 
-    from climate_optics.inference.skill import forecast_skill
+    from climate_optics.evaluation.forecast_skill import forecast_skill
     from climate_optics.training import loop
     from climate_optics.training.forecast_task import ForecastTask
     from climate_optics.training.task import TrainConfig

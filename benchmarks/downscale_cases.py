@@ -2,7 +2,7 @@
 
 The tiny downscaler (regression + EDM residual, UNet backbone) is trained in each mode with the
 same steps, batch size and seed on the embedded synthetic reanalysis at 2.8125 deg (inputs
-conservatively coarsened by 2), then scored on held-out times (``climate_optics.downscale_skill``):
+conservatively coarsened by 2), then scored on held-out times (``climate_optics.evaluation.downscale_skill``):
 ensemble CRPS against the MAE of bilinear interpolation, spread-skill ratio (1 = reliable),
 zonal-spectrum error above the coarse Nyquist wavenumber against bilinear's, training wall time
 and the simulated optical energy of the feedback projections.
@@ -32,7 +32,7 @@ def hires_store(directory: Path, days: int) -> Path:
 
 def train_and_score(store: Path, mode: str, *, steps: int, diffusion_steps: int, channels: list[str], times: list[int], members: int) -> tuple[dict, float, float]:
     """(scores per channel, training wall time in s, simulated optical energy in J) for one mode."""
-    from climate_optics.downscale_skill import downscale_skill
+    from climate_optics.evaluation.downscale_skill import downscale_skill
     from climate_optics.inference.downscale import load_downscaler
     from climate_optics.training.downscale_task import run_downscale_training
     from climate_optics.training.task import TrainConfig

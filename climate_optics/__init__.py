@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 __all__ = ["metrics", "evaluate", "__version__"]
 
 _LAZY_MODULES = {"metrics": "climate_optics.metrics"}
-_LAZY_ATTRS = {"evaluate": "climate_optics.evaluation"}
+_LAZY_ATTRS = {"evaluate": "climate_optics.evaluation.evaluate_datasets"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """A dask.distributed client for data work: ``--dask-workers N`` (a LocalCluster) or ``--dask-address``.
 
 Inside ``dask_client(...)`` the client is dask's default scheduler: ingest reads its source blocks
-on the cluster (``data_catalog.ingest``), and scoring (``climate_optics.scoring``) sends one task per
+on the cluster (``data_catalog.ingest``), and scoring (``climate_optics.evaluation.scoring``) sends one task per
 batch of init and lead times to the workers, which read their part of the stores themselves (paths
 must be reachable from the workers). Without either option nothing is started and nothing changes.
 ``distributed`` is imported only when a client is asked for.

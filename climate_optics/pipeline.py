@@ -137,7 +137,7 @@ def downscale_window(forecast: str | os.PathLike, max_inits: int | None) -> tupl
     """(start, end) init times of the forecasts to downscale: the first ``max_inits`` (None: all)."""
     if max_inits is None:
         return None, None
-    from climate_optics.evaluate_stores import open_forecast
+    from climate_optics.evaluation.evaluate_stores import open_forecast
 
     inits = open_forecast(forecast)["time"].values[:max_inits]
     return str(inits[0]), str(inits[-1])

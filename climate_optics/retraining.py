@@ -103,7 +103,7 @@ def compare_models(
 ) -> Comparison:
     """Forecast the candidate run's held-out init times with both checkpoints, score both against
     ``store`` into ``work_dir/comparison.zarr``, and read the gate's score of each."""
-    from climate_optics.evaluate_stores import evaluate_stores
+    from climate_optics.evaluation.evaluate_stores import evaluate_stores
     from climate_optics.inference.forecast import run_forecast
     from climate_optics.workflow import held_out_inits
 
@@ -126,7 +126,7 @@ def gate_score(scores: str | os.PathLike, model: str, gate: PromotionGate) -> fl
     """The gate's score of ``model`` in a scores store."""
     import numpy as np
 
-    from climate_optics.evaluate_stores import _open_zarr
+    from climate_optics.evaluation.evaluate_stores import _open_zarr
 
     ds = _open_zarr(scores)
     if gate.variable not in ds:

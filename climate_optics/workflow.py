@@ -275,7 +275,7 @@ def score_forecast(
 ) -> Path:
     """Scores store (persistence and climatology baselines included), ``scores.md`` and figures.
     ``references``: further forecast stores scored alongside (e.g. the bilinear baseline)."""
-    from climate_optics.evaluate_stores import evaluate_stores
+    from climate_optics.evaluation.evaluate_stores import evaluate_stores
 
     # The pipeline ingests its truth with the climatology of the record before the held-out part
     # (``climatology_period``), so evaluate's out-of-sample check holds and is kept.

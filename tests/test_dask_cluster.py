@@ -88,8 +88,8 @@ def test_scoring_runs_as_tasks_on_the_workers(source, client, tmp_path):
     import dask
 
     from climate_optics.cluster import current_client
-    from climate_optics.evaluate_stores import open_forecast, open_truth
-    from climate_optics.evaluation import evaluate
+    from climate_optics.evaluation.evaluate_stores import open_forecast, open_truth
+    from climate_optics.evaluation.evaluate_datasets import evaluate
     from data_catalog.ingest import ingest
 
     truth = ingest(source, tmp_path / "truth.zarr")

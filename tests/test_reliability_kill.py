@@ -43,7 +43,7 @@ with ForecastStoreWriter(OUT, channels=["2m_temperature", "temperature@850"], in
 
 SCORES_SCRIPT = """
 import numpy as np, xarray as xr
-from climate_optics.scores import write_scores
+from climate_optics.evaluation.scores_store import write_scores
 values = np.arange(8.0).reshape(2, 2, 1, 2)
 ds = xr.Dataset({"2m_temperature": (("model", "metric", "region", "lead_time"), values)},
                 coords={"model": ["vit-dfa", "persistence"], "metric": ["rmse", "bias"], "region": ["global"],

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 FORK_RUNS = """
 import json, os, sys
 from flows.cli import main
-import climate_optics.evaluate_stores, climate_optics.scores, data_catalog.ingest  # imported once, before forking
+import climate_optics.evaluation.evaluate_stores, climate_optics.evaluation.scores_store, data_catalog.ingest  # imported once, before forking
 runs, results = json.loads(sys.argv[1]), {}
 children = {}
 for name, argv in runs.items():

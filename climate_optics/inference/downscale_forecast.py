@@ -37,7 +37,7 @@ def is_forecast_store(source: str | os.PathLike) -> bool:
     path = Path(source)
     if not (path.is_dir() and (path / "prediction_timedelta").exists()):
         return False
-    from climate_optics.evaluate_stores import open_forecast
+    from climate_optics.evaluation.evaluate_stores import open_forecast
 
     return PREDICTION_TIMEDELTA in open_forecast(path).dims
 

@@ -21,7 +21,7 @@ learn it. Both train in every mode; their blocks are the DFA feedback points.
 Why the ``conservative`` interpolation and the per-channel correction scale, measured the way
 ``tests/climate_optics/test_downscaling_skill.py`` trains (140-day synthetic reanalysis, 100
 back-propagation steps per stage, 2 held-out times, 4 members, 8 sampler steps; the spectrum
-error is ``climate_optics.downscale_skill``'s, over zonal wavenumbers 33-41 for Z500, 33-64 for
+error is ``climate_optics.evaluation.downscale_skill``'s, over zonal wavenumbers 33-41 for Z500, 33-64 for
 T2m). With bilinear conditioning and an unscaled correction, the geopotential@500 ensemble put
 30-3600x the truth's energy at wavenumbers 33-41 (spectrum error 2.31, bilinear 0.74): the
 regression mean already carried bilinear's spectral images and its own artefacts there, since a

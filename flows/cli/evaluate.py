@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
         from flows.cli.ingest import split_list
-        from climate_optics.evaluate_stores import evaluate_stores, read_attrs
-        from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
+        from climate_optics.evaluation.evaluate_stores import evaluate_stores, read_attrs
+        from climate_optics.evaluation.scores_store import FIGURES_DIR, MARKDOWN_NAME
 
         from climate_optics.cluster import dask_client
 

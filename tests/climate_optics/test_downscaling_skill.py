@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import xarray as xr
 
-from climate_optics.downscale_skill import downscale_skill
+from climate_optics.evaluation.downscale_skill import downscale_skill
 from climate_optics.inference.downscale import load_downscaler
 from climate_optics.training.downscale_task import run_downscale_training
 from climate_optics.training.task import TrainConfig

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from climate_optics import baselines
-from climate_optics.evaluation import evaluate, forecast_name
+from climate_optics.evaluation import baselines
+from climate_optics.evaluation.evaluate_datasets import evaluate, forecast_name
 from climate_optics.errors import UsageInputError
 from data_catalog.errors import DataInputError
 

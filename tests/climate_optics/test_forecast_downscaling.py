@@ -146,7 +146,7 @@ def test_bilinear_baseline_matches_scipy_inside_the_grid(bilinear, forecast_stor
 
 
 def test_evaluate_scores_the_ensemble_and_the_bilinear_reference(downscaled, bilinear, fine_store, tmp_path, run_cli):
-    from climate_optics.metrics import crps
+    from climate_optics.evaluation.metrics import crps
 
     out = tmp_path / "scores.zarr"
     status, stdout, err = run_cli("evaluate", downscaled, "--truth", fine_store, "--reference", bilinear,

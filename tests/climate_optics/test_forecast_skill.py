@@ -2,14 +2,14 @@
 
 Thresholds from the issue: back-propagation Z500 RMSE at 24 h <= 0.7 x persistence and below
 climatology; DFA and optical DFA below persistence. Scores come from climate_optics.metrics
-(latitude-weighted RMSE on held-out times, see climate_optics.inference.skill). The tiny
+(latitude-weighted RMSE on held-out times, see climate_optics.evaluation.forecast_skill). The tiny
 preset sees the current state and its last 6-hour change (``history=2``); measured figures
 are in the README "Forecasting" section.
 """
 
 import pytest
 
-from climate_optics.inference.skill import forecast_skill
+from climate_optics.evaluation.forecast_skill import forecast_skill
 from climate_optics.training.forecast_task import ForecastTask
 from climate_optics.training.loop import train
 from climate_optics.training.task import TrainConfig

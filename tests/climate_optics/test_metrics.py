@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from climate_optics import metrics as m
+from climate_optics.evaluation import metrics as m
 from climate_optics.errors import UsageInputError
 from data_catalog.errors import DataInputError
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from climate_optics import evaluation, scoring
+from climate_optics.evaluation import evaluate_datasets as evaluation
+from climate_optics.evaluation import scoring
 
 LAT = np.linspace(-78.75, 78.75, 8)
 LON = np.arange(16) * 22.5
@@ -69,7 +70,7 @@ def test_batches_and_memory_paths_agree_with_the_plain_path(plain, monkeypatch, 
 
 
 def test_stores_opened_without_dask_score_the_same(plain, tmp_path):
-    from climate_optics.evaluate_stores import open_forecast
+    from climate_optics.evaluation.evaluate_stores import open_forecast
 
     forecast, truth, clim = stores()
     enc = {v: {"chunks": (1, 1, 2, LAT.size, LON.size)} for v in forecast.data_vars}

@@ -39,7 +39,7 @@ def _values(path):
 
 
 def test_demo_writes_every_output(demo_run, capsys):
-    from climate_optics.scores import FIGURES_DIR, MARKDOWN_NAME
+    from climate_optics.evaluation.scores_store import FIGURES_DIR, MARKDOWN_NAME
 
     for name in ("data.zarr", "train-backprop/checkpoint.pt", "train-optical/checkpoint.pt", "forecast-backprop.zarr",
                  "forecast-optical.zarr", "scores.zarr", "pipeline.json", "report.html", "report.md", "timings.json"):

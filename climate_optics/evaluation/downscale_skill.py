@@ -33,7 +33,7 @@ def _spectrum(x: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Zonal energy spectrum averaged over all leading dims and |lat| <= 60: (K,)."""
     import xarray as xr
 
-    from climate_optics.metrics import zonal_energy_spectrum
+    from climate_optics.evaluation.metrics import zonal_energy_spectrum
 
     dims = tuple(f"d{i}" for i in range(x.ndim - 2)) + ("latitude", "longitude")
     spec = zonal_energy_spectrum(xr.DataArray(x, dims=dims, coords={"latitude": lat, "longitude": lon}, name="x"))
@@ -64,7 +64,7 @@ def downscale_skill(
     """Scores per channel (see the module docstring) over the store's time indices ``times``."""
     import xarray as xr
 
-    from climate_optics.metrics import crps, ensemble_spread, mae, spread_skill_ratio
+    from climate_optics.evaluation.metrics import crps, ensemble_spread, mae, spread_skill_ratio
     from data_catalog.regrid import coarsen_conservative
 
     config = engine.config

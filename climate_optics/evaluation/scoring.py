@@ -1,4 +1,4 @@
-"""The scoring engine behind ``climate_optics.evaluation.evaluate``: batches read once, scored in numpy.
+"""The scoring engine behind ``climate_optics.evaluation.evaluate_datasets.evaluate``: batches read once, scored in numpy.
 
 Variable by variable, in batches of (init times x lead times) of about ``BATCH_BYTES`` per model,
 every model's fields and the verifying truth are read together and scored in one kernel call per
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from climate_optics import baselines as reference
-from climate_optics.metrics import Metric, WindVectorMSE, WindVectorRMSE, joint_statistics
+from climate_optics.evaluation import baselines as reference
+from climate_optics.evaluation.metrics import Metric, WindVectorMSE, WindVectorRMSE, joint_statistics
 from data_catalog.schema import PREDICTION_TIMEDELTA, TIME
 
 BATCH_BYTES = 16 * 2**20  # fields of one variable and one model read and scored together (the kernel holds several copies)
@@ -180,7 +180,7 @@ def _model_input(model: str, forecast, truth, climatology, plan, leads) -> "xr.D
 def _aligned_climatology(metrics: dict[str, Metric], like: "xr.DataArray", known: "xr.DataArray | None") -> dict[str, Metric]:
     """The metrics, those needing a climatology given it at ``like``'s valid times, read once per batch
     (``known``: the climatology baseline's fields of this batch, the same values, when it is scored)."""
-    from climate_optics.baselines import climatology_like
+    from climate_optics.evaluation.baselines import climatology_like
 
     out = dict(metrics)
     for name, metric in metrics.items():

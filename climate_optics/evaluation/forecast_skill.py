@@ -54,7 +54,7 @@ def forecast_skill(
     """
     import xarray as xr
 
-    from climate_optics import metrics
+    from climate_optics.evaluation import metrics
 
     ds = open_store(store)
     config = model.config

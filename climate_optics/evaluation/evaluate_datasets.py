@@ -4,7 +4,7 @@
 variable per forecast variable (plus ``wind_vector``/``10m_wind_vector`` when both wind
 components are scored), dimensions ``(model, metric, region, lead_time[, level])``.
 
-Forecast and truth are aligned by valid time = init + lead. The work (``climate_optics.scoring``)
+Forecast and truth are aligned by valid time = init + lead. The work (``climate_optics.evaluation.scoring``)
 goes variable by variable in batches of init and lead times, each batch of every model read at
 once and scored in numpy (every metric, region and lead in one kernel call); per-init statistics
 are averaged over init times the WeatherBench 2 way (RMSE is the square root of the mean MSE).
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from climate_optics import baselines as reference
-from climate_optics import scoring
+from climate_optics.evaluation import baselines as reference
+from climate_optics.evaluation import scoring
 from climate_optics.errors import UsageInputError
-from climate_optics.metrics import METRICS, Metric, make_metric
-from climate_optics.regions import DEFAULT_REGIONS, resolve_regions
-from climate_optics.spatial import AreaMean
+from climate_optics.evaluation.metrics import METRICS, Metric, make_metric
+from climate_optics.evaluation.regions import DEFAULT_REGIONS, resolve_regions
+from climate_optics.evaluation.spatial import AreaMean
 from data_catalog.checks import check_not_all_nan
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, PREDICTION_TIMEDELTA, REALIZATION, TIME

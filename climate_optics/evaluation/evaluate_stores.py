@@ -114,9 +114,9 @@ def evaluate_stores(
     A climatology whose recorded period overlaps the forecast's init times is refused unless
     ``allow_in_sample_climatology``; the period is recorded in the scores store.
     """
-    from climate_optics.evaluation import evaluate
+    from climate_optics.evaluation.evaluate_datasets import evaluate
     from climate_optics.provenance import provenance_attrs
-    from climate_optics.scores import write_scores
+    from climate_optics.evaluation.scores_store import write_scores
 
     check_target(out, overwrite=overwrite)
     forecast_ds = open_forecast(forecast)
@@ -155,7 +155,7 @@ def read_attrs(store: str | os.PathLike) -> dict[str, Any]:
 def open_references(specs: Sequence[str | os.PathLike]) -> dict[str, tuple[str, "xr.Dataset"]]:
     """``NAME=PATH`` or ``PATH`` items -> {name: (path, lazy forecast Dataset)}; names must differ."""
     from climate_optics.errors import UsageInputError
-    from climate_optics.evaluation import forecast_name
+    from climate_optics.evaluation.evaluate_datasets import forecast_name
 
     out: dict[str, tuple[str, xr.Dataset]] = {}
     for spec in specs:

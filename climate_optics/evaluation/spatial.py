@@ -1,8 +1,7 @@
-"""Area weights and the area-weighted spatial mean used by every metric.
+"""The area-weighted spatial mean used by every metric, and the blockwise engine that applies kernels.
 
-Weights follow WeatherBench 2: the area of each latitude band, from cell bounds half-way
-between grid latitudes (and the poles), normalised to mean 1. A spatial mean over several
-regions is one matrix product: ``(..., lat*lon) @ (lat*lon, region)``.
+Weights are the latitude weights of ``weights.py`` times each region's mask. A spatial mean
+over several regions is one matrix product: ``(..., lat*lon) @ (lat*lon, region)``.
 """
 
 from __future__ import annotations
@@ -13,39 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from climate_optics.evaluation.weights import lat_weights
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LONGITUDE
 
 LAT_LON = (LATITUDE, LONGITUDE)
-
-
-def _latitudes(obj: Any) -> np.ndarray:
-    latitude = obj[LATITUDE] if hasattr(obj, "coords") else obj
-    return np.asarray(getattr(latitude, "values", latitude), dtype=np.float64)
-
-
-def lat_weights(latitude: Any) -> Any:
-    """Cell-area weights from latitude bounds, normalised to mean 1.
-
-    ``latitude``: an xarray object with a latitude coordinate (returns a DataArray on
-    ``latitude``) or an array of latitudes in degrees, ascending (returns an ndarray).
-    """
-    lat = _latitudes(latitude)
-    if lat.ndim != 1 or lat.size == 0:
-        raise DataInputError(f"latitude must be a non-empty 1-D coordinate, got shape {lat.shape}", variable=LATITUDE)
-    if lat.size > 1 and not np.all(np.diff(lat) > 0):
-        raise DataInputError("latitude must be strictly ascending (canonical schema: -90..90)", variable=LATITUDE)
-    if lat[0] < -90 or lat[-1] > 90:
-        raise DataInputError(f"latitude must lie in [-90, 90], got {lat[0]}..{lat[-1]}", variable=LATITUDE)
-    rad = np.deg2rad(lat)
-    bounds = np.concatenate([[-np.pi / 2], (rad[:-1] + rad[1:]) / 2, [np.pi / 2]])
-    area = np.sin(bounds[1:]) - np.sin(bounds[:-1])  # integral of cos(lat) over each band
-    weights = area / area.mean()
-    if hasattr(latitude, "coords"):
-        import xarray as xr
-
-        return xr.DataArray(weights, dims=(LATITUDE,), coords={LATITUDE: lat}, name="lat_weights")
-    return weights
 
 
 @dataclass(frozen=True)
@@ -61,7 +32,7 @@ class AreaMean:
     @classmethod
     def build(cls, latitude: Any, longitude: Any, regions: Mapping[str, Any], land_sea_mask: Any = None) -> "AreaMean":
         """Weights for ``regions`` ({name: Region}) on a grid; regions that select no point are an error."""
-        lat = _latitudes(latitude)
+        lat = np.asarray(getattr(latitude, "values", latitude), dtype=np.float64)
         lon = np.asarray(getattr(longitude, "values", longitude), dtype=np.float64)
         band = lat_weights(lat)[:, None] * np.ones((1, lon.size))  # (Y, X)
         stack = []
