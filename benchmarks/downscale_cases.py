@@ -67,7 +67,7 @@ def downscale_skill_rows(quick: bool) -> list[Row]:
             for channel, s in scores.items():
                 rows.append(Row(NAME, f"{tag}: {channel} CRPS vs bilinear MAE", s["crps"], s["mae_bilinear"], "phys", s["crps"] / s["mae_bilinear"], "ratio < 1"))
                 rows.append(Row(NAME, f"{tag}: {channel} spread-skill ratio (1 = reliable)", s["spread_skill"], 1.0, "1", s["spread_skill"]))
-                # Issue #5's criterion for every channel; geopotential@500 meets it only with longer training (README "Downscaling").
+                # Issue #5's criterion for every channel; geopotential@500 meets it only with longer training (docs/results.md "Downscaling skill").
                 rows.append(Row(NAME, f"{tag}: {channel} spectrum error k {s['spectrum_band']} vs bilinear", s["spectrum_error"], s["spectrum_error_bilinear"], "|log10|",
                                 s["spectrum_error"] / s["spectrum_error_bilinear"], "ratio < 1"))
             rows.append(Row(NAME, f"{tag}: training wall time ({steps} + {diffusion_steps} steps)", wall, None, "s"))

@@ -17,7 +17,7 @@ output tile) pair is one pass of the device, the passes' outputs are summed digi
 tile. Each pass is simulated as its own sub-block of the medium, independent of the others; on
 the device the passes reuse the same mirrors and pixels, so a real OPU must place them on
 different DMD and camera windows, which overlap when the tiles together exceed the device
-(``OpticalProjector.shared_entry_fraction``; README).
+(``OpticalProjector.shared_entry_fraction``; docs/optical_backend.md).
 
 Frames are counted as shown: two per non-blank pattern and pass, plus the calibration frames
 (dark, and anchor alone) once per run and pass; device time = frames / frame rate + latency per

@@ -74,7 +74,7 @@ class OPUConfig:
     """``dithered``: show the clipped remainder x - clip(x, s) in a second dithered pair at its own
     max (only for vectors that have one): unbiased for every vector at up to 4 patterns. False
     keeps one pair and loses the clipped part (22% of a Gaussian vector's projection at 2.0, 99%
-    of a softmax-minus-one-hot error's: measured, README)."""
+    of a softmax-minus-one-hot error's: measured, docs/results.md)."""
 
     # -- optics ----------------------------------------------------------------------------
     screens: int = 3

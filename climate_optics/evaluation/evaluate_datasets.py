@@ -1,6 +1,6 @@
 """Score a forecast store against a truth, with persistence and climatology baselines.
 
-``evaluate(forecast, truth, ...)`` returns the scores Dataset of ARCHITECTURE.md: one
+``evaluate(forecast, truth, ...)`` returns the scores Dataset of docs/architecture.md: one
 variable per forecast variable (plus ``wind_vector``/``10m_wind_vector`` when both wind
 components are scored), dimensions ``(model, metric, region, lead_time[, level])``.
 

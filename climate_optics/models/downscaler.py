@@ -34,7 +34,7 @@ too much), ensemble 1.21 with 8 sampler steps and 0.77 with 18, against bilinear
 (``great_circles``, ``interpolation.great_circle_matrices``) instead of linearly removed the
 meridional grid-scale artefact the mean and the residual had carried: Z500 CRPS / bilinear MAE
 0.13 -> 0.055, spectrum error 0.36-0.60 over three seeds (100 regression + 600 diffusion steps,
-18 sampler steps; linear meridians 0.57-0.85), README "Downscaling".
+18 sampler steps; linear meridians 0.57-0.85), docs/results.md "Downscaling skill".
 2. ``denoiser``: an EDM denoiser (Karras et al. 2022, ``models.edm``) of the *residual*
    ``r = (truth - mean) / residual_std`` (unit variance per channel, hence ``sigma_data=1``),
    conditioned on ``cond`` and on the regression mean.

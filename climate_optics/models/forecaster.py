@@ -286,7 +286,7 @@ def feedback_points(model: Forecaster) -> list[str]:
 # A per-sample error (B, C*H*W) mixes every location into every token's signal; a token of this
 # local architecture cannot follow such a signal, and under the command line's defaults (6-hour
 # lead, all channels) DFA then left the forecaster at persistence (loss 1.08 -> 1.076 in 100 steps,
-# against 0.89 per token and 0.79 by back-propagation; README "DFA training").
+# against 0.89 per token and 0.79 by back-propagation; docs/dfa_training.md).
 FEEDBACK_OUTPUT = "head.mlp"
 FEEDBACK_ERROR = "token"
 

@@ -1,4 +1,4 @@
-"""Measures of realism used by the tests, the benchmark and the README figures.
+"""Measures of realism used by the tests, the benchmark and the figures of docs/results.md.
 
 - ``persistence_ratio``: area-weighted RMSE of persistence at a lead over the RMSE of a
   climatology, WeatherBench-style (Rasp et al. 2020: ERA5 Z500 persistence 936 m2 s-2 at

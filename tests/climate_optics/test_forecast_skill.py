@@ -4,7 +4,7 @@ Thresholds from the issue: back-propagation Z500 RMSE at 24 h <= 0.7 x persisten
 climatology; DFA and optical DFA below persistence. Scores come from climate_optics.metrics
 (latitude-weighted RMSE on held-out times, see climate_optics.evaluation.forecast_skill). The tiny
 preset sees the current state and its last 6-hour change (``history=2``); measured figures
-are in the README "Forecasting" section.
+are in docs/results.md ("Forecast skill").
 """
 
 import pytest
