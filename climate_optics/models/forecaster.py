@@ -114,14 +114,11 @@ class ForecasterConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def lat_weights(latitudes: torch.Tensor) -> torch.Tensor:
-    """cos(latitude) weights normalised to mean 1: (H,) degrees -> (H,)."""
-    w = torch.cos(torch.deg2rad(latitudes.double())).clamp_min(0)
-    return (w / w.mean()).float()
-
-
 def lat_weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean over (B, C, H, W) of the squared error weighted by ``weights`` (H,) along latitude."""
+    """Mean over (B, C, H, W) of the squared error weighted by ``weights`` (H,) along latitude.
+
+    ``weights``: ``climate_optics.evaluation.weights.lat_weights`` of the grid (cell area, mean 1),
+    the weighting every metric uses."""
     return ((pred.float() - target.float()) ** 2 * weights.view(-1, 1)).mean()
 
 

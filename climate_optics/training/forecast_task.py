@@ -18,8 +18,9 @@ import torch
 from data_catalog.errors import DataInputError
 from data_catalog.schema import STATIC_VARIABLES, VARIABLES
 from climate_optics.models.forecaster import (
-    FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse, lat_weights,
+    FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse,
 )
+from climate_optics.evaluation.weights import lat_weights
 from climate_optics.training.sampler import ZarrWindowSampler, open_store, parse_channel
 
 VALIDATION_CHANNEL = "geopotential@500"
@@ -119,7 +120,7 @@ class ForecastTask:
         self.feedback_points = feedback_points(self.model)
         self.feedback_output, self.feedback_error = FEEDBACK_OUTPUT, FEEDBACK_ERROR  # per-token DFA error
         self.latitudes = torch.tensor(np.asarray(ds["latitude"].values, dtype=np.float32))
-        self.weights = lat_weights(self.latitudes)  # (H,)
+        self.weights = torch.from_numpy(lat_weights(ds["latitude"].values)).float()  # (H,) cell area, mean 1
         self.static_fields = self._read_static(ds)  # (S, H, W) physical, or None
 
         n_time = ds.sizes["time"]
