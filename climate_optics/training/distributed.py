@@ -133,30 +133,85 @@ def gather_losses(loss: torch.Tensor, world: World) -> torch.Tensor:
     return torch.cat(out)  # (world,)
 
 
-def weights_digest(module: torch.nn.Module) -> bytes:
-    """sha256 of the module's state dict: names, dtypes, shapes and raw bytes."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.digest()
+DIGEST_ROW = 4096  # a tensor's 32-bit words are hashed as rows of this many columns
+DIGEST_CHUNK_ROWS = 64  # rows per pass: a 1 MiB working buffer, in cache on a CPU
+_COLUMN_WEIGHTS: dict[torch.device, torch.Tensor] = {}
+
+
+def _odd_weights(index: torch.Tensor, salt: int) -> torch.Tensor:
+    """Odd pseudo-random 32-bit weights of integer ``index`` (int64, any shape) as int32 (same shape)."""
+    mixed = (index * 0x9E3779B1 + salt) & 0xFFFFFFFF  # a multiplicative hash, in int64 without overflow
+    mixed = ((mixed ^ (mixed >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
+    return ((mixed ^ (mixed >> 12)) | 1).to(torch.int32)  # odd: a unit modulo 2^32
+
+
+def _words(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor's bits as a flat int32 tensor on its device (a view where its byte size allows)."""
+    flat = tensor.detach().contiguous().reshape(-1)
+    if flat.element_size() in (4, 8):
+        return flat.view(torch.int32)  # float32/int32 words; 8-byte elements as two words each
+    width = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[flat.element_size()]
+    return flat.view(width).to(torch.int32)  # 1- and 2-byte elements widened (an injective map)
+
+
+def tensor_checksum(tensor: torch.Tensor) -> torch.Tensor:
+    """A 32-bit checksum of a tensor's bits, computed where the tensor lives: () int32.
+
+    With the words ``x`` as rows ``r`` of ``DIGEST_ROW`` columns ``c``, the checksum is
+    sum_r v_r sum_c w_c x_rc modulo 2^32, ``w`` and ``v`` odd pseudo-random weights. Odd numbers
+    are units modulo 2^32, so a change of any single word always changes it; changes of several
+    words cancel with a chance of about 2^-32. Integer arithmetic: the same on every device and
+    in every reduction order.
+    """
+    x = _words(tensor)  # (n,) int32
+    device = x.device
+    if device not in _COLUMN_WEIGHTS:
+        _COLUMN_WEIGHTS[device] = _odd_weights(torch.arange(DIGEST_ROW, device=device), salt=0x7F4A7C15)
+    w = _COLUMN_WEIGHTS[device]  # (DIGEST_ROW,) int32
+    rows = -(-x.numel() // DIGEST_ROW)
+    v = _odd_weights(torch.arange(rows, device=device), salt=0x165667B1)  # (rows,) int32
+    total = torch.zeros((), dtype=torch.int32, device=device)
+    full = x.numel() // DIGEST_ROW
+    for r0 in range(0, full, DIGEST_CHUNK_ROWS):
+        block = x[r0 * DIGEST_ROW : min(full, r0 + DIGEST_CHUNK_ROWS) * DIGEST_ROW].view(-1, DIGEST_ROW)  # (R, DIGEST_ROW)
+        total += ((block * w).sum(1, dtype=torch.int32) * v[r0 : r0 + block.shape[0]]).sum(dtype=torch.int32)
+    tail = x[full * DIGEST_ROW :]  # (n mod DIGEST_ROW,): the last, partial row
+    if tail.numel():
+        total += (tail * w[: tail.numel()]).sum(dtype=torch.int32) * v[full]
+    return total
+
+
+def weights_digest(module: torch.nn.Module) -> tuple[list[str], torch.Tensor]:
+    """The state dict's names and a digest computed on the module's device, without copying it:
+    (T + 8,) int32, one ``tensor_checksum`` per entry, then sha256 of the names, dtypes and shapes."""
+    state = module.state_dict()
+    device = next(iter(module.parameters()), torch.empty(0)).device
+    layout = "".join(f"{name}:{t.dtype}:{tuple(t.shape)};" for name, t in state.items()).encode()
+    meta = torch.frombuffer(bytearray(hashlib.sha256(layout).digest()), dtype=torch.int32).to(device)  # (8,)
+    sums = [tensor_checksum(t).to(device) for t in state.values()]
+    return list(state), torch.cat([torch.stack(sums) if sums else meta[:0], meta])
 
 
 def check_same_weights(module: torch.nn.Module, world: World, step: int) -> None:
-    """Raise on every rank if any rank's weights differ bit for bit from rank 0's (a collective)."""
+    """Raise on every rank if any rank's weights differ bit for bit from rank 0's (a collective).
+
+    Each rank gathers every rank's ``weights_digest`` (32 bits per tensor), computed on its device:
+    the weights themselves never leave it.
+    """
     if world.size <= 1:
         return
     import torch.distributed as dist
 
-    device = next(iter(module.parameters()), torch.empty(0)).device
-    mine = torch.frombuffer(bytearray(weights_digest(module)), dtype=torch.int64).to(device)  # (4,)
+    names, mine = weights_digest(module)  # (T + 8,)
     everyone = [torch.empty_like(mine) for _ in range(world.size)]
     dist.all_gather(everyone, mine)
     differ = [r for r, d in enumerate(everyone) if not torch.equal(d, everyone[0])]
     if differ:
+        where = (everyone[differ[0]] != everyone[0]).nonzero().flatten().tolist()
+        first = names[where[0]] if where[0] < len(names) else "the names, dtypes or shapes of the state dict"
         ranks = ", ".join(map(str, differ))
-        raise RuntimeError(f"data parallel ranks diverged at step {step}: the weights of rank(s) {ranks} differ from rank 0's")
+        raise RuntimeError(f"data parallel ranks diverged at step {step}: the weights of rank(s) {ranks} differ from "
+                           f"rank 0's (first in {first})")
 
 
 def barrier(world: World) -> None:

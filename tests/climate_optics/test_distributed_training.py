@@ -177,7 +177,7 @@ def test_errors_stop_every_rank(toy_runs):
     for rank in (0, 1):
         errors = json.loads((out / f"errors{rank}.json").read_text())
         assert "nan on rank 1 at step 3" in errors["nan"]  # stream batch 2 is step 3; both ranks stop, naming rank 1
-        assert "rank(s) 1 differ from rank 0" in errors["diverged"]  # a 1e-7 difference is caught
+        assert "rank(s) 1 differ from rank 0's (first in 2.bias)" in errors["diverged"]  # a 1e-7 difference is caught, and placed
     # Rank 1 fails alone (unreadable data): the launch ends (no hang until the timeout) and fails.
     assert proc.returncode != 0
     assert "toy data unreadable on rank 1" in proc.stderr
