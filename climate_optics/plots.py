@@ -1,7 +1,8 @@
 """Figures for exploring the pipeline's outputs (the notebooks call these).
 
 - maps (forecast, truth, error; downscaled ensembles) are in ``climate_optics.maps``.
-- ``skill_curves``: skill against lead time from a scores store, one line per model.
+- ``skill_curves``: skill against lead time from a scores store, one line per model
+  (``skill_axes`` draws one panel; the scores store's figures use it too).
 - ``training_curves``, ``alignment_curves``, ``optical_energy``: optical-training
   diagnostics from run directories (``metrics.jsonl`` and ``checkpoint.pt``).
 
@@ -33,12 +34,12 @@ ENERGY_KEYS = ("projector_energy_j", "optical_energy_j")  # cumulative simulated
 BASELINE_STYLE = {"persistence": ":", "climatology": "--"}
 
 
-def new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> "Figure":
     """A Figure on the Agg canvas, independent of pyplot's backend and global state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -111,18 +112,32 @@ def skill_curves(
             raise UsageInputError(f"scores have no variable {name!r} (has: {', '.join(map(str, ds.data_vars))})")
         da = _pick(_pick(ds[name], "metric", metric, name), "region", region, name)
         da = _pick(da, "level", level, name)
-        hours = da["lead_time"].values / np.timedelta64(1, "h")
         ax = fig.add_subplot(1, len(names), i + 1)
-        for model in models or [str(m) for m in da["model"].values]:
-            ax.plot(hours, da.sel(model=model).values, BASELINE_STYLE.get(model, "-"), marker="o", ms=3, label=model)
-        ax.set_xlabel("lead time (h)")
-        units = ds[name].attrs.get("units", "")
-        ax.set_ylabel(f"{metric} [{units}]" if units and metric in ("rmse", "mae", "bias") else metric)
+        skill_axes(ax, da if models is None else da.sel(model=list(models)), metric, ds[name].attrs.get("units", ""))
         title = name if level is None else f"{name} {level:g} hPa"
         ax.set_title(f"{title} ({region})", fontsize=10)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return fig
+
+
+def skill_axes(ax: Any, da: "xr.DataArray", metric: str, units: str = "") -> None:
+    """Draw one metric against lead time on ``ax``: ``da`` (model, lead_time), a line per model.
+
+    The one skill-versus-lead drawing (``skill_curves`` and the scores store's figures use it);
+    baselines dashed/dotted, models with no value left out, few ticks (ticks dominate drawing time).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    hours = da["lead_time"].values / np.timedelta64(1, "h")
+    for model in da["model"].values:
+        values = da.sel(model=model).values
+        if not np.all(np.isnan(values)):
+            ax.plot(hours, values, BASELINE_STYLE.get(str(model), "-"), marker="o", ms=3, label=str(model))
+    ax.set_xlabel("lead time (h)")
+    ax.set_ylabel(f"{metric} [{units}]" if units and metric in ("rmse", "mae", "bias") else metric)
+    ax.set_xticks(hours if hours.size <= 8 else hours[:: int(np.ceil(hours.size / 8))])
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.grid(alpha=0.3)
 
 
 # ----------------------------------------------------------------------------- training runs

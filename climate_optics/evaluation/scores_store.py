@@ -118,34 +118,23 @@ def _first_level(da: "xr.DataArray") -> str:
 
 def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, region: str = "global") -> list[Path]:
     """One PNG per headline variable: a panel per metric, skill against lead time, a line per model."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure  # not pyplot: no global state, and no pyplot import to pay
-    from matplotlib.ticker import MaxNLocator
+    from climate_optics.plots import new_figure, skill_axes
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     regions = list(scores["region"].values)
     region = region if region in regions else regions[0]
-    hours = scores["lead_time"].values / np.timedelta64(1, "h")
     paths = []
     for name, level, da in headline_panels(scores):
         da = da.sel(region=region)
         metrics = [m for m in da["metric"].values if not np.all(np.isnan(da.sel(metric=m).values))]
         if not metrics:
             continue
-        fig = Figure(figsize=(4 * len(metrics), 3.4))
-        FigureCanvasAgg(fig)
+        fig = new_figure(4 * len(metrics), 3.4, layout=None)  # placed by hand below: layout engines draw twice
         axes = fig.subplots(1, len(metrics), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            for model in da["model"].values:
-                values = da.sel(metric=metric, model=model).values
-                if not np.all(np.isnan(values)):
-                    ax.plot(hours, values, marker="o", ms=3, label=str(model))
+            skill_axes(ax, da.sel(metric=metric), str(metric), scores[name].attrs.get("units", ""))
             ax.set_title(str(metric), y=1.01)  # a fixed place: no tight-bbox search per draw
-            ax.set_xlabel("lead time (h)")
-            ax.set_xticks(hours if hours.size <= 8 else hours[:: int(np.ceil(hours.size / 8))])
-            ax.yaxis.set_major_locator(MaxNLocator(5))  # few ticks: tick objects dominate the drawing time
-            ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize="small")
         fig.suptitle(f"{name}{' ' + level if level else ''} ({region})")
         fig.subplots_adjust(left=0.08 / len(metrics) + 0.04, right=0.98, bottom=0.16, top=0.84, wspace=0.3)  # no tight_layout: it draws the figure once more
