@@ -10,6 +10,8 @@
 - Every repository path in inline code (``benchmarks/bench_ingest.py``, ``tests/...``, globs
   included) exists, and every dotted public name of the four packages
   (``data_catalog.regrid.conservative_weights``) names a module that exists and a name it defines.
+- The manual builds as a static site with ``mkdocs build --strict`` (offline; every page in the nav,
+  every link and anchor valid).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import functools
 import importlib
 import importlib.metadata
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +195,19 @@ def test_named_paths_and_modules_exist(page):
             elif DOTTED.match(token) and not token.endswith((".py", ".yaml", ".md", ".zarr", ".json")):
                 problems += check_dotted(DOTTED.match(token).group(0))
     assert not problems, f"{page.name}: " + "; ".join(problems)
+
+
+def test_manual_builds_as_a_site(tmp_path):
+    """``mkdocs build --strict`` with the repository's mkdocs.yml: no warning, every docs page in the nav."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
+         "--site-dir", str(tmp_path / "site")],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pages = sorted(p.stem for p in (ROOT / "docs").glob("*.md") if p.stem != "index")
+    missing = [page for page in pages if not (tmp_path / "site" / page / "index.html").is_file()]
+    assert not missing, f"pages not built: {missing}"
 
 
 def test_the_checks_catch_mistakes():
