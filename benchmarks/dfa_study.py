@@ -40,7 +40,17 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa lean memory": ({"mode": "dfa", "memory": "lean"}, {}, "all"),
     "dfa dense projector": ({"mode": "dfa", "projector": "dense"}, {}, "all"),
     "dfa weight decay 0": ({"mode": "dfa", "weight_decay": 0.0}, {}, "all"),
+    "dfa Adam beta2 0.99": ({"mode": "dfa", "betas": (0.9, 0.99)}, {}, "all"),
+    "dfa warm-up 20%": ({"mode": "dfa", "warmup_fraction": 0.2}, {}, "all"),
+    "dfa adaptive per-block feedback scale": ({"mode": "dfa", "feedback_scale": "output"}, {}, "all"),
 }
+# Fine-tuning after a row's training (``--finetune MODE ...``): each seed trains MODE once, then
+# continues from those weights for FINETUNE_FRACTION more steps (fresh AdamW, lr FINETUNE_LR) at
+# rollout depth 1 (the control: more one-step training) and at depths 1..ROLLOUT (autoregressive).
+FINETUNE_FRACTION, FINETUNE_LR, ROLLOUT = 0.2, 3e-4, 4
+for _mode in ("backprop", "dfa", "optical"):
+    ROWS[f"{_mode} + 1-step fine-tune (control)"] = ({"mode": _mode}, {}, "all")
+    ROWS[f"{_mode} + rollout fine-tune (1-{ROLLOUT} steps)"] = ({"mode": _mode}, {}, "all")
 
 
 def results_path(part: str = "") -> Path:
@@ -49,31 +59,51 @@ def results_path(part: str = "") -> Path:
 
 
 def load_results(part: str | None = None) -> list[dict[str, Any]]:
-    """The stored records of one part, or of all parts (``None``)."""
-    paths = [results_path(part)] if part is not None else sorted(results_dir().glob("dfa_study*.json"))
-    return [record for path in paths if path.exists() for record in json.loads(path.read_text())]
+    """The stored records of one part, or of all parts (``None``: a row and seed run again counts once, the newest)."""
+    paths = [results_path(part)] if part is not None else sorted(results_dir().glob("dfa_study*.json"), key=lambda p: p.stat().st_mtime)
+    newest = {(r["row"], r["seed"], r["steps"]): r for path in paths if path.exists() for r in json.loads(path.read_text())}
+    return list(newest.values())
 
 
 def train_and_score(store: Path, row: str, seed: int, steps: int) -> dict[str, Any]:
-    """One row, one seed: train, then the RMSE ratios to persistence per channel and lead."""
-    import torch
+    """One row of ``ROWS``, one seed: train, then the RMSE ratios to persistence per channel and lead."""
+    config_overrides, task_overrides, points = ROWS[row]
+    return train_and_score_with(store, row, seed, steps, config_overrides, task_overrides, points)
 
-    from climate_optics.evaluation.forecast_skill import forecast_skill
+
+def train_and_score_with(store: Path, row: str, seed: int, steps: int, config_overrides: dict[str, Any],
+                         task_overrides: dict[str, Any], points: str = "all", keep_task: bool = False) -> dict[str, Any]:
+    """Train the forecaster with the study's protocol and these departures, then score its rollouts.
+
+    ``keep_task``: the record also holds the trained task under ``"task"`` (to continue from it).
+    """
     from climate_optics.training import loop
     from climate_optics.training.forecast_task import ForecastTask
     from climate_optics.training.task import TrainConfig
 
-    config_overrides, task_overrides, points = ROWS[row]
     task = ForecastTask(store, seed=seed, **task_overrides)
     if points == "but-last":
         task.feedback_points = task.feedback_points[:-1]  # the last block joins the head: true gradient
-    config = TrainConfig(**{"steps": steps, "batch_size": 8, "lr": 1e-3, "warmup": max(1, steps // 20), "seed": seed,
+    overrides = dict(config_overrides)
+    warmup = max(1, round(steps * overrides.pop("warmup_fraction", 0.05)))
+    config = TrainConfig(**{"steps": steps, "batch_size": 8, "lr": 1e-3, "warmup": warmup, "seed": seed,
                             "val_every": max(1, steps // 10), "checkpoint_every": steps, "device": "cpu", "progress": False,
-                            **config_overrides})
+                            **overrides})
     with tempfile.TemporaryDirectory() as out:
         result = loop.train(task, config, out)
         log = [json.loads(line) for line in (Path(out) / loop.METRICS_FILE).read_text().splitlines()]
+    record = score(task, store, row, seed, steps, result, log)
+    return {**record, "task": task} if keep_task else record
+
+
+def score(task: Any, store: Path, row: str, seed: int, steps: int, result: Any, log: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record of one trained model: training outcome, then rollout RMSE ratios to persistence."""
+    import torch
+
+    from climate_optics.evaluation.forecast_skill import forecast_skill
+
     record: dict[str, Any] = {"row": row, "seed": seed, "steps": steps, "final_loss": result.final_loss,
+                              "parameters": task.model.num_parameters(), "model_config": task.config.to_dict(),
                               "wall_s": result.wall_time_s, "device_time_s": result.engine_stats.get("projector_device_time_s", 0.0),
                               "energy_j": result.engine_stats.get("projector_energy_j", 0.0),
                               "curve": [(r["step"], r["loss"]) for r in log if r["kind"] == "train"],
@@ -85,6 +115,33 @@ def train_and_score(store: Path, row: str, seed: int, steps: int) -> dict[str, A
                 record[f"{channel} {lead}h"] = s["rmse"] / s["persistence_rmse"]
                 record[f"{channel} {lead}h scores"] = s  # rmse, acc, persistence_rmse, persistence_acc, climatology_rmse
     return record
+
+
+def finetune_records(store: Path, mode: str, seed: int, steps: int) -> list[dict[str, Any]]:
+    """MODE trained as its row, then fine-tuned two ways from the same weights: three records."""
+    from climate_optics.models.forecaster import Forecaster
+    from climate_optics.training import loop
+    from climate_optics.training.rollout_task import RolloutForecastTask
+    from climate_optics.training.task import TrainConfig
+
+    base = train_and_score_with(store, mode, seed, steps, {"mode": mode}, {}, keep_task=True)
+    trained, records = base.pop("task"), []
+    ft_steps = max(1, round(steps * FINETUNE_FRACTION))
+    for depth, row in ((1, f"{mode} + 1-step fine-tune (control)"), (ROLLOUT, f"{mode} + rollout fine-tune (1-{ROLLOUT} steps)")):
+        model = Forecaster(trained.model.config)
+        model.load_state_dict(trained.model.state_dict())  # the trained weights, without the first run's hooks
+        task = RolloutForecastTask(store, model, depth, seed=seed)
+        config = TrainConfig(steps=ft_steps, batch_size=8, lr=FINETUNE_LR, warmup=max(1, ft_steps // 10), seed=seed + 1000, mode=mode,
+                             val_every=ft_steps, checkpoint_every=ft_steps, device="cpu", progress=False)
+        with tempfile.TemporaryDirectory() as out:
+            result = loop.train(task, config, out)
+            log = [json.loads(line) for line in (Path(out) / loop.METRICS_FILE).read_text().splitlines()]
+        record = score(task, store, row, seed, steps, result, log)
+        record["wall_s"] += base["wall_s"]
+        for key in ("device_time_s", "energy_j"):
+            record[key] += base[key]
+        records.append(record)
+    return [base] + records
 
 
 def table(records: list[dict[str, Any]], steps: int) -> str:
@@ -106,14 +163,22 @@ def table(records: list[dict[str, Any]], steps: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path)
+def study_parser(doc: str, seeds: list[int], results: str) -> argparse.ArgumentParser:
+    """The options every study script shares: --store, --steps, --seeds, --table, --part."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--store", type=Path, help="a 5.625 deg store (default: a 365-day synthetic one, generated)")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
     parser.add_argument("--table", action="store_true", help="print the table of the stored results only")
-    parser.add_argument("--part", default="", help="write to dfa_study-PART.json (for processes run side by side)")
+    parser.add_argument("--part", default="", help=f"write to {results}-PART.json (for processes run side by side)")
+    return parser
+
+
+def main() -> None:
+    parser = study_parser(__doc__, [0, 1, 2], "dfa_study")
+    parser.add_argument("--rows", nargs="*", default=[r for r in ROWS if "fine-tune" not in r], choices=list(ROWS), metavar="ROW")
+    parser.add_argument("--finetune", nargs="*", default=[], choices=("backprop", "dfa", "optical"),
+                        help="train MODE, then fine-tune it one-step (control) and on rollouts (rows 'MODE + ... fine-tune')")
     args = parser.parse_args()
     if not args.table:
         import torch
@@ -121,14 +186,16 @@ def main() -> None:
         torch.set_num_threads(1)
         with tempfile.TemporaryDirectory() as tmp:
             store = args.store or _synthetic_store(Path(tmp))
-            for row in args.rows:
-                for seed in args.seeds:
-                    start = time.perf_counter()
-                    record = train_and_score(store, row, seed, args.steps)
+            jobs = [(row, seed) for row in args.rows for seed in args.seeds] + [(mode, seed, "finetune") for mode in args.finetune for seed in args.seeds]
+            for job in jobs:
+                start = time.perf_counter()
+                records = finetune_records(store, job[0], job[1], args.steps) if len(job) == 3 else [train_and_score(store, job[0], job[1], args.steps)]
+                for record in records:
                     record["date"] = time.strftime("%Y-%m-%d")
-                    kept = [r for r in load_results(args.part) if (r["row"], r["seed"], r["steps"]) != (row, seed, args.steps)]
+                    kept = [r for r in load_results(args.part) if (r["row"], r["seed"], r["steps"]) != (record["row"], record["seed"], args.steps)]
                     results_path(args.part).write_text(json.dumps(kept + [record]) + "\n")
-                    print(f"{row} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+                print(f"{' '.join(map(str, job))}: {time.perf_counter() - start:.0f} s, Z500 24h/72h "
+                      + ", ".join(f"{r['geopotential@500 24h']:.3f}/{r['geopotential@500 72h']:.3f}" for r in records), flush=True)
     print(f"{args.steps} steps of 8 samples; RMSE / persistence RMSE, mean ± spread over seeds")
     print(table(load_results(), args.steps))
 

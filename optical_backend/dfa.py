@@ -97,6 +97,10 @@ class _ForwardRecord:
     started: float = 0.0
 
 
+def _rms(t: torch.Tensor) -> torch.Tensor:
+    return t.float().pow(2).mean().sqrt()
+
+
 def _sync(t: torch.Tensor | None) -> None:
     if t is not None and t.is_cuda:
         torch.cuda.synchronize(t.device)
@@ -117,6 +121,8 @@ class DFA:
         error: ``"sample"`` or ``"token"``: granularity of the global error.
         output: name of the sub-module whose output is the prediction (default: the model's).
         scale: multiplier of the documented signal normalisation.
+        scale_to: ``"error"`` (signals as large as the error, default) or ``"output"`` (each point's
+            signal rescaled to its output's rms on the batch: an adaptive per-block scale).
         signal_dtype: dtype in which lean mode keeps signals (default bfloat16); standard mode
             casts signals to each point's output dtype.
         feedback: ``"shared"`` (default) or ``"split"`` layout of the projection (see above).
@@ -136,6 +142,7 @@ class DFA:
         error: str = "sample",
         output: str | None = None,
         scale: float = 1.0,
+        scale_to: str = "error",
         signal_dtype: torch.dtype | None = None,
         feedback: str = "shared",
         projector_config: dict[str, Any] | None = None,
@@ -146,6 +153,8 @@ class DFA:
                 raise OpticalConfigError(f"DFA {label}={value!r} is not one of {', '.join(valid)}")
         if projector not in ("structured", "dense", "optical"):
             raise OpticalConfigError(f"DFA projector={projector!r} is not one of structured, dense, optical")
+        if scale_to not in ("error", "output") or (scale_to == "output" and memory == "lean"):
+            raise OpticalConfigError(f"DFA scale_to={scale_to!r} is not 'error' or (standard memory only) 'output'")
         if not (math.isfinite(scale) and scale > 0):
             raise OpticalConfigError(f"DFA scale must be a positive finite number, got {scale!r}")
         self.model = model
@@ -160,6 +169,7 @@ class DFA:
         self.memory = memory
         self.error = error
         self.scale = float(scale)
+        self.scale_to = scale_to
         self.feedback = feedback
         self.signal_dtype = signal_dtype if signal_dtype is not None else (torch.bfloat16 if memory == "lean" else None)
         self.projector_config = dict(projector_config or {})
@@ -294,6 +304,9 @@ class DFA:
             replay_backward(self.inner, record.context, signals, self._set_replay)
         else:
             signals = self._signals(error.detach(), record.shapes)
+            if self.scale_to == "output":  # (B, ...) signal times rms(output) / rms(signal), per point
+                signals = {n: s * (_rms(record.outputs[n].detach()) / _rms(s).clamp_min(1e-12)).to(s.dtype) if n in record.outputs else s
+                           for n, s in signals.items()}
             roots = [loss] + [record.outputs[n] for n in signals if n in record.outputs]
             grads = [None] + [signals[n] for n in signals if n in record.outputs]
             torch.autograd.backward(roots, grads)  # one engine pass: head + every local segment

@@ -75,6 +75,7 @@ class TrainConfig:
     memory: str = "standard"  # standard | lean (DFA memory mode, see optical_backend.DFA)
     error: str = "auto"  # DFA error granularity: auto (the task's feedback_error) | sample | token
     feedback: str = "shared"  # DFA feedback layout: shared (one projection for every point) | split (one slice each)
+    feedback_scale: str = "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
@@ -98,6 +99,7 @@ class TrainConfig:
             (self.memory in ("standard", "lean"), f"memory must be standard or lean, got {self.memory!r}"),
             (self.error in ERRORS, f"error must be one of {', '.join(ERRORS)}, got {self.error!r}"),
             (self.feedback in ("shared", "split"), f"feedback must be shared or split, got {self.feedback!r}"),
+            (self.feedback_scale in ("error", "output"), f"feedback_scale must be error or output, got {self.feedback_scale!r}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
