@@ -1,7 +1,15 @@
-"""GPU check for the models: train the ``base`` forecaster in each mode, time a ``1b`` optical-DFA step.
+"""GPU check for the models: train the ``base`` forecaster in each mode, time a ``1b`` optical-DFA step,
+and the DFA / back-propagation scaling ladder up to ``base``.
 
 Needs torch, numpy and this repository's torch code only (no zarr/dask/prefect/cartopy): it
 makes its own smooth random fields instead of reading stores. Writes a JSON file of results.
+
+The scaling ladder (``"scaling"`` in the JSON) trains each size of ``SCALING_SIZES`` by
+back-propagation and by DFA with the same steps, batch and the training defaults otherwise (lr
+1e-3, 5% warm-up), and reports the validation-loss ratio as an RMSE ratio (sqrt of the loss
+ratio), the wall time per step, and the modelled OPU time and energy per step of the feedback.
+The sizes below ``base`` are those ``benchmarks/dfa_scaling.py`` trains on the CPU (on the
+synthetic reanalysis there; on these drifting fields here, so compare trends, not values).
 
     python benchmarks/gpu/run_model_checks.py --out model_checks.json   # < 8 min on one GPU
     python benchmarks/gpu/run_model_checks.py --dry-run                  # tiny sizes, CPU, seconds
@@ -11,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -21,10 +30,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from climate_optics.models.forecaster import Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse  # noqa: E402
+from climate_optics.models.forecaster import (  # noqa: E402
+    FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse,
+)
 from climate_optics.training.loop import make_engine, train  # noqa: E402
 from climate_optics.training.task import TrainConfig  # noqa: E402
 
+# Overrides of the ``tiny`` preset per size (benchmarks/dfa_scaling.py trains the same on CPU); None: the preset itself.
+SCALING_SIZES: dict[str, dict | None] = {
+    "0.1M": {"dim": 48, "depth": 2, "heads": 4},
+    "tiny": {},
+    "3M": {"dim": 192, "depth": 6, "heads": 6, "mlp_ratio": 4.0},
+    "15M": {"dim": 384, "depth": 8, "heads": 8, "mlp_ratio": 4.0},
+    "base": None,
+}
 CHANNELS = ("geopotential@500", "temperature@850", "u_component_of_wind@850", "v_component_of_wind@850", "2m_temperature")
 
 
@@ -35,6 +54,7 @@ class TensorForecastTask:
         torch.manual_seed(seed)
         self.model = Forecaster(config)
         self.feedback_points = feedback_points(self.model)
+        self.feedback_output, self.feedback_error = FEEDBACK_OUTPUT, FEEDBACK_ERROR  # per-token error, as ForecastTask
         self.grid = config.grid
         self.weights = torch.cos(torch.linspace(-1.5, 1.5, config.grid[0])).clamp_min(0.05)
         self.weights = self.weights / self.weights.mean()
@@ -59,7 +79,7 @@ class TensorForecastTask:
         return lat_weighted_mse(model(batch["x"], batch["lead"]), batch["y"], self.weights.to(batch["x"].device))
 
     def validate(self, model):
-        batch = next(self.batches(np.random.default_rng(123), 4))
+        batch = next(self.batches(np.random.default_rng(123), 16))
         device = next(model.parameters()).device
         with torch.no_grad():
             return {"loss": float(self.loss(model, {k: v.to(device) for k, v in batch.items()}))}
@@ -68,11 +88,30 @@ class TensorForecastTask:
         return {"kind": "forecast", "model_config": self.model.config.to_dict()}
 
 
-def train_modes(preset: str, grid: tuple[int, int], steps: int, batch: int, device: str, modes: list[str]) -> list[dict]:
+def opu_step_cost(model_config: dict, batch: int, opu_config=None) -> dict[str, float]:
+    """Modelled OPU time and energy of one training step's feedback projection (per-token error, shared layout).
+
+    One vector per token: ``batch * tokens`` vectors of ``patch**2 * channels`` error values projected
+    to ``dim`` outputs (the widest feedback point), in one call, over every (input, output) tile pair;
+    an upper bound (``OPUConfig.device_time_s``: every pattern counted).
+    """
+    from optical_backend.opu import OPUConfig
+
+    opu = opu_config or OPUConfig()
+    (h, w), patch = model_config["grid"], model_config["patch"]
+    vectors = batch * math.ceil(h / patch) * math.ceil(w / patch)
+    n_in, n_out = patch * patch * len(model_config["channels"]), model_config["dim"]
+    tiles_in, tiles_out = opu.tiles(n_in, n_out)
+    seconds = opu.device_time_s(vectors, calls=1, passes=tiles_in * tiles_out)
+    return {"vectors": vectors, "n_in": n_in, "n_out": n_out, "device_s": seconds, "energy_j": opu.energy_j(seconds)}
+
+
+def train_modes(preset: str, grid: tuple[int, int], steps: int, batch: int, device: str, modes: list[str],
+                overrides: dict | None = None, lr: float = 3e-4, warmup: int | None = None) -> list[dict]:
     rows = []
     for mode in modes:
-        task = TensorForecastTask(ForecasterConfig.from_preset(preset, channels=CHANNELS, grid=grid))
-        config = TrainConfig(steps=steps, batch_size=batch, lr=3e-4, warmup=max(1, steps // 10), val_every=0,
+        task = TensorForecastTask(ForecasterConfig.from_preset(preset, channels=CHANNELS, grid=grid, **(overrides or {})))
+        config = TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup=max(1, steps // 10) if warmup is None else warmup, val_every=0,
                              checkpoint_every=steps, log_every=max(1, steps // 10), mode=mode, device=device, progress=False)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -84,12 +123,31 @@ def train_modes(preset: str, grid: tuple[int, int], steps: int, batch: int, devi
             "parameters": task.model.num_parameters(), "loss_before": first, "loss_after": result.val.get("loss"),
             "samples_per_s": result.samples_per_s, "wall_s": result.wall_time_s,
             "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None,
-            "engine": result.engine_stats,
+            "engine": result.engine_stats, "model_config": task.model.config.to_dict(),
         })
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "model_config"}), flush=True)
         del task
         if device == "cuda":
             torch.cuda.empty_cache()
+    return rows
+
+
+def scaling_ladder(sizes: list[str], grid: tuple[int, int], steps: int, batch: int, device: str) -> list[dict]:
+    """Per size: DFA vs back-propagation at equal steps (training defaults), wall time and modelled OPU cost per step."""
+    rows = []
+    for size in sizes:
+        overrides = SCALING_SIZES[size]
+        preset = "base" if overrides is None else "tiny"
+        bp, dfa = train_modes(preset, grid, steps, batch, device, ["backprop", "dfa"], overrides, lr=1e-3, warmup=max(1, steps // 20))
+        cost = opu_step_cost(dfa["model_config"], batch)
+        rows.append({
+            "size": size, "parameters": dfa["parameters"], "steps": steps, "batch_size": batch, "grid": list(grid),
+            "loss_backprop": bp["loss_after"], "loss_dfa": dfa["loss_after"],
+            "rmse_ratio_dfa_vs_backprop": math.sqrt(dfa["loss_after"] / bp["loss_after"]),
+            "step_s_backprop": bp["wall_s"] / steps, "step_s_dfa": dfa["wall_s"] / steps,
+            "opu_device_s_per_step": cost["device_s"], "opu_energy_j_per_step": cost["energy_j"], "opu_vectors_per_step": cost["vectors"],
+        })
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -98,7 +156,7 @@ def time_big_step(preset: str, grid: tuple[int, int], batch: int, device: str, r
     task = TensorForecastTask(ForecasterConfig.from_preset(preset, channels=CHANNELS, grid=grid))
     model = task.model.to(device)
     config = TrainConfig(mode="optical", device=device)
-    engine = make_engine(model, task.feedback_points, config)
+    engine = make_engine(model, task.feedback_points, config, output=task.feedback_output, error=task.feedback_error)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
     stream = task.batches(np.random.default_rng(0), batch)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
@@ -132,20 +190,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="model_checks.json")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU (a smoke test of this script)")
     parser.add_argument("--steps", type=int, default=60, help="training steps per mode for the base preset")
+    parser.add_argument("--scaling-steps", type=int, default=300, help="training steps per mode and size of the scaling ladder")
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     if args.dry_run:
-        plan = dict(preset="tiny", grid=(16, 32), steps=3, batch=2, big="tiny", big_grid=(16, 32), big_batch=2, repeats=1)
+        plan = dict(preset="tiny", grid=(16, 32), steps=3, batch=2, big="tiny", big_grid=(16, 32), big_batch=2, repeats=1,
+                    scaling=["0.1M", "tiny"], scaling_steps=3, scaling_batch=2)
     else:
         if device != "cuda":
             print("run_model_checks: no CUDA device; use --dry-run on CPU", file=sys.stderr)
             return 2
-        plan = dict(preset="base", grid=(32, 64), steps=args.steps, batch=16, big="1b", big_grid=(32, 64), big_batch=4, repeats=3)
+        plan = dict(preset="base", grid=(32, 64), steps=args.steps, batch=16, big="1b", big_grid=(32, 64), big_batch=4, repeats=3,
+                    scaling=list(SCALING_SIZES), scaling_steps=args.scaling_steps, scaling_batch=8)
     t0 = time.perf_counter()
     results = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__, "plan": plan, "checks": []}
     results["checks"] += train_modes(plan["preset"], plan["grid"], plan["steps"], plan["batch"], device, ["backprop", "dfa", "optical"])
     results["checks"].append(time_big_step(plan["big"], plan["big_grid"], plan["big_batch"], device, plan["repeats"]))
     print(json.dumps(results["checks"][-1]), flush=True)
+    results["scaling"] = scaling_ladder(plan["scaling"], plan["grid"], plan["scaling_steps"], plan["scaling_batch"], device)
     results["total_s"] = time.perf_counter() - t0
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out} ({results['total_s']:.1f} s)")
