@@ -30,19 +30,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dfa_study import _synthetic_store, load_results, study_parser, train_and_score_with
+from gpu.run_model_checks import SCALING_SIZES, opu_step_cost
 
 from climate_optics.benchkit import Row, results_dir, write_results
 
 NAME = "dfa_scaling"
 MODES = ("backprop", "dfa")
-# Sizes: overrides of the ``tiny`` preset (patch 4, history 2); parameters with the 14 channels and
-# 2 static fields of the synthetic store: 0.10 M, 0.38 M, 3.1 M, 15.5 M.
-SIZES: dict[str, dict[str, Any]] = {
-    "0.1M": {"dim": 48, "depth": 2, "heads": 4},
-    "tiny": {},
-    "3M": {"dim": 192, "depth": 6, "heads": 6, "mlp_ratio": 4.0},
-    "15M": {"dim": 384, "depth": 8, "heads": 8, "mlp_ratio": 4.0},
-}
+# Sizes: overrides of the ``tiny`` preset (patch 4, history 2), shared with the GPU ladder; parameters
+# with the 14 channels and 2 static fields of the synthetic store: 0.10 M, 0.38 M, 3.1 M, 15.5 M.
+SIZES: dict[str, dict[str, Any]] = {name: o for name, o in SCALING_SIZES.items() if o is not None}
 BATCH = 8
 CASE = "Z500 RMSE 24h"
 
@@ -61,24 +57,6 @@ def load_records() -> list[dict[str, Any]]:
             records.append({**r, "size": "tiny", "mode": r["row"], "parameters": r.get("parameters", tiny["parameters"]),
                             "model_config": r.get("model_config", tiny)})
     return records
-
-
-def opu_step_cost(model_config: dict[str, Any], batch: int = BATCH, opu_config: Any = None) -> dict[str, float]:
-    """Modelled OPU time and energy of one step's feedback projection (per-token error, shared layout).
-
-    One vector per token: ``batch * tokens`` vectors of ``patch**2 * channels`` inputs projected to
-    ``dim`` outputs (the widest feedback point), in one call, over every (input, output) tile pair.
-    """
-    from optical_backend.opu import OPUConfig
-
-    opu = opu_config or OPUConfig()
-    h, w = model_config["grid"]
-    patch = model_config["patch"]
-    tokens = (h // patch) * (w // patch)
-    n_in, n_out = patch * patch * len(model_config["channels"]), model_config["dim"]
-    tiles_in, tiles_out = opu.tiles(n_in, n_out)
-    seconds = opu.device_time_s(batch * tokens, calls=1, passes=tiles_in * tiles_out)
-    return {"vectors": batch * tokens, "n_in": n_in, "n_out": n_out, "device_s": seconds, "energy_j": opu.energy_j(seconds)}
 
 
 def preset_config(name: str, channels: int = 14, statics: int = 2, grid: tuple[int, int] = (32, 64)) -> dict[str, Any]:
@@ -126,7 +104,7 @@ def rows_from(records: list[dict[str, Any]], steps: int) -> list[Row]:
         rows.append(Row(NAME, f"{label}: Z500 RMSE 72h, dfa vs backprop", dfa72, bp72, "x persistence", dfa72 / bp72))
         dfa_step, bp_step = mean("dfa", lambda r: r["wall_s"] / steps), mean("backprop", lambda r: r["wall_s"] / steps)
         rows.append(Row(NAME, f"{label}: digital wall time per step, dfa vs backprop", dfa_step, bp_step, "s", dfa_step / bp_step))
-        cost = opu_step_cost(runs["dfa"][0]["model_config"])
+        cost = opu_step_cost(runs["dfa"][0]["model_config"], BATCH)
         rows.append(Row(NAME, f"{label}: modelled OPU device time per step ({cost['vectors']} vectors)", cost["device_s"], dfa_step,
                         "s", cost["device_s"] / dfa_step))
         rows.append(Row(NAME, f"{label}: modelled OPU energy per step", cost["energy_j"], None, "J"))
@@ -134,7 +112,7 @@ def rows_from(records: list[dict[str, Any]], steps: int) -> list[Row]:
         a, b = ratio_trend(trend)
         for preset in ("base", "1b"):
             config = preset_config(preset)
-            cost = opu_step_cost(config)
+            cost = opu_step_cost(config, BATCH)
             tag = f"{preset} preset ({config['parameters'] / 1e6:.0f} M params, batch {BATCH})"
             rows.append(Row(NAME, f"{tag}: {CASE} dfa/backprop, extrapolated from {len(trend)} sizes", a + b * math.log10(config["parameters"]),
                             None, "ratio"))
