@@ -11,9 +11,10 @@ from prefect.cache_policies import NO_CACHE
 from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
 from climate_optics.workflow import train_downscaler
 from flows.caching import files_and_inputs, refresh_if_missing
+from flows.retries import retry_on_io_error
 
 
-@task(name="train-downscaler", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(name="train-downscaler", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
 def train_downscaler_task(store: str, run_dir: str, *, mode: str = "backprop", projector: str = "structured",
                           preset: str = "tiny", steps: int = 100, diffusion_steps: int | None = None, batch_size: int = 8,
                           lr: float = 1e-3, seed: int = 0) -> str:

@@ -8,14 +8,16 @@ from prefect import flow, task
 
 from climate_optics.workflow import score_forecast
 from flows.caching import files_and_inputs, refresh_if_missing
+from flows.retries import IO_RETRIES, retry_on_io_error
 
 
-@task(name="evaluate", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
-      result_serializer="json")
+@task(name="evaluate", **IO_RETRIES, retry_condition_fn=retry_on_io_error, cache_key_fn=files_and_inputs,
+      cache_expiration=timedelta(days=7), persist_result=True, result_serializer="json")
 def evaluate_task(forecast: str, truth: str, out: str, *, metrics: list[str] | None = None,
                   regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False,
                   dask_workers: int | None = None, dask_address: str | None = None) -> str:
-    """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs.
+    """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs;
+    retried on a transient I/O error.
     ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths).
     ``dask_workers``/``dask_address``: score on a dask cluster (``climate_optics.cluster``)."""
     from climate_optics.cluster import dask_client

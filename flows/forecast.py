@@ -8,10 +8,11 @@ from prefect import flow, task
 
 from climate_optics.workflow import forecast_held_out
 from flows.caching import files_and_inputs, refresh_if_missing
+from flows.retries import IO_RETRIES, retry_on_io_error
 
 
-@task(name="forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
-      result_serializer="json")
+@task(name="forecast", **IO_RETRIES, retry_condition_fn=retry_on_io_error, cache_key_fn=files_and_inputs,
+      cache_expiration=timedelta(days=7), persist_result=True, result_serializer="json")
 def forecast_task(checkpoint: str, store: str, out: str, *, lead_hours: list[int], max_inits: int = 24,
                   overwrite: bool = False) -> str:
     """``climate_optics.workflow.forecast_held_out``: the run's held-out init times, cached by inputs."""

@@ -8,15 +8,16 @@ from typing import Any
 from prefect import flow, task
 
 from flows.caching import files_and_inputs, refresh_if_missing
+from flows.retries import IO_RETRIES, retry_on_io_error
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=10, cache_key_fn=files_and_inputs,
+@task(name="ingest", **IO_RETRIES, retry_condition_fn=retry_on_io_error, cache_key_fn=files_and_inputs,
       cache_expiration=timedelta(days=7), persist_result=True, result_serializer="json")
 def ingest_store(source: str, out: str, *, options: dict[str, Any] | None = None, variables: list[str] | None = None,
                  levels: list[float] | None = None, start: str | None = None, end: str | None = None,
                  climatology_period: Any = None, overwrite: bool = False, dask_workers: int | None = None,
                  dask_address: str | None = None) -> str:
-    """``data_catalog.ingest.ingest``; retried on failure (atomic: nothing half-written), cached by inputs.
+    """``data_catalog.ingest.ingest``; retried on a transient I/O error (atomic: nothing half-written), cached by inputs.
     ``dask_workers``/``dask_address``: read the source on a dask cluster (``climate_optics.cluster``)."""
     from climate_optics.cluster import dask_client
     from data_catalog.ingest import ingest
