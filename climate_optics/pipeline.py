@@ -150,14 +150,29 @@ def run_pipeline(
     overwrite: bool = False,
     say: Callable[[str], None] = lambda message: None,
     progress: bool = False,
+    dask_workers: int | None = None,
+    dask_address: str | None = None,
 ) -> PipelineResult:
-    """Ingest -> train and forecast per mode -> score (-> downscale) -> report, without an orchestrator."""
+    """Ingest -> train and forecast per mode -> score (-> downscale) -> report, without an orchestrator.
+
+    ``dask_workers``/``dask_address``: ingest and score on a dask cluster (one for the whole run);
+    training and inference run in this process."""
+    from climate_optics.cluster import dask_cluster
+
+    with dask_cluster(dask_workers, dask_address) as address:
+        return _run_steps(config, run_dir, overwrite=overwrite, say=say, progress=progress, address=address)
+
+
+def _run_steps(config: PipelineConfig, run_dir: str | os.PathLike, *, overwrite: bool, say: Callable[[str], None],
+               progress: bool, address: str | None) -> PipelineResult:
+    """``run_pipeline``'s steps; ingest and scoring connect to the dask scheduler at ``address`` (None: local)."""
+    from climate_optics.cluster import dask_client
     from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
     from climate_optics.report import write_report
     from data_catalog.ingest import ingest
 
     clock = StageClock()
-    with clock("ingest"):
+    with clock("ingest"), dask_client(address=address):
         period = climatology_period(config)  # opens the source: a bad one fails before anything is written
         layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
         say(f"ingest {config.source} -> {layout.data}")
@@ -173,14 +188,14 @@ def run_pipeline(
             forecasts[mode] = forecast_held_out(checkpoints[mode], data, layout.forecast_of(mode), lead_hours=config.lead_hours,
                                                 max_inits=config.max_inits, overwrite=overwrite)
     say(f"score {', '.join(config.modes)} against persistence and climatology -> {layout.scores}")
-    with clock("score"):
+    with clock("score"), dask_client(address=address):
         kwargs = score_modes(config, layout)
         scores = score_forecast(kwargs.pop("forecast"), data, layout.scores, overwrite=overwrite, **kwargs)
     result = PipelineResult(layout.root, data, checkpoints, forecasts, scores)
     if config.downscale:
         mode = config.downscale_mode
         say(f"ingest the fine grid -> {layout.hires}; train the downscaler ({mode}) -> {layout.downscale_run(mode)}")
-        with clock("ingest fine grid"):
+        with clock("ingest fine grid"), dask_client(address=address):
             result.hires = hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
                            options=hires_options(config), climatology_period=period, overwrite=overwrite)
         with clock(f"train downscaler {mode}"):
@@ -199,7 +214,7 @@ def run_pipeline(
             result.bilinear = interpolate_forecast(downscaler, forecasts[mode], out=layout.bilinear, start=start, end=end,
                                                    overwrite=overwrite)
         say(f"score both against the fine truth -> {layout.downscaled_scores}")
-        with clock("score fine grid"):
+        with clock("score fine grid"), dask_client(address=address):
             result.downscaled_scores = score_forecast(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
                                                       regions=config.regions, references=[result.bilinear], overwrite=overwrite)
     clock.save(layout.timings)  # the report shows the stage times

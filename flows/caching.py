@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 OUTPUT_PARAMETERS = ("out", "run_dir")  # parameters naming what a task writes, not what it reads
+PLACEMENT_PARAMETERS = ("dask_workers", "dask_address")  # where a task runs, not what it computes (same results)
 
 
 def fingerprint(path: Path) -> list[Any]:
@@ -39,7 +40,8 @@ def files_and_inputs(context: Any, parameters: dict[str, Any]) -> str | None:
         if found:
             files[name] = found if isinstance(value, (list, tuple)) else found[0]
     source = inspect.getsource(context.task.fn)
-    return hash_objects(context.task.name, source, parameters, files)
+    inputs = {k: v for k, v in parameters.items() if k not in PLACEMENT_PARAMETERS}  # a new cluster's address keeps the cache
+    return hash_objects(context.task.name, source, inputs, files)
 
 
 def refresh_if_missing(task_obj: Any, *outputs: str | os.PathLike) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from climate_optics.cluster import dask_cluster
 from climate_optics.pipeline import PipelineResult, StageClock, downscale_window, prepare_run_dir, score_modes
 from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, climatology_period, downscaler_checkpoint, hires_options
 from flows.downscale import downscale_with_baseline, train_downscaler_task
@@ -56,12 +57,14 @@ def publish_artifacts(result: PipelineResult) -> None:
 def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None = None, steps: int = 200,
                   source: str = DEMO_SOURCE, options: dict[str, Any] | None = None, downscale: bool | None = None,
                   settings: dict[str, Any] | None = None, overwrite: bool = False,
-                  resume: bool = False) -> dict[str, str]:
+                  resume: bool = False, dask_workers: int | None = None, dask_address: str | None = None) -> dict[str, str]:
     """Run the pipeline into ``run_dir``; ``settings`` holds further ``PipelineConfig`` fields.
 
     ``modes``: training modes trained side by side (default backprop and optical; ``mode`` for one).
     ``resume=True`` continues an interrupted run in ``run_dir``: finished steps come from the
     task cache, training resumes from its last checkpoint.
+    ``dask_workers``/``dask_address``: ingest and score on a dask cluster (one ``LocalCluster`` of N
+    workers for the whole run, or a running scheduler); training and inference run in this process.
     Returns the paths written (``PipelineResult.paths``): data, ``checkpoint-<mode>``,
     ``forecast-<mode>``, scores, report; with downscaling also the downscaler run, the fine truth
     (``hires``), the downscaled ensemble, its bilinear baseline and their scores on the fine grid.
@@ -69,41 +72,44 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
     values = {"source": source, "options": options, "modes": modes, "mode": mode, "steps": steps, "downscale": downscale}
     config = PipelineConfig(**{k: v for k, v in values.items() if v is not None} | (settings or {}))
     clock = StageClock()
-    with clock("ingest"):
-        period = climatology_period(config)  # opens the source: a bad one fails before anything is written
-        layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
-        data = ingest(config.source, layout.data, options=config.options, variables=config.variables,
-                      levels=config.levels, climatology_period=period, overwrite=overwrite)
-    checkpoints, forecasts = {}, {}
-    for m in config.modes:
-        with clock(f"train {m}"):
-            checkpoints[m] = train_forecaster_task(data, str(layout.train_run(m)), **config.train_options(m))
-        with clock(f"forecast {m}"):
-            forecasts[m] = forecast(checkpoints[m], data, layout.forecast_of(m), lead_hours=list(config.lead_hours),
-                                    max_inits=config.max_inits, overwrite=overwrite)
-    with clock("score"):
-        kwargs = score_modes(config, layout)
-        scores = evaluate(kwargs.pop("forecast"), data, layout.scores, overwrite=overwrite, **kwargs)
-    result = PipelineResult(layout.root, data, checkpoints, forecasts, scores)
-    if config.downscale:
-        m = config.downscale_mode
-        with clock("ingest fine grid"):
-            result.hires = hires = ingest(config.source, layout.hires, options=hires_options(config), variables=config.variables,
-                           levels=config.levels, climatology_period=period, overwrite=overwrite)
-        with clock(f"train downscaler {m}"):
-            result.downscale = train_downscaler_task(hires, str(layout.downscale_run(m)), mode=m, projector=config.projector,
-                                                     preset=config.preset, steps=config.downscale_steps,
-                                                     diffusion_steps=config.downscale_diffusion_steps,
-                                                     batch_size=config.batch_size, lr=config.lr, seed=config.seed)
-        start, end = downscale_window(forecasts[m], config.downscale_max_inits)
-        with clock(f"downscale {m}"):
-            result.downscaled, result.bilinear = downscale_with_baseline(
-                str(downscaler_checkpoint(result.downscale)), forecasts[m], layout.downscaled_of(m), layout.bilinear,
-                members=config.downscale_members, steps=config.downscale_sampler_steps, seed=config.seed, start=start, end=end,
-                overwrite=overwrite)
-        with clock("score fine grid"):
-            result.downscaled_scores = evaluate(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
-                                                regions=config.regions, references=[result.bilinear], overwrite=overwrite)
+    with dask_cluster(dask_workers, dask_address) as address:
+        with clock("ingest"):
+            period = climatology_period(config)  # opens the source: a bad one fails before anything is written
+            layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
+            data = ingest(config.source, layout.data, options=config.options, variables=config.variables,
+                          levels=config.levels, climatology_period=period, overwrite=overwrite, dask_address=address)
+        checkpoints, forecasts = {}, {}
+        for m in config.modes:
+            with clock(f"train {m}"):
+                checkpoints[m] = train_forecaster_task(data, str(layout.train_run(m)), **config.train_options(m))
+            with clock(f"forecast {m}"):
+                forecasts[m] = forecast(checkpoints[m], data, layout.forecast_of(m), lead_hours=list(config.lead_hours),
+                                        max_inits=config.max_inits, overwrite=overwrite)
+        with clock("score"):
+            kwargs = score_modes(config, layout)
+            scores = evaluate(kwargs.pop("forecast"), data, layout.scores, overwrite=overwrite, dask_address=address, **kwargs)
+        result = PipelineResult(layout.root, data, checkpoints, forecasts, scores)
+        if config.downscale:
+            m = config.downscale_mode
+            with clock("ingest fine grid"):
+                result.hires = hires = ingest(config.source, layout.hires, options=hires_options(config),
+                                              variables=config.variables, levels=config.levels, climatology_period=period,
+                                              overwrite=overwrite, dask_address=address)
+            with clock(f"train downscaler {m}"):
+                result.downscale = train_downscaler_task(hires, str(layout.downscale_run(m)), mode=m, projector=config.projector,
+                                                         preset=config.preset, steps=config.downscale_steps,
+                                                         diffusion_steps=config.downscale_diffusion_steps,
+                                                         batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+            start, end = downscale_window(forecasts[m], config.downscale_max_inits)
+            with clock(f"downscale {m}"):
+                result.downscaled, result.bilinear = downscale_with_baseline(
+                    str(downscaler_checkpoint(result.downscale)), forecasts[m], layout.downscaled_of(m), layout.bilinear,
+                    members=config.downscale_members, steps=config.downscale_sampler_steps, seed=config.seed, start=start, end=end,
+                    overwrite=overwrite)
+            with clock("score fine grid"):
+                result.downscaled_scores = evaluate(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
+                                                    regions=config.regions, references=[result.bilinear], overwrite=overwrite,
+                                                    dask_address=address)
     clock.save(layout.timings)  # the report shows the stage times
     with clock("report"):
         result.report = Path(report_task(str(layout.root)))

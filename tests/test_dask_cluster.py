@@ -113,3 +113,6 @@ def test_bad_dask_options_exit_2(run_cli, tmp_path, monkeypatch):
     assert status == 2 and "give one of them" in err and len(err.strip().splitlines()) == 1
     status, _, err = run_cli("ingest", tmp_path / "nothing.nc", "--out", tmp_path / "o.zarr", "--dask-address", "tcp://127.0.0.1:1")
     assert status == 2 and "no dask scheduler answers" in err and not (tmp_path / "o.zarr").exists()
+    for options in (["--dask-address", "tcp://127.0.0.1:1"], ["--dask-workers", "0"]):  # the pipeline: before Prefect starts
+        status, _, err = run_cli("demo", "--out", tmp_path / "run", *options)
+        assert status == 2 and "--dask-" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

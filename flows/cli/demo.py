@@ -138,6 +138,8 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline settings (source, modes, preset, lead_hours, ...)."),
         prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as the Prefect flow (default), or call the steps directly."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of a previous run in --out."),
+        dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Ingest and score on a local dask cluster of N worker processes."),
+        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Ingest and score on a running dask scheduler (tcp://HOST:PORT)."),
     ) -> None:
         """Run the whole pipeline on the embedded synthetic reanalysis and print the headline skill and where everything is."""
         from climate_optics.workflow import DEMO_OPTIONS, DEMO_SOURCE
@@ -156,15 +158,20 @@ def register(app: typer.Typer) -> None:
         from climate_optics.workflow import climatology_period
 
         check_run_dir(out, overwrite=overwrite)  # a used directory too
+        if dask_workers is not None or dask_address:
+            from climate_optics.cluster import check_dask_options
+
+            check_dask_options(dask_workers, dask_address)  # before Prefect starts
         if cfg.source != DEMO_SOURCE:  # opens a file or catalog entry lazily: a bad one fails here, before Prefect starts
             cfg.climatology_period = climatology_period(cfg)
         say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
+        cluster = given(dask_workers=dask_workers, dask_address=dask_address)
         if prefect:
-            paths = run_flow(cfg, out, overwrite=overwrite, say=say)
+            paths = run_flow(cfg, out, overwrite=overwrite, say=say, **cluster)
         else:
             from climate_optics.pipeline import run_pipeline
 
-            paths = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True).paths()
+            paths = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True, **cluster).paths()
         import json
 
         from climate_optics.pipeline import summary_text
@@ -175,8 +182,9 @@ def register(app: typer.Typer) -> None:
         typer.echo("explore it: jupyter lab notebooks/" + ("" if found else f"  (with CLIMATE_OPTICS_RUN={paths['run_dir']})"))
 
 
-def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any) -> dict[str, str]:
-    """``pipeline_flow`` on the configured or a temporary local Prefect API; returns its paths."""
+def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any, **cluster: Any) -> dict[str, str]:
+    """``pipeline_flow`` on the configured or a temporary local Prefect API; returns its paths.
+    ``cluster``: ``dask_workers`` or ``dask_address`` for the data steps."""
     with prefect_environment():
         from prefect.settings import PREFECT_API_URL
 
@@ -185,4 +193,4 @@ def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any) -> dict[str, str
         where = PREFECT_API_URL.value() or "a temporary local Prefect API (its first start takes up to a few minutes)"
         say(f"running as the Prefect flow 'climate-optics-pipeline' on {where}")
         with console_without_tracebacks():
-            return pipeline_flow(str(out), settings=cfg.to_dict(), overwrite=overwrite)
+            return pipeline_flow(str(out), settings=cfg.to_dict(), overwrite=overwrite, **cluster)

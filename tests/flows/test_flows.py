@@ -1,9 +1,9 @@
 """Flows, the demo command and the scheduled-retraining deployment.
 
 The expensive things run once per module: ``climate-optics demo --no-prefect`` (direct library
-calls) on a tiny source, then ``climate-optics demo`` (the Prefect pipeline flow, on the session's
-test API) on the same settings; both must write the same forecasts and scores (two ways of
-computing the same thing).
+calls) on a tiny source, then ``climate-optics demo --dask-address`` (the Prefect pipeline flow, on the
+session's test API, its ingest and scoring on a 2-worker dask LocalCluster) on the same settings; both
+must write the same forecasts and scores (two ways of computing the same thing, locally and on a cluster).
 """
 
 from __future__ import annotations
@@ -16,19 +16,26 @@ import pytest
 
 @pytest.fixture(scope="module")
 def flow_run(prefect_harness, tiny_config, tmp_path_factory):
-    """``climate-optics demo`` (Prefect by default) on the tiny settings: (run directory, paths, stdout)."""
+    """``climate-optics demo --dask-address`` (Prefect by default, data steps on a 2-worker LocalCluster) on the
+    tiny settings: (run directory, paths, stdout, task prefixes the cluster's scheduler saw)."""
     import contextlib
     import io
+    import logging
+
+    from distributed import Client, LocalCluster
 
     from flows.cli import main
 
     out = tmp_path_factory.mktemp("flow") / "run"
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.chdir(out.parent):  # --out relative, as `make demo` gives it
-        assert main(["demo", "--config", str(tiny_config), "--out", out.name]) == 0
+    with (LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as cluster,
+          contextlib.redirect_stdout(stdout), contextlib.chdir(out.parent)):  # --out relative, as `make demo` gives it
+        assert main(["demo", "--config", str(tiny_config), "--out", out.name, "--dask-address", cluster.scheduler_address]) == 0
+        with Client(cluster, set_as_default=False) as client:
+            prefixes = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
     paths = {name: str(out / name) for name in ("data.zarr", "scores.zarr", "forecast-backprop.zarr", "forecast-optical.zarr")}
     return out, {"data": paths["data.zarr"], "scores": paths["scores.zarr"], "forecast": paths["forecast-backprop.zarr"],
-                 "forecast-optical": paths["forecast-optical.zarr"], "stdout": stdout.getvalue()}
+                 "forecast-optical": paths["forecast-optical.zarr"], "stdout": stdout.getvalue(), "prefixes": prefixes}
 
 
 def _values(path):
@@ -50,9 +57,12 @@ def test_demo_writes_every_output(demo_run, capsys):
 
 
 def test_flow_equals_direct_calls(demo_run, flow_run):
+    """The flow, its data steps on a 2-worker cluster, writes what the direct local calls write."""
     import xarray as xr
 
     out, paths = flow_run
+    assert any(p.startswith("open_dataset") for p in paths["prefixes"])  # ingest read the source on the workers
+    assert "on_worker" in paths["prefixes"]  # and scoring ran as tasks there
     assert paths["scores"] == str(out / "scores.zarr")
     direct, flowed = _values(demo_run / "scores.zarr"), _values(paths["scores"])
     assert set(direct.data_vars) == {"geopotential", "temperature", "2m_temperature"}
