@@ -49,7 +49,7 @@ def model_rates(store: Path, steps: int, batch: int) -> dict[str, float]:
 
 
 def sampler_rate(store: Path, channels: list[str], n_batches: int, batch: int) -> float:
-    from climate_optics.training.sampler import ZarrWindowSampler, open_store
+    from climate_optics.io.windows import ZarrWindowSampler, open_store
 
     n_time = open_store(store).sizes["time"]
     sampler = ZarrWindowSampler(store, channels, starts=np.arange(n_time - 1), offsets=(0,), seed=0)
@@ -84,8 +84,8 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         store = build_store(Path(tmp), n_time)
-        from climate_optics.training.forecast_task import store_channels
-        from climate_optics.training.sampler import open_store
+        from climate_optics.io.channels import store_channels
+        from climate_optics.io.windows import open_store
 
         channels = store_channels(open_store(store))
         variables = sorted({c.split("@")[0] for c in channels})

@@ -168,7 +168,7 @@ def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         return {}
-    from climate_optics.training.checkpoint import load_checkpoint
+    from climate_optics.io.checkpoints import load_checkpoint
 
     state = load_checkpoint(path)
     return {"train_config": state.get("train_config", {}), "engine_stats": state.get("engine_stats", {}), "step": state.get("step")}

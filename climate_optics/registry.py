@@ -143,7 +143,7 @@ class ModelRegistry:
     def register(self, checkpoint: str | os.PathLike, *, validation: dict[str, Any] | None = None,
                  data_period: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> str:
         """Copy a forecaster checkpoint in as a new version (not promoted); returns its name."""
-        from climate_optics.training.checkpoint import load_checkpoint
+        from climate_optics.io.checkpoints import load_checkpoint
 
         state = load_checkpoint(checkpoint)  # refuses a damaged or foreign file before anything is copied
         task = state.get("task", {})

@@ -126,7 +126,7 @@ def gpu_estimate(train_run: str | os.PathLike) -> dict[str, float]:
     """Back-propagation of the run's steps on a GPU: FLOPs counted on one batch, time and energy estimated."""
     import torch
 
-    from climate_optics.inference.forecast import load_forecaster
+    from climate_optics.io.models import load_forecaster
     from optical_backend.dfa_accounting import BACKPROP_FLOPS_PER_FORWARD, GPUAssumptions, count_forward_flops
 
     model, state = load_forecaster(Path(train_run) / "checkpoint.pt")

@@ -20,7 +20,7 @@ import numpy as np
 from data_catalog.schema import VARIABLES
 from data_catalog.faults import pause_point
 from data_catalog.store import atomic_store, check_target, consolidate
-from climate_optics.training.sampler import parse_channel
+from climate_optics.io.channels import parse_channel
 
 
 class ForecastStoreWriter:

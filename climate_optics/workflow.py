@@ -203,7 +203,7 @@ def train_forecaster(
     task = ForecastTask(store, preset=preset, **(model or {}))
     if warm_start is not None and not resume:
         load_weights(task.model, warm_start)
-    from climate_optics.training.checkpoint import LATEST
+    from climate_optics.io.checkpoints import LATEST
 
     result = train(task, config, run_dir, resume=resume)
     return Path(result.checkpoint or Path(run_dir) / LATEST)  # None when a resumed run was already complete
@@ -211,7 +211,7 @@ def train_forecaster(
 
 def load_weights(model: Any, checkpoint: str | os.PathLike) -> None:
     """Copy a forecaster checkpoint's trained parameters into ``model`` (its statistics buffers are kept)."""
-    from climate_optics.training.checkpoint import load_checkpoint
+    from climate_optics.io.checkpoints import load_checkpoint
 
     state = load_checkpoint(checkpoint)
     saved = state["task"].get("model_config", {})
@@ -232,8 +232,8 @@ def held_out_inits(checkpoint: str | os.PathLike, store: str | os.PathLike, lead
     """(first, last) init times inside the run's validation period whose longest lead still has truth."""
     import numpy as np
 
-    from climate_optics.training.checkpoint import load_checkpoint
-    from climate_optics.training.sampler import open_store
+    from climate_optics.io.checkpoints import load_checkpoint
+    from climate_optics.io.windows import open_store
 
     data = load_checkpoint(checkpoint)["task"].get("data", {})
     times = open_store(store)["time"].values
@@ -325,7 +325,7 @@ def train_downscaler(
     seed: int = 0,
 ) -> Path:
     """Train the downscaler's regression (``steps``) and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
-    from climate_optics.training.checkpoint import LATEST
+    from climate_optics.io.checkpoints import LATEST
     from climate_optics.training.downscale_task import run_downscale_training
 
     config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector)
@@ -336,7 +336,7 @@ def train_downscaler(
 
 def downscaler_checkpoint(run_dir: str | os.PathLike) -> Path:
     """The diffusion-stage checkpoint of a ``train_downscaler`` run (what downscaling reads)."""
-    from climate_optics.training.checkpoint import LATEST
+    from climate_optics.io.checkpoints import LATEST
 
     path = Path(run_dir) / "diffusion" / LATEST
     if not path.is_file():

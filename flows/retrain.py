@@ -47,8 +47,8 @@ def register_task(registry: str, checkpoint: str, store: str, comparison: dict[s
 
 def data_period(store: str, checkpoint: str) -> dict[str, str]:
     """First and last time of the data, and where the held-out (validation) part starts."""
-    from climate_optics.training.checkpoint import load_checkpoint
-    from climate_optics.training.sampler import open_store
+    from climate_optics.io.checkpoints import load_checkpoint
+    from climate_optics.io.windows import open_store
 
     times = open_store(store)["time"].values
     validation_start = load_checkpoint(checkpoint)["task"].get("data", {}).get("val_start_time", "")

@@ -16,7 +16,7 @@ def train_forecaster_task(store: str, run_dir: str, *, mode: str = "backprop", p
                           preset: str = "tiny", model: dict[str, Any] | None = None, steps: int = 300,
                           batch_size: int = 8, lr: float = 1e-3, seed: int = 0, warm_start: str | None = None) -> str:
     """``climate_optics.workflow.train_forecaster``; a retry resumes from the run's last checkpoint."""
-    from climate_optics.training.checkpoint import LATEST
+    from climate_optics.io.checkpoints import LATEST
 
     resume = (Path(run_dir) / LATEST).exists()
     return str(train_forecaster(store, run_dir, mode=mode, projector=projector, preset=preset, model=model, steps=steps,

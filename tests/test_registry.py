@@ -11,7 +11,7 @@ def fake_checkpoint(path, value: float):
     """A small checkpoint in the project's format (digest recorded), distinguishable by ``value``."""
     import torch
 
-    from climate_optics.training.checkpoint import save_checkpoint
+    from climate_optics.io.checkpoints import save_checkpoint
 
     state = {"model": {"weight": torch.full((4, 3), float(value))}, "step": 7,
              "train_config": {"steps": 7, "lr": 0.001, "mode": "backprop"},

@@ -23,7 +23,7 @@ import xarray as xr
 
 from climate_optics.errors import UsageInputError
 from climate_optics.interrupts import Interrupted, signals_as_exceptions
-from climate_optics.training.checkpoint import DIGEST_KEY, load_checkpoint, save_checkpoint
+from climate_optics.io.checkpoints import DIGEST_KEY, load_checkpoint, save_checkpoint
 from data_catalog import locks, testing
 from data_catalog.errors import DataInputError
 from data_catalog.store import MARKER, atomic_store, check_target, is_tool_store

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climate_optics.training.checkpoint import load_checkpoint, save_checkpoint
+from climate_optics.io.checkpoints import load_checkpoint, save_checkpoint
 from data_catalog import locks
 from data_catalog.faults import PAUSE_ENV
 
@@ -53,7 +53,7 @@ write_scores(ds, OUT, attrs={"climate_optics_version": "test"})
 
 CHECKPOINT_SCRIPT = """
 import torch
-from climate_optics.training.checkpoint import save_checkpoint
+from climate_optics.io.checkpoints import save_checkpoint
 state = {"model": {"w": torch.ones(3)}, "task": {}, "step": 1}
 save_checkpoint(state, OUT)
 save_checkpoint(state | {"step": 2, "model": {"w": torch.full((3,), 2.0)}}, OUT)  # paused: step 1 must survive

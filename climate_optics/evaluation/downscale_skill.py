@@ -24,7 +24,7 @@ import numpy as np
 
 from climate_optics import interpolation
 from climate_optics.inference.downscale import EnsembleDownscaler, target_grid
-from climate_optics.training.sampler import ZarrWindowSampler
+from climate_optics.io.windows import ZarrWindowSampler
 
 RESOLVED_FRACTION = 1e-3
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from climate_optics.models.forecaster import Forecaster, earlier_states
-from climate_optics.training.sampler import ZarrWindowSampler, open_store, parse_channel
+from climate_optics.io.channels import parse_channel
+from climate_optics.io.windows import ZarrWindowSampler, open_store
 
 
 def _climatology_at(store: str | os.PathLike, name: str, times: np.ndarray):

@@ -22,10 +22,10 @@ import torch
 from climate_optics import interpolation
 from climate_optics.errors import UsageInputError
 from climate_optics.inference.tiling import tiled_apply
-from climate_optics.models.downscaler import Downscaler
+from climate_optics.io.channels import channel_name, parse_channel
+from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
+from climate_optics.models.downscaler import Downscaler, geo_channels
 from climate_optics.models.edm import heun_sample
-from climate_optics.training.downscale_data import geo_channels
-from climate_optics.training.sampler import parse_channel
 from data_catalog.errors import DataInputError
 
 
@@ -145,12 +145,10 @@ class EnsembleDownscaler:
 
 def load_downscaler(checkpoint: str | os.PathLike, *, device: str = "cpu", sampler_steps: int | None = None) -> tuple[EnsembleDownscaler, dict[str, Any]]:
     """An ``EnsembleDownscaler`` from a diffusion-stage checkpoint (file or run directory)."""
-    from climate_optics.training.downscale_task import load_stage_checkpoint, model_from_checkpoint
-
-    state = load_stage_checkpoint(checkpoint)
+    state = load_downscaler_checkpoint(checkpoint)
     if state["task"].get("stage") != "diffusion":
         raise UsageInputError(f"{state['path']}: holds only the regression stage; train the diffusion stage (train downscale --stage diffusion --init ...)")
-    return EnsembleDownscaler(model_from_checkpoint(state), state["task"], device=device, sampler_steps=sampler_steps), state
+    return EnsembleDownscaler(downscaler_from_checkpoint(state), state["task"], device=device, sampler_steps=sampler_steps), state
 
 
 def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = None, end: Any = None, coarsen: int = 1):
@@ -214,7 +212,7 @@ def check_channels(ds, channels: list[str], source: str | os.PathLike) -> None:
     available = []
     for name, da in ds.data_vars.items():
         levels = ds["level"].values if "level" in da.dims else [None]
-        available += [str(name) if lev is None else f"{name}@{lev:g}" for lev in levels]
+        available += [channel_name(name, lev) for lev in levels]
     for channel in channels:
         var, level = parse_channel(channel)
         present = var in ds.data_vars and (

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
-from climate_optics.models.forecaster import Forecaster, ForecasterConfig, earlier_states
+from climate_optics.io.models import load_forecaster
+from climate_optics.io.windows import ZarrWindowSampler, open_store, time_step_hours
+from climate_optics.models.forecaster import earlier_states
 from climate_optics.provenance import provenance_attrs
 from climate_optics.stores import ForecastStoreWriter
-from climate_optics.training.checkpoint import load_checkpoint
-from climate_optics.training.sampler import ZarrWindowSampler, open_store
 from data_catalog.errors import DataInputError
 from data_catalog.store import check_target
 
@@ -56,16 +56,6 @@ def parse_init(text: str) -> tuple[np.datetime64, np.datetime64]:
     if end < start:
         raise UsageInputError(f"--init: end {end} is before start {start}")
     return start, end
-
-
-def load_forecaster(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Forecaster, dict[str, Any]]:
-    """The forecaster of a checkpoint (statistics included) and the checkpoint dict."""
-    state = load_checkpoint(checkpoint, map_location=device)
-    if state["task"].get("kind") != "forecast":
-        raise UsageInputError(f"{checkpoint}: not a forecaster checkpoint (kind {state['task'].get('kind')!r})")
-    model = Forecaster(ForecasterConfig.from_dict(state["task"]["model_config"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), state
 
 
 def forecast_provenance(checkpoint: str | os.PathLike, state: dict[str, Any], source: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -116,8 +106,6 @@ def run_forecast(
         raise DataInputError(f"no initial times between {start} and {end} (store covers {times[0]} to {times[-1]})", source=data)
     ips, back = 1, 0  # time indices per model step; the model's input history in time indices
     if config.history > 1:
-        from climate_optics.training.forecast_task import time_step_hours
-
         ips = max(1, config.step_hours // time_step_hours(ds, data))
         back = (config.history - 1) * ips
         if indices[0] < back:

@@ -52,6 +52,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -284,3 +285,9 @@ class Downscaler(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def geo_channels(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """sin/cos of latitude and longitude on the grid: (4, H, W) float32."""
+    la, lo = np.meshgrid(np.deg2rad(lat), np.deg2rad(lon), indexing="ij")  # (H, W)
+    return np.stack([np.sin(la), np.cos(la), np.sin(lo), np.cos(lo)]).astype(np.float32)

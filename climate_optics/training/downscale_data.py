@@ -1,7 +1,7 @@
 """Downscaling data: fine-grid truth from an ingested store, coarse conditioning made on the fly.
 
 For each training sample the full fine field at one time is read (chunk-aligned, prefetched:
-``training.sampler.ZarrWindowSampler``), coarsened by ``factor`` with the area-weighted
+``io.windows.ZarrWindowSampler``), coarsened by ``factor`` with the area-weighted
 ``data_catalog.regrid.coarsen_conservative`` (what a coarse model or reanalysis would give),
 normalised with the store's per-channel statistics and interpolated back to the fine grid
 (``climate_optics.interpolation``). A random ``tile x tile`` regional patch (longitude wraps)
@@ -21,24 +21,12 @@ import numpy as np
 import torch
 
 from climate_optics import interpolation
-from climate_optics.models.downscaler import STATIC_CHANNELS, DownscalerConfig
-from climate_optics.training.sampler import ZarrWindowSampler, open_store, parse_channel
+from climate_optics.io.channels import parse_channel
+from climate_optics.io.windows import ZarrWindowSampler, open_store
+from climate_optics.models.downscaler import STATIC_CHANNELS, DownscalerConfig, geo_channels
 from data_catalog.errors import DataInputError
 
 STAT_SAMPLE_TIMES = 64  # times read to estimate statistics when the store has none
-
-
-def default_channels(ds) -> tuple[str, ...]:
-    """Every time-dependent variable of ``ds``, each level a channel (``name@level``)."""
-    channels = []
-    for name, da in ds.data_vars.items():
-        if "time" not in da.dims or "latitude" not in da.dims:
-            continue
-        if "level" in da.dims:
-            channels += [f"{name}@{int(level)}" for level in ds["level"].values]
-        else:
-            channels.append(str(name))
-    return tuple(channels)
 
 
 def coarse_grid(lat: np.ndarray, lon: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,12 +38,6 @@ def coarse_grid(lat: np.ndarray, lon: np.ndarray, factor: int) -> tuple[np.ndarr
     probe = xr.DataArray(np.zeros((lat.size, lon.size), np.float32), dims=("latitude", "longitude"), coords={"latitude": lat, "longitude": lon})
     out = coarsen_conservative(probe, factor)
     return out["latitude"].values, out["longitude"].values
-
-
-def geo_channels(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """sin/cos of latitude and longitude on the grid: (4, H, W) float32."""
-    la, lo = np.meshgrid(np.deg2rad(lat), np.deg2rad(lon), indexing="ij")  # (H, W)
-    return np.stack([np.sin(la), np.cos(la), np.sin(lo), np.cos(lo)]).astype(np.float32)
 
 
 def channel_statistics(store: str | Path, ds, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -34,8 +34,10 @@ import torch.nn.functional as F
 from climate_optics.errors import UsageInputError
 from climate_optics.models.downscaler import Downscaler, DownscalerConfig
 from climate_optics.models.edm import edm_loss
-from climate_optics.training.downscale_data import DownscaleData, default_channels
-from climate_optics.training.sampler import open_store
+from climate_optics.io.channels import store_channels
+from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
+from climate_optics.io.windows import open_store
+from climate_optics.training.downscale_data import DownscaleData
 from climate_optics.training.task import TrainConfig
 
 STAGES = ("regression", "diffusion")
@@ -126,34 +128,6 @@ def measure_correction_std(data: DownscaleData, *, seed: int, batch_size: int = 
     return _channel_rms(data, lambda cond: cond[:, :n], seed=seed, batch_size=batch_size)
 
 
-def load_stage_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A downscaler checkpoint from a file or a run directory (``diffusion/`` preferred)."""
-    from climate_optics.training.checkpoint import LATEST, load_checkpoint
-
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "diffusion" / LATEST, path / LATEST, path / "regression" / LATEST):
-            if candidate.exists():
-                path = candidate
-                break
-        else:
-            raise UsageInputError(f"{path}: no downscaler checkpoint ({LATEST}) in this run directory")
-    if not path.exists():
-        raise UsageInputError(f"{path}: checkpoint does not exist")
-    state = load_checkpoint(path)
-    if state.get("task", {}).get("kind") != "downscaler":
-        raise UsageInputError(f"{path}: not a downscaler checkpoint")
-    state["path"] = str(path)
-    return state
-
-
-def model_from_checkpoint(state: dict[str, Any]) -> Downscaler:
-    """Rebuild the ``Downscaler`` of a checkpoint (weights and residual std included)."""
-    model = Downscaler(DownscalerConfig.from_dict(state["task"]["config"]))
-    model.load_state_dict(state["model"])
-    return model
-
-
 def build_downscale_task(
     data: str | os.PathLike,
     *,
@@ -175,15 +149,15 @@ def build_downscale_task(
     if stage not in STAGES:
         raise UsageInputError(f"downscale stage must be one of {', '.join(STAGES)}, got {stage!r}")
     if init is not None:
-        state = load_stage_checkpoint(init)
-        model = model_from_checkpoint(state)
+        state = load_downscaler_checkpoint(init)
+        model = downscaler_from_checkpoint(state)
         config = model.config
     else:
         if stage == "diffusion":
             raise UsageInputError("the diffusion stage needs the trained regression network: pass --init REGRESSION_RUN (or use --stage both)")
         config = DownscalerConfig.preset(preset, **(overrides or {}))
         if channels is None and not config.channels:
-            channels = default_channels(open_store(data))
+            channels = tuple(store_channels(open_store(data), schema_order=False))
         if channels is not None:
             config = replace(config, channels=tuple(channels))
         model = Downscaler(config)
@@ -236,7 +210,7 @@ def run_downscale_training(
         results[stage] = train(task, config, out, resume=resume)
         return results
     reg_dir, diff_dir = out / "regression", out / "diffusion"
-    from climate_optics.training.checkpoint import LATEST
+    from climate_optics.io.checkpoints import LATEST
 
     reg_done = resume and (reg_dir / LATEST).exists() and (diff_dir / LATEST).exists()
     if not reg_done:

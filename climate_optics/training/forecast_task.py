@@ -16,31 +16,15 @@ import numpy as np
 import torch
 
 from data_catalog.errors import DataInputError
-from data_catalog.schema import STATIC_VARIABLES, VARIABLES
+from data_catalog.schema import STATIC_VARIABLES
 from climate_optics.models.forecaster import (
     FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse,
 )
 from climate_optics.evaluation.weights import lat_weights
-from climate_optics.training.sampler import ZarrWindowSampler, open_store, parse_channel
+from climate_optics.io.channels import parse_channel, store_channels
+from climate_optics.io.windows import ZarrWindowSampler, open_store, time_step_hours
 
 VALIDATION_CHANNEL = "geopotential@500"
-
-
-def store_channels(ds, variables: Sequence[str] | None = None) -> list[str]:
-    """Prognostic channels of a store: every time-dependent variable (schema order) at every level."""
-    names = [n for n in VARIABLES if n in ds.data_vars and "time" in ds[n].dims]
-    if variables is not None:
-        missing = [v for v in variables if v not in ds.data_vars]
-        if missing:
-            raise DataInputError(f"variable {missing[0]!r} is not in the store")
-        names = [n for n in names if n in variables]
-    out = []
-    for name in names:
-        if "level" in ds[name].dims:
-            out += [f"{name}@{int(level)}" for level in ds["level"].values]
-        else:
-            out.append(name)
-    return out
 
 
 def channel_statistics(statistics, channels: Sequence[str], source: object) -> dict[str, np.ndarray]:
@@ -58,17 +42,6 @@ def channel_statistics(statistics, channels: Sequence[str], source: object) -> d
     out["std"] = np.where(out["std"] > 0, out["std"], 1.0).astype(np.float32)
     out["diff_std"] = np.where(out["diff_std"] > 0, out["diff_std"], out["std"]).astype(np.float32)
     return out
-
-
-def time_step_hours(ds, source: object) -> int:
-    """Spacing of the store's time axis in whole hours (must be regular)."""
-    times = ds["time"].values
-    if times.size < 2:
-        raise DataInputError("the store needs at least two times to train a forecaster", source=source)
-    steps = np.unique(np.diff(times).astype("timedelta64[m]").astype(np.int64))
-    if steps.size != 1 or steps[0] % 60:
-        raise DataInputError("time axis is not regular in whole hours", source=source)
-    return int(steps[0] // 60)
 
 
 class ForecastTask:

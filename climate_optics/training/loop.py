@@ -37,7 +37,7 @@ import torch
 
 from climate_optics.errors import UsageInputError
 from climate_optics.training import distributed
-from climate_optics.training.checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from climate_optics.io.checkpoints import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from climate_optics.training.task import TrainConfig, TrainTask
 
 METRICS_FILE = "metrics.jsonl"

@@ -19,7 +19,7 @@ import pytest
 import torch
 import xarray as xr
 
-from climate_optics.training.checkpoint import save_checkpoint
+from climate_optics.io.checkpoints import save_checkpoint
 from data_catalog import testing
 
 VARIABLES = ["temperature", "2m_temperature"]

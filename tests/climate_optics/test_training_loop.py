@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from climate_optics.errors import UsageInputError
-from climate_optics.training.checkpoint import load_checkpoint
+from climate_optics.io.checkpoints import load_checkpoint
 from climate_optics.training.loop import lr_factor, train
 from climate_optics.training.task import TrainConfig, TrainTask
 

@@ -1,4 +1,4 @@
-"""A (time, window) sampler over a canonical Zarr store, for training on larger-than-memory data.
+"""Reading canonical Zarr stores: ``open_store`` and a (time, window) sampler for larger-than-memory data.
 
 - Chunk-aligned reads: whole time chunks of the store are read (every channel at once) and
   kept in a small LRU cache; a sample never triggers a partial-chunk read.
@@ -28,15 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from climate_optics.io.channels import parse_channel
 from data_catalog.errors import DataInputError
-
-
-def parse_channel(name: str) -> tuple[str, int | None]:
-    """``"geopotential@500"`` -> ``("geopotential", 500)``; ``"2m_temperature"`` -> (name, None)."""
-    if "@" in name:
-        var, level = name.split("@", 1)
-        return var, int(float(level))
-    return name, None
 
 
 def open_store(store: str | Path):
@@ -47,6 +40,17 @@ def open_store(store: str | Path):
         return xr.open_zarr(store, chunks=None)
     except Exception as exc:  # noqa: BLE001 - anything unreadable is bad input
         raise DataInputError(f"cannot open as a Zarr store ({type(exc).__name__}: {exc})", source=store) from exc
+
+
+def time_step_hours(ds, source: object) -> int:
+    """Spacing of the store's time axis in whole hours (must be regular)."""
+    times = ds["time"].values
+    if times.size < 2:
+        raise DataInputError("the store needs at least two times to train a forecaster", source=source)
+    steps = np.unique(np.diff(times).astype("timedelta64[m]").astype(np.int64))
+    if steps.size != 1 or steps[0] % 60:
+        raise DataInputError("time axis is not regular in whole hours", source=source)
+    return int(steps[0] // 60)
 
 
 def time_chunk(ds, variables: Sequence[str]) -> int:
