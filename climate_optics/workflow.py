@@ -161,12 +161,10 @@ class PipelineConfig:
 
 
 def training_config(*, steps: int, **values: Any):
-    """A TrainConfig for unattended runs: warm-up 5 %, ten checkpoints and validations, no progress bar."""
+    """A TrainConfig for unattended runs (``TrainConfig.for_steps``), deterministic, without a progress bar."""
     from climate_optics.training.task import TrainConfig
 
-    defaults = dict(warmup=max(1, steps // 20), checkpoint_every=max(1, steps // 10), val_every=max(1, steps // 10),
-                    log_every=max(1, min(50, steps // 20)), progress=False, deterministic=True)
-    return TrainConfig(steps=steps, **(defaults | values))
+    return TrainConfig.for_steps(steps, **({"progress": False, "deterministic": True} | values))
 
 
 # ----------------------------------------------------------------------------- steps

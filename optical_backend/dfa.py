@@ -60,9 +60,10 @@ from torch import nn
 from optical_backend.errors import NonFiniteError, OpticalConfigError
 from optical_backend.feedback import FeedbackPoint, FeedbackSpec, first_tensor, resolve_feedback_points, unwrap_model
 from optical_backend.lean import ForwardContext, buffers_preserved, replay_backward
+from optical_backend.kinds import OPTICAL_KIND, TRAINING_MODES, projector_kinds
 from optical_backend.projector import ProjectorStats, make_projector, projector_from_state_dict
 
-MODES = ("backprop", "dfa", "optical")
+MODES = TRAINING_MODES
 MEMORY_MODES = ("standard", "lean")
 ERROR_GRANULARITY = ("sample", "token", "pixel")
 FEEDBACK_LAYOUTS = ("split", "shared")
@@ -151,8 +152,8 @@ class DFA:
         for label, value, valid in checks:
             if value not in valid:
                 raise OpticalConfigError(f"DFA {label}={value!r} is not one of {', '.join(valid)}")
-        if projector not in ("structured", "dense", "optical"):
-            raise OpticalConfigError(f"DFA projector={projector!r} is not one of structured, dense, optical")
+        if projector not in projector_kinds():
+            raise OpticalConfigError(f"DFA projector={projector!r} is not one of {', '.join(projector_kinds())}")
         if scale_to not in ("error", "output") or (scale_to == "output" and memory == "lean"):
             raise OpticalConfigError(f"DFA scale_to={scale_to!r} is not 'error' or (standard memory only) 'output'")
         if not (math.isfinite(scale) and scale > 0):
@@ -415,7 +416,7 @@ class DFA:
             from optical_backend.opu import OPUConfig
 
             config.setdefault("config", self.opu_config if self.opu_config is not None else OPUConfig())
-            return make_projector("optical", n_in, n_out, seed=self.seed, device=device, **config)
+            return make_projector(OPTICAL_KIND, n_in, n_out, seed=self.seed, device=device, **config)
         return make_projector(self.projector_kind, n_in, n_out, seed=self.seed, device=device, **config)
 
     @property

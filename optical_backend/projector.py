@@ -1,4 +1,4 @@
-"""The projector protocol, the registry behind ``make_projector`` and the dense reference.
+"""The projector protocol, ``make_projector`` (kinds in ``optical_backend.kinds``) and the dense reference.
 
 A projector is a fixed random linear map ``(..., n_in) -> (..., n_out)``. All backends share
 one normalisation: entries behave like i.i.d. N(0, 1/n_out), so that E||P x||^2 = ||x||^2 and
@@ -9,17 +9,14 @@ its entries have variance 1/n_out on average; ``optical_backend.camera``.)
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import asdict, dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from optical_backend.errors import OpticalConfigError
-
-ENTRY_POINT_GROUP = "optical_backend.projectors"
+from optical_backend.kinds import resolve_projector
 
 
 @dataclass
@@ -133,36 +130,12 @@ class DenseProjector(BaseProjector):
         return x @ self.matrix  # (N, n_in) @ (n_in, n_out) -> (N, n_out)
 
 
-_BUILTINS: dict[str, str] = {
-    "dense": "optical_backend.projector:DenseProjector",
-    "structured": "optical_backend.structured:StructuredProjector",
-    "optical": "optical_backend.optical:OpticalProjector",
-}
-
-
-def available_kinds() -> list[str]:
-    """Built-in kinds plus those registered under the ``optical_backend.projectors`` entry point."""
-    names = set(_BUILTINS)
-    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    return sorted(names)
-
-
-def _resolve(kind: str) -> type:
-    target = _BUILTINS.get(kind)
-    if target is None:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name == kind:
-                return ep.load()
-        raise OpticalConfigError(f"unknown projector kind {kind!r}; valid kinds: {', '.join(available_kinds())}")
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
 def make_projector(
     kind: str, n_in: int, n_out: int, *, seed: int = 0, device: torch.device | str | None = None, **config: Any
 ) -> Projector:
-    """Build a projector ``(..., n_in) -> (..., n_out)`` of the given kind (``dense``, ``structured``, ``optical``)."""
-    cls = _resolve(kind)
+    """Build a projector ``(..., n_in) -> (..., n_out)`` of the given kind (``dense``, ``structured``, ``optical``
+    or a registered kind, ``optical_backend.kinds``)."""
+    cls = resolve_projector(kind)
     return cls(n_in, n_out, seed=seed, device=device, **config)
 
 

@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
+from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_MODES, digital_projector_kinds
 
-MODES = ("backprop", "dfa", "optical")
-PROJECTORS = ("dense", "structured")
 DEVICES = ("auto", "cpu", "cuda")
 ERRORS = ("auto", "sample", "token")
 
@@ -70,8 +69,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     seed: int = 0  # seeds torch, numpy, python and the data stream
-    mode: str = "backprop"  # backprop | dfa | optical
-    projector: str = "structured"  # dense | structured (digital DFA feedback projection)
+    mode: str = "backprop"  # optical_backend.kinds.TRAINING_MODES: backprop | dfa | optical
+    projector: str = DEFAULT_DIGITAL_KIND  # digital DFA feedback projection: dense | structured | a registered kind
     memory: str = "standard"  # standard | lean (DFA memory mode, see optical_backend.DFA)
     error: str = "auto"  # DFA error granularity: auto (the task's feedback_error) | sample | token
     feedback: str = "shared"  # DFA feedback layout: shared (one projection for every point) | split (one slice each)
@@ -86,6 +85,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        digital = digital_projector_kinds()
         checks = [
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -94,8 +94,8 @@ class TrainConfig:
             (self.warmup >= 0, f"warmup must be >= 0, got {self.warmup}"),
             (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}"),
-            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
-            (self.projector in PROJECTORS, f"projector must be one of {', '.join(PROJECTORS)}, got {self.projector!r}"),
+            (self.mode in TRAINING_MODES, f"mode must be one of {', '.join(TRAINING_MODES)}, got {self.mode!r}"),
+            (self.projector in digital, f"projector must be one of {', '.join(digital)}, got {self.projector!r}"),
             (self.memory in ("standard", "lean"), f"memory must be standard or lean, got {self.memory!r}"),
             (self.error in ERRORS, f"error must be one of {', '.join(ERRORS)}, got {self.error!r}"),
             (self.feedback in ("shared", "split"), f"feedback must be shared or split, got {self.feedback!r}"),
@@ -111,6 +111,15 @@ class TrainConfig:
                 raise UsageInputError(f"training config: {message}")
         if self.opu_config is not None:
             self.opu_config = self.opu().to_dict()  # validated (the error names the field), stored complete
+
+    @classmethod
+    def for_steps(cls, steps: int, **values: Any) -> "TrainConfig":
+        """The config of a ``steps``-step run, the one rule for defaults that scale with the run's length:
+        warm-up 5 % of the steps, ten checkpoints and validations, about twenty log lines.
+        ``values`` override them (``None`` means not given)."""
+        defaults = dict(warmup=max(1, steps // 20), checkpoint_every=max(1, steps // 10), val_every=max(1, steps // 10),
+                        log_every=max(1, min(50, steps // 20)))
+        return cls(steps=steps, **(defaults | {k: v for k, v in values.items() if v is not None}))
 
     def opu(self):
         """The ``OPUConfig`` of the optical mode (the default device when none was given)."""

@@ -13,16 +13,10 @@ from typing import Any, Optional
 
 import typer
 
-
-class Mode(str, Enum):
-    backprop = "backprop"
-    dfa = "dfa"
-    optical = "optical"
+from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_MODES
 
 
-class ProjectorKind(str, Enum):
-    dense = "dense"
-    structured = "structured"
+Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optical_backend.kinds: defined once
 
 
 class ErrorGranularity(str, Enum):
@@ -39,8 +33,10 @@ class Device(str, Enum):
 
 DATA = typer.Option(..., "--data", help="Ingested Zarr store (written by `climate-optics ingest`).")
 OUT = typer.Option(..., "--out", help="Run directory for checkpoints and metrics.jsonl.")
-MODE = typer.Option(Mode.backprop, "--mode", help="Training mode.")
-PROJECTOR = typer.Option(ProjectorKind.structured, "--projector", help="Digital DFA feedback projector.")
+MODE = typer.Option(Mode("backprop"), "--mode", help="Training mode.")
+PROJECTOR = typer.Option(
+    DEFAULT_DIGITAL_KIND, "--projector", help="Digital DFA feedback projector: dense, structured or an installed projector kind.",
+)
 PRESET = typer.Option("tiny", "--preset", help="Model size preset: tiny, base or 1b.")
 STEPS = typer.Option(1000, "--steps", min=1, help="Optimiser steps.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Samples per step.")
@@ -58,18 +54,6 @@ ERROR = typer.Option(
     ErrorGranularity.auto, "--error",
     help="DFA error granularity: auto (the model's choice: per token, i.e. per patch, for the ViTs), sample or token.",
 )
-
-
-def train_config(**values: Any):
-    """A validated TrainConfig from CLI values, with defaults scaled to the run length."""
-    from climate_optics.training.task import TrainConfig
-
-    steps = values["steps"]
-    values["warmup"] = values["warmup"] if values["warmup"] is not None else max(1, steps // 20)
-    values["checkpoint_every"] = values["checkpoint_every"] or max(1, steps // 10)
-    values["val_every"] = values["val_every"] if values["val_every"] is not None else max(1, steps // 10)
-    values["log_every"] = max(1, min(50, steps // 20))
-    return TrainConfig(**values)
 
 
 def _opu_fields(path: Optional[Path], mode: Mode) -> dict[str, Any] | None:
@@ -94,7 +78,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("forecast")
     def forecast_command(
-        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: ProjectorKind = PROJECTOR, preset: str = PRESET,
+        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET,
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
@@ -105,12 +89,13 @@ def register(app: typer.Typer) -> None:
         from climate_optics.errors import UsageInputError
         from climate_optics.training.forecast_task import ForecastTask
         from climate_optics.training.loop import train
+        from climate_optics.training.task import TrainConfig
 
         try:
             leads = tuple(int(x) for x in lead_steps.split(","))
         except ValueError:
             raise UsageInputError(f"--lead-steps: {lead_steps!r} is not a comma-separated list of integers") from None
-        config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
+        config = TrainConfig.for_steps(steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector,
                               device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
                               error=error.value, opu_config=_opu_fields(opu_config, mode))
         if not data.exists():
@@ -122,7 +107,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("downscale")
     def downscale_command(
-        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: ProjectorKind = PROJECTOR, preset: str = PRESET,
+        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET,
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
@@ -134,11 +119,10 @@ def register(app: typer.Typer) -> None:
         """Train the diffusion downscaler (regression mean + EDM residual) on a fine-grid store."""
         from climate_optics.errors import UsageInputError
 
-        try:
-            from climate_optics.training.downscale_task import run_downscale_training
-        except ImportError:
-            raise UsageInputError("train downscale: the downscaler is not available in this build (climate_optics.training.downscale_task)") from None
-        config = train_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector.value,
+        from climate_optics.training.downscale_task import run_downscale_training
+        from climate_optics.training.task import TrainConfig
+
+        config = TrainConfig.for_steps(steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector,
                               device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
                               error=error.value, opu_config=_opu_fields(opu_config, mode))
         if not data.exists():

@@ -214,7 +214,6 @@ def test_ranks_see_disjoint_samples_that_together_make_the_single_process_batch(
 
 def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_store, tmp_path):
     """The real CLI, 2 ranks of batch 2 in DFA mode == one process of batch 4; rank 0 alone writes."""
-    from flows.cli.train import train_config
     from climate_optics.training.forecast_task import ForecastTask
 
     args = ["--data", str(synthetic_store), "--mode", "dfa", "--preset", "tiny", "--steps", "3"]
@@ -228,7 +227,7 @@ def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_sto
     state = load(tmp_path / "run" / "checkpoint.pt")
     assert state["world_size"] == 2 and state["train_config"]["batch_size"] == 2
 
-    config = train_config(steps=3, batch_size=4, lr=1e-3, seed=0, mode="dfa", projector="structured", device="cpu",
+    config = TrainConfig.for_steps(3, batch_size=4, lr=1e-3, seed=0, mode="dfa", projector="structured", device="cpu",
                           warmup=None, checkpoint_every=None, val_every=None)
     task = ForecastTask(synthetic_store, preset="tiny", seed=0, train_lead_steps=(1,))
     train(task, config, tmp_path / "single")
