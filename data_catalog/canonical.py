@@ -50,6 +50,9 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
         if name in out:
             raise DataInputError(f"a second variable maps to {name!r}; expected one source per"
                                  " canonical variable", source=source, variable=str(native))
+        if da.dtype.kind not in NUMERIC_KINDS:
+            raise DataInputError(f"holds {_dtype_words(da.dtype)}, not numbers; expected numeric values of {name}",
+                                 source=source, variable=str(native))
         if how != "canonical name":
             notes.append(f"{native} -> {name} ({how})")
         if VARIABLES[name].static and TIME in da.dims:
@@ -72,6 +75,15 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
     if notes:
         result.attrs["history"] = "; ".join(dict.fromkeys(notes))
     return result
+
+
+NUMERIC_KINDS = "fiub"  # float, signed and unsigned integer, boolean (a land-sea mask)
+
+
+def _dtype_words(dtype: np.dtype) -> str:
+    """'strings (dtype <U4)', 'Python objects (dtype object)', ... for a refusal."""
+    words = {"U": "strings", "S": "byte strings", "O": "Python objects", "M": "dates", "m": "time spans", "c": "complex numbers"}
+    return f"{words.get(dtype.kind, 'non-numeric values')} (dtype {dtype})"
 
 
 def _convert_units(da: xr.DataArray, native: str, name: str, source: str, notes: list[str]) -> xr.DataArray:

@@ -325,8 +325,15 @@ def _check_grid(forecast, other, what: str) -> None:
         if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
             raise DataInputError(
                 f"grids differ: forecast {dim} has {a.size} points ({a.min():g}..{a.max():g}), "
-                f"{what} has {b.size} ({b.min():g}..{b.max():g}); regrid one of them first"
+                f"{what}{_opened_from(other)} has {b.size} ({b.min():g}..{b.max():g}); regrid one of them first",
+                source=forecast.encoding.get("source"),
             )
+
+
+def _opened_from(ds) -> str:
+    """' (PATH)' for a dataset opened from a file or store, for messages naming both sides."""
+    source = ds.encoding.get("source")
+    return f" ({source})" if source else ""
 
 
 def _metrics(names, climatology, ensemble: bool) -> dict[str, Metric]:
