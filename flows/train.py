@@ -9,9 +9,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.workflow import train_forecaster
+from flows.retries import retry_on_io_error
 
 
-@task(name="train-forecaster", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(name="train-forecaster", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
 def train_forecaster_task(store: str, run_dir: str, *, mode: str = "backprop", projector: str = "structured",
                           preset: str = "tiny", model: dict[str, Any] | None = None, steps: int = 300,
                           batch_size: int = 8, lr: float = 1e-3, seed: int = 0, warm_start: str | None = None) -> str:
