@@ -28,6 +28,7 @@ the patterns before it shows them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -50,6 +51,7 @@ class HolographicCamera:
         # std in units = sqrt(mean + offset) * noise_scale (shot) or noise_scale (read noise only)
         self.offset = config.read_noise_e**2 / self.unit
         self.noise_scale = self.unit**-0.5 if config.shot_noise else config.read_noise_e / self.unit
+        self._anchor_cache: dict[int, _AnchorTerms] = {}
 
     def _expose(self, mean: torch.Tensor, noise: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:
         """One exposure of ``mean`` (units, black level not included) -> recorded units, in place."""
@@ -101,15 +103,16 @@ class HolographicCamera:
             average.clamp_(0.0, cfg.full_well_e)
         return average
 
-    def _chunks(self, field: torch.Tensor, generator: torch.Generator) -> Iterator[tuple]:
+    def _chunks(self, field: torch.Tensor, generator: torch.Generator, planar: bool = False) -> Iterator[tuple]:
         """Blocks of about ``CHUNK`` pixels of ``field`` ``(R, n)``, in a fixed order: yields
         ``(rows, cols, re, im, (b0, b1, b2, b3), noise0, noise1)`` with four scratch buffers and both
-        frames' sensor draws (None without noise), so the same generator state repeats the frames."""
+        frames' sensor draws (None without noise), so the same generator state repeats the frames.
+        ``planar``: ``re`` and ``im`` are contiguous copies (strided views otherwise)."""
         rows, n = field.shape
         parts = torch.view_as_real(field)  # (R, n, 2)
         cols = min(n, CHUNK)
         block = min(rows, max(1, CHUNK // cols))  # rows per chunk
-        buffers = torch.empty(4, block * cols, device=field.device)
+        buffers = torch.empty(6 if planar else 4, block * cols, device=field.device)
         noise = torch.empty(2 * block * cols, device=field.device) if self.noisy else None
         for r0 in range(0, rows, block):
             r1 = min(rows, r0 + block)
@@ -122,7 +125,10 @@ class HolographicCamera:
                     draws = noise[: 2 * size].normal_(generator=generator)  # contiguous: the fast sampler
                     n0, n1 = draws[:size].view(shape), draws[size:].view(shape)
                 views = tuple(b[:size].view(shape) for b in buffers)
-                yield slice(r0, r1), slice(c0, c1), parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1], views, n0, n1
+                re, im = parts[r0:r1, c0:c1, 0], parts[r0:r1, c0:c1, 1]
+                if planar:
+                    re, im = views[4].copy_(re), views[5].copy_(im)
+                yield slice(r0, r1), slice(c0, c1), re, im, views[:4], n0, n1
 
     # -- external reference arm -------------------------------------------------------------------
     def read_real_part(self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -161,23 +167,39 @@ class HolographicCamera:
         sets the call's exposure. Both frames sit on an anchor's pedestal, so the shot noise keeps
         the ADC's rounding nearly unbiased even for a pattern of one mirror.
         """
-        cfg = self.config
         valid = speckle_intensity > 0  # (R,)
-        pedestal = float(anchors.abs().square().mean(dim=1).max())
-        gain = cfg.exposure * cfg.full_well_e / (float(speckle_intensity.max()) + pedestal) / self.unit  # units per intensity
-        power = self._laser(field.shape[0], generator, field.device)  # (R, 2)
-        a_re, a_im = anchors.real * (2 * gain), anchors.imag * (2 * gain)  # (2, n)
-        a_int = anchors.abs().square() * gain  # (2, n)
+        terms = self._anchor_terms(anchors)
+        gain = self.config.exposure * self.config.full_well_e / (float(speckle_intensity.max()) + terms.pedestal) / self.unit  # units per intensity
+        scales = self._laser(field.shape[0], generator, field.device).mul_(gain)  # (R, 2): gain x laser power of each frame
         known = measured * gain  # (n,)
         scale = valid[:, None] / (2 * gain * reference_rms)  # (R, 1)
         out = torch.empty(field.shape, device=field.device)
-        for rows, cols, re, im, (speckle, first, second, work), n0, n1 in self._chunks(field, generator):
-            torch.mul(im, im, out=speckle).addcmul_(re, re).mul_(gain)  # gain |E|^2
+        for rows, cols, re, im, (speckle, first, second, work), n0, n1 in self._chunks(field, generator, planar=True):
+            torch.mul(im, im, out=speckle).addcmul_(re, re)  # |E|^2
             for i, frame in enumerate((first, second)):
-                # gain |E + A_i|^2 = gain |E|^2 + gain |A_i|^2 + 2 gain Re(E conj A_i)
-                torch.mul(re, a_re[i, cols], out=frame).addcmul_(im, a_im[i, cols])
-                frame.add_(speckle).add_(a_int[i, cols]).mul_(power[rows, i : i + 1])
+                # gain |E + A_i|^2 = gain (|E|^2 + |A_i|^2 + 2 Re(E conj A_i)), times the frame's laser power
+                torch.mul(re, terms.re2[i, cols], out=frame).addcmul_(im, terms.im2[i, cols])
+                frame.add_(speckle).add_(terms.intensity[i, cols]).mul_(scales[rows, i : i + 1])
             self._expose(first, n0, work)
             self._expose(second, n1, work)
             torch.sub(first, second, out=out[rows, cols]).sub_(known[cols]).mul_(scale[rows])
         return out
+
+    def _anchor_terms(self, anchors: torch.Tensor) -> "_AnchorTerms":
+        """``2 Re A``, ``2 Im A``, ``|A|^2`` ``(2, n)`` and the brightest half's mean intensity,
+        computed once per anchor pair (a pass shows the same anchors in every call)."""
+        cached = self._anchor_cache.get(id(anchors))
+        if cached is None or cached.anchors is not anchors:
+            intensity = anchors.abs().square()  # (2, n)
+            cached = _AnchorTerms(anchors, 2 * anchors.real, 2 * anchors.imag, intensity, float(intensity.mean(dim=1).max()))
+            self._anchor_cache[id(anchors)] = cached
+        return cached
+
+
+@dataclass(frozen=True)
+class _AnchorTerms:
+    anchors: torch.Tensor  # (2, n) complex: kept so that a reused id is never mistaken for it
+    re2: torch.Tensor  # (2, n) 2 Re A_i
+    im2: torch.Tensor  # (2, n) 2 Im A_i
+    intensity: torch.Tensor  # (2, n) |A_i|^2
+    pedestal: float  # max_i mean |A_i|^2

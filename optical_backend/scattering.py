@@ -30,11 +30,13 @@ the normalisation shared by every projector.
   "Orthogonal random features", NeurIPS 2016; as optical diffusers: Hu et al., "Structured random
   models for phase retrieval with optical diffusers", arXiv:2510.14490.
 
-  Cost per pattern: the stride-K input and output modes make the first and last transforms
-  N-point FFTs (a stride-K vector's M-point DFT is its N-point DFT repeated K times; the DFT at
-  every K-th frequency is the N-point DFT of the K folded blocks), the binary plate keeps the
-  first one real (two patterns share one complex FFT), and each of the ``L - 2`` middle screens
-  costs one M-point FFT. Memory: O(L M) parameters.
+  Cost per pattern (``L = 3``): one N/2-point FFT of the real pattern packed as complex numbers,
+  K N-point FFTs for the M-point DFT (decimation in time: a stride-K vector's M-point DFT is its
+  N-point DFT repeated K times, so the K decimated inputs are built directly, and the lossy
+  screen and the fold onto the camera's every K-th mode combine the K spectra in one pass), and
+  one N-point FFT to the camera; each further screen adds one M-point FFT. At N = 2^20 the
+  M-point FFT would leave the cache (4x the time of one N-point FFT measured, not 2x).
+  Memory: O(L M) parameters.
 """
 
 from __future__ import annotations
@@ -86,44 +88,93 @@ class ScreenTransmission:
         exit_angles = rng.uniform(0.0, 2 * np.pi, size=n_out)
         self.exit = torch.from_numpy(np.exp(1j * exit_angles).astype(np.complex64)).to(device)  # (n_out,)
         # unnormalised FFTs: each unitary DFT's 1/sqrt(M) is folded into the factor that follows
-        # it; the first also absorbs the 1/2 and -i/2 that split two packed real spectra; the exit
-        # carries the gain sqrt(2 M / n_out) that makes E|t|^2 = 2 / n_out
+        # it; the exit carries the gain sqrt(2 M / n_out) that makes E|t|^2 = 2 / n_out
         root = math.sqrt(self.size)
-        first = self.phases[0] / root  # (M,)
-        self._first_a = (first * 0.5).view(self.modes_per_pixel, self.n)  # (K, N)
-        self._first_b = (first * -0.5j).view(self.modes_per_pixel, self.n)  # (K, N)
+        self._first = (self.phases[0] / root).view(self.modes_per_pixel, self.n)  # (K, N)
         self._later = self.phases[1:] / root  # (L-3, M)
         self._loss = (self.loss / root).view(self.modes_per_pixel, self.n)  # (K, N)
         self._exit = self.exit * (math.sqrt(2 * self.size / n_out) / root)  # (n_out,)
+        twiddle = np.exp(-2j * np.pi * np.arange(self.n // 2) / self.n)  # (N/2,) w^k
+        self._split = tuple(torch.from_numpy(((1 + sign * 1j * twiddle) / 2).astype(np.complex64)).to(device) for sign in (-1, 1))
 
-    def _input_spectra(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, N) complex
-        """Unnormalised N-point DFTs of the signed patterns, two real patterns per complex FFT."""
-        rows, n = patterns.shape[0], self.n
-        half = (rows + 1) // 2
-        # z = u_a + i u_b, then A[k] = Z[k] + conj Z[-k], B[k] = Z[k] - conj Z[-k]: the 1/2 and
-        # 1/2i of the split are folded into the first screen (an odd last row pairs with zeros)
-        packed = (torch.zeros if self.n_in < n or rows % 2 else torch.empty)(half, n, 2, device=patterns.device)
-        torch.mul(patterns[:half], self.signs, out=packed[:, : self.n_in, 0])  # (h, n_in)
-        torch.mul(patterns[half:], self.signs, out=packed[: rows - half, : self.n_in, 1])  # (h', n_in)
-        spectrum = torch.fft.fft(torch.view_as_complex(packed))  # (h, N)
-        mirror = torch.roll(spectrum.flip(-1), 1, dims=-1).conj()  # (h, N): conj Z[-k]
-        out = torch.empty(2 * half, n, dtype=spectrum.dtype, device=patterns.device)  # (2h, N)
-        torch.add(spectrum, mirror, out=out[:half])
-        torch.sub(spectrum, mirror, out=out[half:])
-        return out[:rows]
+    def _spectrum(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, N) complex
+        """The signed patterns' N-point DFT from one N/2-point complex FFT per pattern: with
+        ``z[i] = u[2i] + i u[2i+1]``, ``Z = DFT(z)`` and ``Z'[k] = conj Z[-k]``, the even and odd
+        samples' DFTs are ``(Z + Z') / 2`` and ``(Z - Z') / 2i``, and ``X[k] = a Z + b Z'``,
+        ``X[k + N/2] = b Z + a Z'`` with ``a, b = (1 -+ i w^k) / 2``, ``w = exp(-2 pi i / N)``
+        (MKL's own real-input FFT is slower than this at 2^20 points)."""
+        rows, half = patterns.shape[0], self.n // 2
+        signed = torch.zeros(rows, self.n, device=patterns.device)  # (R, N): zero-padded
+        torch.mul(patterns, self.signs, out=signed[:, : self.n_in])
+        packed = torch.fft.fft(torch.view_as_complex(signed.view(rows, half, 2)))  # (R, N/2)
+        mirrored = torch.roll(packed.flip(-1), 1, dims=-1).conj_physical()  # (R, N/2): conj Z[-k]
+        a, b = self._split
+        full = torch.empty(rows, self.n, dtype=packed.dtype, device=patterns.device)  # (R, N)
+        torch.mul(packed, a, out=full[:, :half]).addcmul_(mirrored, b)
+        torch.mul(packed, b, out=full[:, half:]).addcmul_(mirrored, a)
+        return full
+
+    def _first_screen(self, patterns: torch.Tensor, decimated: bool) -> torch.Tensor:  # (R, n_in) -> (R, K, N)
+        """The field after the first screen, ``x[m] = first[m] X[m mod N]`` (the M-point DFT of a
+        stride-K input is its N-point DFT repeated K times); ``decimated``: as ``x[iK + j]`` at
+        ``[j, i]``, where ``X[(iK + j) mod N]`` is ``X[j::K]`` repeated K times."""
+        spectrum = self._spectrum(patterns)  # (R, N)
+        rows, k, n = spectrum.shape[0], self.modes_per_pixel, self.n
+        field = torch.empty(rows, k, n, dtype=spectrum.dtype, device=patterns.device)  # (R, K, N)
+        if not decimated:
+            return torch.mul(spectrum[:, None], self._first, out=field)
+        first = self._first_decimated()  # (K, N)
+        for j in range(k):
+            strided = spectrum[:, j::k]  # (R, N/K)
+            torch.mul(first[j].view(k, n // k), strided[:, None], out=field[:, j].view(rows, k, n // k))
+        return field
+
+    def _first_decimated(self) -> torch.Tensor:  # (K, N): first[iK + j] at [j, i]
+        if getattr(self, "_first_dec", None) is None:
+            self._first_dec = self._first.reshape(-1).view(self.n, self.modes_per_pixel).T.contiguous()
+        return self._first_dec
+
+    def _combine(self) -> torch.Tensor:  # (K, N) complex
+        """``c_j[k] = sum_q loss[qN + k] w^(j (k + qN))``, ``w = exp(-2 pi i / M)``: with
+        ``G_j`` the N-point DFT of the decimated ``x[iK + j]``, the M-point DFT is
+        ``F[k + qN] = sum_j w^(j (k + qN)) G_j[k]`` (decimation in time), so the lossy screen and
+        the fold onto the camera's modes are ``sum_q loss[qN + k] F[k + qN] = sum_j c_j[k] G_j[k]``:
+        K N-point DFTs instead of one M-point DFT (which falls out of cache at 2^21 points)."""
+        if getattr(self, "_combine_of", None) is not self._loss:  # recomputed if the screen is replaced
+            k, n = self.modes_per_pixel, self.n
+            modes = torch.arange(self.size, dtype=torch.float64, device=self._loss.device)  # (M,)
+            loss = self._loss.reshape(-1).to(torch.complex128)  # (M,)
+            combine = torch.stack([(loss * torch.exp(-2j * math.pi * j * modes / self.size)).view(k, n).sum(dim=0) for j in range(k)])
+            self._combine_c, self._combine_of = combine.to(self._loss.dtype), self._loss
+        return self._combine_c
 
     def fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
-        rows, half = patterns.shape[0], (patterns.shape[0] + 1) // 2
-        spectra = self._input_spectra(patterns)  # (R, N): the M-point DFT is this repeated K times
-        field = torch.empty(rows, self.modes_per_pixel, self.n, dtype=spectra.dtype, device=patterns.device)  # (R, K, N)
-        torch.mul(spectra[:half, None], self._first_a, out=field[:half])
-        torch.mul(spectra[half:, None], self._first_b, out=field[half:])
-        del spectra
-        field = torch.fft.fft(field.view(rows, self.size))  # (R, M)
-        for phase in self._later:
-            field = torch.fft.fft(field.mul_(phase))  # (R, M)
-        folded = field.view(rows, self.modes_per_pixel, self.n).mul_(self._loss).sum(dim=1)  # (R, N)
+        """One pattern at a time for large media (the K N-point buffers then stay in cache)."""
+        rows = patterns.shape[0]
+        step = max(1, (1 << 21) // self.size)  # rows per block: 16 MiB of complex field
+        if rows <= step:
+            return self._fields(patterns)
+        out = torch.empty(rows, self.n_out, dtype=self._exit.dtype, device=patterns.device)  # (R, n_out)
+        for start in range(0, rows, step):
+            out[start : start + step] = self._fields(patterns[start : start + step])
+        return out
+
+    def _fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
+        rows, k, n = patterns.shape[0], self.modes_per_pixel, self.n
+        if len(self._later):
+            field = torch.fft.fft(self._first_screen(patterns, decimated=False).view(rows, self.size))  # (R, M)
+            for phase in self._later[:-1]:
+                field = torch.fft.fft(field.mul_(phase))  # (R, M)
+            field = field.mul_(self._later[-1]).view(rows, n, k).transpose(1, 2).contiguous()  # (R, K, N) decimated
+        else:
+            field = self._first_screen(patterns, decimated=True)  # (R, K, N) decimated
+        spectra = torch.fft.fft(field)  # (R, K, N): G_j
         del field
+        combine = self._combine()  # (K, N)
+        folded = torch.mul(spectra[:, 0], combine[0])  # (R, N)
+        for j in range(1, k):
+            folded.addcmul_(spectra[:, j], combine[j])
+        del spectra
         field = torch.fft.fft(folded)  # (R, N): the medium's DFT at every K-th mode
         return field[:, : self.n_out].mul_(self._exit) if self.n_out == self.n else field[:, : self.n_out] * self._exit
 
