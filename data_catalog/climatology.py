@@ -185,23 +185,34 @@ class DaySlabs:
 
 
 class DailySums:
-    """Sums per (day of year, hour) of one variable (float64), updated block by block.
+    """Sums per (day of year, hour) of one variable, updated block by block.
 
     Layout (dayofyear, level, hour, lat, lon): the days a block covers are one contiguous
-    region. Per-cell counts of missing values are kept alongside, from the first NaN seen.
-    ``path`` None keeps them in memory, else in scratch files ``path`` and ``path.missing``.
+    region. Sums are float64, or the data's own float type when ``once`` says that every
+    (day, hour) slot receives at most one value (a record of up to a year): the "sum" is then
+    the value itself, exact, in half the memory. Per-cell counts of missing values are kept
+    alongside, from the first NaN seen. ``path`` None keeps them in memory, else in scratch
+    files ``path`` and ``path.missing``.
     """
 
-    def __init__(self, path: str | os.PathLike | None, n_hour: int, field: tuple[int, ...]):
+    def __init__(self, path: str | os.PathLike | None, n_hour: int, field: tuple[int, ...], once: bool = False):
         self.path = None if path is None else Path(path)
         self.has_level = len(field) == 3
         self.shape = (DAYS, field[0] if self.has_level else 1, n_hour, *field[-2:])
-        self.sums = DaySlabs(self.shape, np.float64, self.path)
+        self.once = once
+        self.sums: DaySlabs | None = None  # created by the first block, in its dtype when `once`
         self.missing: DaySlabs | None = None
+
+    def _slabs(self, dtype: np.dtype) -> DaySlabs:
+        if self.sums is None:
+            exact = self.once and dtype.kind == "f" and dtype.itemsize <= 8
+            self.sums = DaySlabs(self.shape, dtype.type if exact else np.float64, self.path)
+        return self.sums
 
     def add(self, doy: np.ndarray, hour: np.ndarray, values: np.ndarray) -> None:
         """Add ``values`` (time, [level], lat, lon) at days ``doy`` (1..366) and hour indices ``hour``."""
         values = values if self.has_level else values[:, np.newaxis]  # (time, level, lat, lon)
+        sums = self._slabs(values.dtype)
         missing = np.isnan(values)
         has_missing = bool(missing.any())
         if has_missing:
@@ -214,14 +225,15 @@ class DailySums:
             rows = (day >= first) & (day < stop)
             every = bool(rows.all())
             d, h = day[rows] - first, hour[rows]
-            self.sums.add(first, stop, d, h, values if every else values[rows])
+            sums.add(first, stop, d, h, values if every else values[rows])
             lost = missing if every else missing[rows]
             if has_missing and lost.any():
                 self.missing.add(first, stop, d, h, lost)
 
     def read_band(self, level: int, rows: slice) -> tuple[np.ndarray, np.ndarray | None]:
         """(sums, missing-value counts or None when nothing was missing), each (dayofyear, hour, rows, lon)."""
-        return self.sums.band(level, rows), None if self.missing is None else self.missing.band(level, rows)
+        sums = self._slabs(np.dtype(np.float64))  # zeros if no block came
+        return sums.band(level, rows), None if self.missing is None else self.missing.band(level, rows)
 
 
 class Climatology:
@@ -242,7 +254,8 @@ class Climatology:
         n_hour = len(self.hours)
         nbytes = sum(DAYS * n_hour * int(np.prod(field)) * 8 for field in fields.values())
         in_memory = nbytes <= SUMS_IN_MEMORY_BYTES  # the same for any record length: memory stays flat
-        self.sums = {name: DailySums(None if in_memory else directory / f"{name}.sums", n_hour, field)
+        once = bool(self.steps.max() <= 1)  # one value per (hour, day): sums kept in the data's dtype
+        self.sums = {name: DailySums(None if in_memory else directory / f"{name}.sums", n_hour, field, once)
                      for name, field in fields.items()}
 
     def add(self, name: str, start: int, values: np.ndarray) -> None:
@@ -283,16 +296,14 @@ class Climatology:
                     done(count, len(jobs))
 
 
-def _circular_box_sum(x: np.ndarray, radius: int, out: np.ndarray | None = None) -> np.ndarray:
-    """sum_{k=-radius..radius} x[(i + k) mod n] along axis 0, as a running sum over whole rows."""
+def _circular_box_sum(x: np.ndarray, radius: int) -> np.ndarray:
+    """sum_{k=-radius..radius} x[(i + k) mod n] along axis 0 (float64), as a running sum over whole rows."""
     n = len(x)
-    out = np.empty_like(x) if out is None else out
-    running = x[np.arange(-radius, radius + 1) % n].sum(axis=0)  # the window around row 0
-    out[0] = running
-    for i in range(1, n):  # each step a whole row: vectorised over the grid
-        running += x[(i + radius) % n]
-        running -= x[(i - radius - 1) % n]
-        out[i] = running
+    out = np.empty(x.shape, dtype=np.float64)
+    out[0] = x[np.arange(-radius, radius + 1) % n].sum(axis=0, dtype=np.float64)  # the window around row 0
+    for i in range(1, n):  # each step a whole row: vectorised over the grid, written in place
+        np.add(out[i - 1], x[(i + radius) % n], out=out[i])
+        out[i] -= x[(i - radius - 1) % n]
     return out
 
 
@@ -304,7 +315,7 @@ def circular_window_sum(x: np.ndarray, half_width: int, axis: int) -> np.ndarray
     """
     if half_width % 2:
         raise ValueError(f"half_width must be even, got {half_width}")
-    rows = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 0)
+    rows = np.moveaxis(np.asarray(x), axis, 0)  # float32 sums are widened row by row
     once = _circular_box_sum(rows, half_width // 2)
     twice = _circular_box_sum(once, half_width // 2)
     twice /= half_width + 1

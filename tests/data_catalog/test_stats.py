@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from data_catalog import testing
-from data_catalog.climatology import DAYS, circular_window_sum, window_weights
+from data_catalog.climatology import DAYS, Climatology, circular_window_sum, window_weights
 from data_catalog.errors import DataInputError
 from data_catalog.ingest import blocks, diff_interval, write_store
 from data_catalog.stats import Moments, read_climatology, read_statistics
@@ -93,6 +93,33 @@ def test_climatology_equals_direct_groupby(two_years):
     # The missing 2m value shifts the direct count by one; the stored weights count time steps.
     np.testing.assert_allclose(clim["2m_temperature"].values, direct_climatology(ds["2m_temperature"]), rtol=1e-4)
     assert np.isfinite(clim["temperature"].values).all()
+
+
+def test_climatology_of_a_record_within_a_year_equals_direct_groupby(tmp_path):
+    """One value per (day, hour) slot: the daily sums are kept in the data's float32, exactly."""
+    ds = testing.canonical_dataset(n_time=4 * 300, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES,
+                                   start="2019-03-01", seed=4)
+    ds["2m_temperature"][7, 2, 3] = np.nan
+    store = write_store(ds, tmp_path / "one.zarr", source="test", time_chunk=40)
+    clim = read_climatology(store)
+    with np.errstate(invalid="ignore"):  # 0 / 0 on days without data: NaN on both sides
+        direct = {name: direct_climatology(ds[name]) for name in ("temperature", "2m_temperature")}
+    np.testing.assert_allclose(clim["temperature"].values, direct["temperature"], rtol=2e-6)
+    np.testing.assert_allclose(clim["2m_temperature"].values, direct["2m_temperature"], rtol=1e-4)
+    assert np.isnan(clim["temperature"].sel(dayofyear=29).values).all()  # no data within 30 days
+
+
+@pytest.mark.parametrize("n_time, dtype, expected", [(4 * 300, "float32", "float32"), (4 * 300, "float64", "float64"),
+                                                     (4 * 400, "float32", "float64")])
+def test_daily_sums_dtype_is_exact(tmp_path, n_time, dtype, expected):
+    """Data's own dtype only when each (day, hour) slot gets one value; a second year sums in float64."""
+    times = pd.date_range("2019-01-01", periods=n_time, freq="6h").values
+    climatology = Climatology(times, tmp_path, {"t": (4, 8)})
+    x = np.full((n_time, 4, 8), 280.0, dtype=dtype)
+    climatology.add("t", 0, x)
+    total, _ = climatology.sums["t"].read_band(0, slice(None))
+    assert total.dtype == np.dtype(expected)
+    assert total.sum(dtype=np.float64) == 280.0 * n_time * 4 * 8  # every value summed once
 
 
 def test_circular_window_sum_wraps_around_the_year():
