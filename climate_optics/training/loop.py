@@ -42,7 +42,7 @@ from climate_optics.training.task import TrainConfig, TrainTask
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
-RESUME_KEYS = ("steps", "batch_size", "lr", "seed", "mode", "projector", "warmup", "min_lr_ratio", "weight_decay", "error", "feedback", "opu_config")
+RESUME_KEYS = ("steps", "batch_size", "lr", "seed", "mode", "projector", "warmup", "min_lr_ratio", "weight_decay", "error", "feedback", "feedback_scale", "opu_config")
 
 
 @dataclass
@@ -92,6 +92,8 @@ def make_engine(
                                   error=error if config.error == "auto" else config.error, output=output, feedback=config.feedback)
     if config.memory != "standard":
         kwargs["memory"] = config.memory
+    if config.feedback_scale != "error":
+        kwargs["scale_to"] = config.feedback_scale
     if config.mode == "optical":
         kwargs["opu_config"] = config.opu()
     return DFA(model, **kwargs)
