@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/climate-optics demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from climate_optics.benchkit import Row, write_results  # noqa: E402
 from dfa_study import CHANNELS, LEADS, train_and_score  # noqa: E402
+
+from climate_optics.benchkit import Row, write_results  # noqa: E402
 
 NAME = "skill"
 SHORT = {"geopotential@500": "Z500", "temperature@850": "T850", "2m_temperature": "T2m"}

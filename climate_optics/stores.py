@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from data_catalog.schema import VARIABLES
-from data_catalog.faults import pause_point
-from data_catalog.store import atomic_store, check_target, consolidate
 from climate_optics.io.channels import parse_channel
+from data_catalog.faults import pause_point
+from data_catalog.schema import VARIABLES
+from data_catalog.store import atomic_store, check_target, consolidate
 
 
 class ForecastStoreWriter:

@@ -57,10 +57,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from optical_backend.dfa_alignment import gradient_alignment
 from optical_backend.errors import NonFiniteError, OpticalConfigError
 from optical_backend.feedback import FeedbackPoint, FeedbackSpec, first_tensor, resolve_feedback_points, unwrap_model
-from optical_backend.lean import ForwardContext, buffers_preserved, replay_backward
 from optical_backend.kinds import OPTICAL_KIND, TRAINING_MODES, projector_kinds
+from optical_backend.lean import ForwardContext, replay_backward
 from optical_backend.projector import ProjectorStats, make_projector, projector_from_state_dict
 
 MODES = TRAINING_MODES
@@ -441,47 +442,7 @@ class DFA:
 
         For models called with several arguments (``lambda: task.loss(model, batch)``).
         """
-        params = [p for p in self.inner.parameters() if p.requires_grad]
-        saved_grads = [p.grad for p in params]
-        saved_counts = None if self._projector is None else self._projector.stats.as_dict()
-        saved_stats = {k: v for k, v in asdict(self.stats).items() if k != "projector"}
-        mode, memory = self.mode, self.memory
-        devices = sorted({p.device.index or 0 for p in params if p.is_cuda})
-        result: dict[str, float] = {}
-        try:
-            with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                rng = torch.get_rng_state()
-                for p in params:
-                    p.grad = None
-                self.mode = "backprop"
-                with buffers_preserved(self.inner):
-                    self.backward(compute_loss())
-                true_grads = {id(p): p.grad for p in params}
-                torch.set_rng_state(rng)
-                self.mode, self.memory = ("optical" if mode == "optical" else "dfa"), "standard"
-                with buffers_preserved(self.inner):  # restored after the gradients: the graph may use them
-                    loss = compute_loss()
-                    record, self._record = self._record, None
-                    (error,) = torch.autograd.grad(loss, record.y_hat, retain_graph=True)
-                    signals = self._signals(error.detach(), record.shapes)
-                    for point in self.points:
-                        y_point = record.outputs.get(point.name)
-                        if y_point is None:
-                            result[point.name] = float("nan")
-                            continue
-                        grads = torch.autograd.grad(y_point, params, signals[point.name], retain_graph=True, allow_unused=True)
-                        pairs = [(g, true_grads[id(p)]) for g, p in zip(grads, params) if g is not None]
-                        result[point.name] = _cosine([a for a, _ in pairs], [b for _, b in pairs])
-        finally:
-            self.mode, self.memory = mode, memory
-            for p, g in zip(params, saved_grads):
-                p.grad = g
-            for key, value in saved_stats.items():
-                setattr(self.stats, key, value)
-            if saved_counts is not None and self._projector is not None:
-                for key, value in saved_counts.items():
-                    setattr(self._projector.stats, key, value)
-        return result
+        return gradient_alignment(self, compute_loss)
 
     # -- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -521,13 +482,3 @@ class DFA:
 def _check_finite(values: torch.Tensor, what: str) -> None:
     if not bool(torch.isfinite(values).all()):
         raise NonFiniteError(f"DFA: non-finite {what}; no gradient was written (lower the learning rate or check the data)")
-
-
-def _cosine(a: list[torch.Tensor | None], b: list[torch.Tensor | None]) -> float:
-    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-    if not pairs:
-        return float("nan")
-    va = torch.cat([x.detach().reshape(-1).double() for x, _ in pairs])
-    vb = torch.cat([y.detach().reshape(-1).double() for _, y in pairs])
-    denom = va.norm() * vb.norm()
-    return float(va @ vb / denom) if denom > 0 else float("nan")

@@ -56,8 +56,8 @@ def assert_same_store(a, b, group=None):
 
 def test_evaluate_on_the_cluster_equals_the_local_scores(source, tmp_path):
     """The CLI end to end: --dask-workers 2 scores in tasks on the cluster's workers, identical numbers."""
-    from flows.cli import main
     from data_catalog.ingest import ingest
+    from flows.cli import main
 
     truth = ingest(source, tmp_path / "truth.zarr")
     forecast = forecast_store(truth, tmp_path / "forecast.zarr")
@@ -88,8 +88,8 @@ def test_scoring_runs_as_tasks_on_the_workers(source, client, tmp_path):
     import dask
 
     from climate_optics.cluster import current_client
-    from climate_optics.evaluation.evaluate_stores import open_forecast, open_truth
     from climate_optics.evaluation.evaluate_datasets import evaluate
+    from climate_optics.evaluation.evaluate_stores import open_forecast, open_truth
     from data_catalog.ingest import ingest
 
     truth = ingest(source, tmp_path / "truth.zarr")

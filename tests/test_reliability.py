@@ -337,8 +337,7 @@ def test_redact_keeps_the_harmless_and_hides_the_secret():
 # -- synthetic generation resumes where it stopped -------------------------------------------------
 
 def test_interrupted_synthetic_generation_resumes_bit_identically(tmp_path, monkeypatch, caplog):
-    from data_catalog.synthetic import SyntheticConfig, generate
-    from data_catalog.synthetic import writer
+    from data_catalog.synthetic import SyntheticConfig, generate, writer
 
     config = SyntheticConfig(seed=4, days=10.0, spinup_days=0.25)  # two 5-day segments
     reference = generate(config, tmp_path / "reference.zarr", chunk_days=5, progress=False)

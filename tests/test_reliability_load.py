@@ -55,8 +55,8 @@ def fork_runs(runs: dict[str, list[str]], logs: Path) -> dict[str, tuple[int, st
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, Path]:
-    from flows.cli import main
     from climate_optics.stores import ForecastStoreWriter
+    from flows.cli import main
 
     root = tmp_path_factory.mktemp("load")
     truth = testing.canonical_dataset(n_time=12, n_lat=8, n_lon=16, levels=(500, 850), variables=["temperature", "2m_temperature"], seed=6)

@@ -33,9 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent)]  # the repository (optical_backend) and benchmarks/
 
+import dfa_measure as measure  # noqa: E402
 import torch  # noqa: E402
 
-import dfa_measure as measure  # noqa: E402
 from optical_backend import make_projector  # noqa: E402
 from optical_backend.opu import OPUConfig  # noqa: E402
 

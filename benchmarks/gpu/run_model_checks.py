@@ -31,7 +31,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from climate_optics.models.forecaster import (  # noqa: E402
-    FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse,
+    FEEDBACK_ERROR,
+    FEEDBACK_OUTPUT,
+    Forecaster,
+    ForecasterConfig,
+    feedback_points,
+    lat_weighted_mse,
 )
 from climate_optics.training.loop import make_engine, train  # noqa: E402
 from climate_optics.training.task import TrainConfig  # noqa: E402

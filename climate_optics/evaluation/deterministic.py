@@ -13,6 +13,7 @@ from climate_optics.evaluation.spatial import STAT, apply_kernel
 from data_catalog.errors import DataInputError
 from data_catalog.schema import REALIZATION
 
+
 @dataclass
 class MSE(Metric):
     """Mean squared error."""

@@ -12,6 +12,7 @@ from climate_optics.evaluation.metric_base import DET, ENS, Metric, members_view
 from climate_optics.evaluation.spatial import STAT, apply_kernel
 from data_catalog.schema import REALIZATION
 
+
 @dataclass
 class EnsembleMeanRMSE(RMSE):
     """RMSE of the ensemble mean (square root after the time mean); for one member, the RMSE."""

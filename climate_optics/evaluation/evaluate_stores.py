@@ -62,7 +62,6 @@ def open_truth(source: str | os.PathLike) -> "xr.Dataset":
 def open_climatology(source: str | os.PathLike) -> "xr.Dataset":
     """A WeatherBench 2 climatology: the ``climatology`` group of an ingested store, or a store
     whose root holds the (hour, dayofyear, ...) layout."""
-    import xarray as xr
 
     if not Path(source).exists():
         raise DataInputError("climatology store does not exist", source=source)
@@ -81,7 +80,6 @@ def open_climatology(source: str | os.PathLike) -> "xr.Dataset":
 
 def default_climatology(truth_source: str | os.PathLike) -> "xr.Dataset | None":
     """The climatology group of a truth store written by ingest, if there is one."""
-    import xarray as xr
 
     path = Path(truth_source)
     if not (path.is_dir() and (path / "climatology").is_dir()):
@@ -115,8 +113,8 @@ def evaluate_stores(
     ``allow_in_sample_climatology``; the period is recorded in the scores store.
     """
     from climate_optics.evaluation.evaluate_datasets import evaluate
-    from climate_optics.provenance import provenance_attrs
     from climate_optics.evaluation.scores_store import write_scores
+    from climate_optics.provenance import provenance_attrs
 
     check_target(out, overwrite=overwrite)
     forecast_ds = open_forecast(forecast)

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from climate_optics.models.forecaster import Forecaster, earlier_states
 from climate_optics.io.channels import parse_channel
 from climate_optics.io.windows import ZarrWindowSampler, open_store
+from climate_optics.models.forecaster import Forecaster, earlier_states
 
 
 def _climatology_at(store: str | os.PathLike, name: str, times: np.ndarray):

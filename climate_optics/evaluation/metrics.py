@@ -15,10 +15,23 @@ from typing import Any
 
 from climate_optics.errors import UsageInputError
 from climate_optics.evaluation.deterministic import (
-    ACC, MAE, MSE, RMSE, Bias, RMSESqrtBeforeTimeMean, WindVectorMSE, WindVectorRMSE,
+    ACC,
+    MAE,
+    MSE,
+    RMSE,
+    Bias,
+    RMSESqrtBeforeTimeMean,
+    WindVectorMSE,
+    WindVectorRMSE,
 )
 from climate_optics.evaluation.ensemble import (
-    CRPS, EnsembleMeanRMSE, EnsembleSpread, RankHistogram, SpreadSkillRatio, StandardCRPS, crps_pointwise,
+    CRPS,
+    EnsembleMeanRMSE,
+    EnsembleSpread,
+    RankHistogram,
+    SpreadSkillRatio,
+    StandardCRPS,
+    crps_pointwise,
 )
 from climate_optics.evaluation.metric_base import Metric, joint_statistics
 from climate_optics.evaluation.spatial import AreaMean

@@ -12,6 +12,7 @@ from climate_optics.evaluation.spatial import whole_core
 from data_catalog.errors import DataInputError
 from data_catalog.schema import EARTH_RADIUS, LATITUDE, LONGITUDE
 
+
 @dataclass
 class ZonalEnergySpectrum:
     """Energy spectrum along circles of latitude, by zonal wavenumber.

@@ -253,10 +253,9 @@ def run_downscale(
     prefixed ``forecast_``). Each field's noise is seeded by ``seed``, its time and its lead
     (``field_seed``), so downscaling a subset of times gives the same members.
     """
-    from data_catalog.store import check_target
-
     from climate_optics.inference.forecast import forecast_provenance
     from climate_optics.stores import ForecastStoreWriter
+    from data_catalog.store import check_target
 
     if members < 1:
         raise UsageInputError(f"--members must be >= 1, got {members}")

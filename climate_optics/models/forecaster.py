@@ -30,7 +30,14 @@ import torch
 from torch import nn
 
 from climate_optics.errors import UsageInputError
-from climate_optics.models.blocks import Block, PatchHead, ScalarEmbedding, VariablePatchEmbed, pad_to_multiple, sincos_pos_embed_2d
+from climate_optics.models.blocks import (
+    Block,
+    PatchHead,
+    ScalarEmbedding,
+    VariablePatchEmbed,
+    pad_to_multiple,
+    sincos_pos_embed_2d,
+)
 
 # Channel names are "variable" or "variable@level" (level in hPa).
 DEFAULT_CHANNELS = (
@@ -304,5 +311,4 @@ __all__ = [
     "count_parameters",
     "earlier_states",
     "lat_weighted_mse",
-    "lat_weights",
 ]

@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from climate_optics.errors import UsageInputError
-from climate_optics.models.downscaler import Downscaler, DownscalerConfig
-from climate_optics.models.edm import edm_loss
 from climate_optics.io.channels import store_channels
 from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
 from climate_optics.io.windows import open_store
+from climate_optics.models.downscaler import Downscaler, DownscalerConfig
+from climate_optics.models.edm import edm_loss
 from climate_optics.training.downscale_data import DownscaleData
 from climate_optics.training.task import TrainConfig
 

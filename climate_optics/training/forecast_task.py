@@ -15,14 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_catalog.errors import DataInputError
-from data_catalog.schema import STATIC_VARIABLES
-from climate_optics.models.forecaster import (
-    FEEDBACK_ERROR, FEEDBACK_OUTPUT, Forecaster, ForecasterConfig, feedback_points, lat_weighted_mse,
-)
 from climate_optics.evaluation.weights import lat_weights
 from climate_optics.io.channels import parse_channel, store_channels
 from climate_optics.io.windows import ZarrWindowSampler, open_store, time_step_hours
+from climate_optics.models.forecaster import (
+    FEEDBACK_ERROR,
+    FEEDBACK_OUTPUT,
+    Forecaster,
+    ForecasterConfig,
+    feedback_points,
+    lat_weighted_mse,
+)
+from data_catalog.errors import DataInputError
+from data_catalog.schema import STATIC_VARIABLES
 
 VALIDATION_CHANNEL = "geopotential@500"
 

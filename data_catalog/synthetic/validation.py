@@ -28,7 +28,6 @@ from data_catalog.errors import DataInputError
 from data_catalog.regrid import cell_area_weights
 from data_catalog.schema import EARTH_OMEGA, EARTH_RADIUS
 
-
 YEAR_DAYS = 365.2425
 MIN_DAYS_FOR_ANNUAL = 120.0  # shorter records: time mean only
 MIN_DAYS_FOR_SECOND = 365.0  # shorter records: annual harmonic only

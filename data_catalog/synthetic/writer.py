@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from data_catalog.regrid import equiangular_latitudes, equiangular_longitudes
-from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, TIME, VARIABLES
 from data_catalog import locks
 from data_catalog.faults import pause_point
+from data_catalog.regrid import equiangular_latitudes, equiangular_longitudes
+from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, TIME, VARIABLES
 from data_catalog.store import atomic_store
 from data_catalog.synthetic.config import GENERATOR_VERSION, OUTPUT_STEP_S, SyntheticConfig
 from data_catalog.synthetic.diagnostics import LEVELS, Diagnostics

@@ -37,11 +37,10 @@ def register(app: typer.Typer) -> None:
         dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Score on a running dask scheduler (tcp://HOST:PORT)."),
     ) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
-        from flows.cli.ingest import split_list
+        from climate_optics.cluster import dask_client
         from climate_optics.evaluation.evaluate_stores import evaluate_stores, read_attrs
         from climate_optics.evaluation.scores_store import FIGURES_DIR, MARKDOWN_NAME
-
-        from climate_optics.cluster import dask_client
+        from flows.cli.ingest import split_list
 
         with dask_client(dask_workers, dask_address):
             path = evaluate_stores(

@@ -88,9 +88,9 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option("scheduled-retraining", "--name", help="Deployment name."),
     ) -> None:
         """Serve the scheduled retraining deployment until interrupted (needs a Prefect server)."""
-        from flows.cli.demo import load_settings, pipeline_config
         from climate_optics.registry import ModelRegistry
         from climate_optics.retraining import PromotionGate
+        from flows.cli.demo import load_settings, pipeline_config
 
         gate = PromotionGate(metric=gate_metric, variable=gate_variable, level=gate_level, lead_hours=gate_lead_hours)
         check_cron(cron, parse=False)

@@ -15,7 +15,6 @@ import typer
 
 from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_MODES
 
-
 Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optical_backend.kinds: defined once
 
 
@@ -118,7 +117,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the diffusion downscaler (regression mean + EDM residual) on a fine-grid store."""
         from climate_optics.errors import UsageInputError
-
         from climate_optics.training.downscale_task import run_downscale_training
         from climate_optics.training.task import TrainConfig
 

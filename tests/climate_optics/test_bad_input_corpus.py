@@ -348,8 +348,8 @@ def pipeline_settings_with_python_tag(d, i):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Inputs:
-    from flows.cli import main
     from climate_optics.stores import ForecastStoreWriter
+    from flows.cli import main
 
     root = tmp_path_factory.mktemp("corpus-inputs")
     truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850), variables=VARIABLES, seed=5)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from optical_backend import DFA
 from climate_optics.training.forecast_task import ForecastTask
 from climate_optics.training.loop import make_engine
 from climate_optics.training.task import TrainConfig
+from optical_backend import DFA
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -186,8 +186,8 @@ def test_errors_stop_every_rank(toy_runs):
 
 def test_ranks_see_disjoint_samples_that_together_make_the_single_process_batch(synthetic_store):
     """Sharding at the sampler and task level, without processes."""
-    from climate_optics.training.forecast_task import ForecastTask
     from climate_optics.io.windows import ZarrWindowSampler
+    from climate_optics.training.forecast_task import ForecastTask
 
     def sampler(shard):
         return ZarrWindowSampler(synthetic_store, ["2m_temperature"], starts=np.arange(200), window=(8, 8), seed=5, shard=shard)

@@ -58,7 +58,10 @@ def _block_means(fine, f_lat):
     from data_catalog.regrid import cell_area_weights
 
     w = np.broadcast_to(cell_area_weights(f_lat)[:, None], fine.shape[-2:])
-    blocks = lambda a: a.reshape(*a.shape[:-2], a.shape[-2] // 2, 2, a.shape[-1] // 2, 2).sum(axis=(-3, -1))
+
+    def blocks(a):  # (..., H, W) -> (..., H / 2, W / 2) sums of 2 x 2 blocks
+        return a.reshape(*a.shape[:-2], a.shape[-2] // 2, 2, a.shape[-1] // 2, 2).sum(axis=(-3, -1))
+
     return blocks(fine * w) / blocks(w)
 
 

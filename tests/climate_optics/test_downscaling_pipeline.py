@@ -91,7 +91,7 @@ def test_patches_are_deterministic_and_match_the_truth(fine_store):
     torch.testing.assert_close(second["cond"], resumed["cond"])
     assert first["cond"].shape == (3, 2 + 6, 32, 32) and first["target"].shape == (3, 2, 32, 32)
     # Normalised truth; the first conditioning channels are the interpolated coarse fields, close to it.
-    data: DownscaleData = task.data
+    assert isinstance(task.data, DownscaleData)
     assert abs(float(first["target"].mean())) < 3
     err = (first["cond"][:, :2] - first["target"]).abs().mean()
     assert 0 < float(err) < float(first["target"].abs().mean())

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from climate_optics.errors import UsageInputError
 from climate_optics.evaluation import baselines
 from climate_optics.evaluation.evaluate_datasets import evaluate, forecast_name
-from climate_optics.errors import UsageInputError
 from data_catalog.errors import DataInputError
 
 LAT = np.linspace(-78.75, 78.75, 8)

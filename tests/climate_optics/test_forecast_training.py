@@ -7,9 +7,9 @@ import pytest
 import torch
 import xarray as xr
 
+from climate_optics.io.windows import ZarrWindowSampler
 from climate_optics.training.forecast_task import ForecastTask
 from climate_optics.training.loop import train
-from climate_optics.io.windows import ZarrWindowSampler
 from climate_optics.training.task import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

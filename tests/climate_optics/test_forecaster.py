@@ -4,12 +4,15 @@ import pytest
 import torch
 
 from climate_optics.errors import UsageInputError
+from climate_optics.evaluation.weights import lat_weights
 from climate_optics.models.blocks import Block, VariablePatchEmbed, pad_to_multiple, sincos_pos_embed_2d, unpatchify
 from climate_optics.models.forecaster import (
-    Forecaster, ForecasterConfig, count_parameters, feedback_points, lat_weighted_mse,
+    Forecaster,
+    ForecasterConfig,
+    count_parameters,
+    feedback_points,
+    lat_weighted_mse,
 )
-from climate_optics.evaluation.weights import lat_weights
-
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

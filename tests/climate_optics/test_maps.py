@@ -61,8 +61,9 @@ def check_not_blank(fig, panels):
 
 
 def test_shipped_coastlines_are_where_the_continents_end():
-    from climate_optics.maps import coastlines
     from shapely.geometry import Point
+
+    from climate_optics.maps import coastlines
 
     coast = coastlines()
     lon0, lat0, lon1, lat1 = coast.bounds

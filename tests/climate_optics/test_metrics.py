@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from climate_optics.evaluation import metrics as m
 from climate_optics.errors import UsageInputError
+from climate_optics.evaluation import metrics as m
 from data_catalog.errors import DataInputError
 
 xs = pytest.importorskip("xskillscore")

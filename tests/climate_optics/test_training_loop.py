@@ -55,8 +55,8 @@ def test_task_protocol_and_learning(tmp_path):
     result = train(task, cfg(steps=40), tmp_path / "run")
     assert result.steps == 40 and not result.stopped_early
     assert result.val["mse"] < 0.5 * before
-    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert {l["kind"] for l in lines} == {"train", "val"}
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {line["kind"] for line in lines} == {"train", "val"}
     state = load_checkpoint(tmp_path / "run")  # weights_only=True inside
     assert state["step"] == 40 and state["train_config"]["steps"] == 40
     assert torch.equal(state["task"]["statistics"]["w"], task.w)

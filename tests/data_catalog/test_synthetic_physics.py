@@ -8,7 +8,12 @@ import xarray as xr
 
 from data_catalog.regrid import coarsen_conservative
 from data_catalog.schema import GRAVITY
-from data_catalog.synthetic.validation import geostrophic_correlation, persistence_ratio, zonal_energy_spectrum, zonal_spectrum_slope
+from data_catalog.synthetic.validation import (
+    geostrophic_correlation,
+    persistence_ratio,
+    zonal_energy_spectrum,
+    zonal_spectrum_slope,
+)
 
 SETTLE = slice(np.datetime64("2000-01-11"), None)  # skip 10 more days after the spin-up
 

@@ -81,8 +81,7 @@ def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_r
 
 
 def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):
-    from climate_optics.inference.downscale import coarse_fields, load_downscaler, open_coarse, target_grid
-    from climate_optics.inference.downscale import field_seed
+    from climate_optics.inference.downscale import coarse_fields, field_seed, load_downscaler, open_coarse, target_grid
     from climate_optics.workflow import downscaler_checkpoint
 
     _, paths = downscale_run

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+
 @pytest.fixture(scope="module")
 def flow_run(prefect_harness, tiny_config, tmp_path_factory):
     """``climate-optics demo --dask-address`` (Prefect by default, data steps on a 2-worker LocalCluster) on the

@@ -64,8 +64,8 @@ def test_the_decision_is_published_with_both_scores(retrained):
 def test_a_better_candidate_replaces_a_damaged_current(retrained, tiny_source, tiny_settings, tmp_path):
     """The current model is made worse (weights scaled by 3) and promoted by hand; a retraining from
     scratch must beat it and become current, and rollback returns to the damaged one."""
-    from climate_optics.registry import ModelRegistry
     from climate_optics.io.checkpoints import load_checkpoint, save_checkpoint
+    from climate_optics.registry import ModelRegistry
     from flows.retrain import retrain_flow
 
     registry, _, _ = retrained

@@ -34,7 +34,7 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _assert_grads_close(a: dict, b: dict, **tol) -> None:
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(a[name], b[name], msg=lambda m: f"{name}: {m}", **tol)
+        torch.testing.assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}", **tol)
 
 
 @pytest.mark.parametrize("feedback", ["split", "shared"])

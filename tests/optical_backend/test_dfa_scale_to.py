@@ -32,7 +32,10 @@ def signals_of(scale_to: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.
 def test_output_scale_matches_each_points_output_and_keeps_the_direction():
     outputs, by_error = signals_of("error")
     _, by_output = signals_of("output")
-    rms = lambda t: t.pow(2).mean().sqrt()
+
+    def rms(t):
+        return t.pow(2).mean().sqrt()
+
     for name in ("0", "2"):
         torch.testing.assert_close(rms(by_output[name]), rms(outputs[name]), rtol=1e-5, atol=0)
         cosine = nn.functional.cosine_similarity(by_output[name].flatten(), by_error[name].flatten(), dim=0)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from optical_backend import OPUConfig, OpticalConfigError, make_projector
+from optical_backend import OpticalConfigError, OPUConfig, make_projector
 from optical_backend.encoding import dithered, ternary
 
 DRAWS = 20_000

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from optical_backend import OPUConfig, OpticalConfigError, make_projector
+from optical_backend import OpticalConfigError, OPUConfig, make_projector
 from optical_backend.camera import HolographicCamera
 from optical_backend.encoding import bitplanes, ternary
 from optical_backend.scattering import DenseTransmission, ScreenTransmission

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from optical_backend import OPUConfig, OpticalConfigError
+from optical_backend import OpticalConfigError, OPUConfig
 from optical_backend.breakeven import measure_projection_seconds, optical_breakeven
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from optical_backend import OPUConfig, OpticalConfigError, Projector, make_projector
+from optical_backend import OpticalConfigError, OPUConfig, Projector, make_projector
 from optical_backend.hadamard import hadamard_transform, kron_factors, sylvester
 from optical_backend.projector import projector_from_state_dict
 
