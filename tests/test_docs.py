@@ -37,7 +37,9 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
 # The program at the start of a command (after VAR=value assignments), or run as ``-m flows.cli``.
-COMMAND = re.compile(r"(?:(?:^|&&|;|\$\()\s*(?:\w+=\S+\s+)*climate-optics|\s-m flows\.cli)((?:[ \t]+[^\s#;&|`][^\s;&`]*)+)")
+COMMAND = re.compile(
+    r"(?:(?:^|&&|;|\$\()\s*(?:\w+=\S+\s+)*climate-optics|\s-m flows\.cli)((?:[ \t]+[^\s#;&|`][^\s;&`]*)+)"
+)
 PATH = re.compile(rf"^(?:{'|'.join(PATH_ROOTS)})/[\w./*-]+$")
 DOTTED = re.compile(rf"^(?:{'|'.join(PACKAGES)})(?:\.\w+)+")
 PLACEHOLDER = re.compile(r"[A-Z]{3,}|<|\.\.\.")  # NAME, <UTC time>, ...: not a literal path
@@ -122,8 +124,11 @@ def check_command(words: list[str]) -> list[str]:
         allowed = allowed.union(*(option_names(c) for c in command.commands.values()))
     if is_group(command) and rest and not rest[0].startswith("-") and not PLACEHOLDER.search(rest[0]):
         return [f"'{line}': {rest[0]!r} is not a command (known: {', '.join(sorted(command.commands))})"]
-    return [f"'{line}': no option {word.split('=', 1)[0]}"
-            for word in rest if word.startswith("--") and word.split("=", 1)[0] not in allowed]
+    return [
+        f"'{line}': no option {word.split('=', 1)[0]}"
+        for word in rest
+        if word.startswith("--") and word.split("=", 1)[0] not in allowed
+    ]
 
 
 def module_file(dotted: str) -> Path | None:
@@ -138,8 +143,10 @@ def module_file(dotted: str) -> Path | None:
 def definition(name: str) -> str:
     """A pattern for a line that defines or imports ``name`` (not one that merely mentions it)."""
     n = re.escape(name)
-    return (rf"^\s*(?:async\s+)?(?:def|class)\s+{n}\b|^\s*{n}\s*[:=]|^\s*(?:from\s+\S+\s+)?import\b.*\b{n}\b"
-            rf"|^\s+{n},?\s*(?:#.*)?$|^\s*[\"']{n}[\"'],?")
+    return (
+        rf"^\s*(?:async\s+)?(?:def|class)\s+{n}\b|^\s*{n}\s*[:=]|^\s*(?:from\s+\S+\s+)?import\b.*\b{n}\b"
+        rf"|^\s+{n},?\s*(?:#.*)?$|^\s*[\"']{n}[\"'],?"
+    )
 
 
 def check_dotted(name: str) -> list[str]:
@@ -207,9 +214,21 @@ def test_named_paths_and_modules_exist(page):
 def test_manual_builds_as_a_site(tmp_path):
     """``mkdocs build --strict`` with the repository's mkdocs.yml: no warning, every docs page in the nav."""
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-         "--site-dir", str(tmp_path / "site")],
-        check=False, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     pages = sorted(p.stem for p in (ROOT / "docs").glob("*.md") if p.stem != "index")
