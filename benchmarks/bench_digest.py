@@ -16,8 +16,8 @@ import hashlib
 import time
 
 import torch
+from benchkit import Row, write_results
 
-from climate_optics.benchkit import Row, write_results
 from climate_optics.models.forecaster import PRESETS, Forecaster, ForecasterConfig
 from climate_optics.training.distributed import weights_digest
 

@@ -21,8 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench_training import build_store
-
-from climate_optics.benchkit import Row, write_results
+from benchkit import Row, write_results
 
 NAME = "distributed"
 

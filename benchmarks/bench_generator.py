@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from benchkit import Row, Timer, write_results
 
-from climate_optics.benchkit import Row, Timer, write_results
 from data_catalog.regrid import coarsen_conservative
 from data_catalog.synthetic import SyntheticConfig, generate
 from data_catalog.synthetic.model import EquivalentBarotropicModel

@@ -85,7 +85,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from climate_optics.benchkit import Row, write_results
+    from benchkit import Row, write_results
 
     months = (3, 12) if args.quick else (12, 48)
     repeats = args.repeats or (1 if args.quick else 2)

@@ -27,8 +27,7 @@ import sys
 import textwrap
 
 import numpy as np
-
-from climate_optics.benchkit import Row, Timer, write_results
+from benchkit import Row, Timer, write_results
 
 NAME = "metrics"
 SPACE = ["latitude", "longitude"]
@@ -107,7 +106,7 @@ MEMORY_CHILD = textwrap.dedent(
     """
     import json, sys
     import dask, dask.array as da, numpy as np, pandas as pd, xarray as xr
-    from climate_optics.benchkit import peak_rss_mib
+    from benchkit import peak_rss_mib
     from climate_optics.evaluation.evaluate_datasets import evaluate
 
     n_init, n_lead, n_level, n_lat, n_lon = json.loads(sys.argv[1])

@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-from climate_optics.benchkit import Row, write_results
+from benchkit import Row, write_results
 
 QUICK = {
     "options": {"grid": "5.625deg", "days": 16, "spinup_days": 2, "seed": 0},

@@ -37,9 +37,9 @@ import time
 from pathlib import Path
 
 import torch
+from benchkit import Row, write_results
 from torch.nn import functional as F
 
-from climate_optics.benchkit import Row, write_results
 from optical_backend import DFA
 from optical_backend.breakeven import measure_projection_seconds, optical_breakeven
 from optical_backend.diagnostics import encoding_gain, error_families, speckle_statistics
@@ -53,7 +53,7 @@ SINGLE_PASS = OPUConfig(dmd_shape=(1024, 1024), reference="external-arm", clip_r
 
 _SUBPROCESS = """
 import json, sys, time, torch
-from climate_optics.benchkit import peak_rss_mib
+from benchkit import peak_rss_mib
 from optical_backend import make_projector, OPUConfig
 
 n, batch = int(sys.argv[1]), int(sys.argv[2])

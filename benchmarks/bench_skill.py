@@ -22,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchkit import Row, write_results  # noqa: E402
 from dfa_study import CHANNELS, LEADS, train_and_score  # noqa: E402
 
-from climate_optics.benchkit import Row, write_results  # noqa: E402
+from optical_backend.kinds import TRAINING_MODES  # noqa: E402
 
 NAME = "skill"
 SHORT = {"geopotential@500": "Z500", "temperature@850": "T850", "2m_temperature": "T2m"}
@@ -38,7 +39,7 @@ def synthetic_store(directory: Path, days: int) -> Path:
 
 
 def forecast_rows(store: Path, steps: int) -> list[Row]:
-    records = {mode: train_and_score(store, mode, seed=0, steps=steps) for mode in ("backprop", "dfa", "optical")}
+    records = {mode: train_and_score(store, mode, seed=0, steps=steps) for mode in TRAINING_MODES}
     rows = []
     for mode, record in records.items():
         tag = f"forecast {mode}"

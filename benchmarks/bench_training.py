@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchkit import Row, peak_rss_mib, write_results
 
-from climate_optics.benchkit import Row, peak_rss_mib, write_results
+from optical_backend.kinds import TRAINING_MODES
 
 NAME = "training"
 
@@ -40,7 +41,7 @@ def model_rates(store: Path, steps: int, batch: int) -> dict[str, float]:
     from climate_optics.training.task import TrainConfig
 
     rates = {}
-    for mode in ("backprop", "dfa", "optical"):
+    for mode in TRAINING_MODES:
         task = ForecastTask(store, preset="tiny")
         with tempfile.TemporaryDirectory() as out:
             config = TrainConfig(steps=steps, batch_size=batch, warmup=1, val_every=0, checkpoint_every=steps, mode=mode, device="cpu", progress=False)

@@ -28,8 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dfa_measure as measure  # noqa: E402
-
-from climate_optics.benchkit import Row, results_dir, write_results  # noqa: E402
+from benchkit import Row, results_dir, write_results  # noqa: E402
 
 NAME = measure.NAME
 

@@ -29,10 +29,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchkit import Row, results_dir, write_results
 from dfa_study import _synthetic_store, load_results, study_parser, train_and_score_with
 from gpu.run_model_checks import SCALING_SIZES, opu_step_cost
-
-from climate_optics.benchkit import Row, results_dir, write_results
 
 NAME = "dfa_scaling"
 MODES = ("backprop", "dfa")

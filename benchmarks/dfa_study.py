@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from climate_optics.benchkit import results_dir
+from benchkit import results_dir
 
 CHANNELS = ("geopotential@500", "temperature@850", "2m_temperature")
 LEADS = (24, 72)
@@ -154,7 +154,7 @@ def table(records: list[dict[str, Any]], steps: int) -> str:
         if not runs:
             continue
 
-        def cell(key: str) -> str:
+        def cell(key: str, runs: list = runs) -> str:
             values = [r[key] for r in runs]
             spread = statistics.pstdev(values) if len(values) > 1 else 0.0
             return f"{statistics.fmean(values):.3f} ± {spread:.3f}"

@@ -17,10 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from climate_optics.benchkit import Row, write_results
+from benchkit import Row, write_results
+
+from optical_backend.kinds import TRAINING_MODES
 
 NAME = "skill"
-MODES = ("backprop", "dfa", "optical")
+MODES = TRAINING_MODES
 
 
 def hires_store(directory: Path, days: int) -> Path:

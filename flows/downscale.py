@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
@@ -46,21 +46,3 @@ def downscale_with_baseline(checkpoint: str, forecast: str, out: str, bilinear_o
     ensemble = refresh_if_missing(downscale_forecast_task, out)(checkpoint, forecast, str(out), **kwargs)
     baseline = refresh_if_missing(interpolate_forecast_task, bilinear_out)(checkpoint, forecast, str(bilinear_out), **same)
     return ensemble, baseline
-
-
-@flow(name="train-downscaler")
-def downscale_flow(store: str, run_dir: str, mode: str = "backprop", projector: str = "structured",
-                   preset: str = "tiny", steps: int = 100, diffusion_steps: int | None = None, batch_size: int = 8,
-                   lr: float = 1e-3, seed: int = 0) -> str:
-    """Train both downscaler stages into ``run_dir`` (``regression/``, ``diffusion/``)."""
-    return train_downscaler_task(store, run_dir, mode=mode, projector=projector, preset=preset, steps=steps,
-                                 diffusion_steps=diffusion_steps, batch_size=batch_size, lr=lr, seed=seed)
-
-
-@flow(name="downscale-forecast")
-def downscale_forecast_flow(checkpoint: str, forecast: str, out: str, bilinear_out: str, members: int = 4,
-                            steps: int | None = None, seed: int = 0, overwrite: bool = False) -> dict[str, str]:
-    """Downscale a forecast store with a trained downscaler, and write its bilinear baseline."""
-    ensemble, baseline = downscale_with_baseline(checkpoint, forecast, out, bilinear_out, members=members, steps=steps, seed=seed,
-                                   overwrite=overwrite)
-    return {"downscaled": ensemble, "bilinear": baseline}

@@ -1,10 +1,10 @@
-"""Forecast from a trained checkpoint into a forecast store."""
+"""The pipeline's forecast task: a trained checkpoint into a forecast store."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from prefect import flow, task
+from prefect import task
 
 from climate_optics.workflow import forecast_held_out
 from flows.caching import files_and_inputs, refresh_if_missing
@@ -22,10 +22,3 @@ def forecast_task(checkpoint: str, store: str, out: str, *, lead_hours: list[int
 def forecast(checkpoint: str, store: str, out: str, **kwargs) -> str:
     """Run the forecast task, anew when ``out`` is missing."""
     return refresh_if_missing(forecast_task, out)(checkpoint, store, str(out), **kwargs)
-
-
-@flow(name="forecast")
-def forecast_flow(checkpoint: str, store: str, out: str, lead_hours: list[int] = [6, 24, 72], max_inits: int = 24,  # noqa: B006
-                  overwrite: bool = False) -> str:
-    """Forecast the held-out period of a training run's data at ``lead_hours``."""
-    return forecast(checkpoint, store, out, lead_hours=list(lead_hours), max_inits=max_inits, overwrite=overwrite)

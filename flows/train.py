@@ -1,11 +1,11 @@
-"""Train the ViT forecaster on an ingested store (backprop, DFA or optical DFA)."""
+"""The pipeline's training task: the ViT forecaster on an ingested store (backprop, DFA or optical DFA)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.workflow import train_forecaster
@@ -22,11 +22,3 @@ def train_forecaster_task(store: str, run_dir: str, *, mode: str = "backprop", p
     resume = (Path(run_dir) / LATEST).exists()
     return str(train_forecaster(store, run_dir, mode=mode, projector=projector, preset=preset, model=model, steps=steps,
                                 batch_size=batch_size, lr=lr, seed=seed, warm_start=warm_start, resume=resume))
-
-
-@flow(name="train-forecaster")
-def train_flow(store: str, run_dir: str, mode: str = "backprop", projector: str = "structured", preset: str = "tiny",
-               steps: int = 300, batch_size: int = 8, lr: float = 1e-3, seed: int = 0, warm_start: str | None = None) -> str:
-    """Train (or resume) a forecaster run; returns its checkpoint path."""
-    return train_forecaster_task(store, run_dir, mode=mode, projector=projector, preset=preset, steps=steps,
-                                 batch_size=batch_size, lr=lr, seed=seed, warm_start=warm_start)

@@ -99,18 +99,3 @@ def training_costs(dfa: Any, *, forward_flops_per_step: float, gpu: GPUAssumptio
         "breakeven_n_out": breakeven,
         "optical_pays_off": None if breakeven is None else bool(n_out > breakeven),
     }
-
-
-def format_costs(costs: dict[str, Any]) -> str:
-    """A few readable lines summarising :func:`training_costs`."""
-    lines = [
-        f"{costs['steps']} steps in mode {costs['mode']!r}, projection {costs['projection_size'][0]} -> {costs['projection_size'][1]}",
-        f"measured here: digital {costs['measured_digital_s']:.3g} s, projection {costs['measured_projection_s']:.3g} s",
-        f"simulated OPU: {costs['simulated_optical_s']:.3g} s, {costs['simulated_optical_j']:.3g} J ({costs['optical_frames']} frames)",
-        f"estimated on {costs['gpu']['name']}: back-propagation {costs['backprop_gpu_s']:.3g} s / {costs['backprop_gpu_j']:.3g} J; "
-        f"dense projection {costs['dense_projection_gpu_s']:.3g} s / {costs['dense_projection_gpu_j']:.3g} J",
-    ]
-    if costs["breakeven_n_out"] is not None:
-        verdict = "pays off" if costs["optical_pays_off"] else "does not pay off yet"
-        lines.append(f"OPU beats a GPU dense projection beyond n_out ~ {costs['breakeven_n_out']:.3g}: here it {verdict}")
-    return "\n".join(lines)

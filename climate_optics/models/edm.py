@@ -18,7 +18,7 @@ Shapes: ``x`` is any (B, ...) tensor; ``sigma`` is (B,) or a scalar, broadcast o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 from torch import nn
@@ -51,12 +51,6 @@ def c_noise(sigma: torch.Tensor) -> torch.Tensor:
 def loss_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
     """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma * sigma_data)^2 = 1 / c_out^2."""
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
-
-
-class NoiseConditionedNet(Protocol):
-    """The raw network ``F``: ``net(x_in, noise_label, cond) -> F`` with ``x_in`` and ``F`` (B, C, H, W)."""
-
-    def __call__(self, x: torch.Tensor, noise_label: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
 
 
 class EDMPrecond(nn.Module):

@@ -90,7 +90,7 @@ def peak_rss_mib() -> float:
 
 
 def results_dir() -> Path:
-    path = Path(os.environ.get("CLIMATE_OPTICS_BENCH_RESULTS", Path(__file__).resolve().parents[1] / "benchmarks" / "results"))
+    path = Path(os.environ.get("CLIMATE_OPTICS_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
