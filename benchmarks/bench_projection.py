@@ -13,8 +13,16 @@ Rows (batch of 32 vectors, n_in = n_out = n unless stated):
   shares the cores), peak RSS (2 GB budget), frames and simulated device time per call; and one
   single-pass reference (1024 x 1024 DMD, external reference arm, no residual pair: the old
   simulator's work with the new medium).
+  With the default device, a floor: the FFTs and sensor draws the simulation cannot avoid
+  (their count times one of each, timed here), against the call's CPU time.
 - ``break-even``: the size from which the simulated OPU's device time (at most 8 frames per
   vector, default encoding) beats the measured digital projection on this machine's CPU.
+- ``MODELLED``: not measured: the OPU's device time per call (frames / frame rate, tiles
+  included) for the default ``OPUConfig`` and LightOn's simulated OPU, against an NVIDIA H100's
+  roofline time for the structured and dense projections (datasheet bandwidth and FP32 peak, the
+  aten ops each projector runs counted on this CPU; ``optical_backend.breakeven``); break-even
+  sizes, and the size at which a one-pass OPU would match the GPU. ``benchmarks/gpu/run_gpu_checks.py``
+  measures the GPU side on a GPU.
 - ``medium``: the statistics of the screen model at 1024 -> 8192 (``optical_backend.diagnostics``).
 - ``encoding``: the mean of 4000 default projections of one error vector against its ideal
   projection (gain, 1 = unbiased) per family, and the frames shown per vector.
@@ -31,6 +39,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 import time
@@ -41,7 +50,15 @@ from benchkit import Row, write_results
 from torch.nn import functional as F
 
 from optical_backend import DFA
-from optical_backend.breakeven import measure_projection_seconds, optical_breakeven
+from optical_backend.breakeven import (
+    H100_SXM,
+    LIGHTON_SIMULATED,
+    crossing,
+    measure_projection_seconds,
+    modelled_gpu_seconds,
+    opu_call_seconds,
+    optical_breakeven,
+)
 from optical_backend.diagnostics import encoding_gain, error_families, speckle_statistics
 from optical_backend.opu import OPUConfig
 from optical_backend.toy_models import TinyViT, ViTBlock, teacher_regression
@@ -74,9 +91,9 @@ print(json.dumps(dict(best, peak_rss_mb=peak_rss_mib(), passes=len(proj.passes),
 
 def optical_in_subprocess(n: int, config: OPUConfig) -> dict[str, float]:
     """Wall and CPU time (best of 2 calls), peak RSS, frames and device time of one fresh process."""
-    root = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parent  # benchkit sits beside this file
     cmd = [sys.executable, "-c", _SUBPROCESS, str(n), str(BATCH), json.dumps(config.to_dict())]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=here, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -109,12 +126,78 @@ def projection_rows(quick: bool) -> list[Row]:
         rows.append(Row(NAME, f"{case}: CPU s per core, {m['threads']} threads (reference = 2 s budget)", m["cpu_per_core"], 2.0, "s", m["cpu_per_core"] / 2.0, target))
         rows.append(Row(NAME, f"{case}: peak RSS MB (reference = 2 GB budget)", m["peak_rss_mb"], 2048.0, "MB", m["peak_rss_mb"] / 2048.0, target))
         rows.append(Row(NAME, f"{case}: simulated device s per call ({m['frames']} frames)", m["device_s"], m["seconds"], "s", m["device_s"] / m["seconds"]))
+        if name == "default device":
+            floor = simulation_floor(big, config, patterns=m["frames"] // 2, threads=m["threads"])
+            rows.append(Row(NAME, f"{case}: floor CPU s per core, FFTs and sensor draws alone ({floor['what']}) vs CPU s per core",
+                            floor["per_core_s"], m["cpu_per_core"], "s", floor["per_core_s"] / m["cpu_per_core"]))
     default = OPUConfig()
     for kind, times in (("dense", dense), ("structured", structured)):
         result = optical_breakeven(times, config=default, batch=BATCH)
         n_star = result["breakeven_n"]
         case = f"OPU break-even n vs {kind} on this CPU ({result['status']}, OPU {result['optical_seconds']:.3f} s per call of {BATCH}, measured up to 2^{max(times).bit_length() - 1})"
         rows.append(Row(NAME, case, float("nan") if n_star is None else n_star, None, "n"))
+    return rows
+
+
+def simulation_floor(n: int, config: OPUConfig, *, patterns: int, threads: int) -> dict[str, object]:
+    """What the simulator cannot avoid at ``n -> n``, timed here on one thread: per shown pattern
+    one N/2-point complex FFT (the real pattern), K N-point FFTs (the medium's M = K N modes, by
+    decimation), one N-point FFT (to the camera) and 2 x n_out Gaussian sensor draws (two frames);
+    divided over ``threads`` cores."""
+    torch.set_num_threads(1)
+    try:
+        size = 1 << (n - 1).bit_length()  # N (n_out sets it at n -> n)
+        k = config.oversampling
+
+        def best(fn, repeats: int = 5) -> float:
+            fn()
+            times = []
+            for _ in range(repeats):
+                start = time.process_time()
+                fn()
+                times.append(time.process_time() - start)
+            return min(times)
+
+        half = torch.randn(1, size // 2, dtype=torch.complex64)
+        full = torch.randn(k + 1, size, dtype=torch.complex64)
+        draws = torch.empty(2 * n)
+        fft_s = best(lambda: torch.fft.fft(half)) + best(lambda: torch.fft.fft(full))
+        noise_s = best(lambda: draws.normal_())
+    finally:
+        torch.set_num_threads(threads)
+    per_pattern = fft_s + noise_s
+    what = (f"{patterns} patterns x ({fft_s * 1e3:.1f} ms of FFTs + {noise_s * 1e3:.1f} ms of {2 * n} draws), "
+            f"{threads} cores")
+    return {"per_core_s": patterns * per_pattern / threads, "what": what}
+
+
+def modelled_rows() -> list[Row]:
+    """MODELLED, not measured: the OPU's device time from its frame rate against a GPU's roofline
+    time (datasheet figures, the aten ops each projector runs counted here)."""
+    sizes = [2**k for k in range(10, 25, 2)]
+    devices = {"default OPUConfig (1.5 kHz, 1920x1080 camera)": OPUConfig(),
+               "LightOn's simulated OPU (500 us frames, 2040x1088 output)": OPUConfig(**LIGHTON_SIMULATED)}
+    gpu = {kind: {n: modelled_gpu_seconds(kind, n, BATCH) for n in sizes} for kind in ("structured", "dense")}
+    rows: list[Row] = []
+    for name, config in devices.items():
+        opu = {n: opu_call_seconds(n, BATCH, config) for n in sizes}
+        for n in sizes:
+            label = f"n=2^{n.bit_length() - 1}"
+            rows.append(Row(NAME, f"MODELLED {label}, batch {BATCH}: OPU {name} device s/call (8 frames/vector, {config.tiles(n, n)} tiles) "
+                            f"vs {H100_SXM.name.split(' (')[0]} structured (roofline)", opu[n], gpu["structured"][n], "s", opu[n] / gpu["structured"][n]))
+        for kind in ("structured", "dense"):
+            n_star = crossing(sizes, gpu[kind], opu)
+            verdict = "never up to 2^24" if n_star is None else f"from n ~ {n_star:.3g}"
+            note = " (dense: only while the matrix fits the GPU's 80 GB, n <= 2^17)" if kind == "dense" else ""
+            rows.append(Row(NAME, f"MODELLED break-even, OPU {name} vs {H100_SXM.name} {kind}{note}: {verdict}",
+                            float("nan") if n_star is None else n_star, None, "n"))
+    # a hypothetical OPU holding any n in one pass: extrapolate the GPU's modelled growth past 2^24
+    one_pass = opu_call_seconds(sizes[0], BATCH, OPUConfig())
+    (n0, t0), (n1, t1) = [(n, gpu["structured"][n]) for n in sizes[-2:]]
+    slope = math.log(t1 / t0) / math.log(n1 / n0)
+    n_star = n1 * (one_pass / t1) ** (1 / slope)
+    rows.append(Row(NAME, f"MODELLED, extrapolated: a one-pass OPU ({one_pass:.3f} s per call of {BATCH}) would match the H100 structured "
+                    f"projection at n ~ {n_star:.2g} (DMD and camera of that many pixels; GPU time ~ n^{slope:.2f} past 2^22)", n_star, None, "n"))
     return rows
 
 
@@ -205,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     parser.add_argument("--skip-dfa-cases", action="store_true", help="leave out the rows of benchmarks/dfa_cases.py")
     args = parser.parse_args(argv)
-    rows = projection_rows(args.quick) + medium_rows() + encoding_rows(args.quick) + dfa_step_rows(args.quick)
+    rows = projection_rows(args.quick) + modelled_rows() + medium_rows() + encoding_rows(args.quick) + dfa_step_rows(args.quick)
     if not args.skip_dfa_cases:
         rows += dfa_rows(args.quick)
     write_results(NAME, rows)

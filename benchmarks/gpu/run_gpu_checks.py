@@ -7,9 +7,12 @@ GPU machine): rows are plain dicts in the layout of ``benchmarks/results/*.json`
     python benchmarks/gpu/run_gpu_checks.py --dry-run --out /tmp/dry.json   # tiny sizes, on CPU
 
 Sections (each skipped, with a row saying so, once the time budget is spent):
-1. projection: seconds per call of dense / structured / optical on a batch of 32 vectors,
-   n_in = n_out = 2^10 .. 2^20 (dense while its matrix fits), ratio = dense / structured
-   (target >= 10 at 2^14) and optical seconds at 2^20;
+1. projection: seconds per call of dense / structured / optical (default device, tiled) on a
+   batch of 32 vectors, n_in = n_out = 2^10 .. 2^20 (dense while its matrix fits), ratio =
+   dense / structured (target >= 10 at 2^14), optical seconds at 2^20; the structured time
+   against the H100 roofline model that ``bench_projection.py`` uses without a GPU, and the
+   break-even sizes of the OPU's modelled device time (default ``OPUConfig`` and LightOn's
+   simulated OPU) against the dense and structured projections measured here;
 2. DFA vs back-propagation on the same ViT at depths 4, 12, 24: step time (targets DFA <= 1.05x
    with the structured projector, <= 1.15x with the optical simulator) and peak memory
    (``torch.cuda.max_memory_allocated``; lean DFA <= 0.3x back-propagation at depth 24 and
@@ -37,6 +40,7 @@ import dfa_measure as measure  # noqa: E402
 import torch  # noqa: E402
 
 from optical_backend import make_projector  # noqa: E402
+from optical_backend.breakeven import H100_SXM, LIGHTON_SIMULATED, crossing, modelled_gpu_seconds, opu_call_seconds  # noqa: E402
 from optical_backend.opu import OPUConfig  # noqa: E402
 
 BUDGET_S = 7 * 60  # leave a minute of the 8 for start-up and writing
@@ -75,7 +79,7 @@ def _seconds_per_call(proj, x: torch.Tensor, device: str, repeats: int = 3) -> f
 
 def projection_rows(exponents: list[int], device: str, deadline: float) -> list[dict]:
     rows = []
-    big_opu = OPUConfig(dmd_shape=(1024, 1024))  # 2^20 inputs (the default DMD holds 1,039,680)
+    measured: dict[str, dict[int, float]] = {"structured": {}, "dense": {}}
     for k in exponents:
         if time.perf_counter() > deadline:
             rows.append(row("projection", f"n=2^{k} and above: skipped (time budget)", float("nan"), None, "s"))
@@ -83,19 +87,41 @@ def projection_rows(exponents: list[int], device: str, deadline: float) -> list[
         n = 2**k
         x = torch.randn(BATCH, n, device=device)
         structured = _seconds_per_call(make_projector("structured", n, n, device=device), x, device)
+        measured["structured"][n] = structured
         dense = None
         if n * n <= 2**31:
-            dense = _seconds_per_call(make_projector("dense", n, n, device=device), x, device)
+            dense = measured["dense"][n] = _seconds_per_call(make_projector("dense", n, n, device=device), x, device)
             torch.cuda.empty_cache() if device == "cuda" else None
         target = "ratio >= 10" if k == 14 else None
         rows.append(row("projection", f"structured vs dense, n=2^{k}", structured, dense, "s/call",
                         None if dense is None else dense / structured, target))
-        optical = _seconds_per_call(make_projector("optical", n, n, device=device, config=big_opu), x, device, repeats=1)
-        rows.append(row("projection", f"optical simulator vs structured, n=2^{k}", optical, structured, "s/call",
+        model = modelled_gpu_seconds("structured", n, BATCH)
+        rows.append(row("projection", f"structured measured vs modelled {H100_SXM.name.split(' (')[0]} roofline, n=2^{k}",
+                        structured, model, "s/call", structured / model))
+        optical = _seconds_per_call(make_projector("optical", n, n, device=device), x, device, repeats=1)  # default device, tiled
+        rows.append(row("projection", f"optical simulator (default OPUConfig) vs structured, n=2^{k}", optical, structured, "s/call",
                         optical / structured))
         if k == 20:
-            rows.append(row("projection", "optical simulator 2^20 -> 2^20, batch 32, vs 2 s budget", optical, 2.0, "s/call",
-                            optical / 2.0, "ratio <= 1"))
+            rows.append(row("projection", "optical simulator 2^20 -> 2^20, batch 32, default device, vs 2 s budget", optical, 2.0,
+                            "s/call", optical / 2.0, "ratio <= 1"))
+    return rows + breakeven_rows(measured)
+
+
+def breakeven_rows(measured: dict[str, dict[int, float]]) -> list[dict]:
+    """Break-even of the OPU's modelled device time (frames / frame rate, tiles included, 8 frames
+    per vector) against the projections measured on this device."""
+    rows = []
+    devices = {"default OPUConfig (1.5 kHz)": OPUConfig(), "LightOn's simulated OPU (500 us frames, 2040x1088)": OPUConfig(**LIGHTON_SIMULATED)}
+    for name, config in devices.items():
+        for kind, times in measured.items():
+            sizes = sorted(times)
+            if not sizes:
+                continue
+            opu = {n: opu_call_seconds(n, BATCH, config) for n in sizes}
+            n_star = crossing(sizes, times, opu)
+            verdict = f"never up to 2^{sizes[-1].bit_length() - 1}" if n_star is None else f"from n ~ {n_star:.3g}"
+            rows.append(row("projection", f"break-even: OPU {name} (modelled) vs {kind} measured here: {verdict}",
+                            float("nan") if n_star is None else n_star, None, "n"))
     return rows
 
 
