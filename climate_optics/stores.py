@@ -2,7 +2,9 @@
 
 Layout (docs/architecture.md): every variable has dims
 ``(time, prediction_timedelta, [realization,] [level,] latitude, longitude)`` with ``time`` the
-initialisation time, chunked ``(1, 1, all, ...)``, in physical units, with provenance attributes.
+initialisation time, chunked ``(1, 1, all, ...)``, in physical units, with provenance attributes
+and CF attributes (``data_catalog.cf``: ``time`` is the ``forecast_reference_time``,
+``prediction_timedelta`` the ``forecast_period``).
 Channels are named ``"variable"`` or ``"variable@level"``; variables on levels share one ``level``
 coordinate (the union of their levels; levels a variable lacks stay NaN).
 """
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from climate_optics.io.channels import parse_channel
+from data_catalog.cf import cf_attributes
 from data_catalog.faults import pause_point
 from data_catalog.schema import VARIABLES
 from data_catalog.store import atomic_store, check_target, consolidate
@@ -88,7 +91,7 @@ class ForecastStoreWriter:
             coords["level"] = ("level", np.asarray(self.levels, dtype=np.int64), {"units": "hPa"})
         if self.realizations:
             coords["realization"] = np.arange(self.realizations)
-        return xr.Dataset(data, coords=coords, attrs=self.attrs)
+        return cf_attributes(xr.Dataset(data, coords=coords, attrs=self.attrs), forecast=True)  # time: initialisation
 
     def __enter__(self) -> "ForecastStoreWriter":
         import zarr

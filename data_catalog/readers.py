@@ -19,6 +19,7 @@ import xarray as xr
 
 from data_catalog.canonical import accumulate_6h, to_canonical
 from data_catalog.catalog import CatalogArg, CatalogEntry, find_entry, load_catalog
+from data_catalog.cf import absolute_source
 from data_catalog.checks import check_not_all_nan, check_plausible
 from data_catalog.coords import check_time
 from data_catalog.errors import DataInputError
@@ -51,7 +52,8 @@ def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None =
     ds = _combine(canonical, [name for name, _ in parts])
     ds = ds[[name for name in VARIABLES if name in ds.data_vars]]  # schema order
     ds = accumulate_6h(ds, source=label, history=notes)
-    ds.attrs = {"source": label if entry.name == entry.location else f"{entry.name} ({label})"}
+    where = entry_label(absolute_source(name) for name, _ in parts)  # provenance: not relative to the working directory
+    ds.attrs = {"source": where if entry.name == entry.location else f"{entry.name} ({where})"}
     if notes:
         ds.attrs["history"] = "; ".join(dict.fromkeys(notes))
     ds = select(ds, variables=variables, levels=levels, time=time, source=label)

@@ -26,6 +26,7 @@ from climate_optics.io.channels import channel_name, parse_channel
 from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
 from climate_optics.models.downscaler import Downscaler, geo_channels
 from climate_optics.models.edm import heun_sample
+from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
 
 
@@ -270,9 +271,9 @@ def run_downscale(
     has_lead = "prediction_timedelta" in ds.dims
     leads = ds["prediction_timedelta"].values if has_lead else np.array([0], dtype="timedelta64[ns]")
     backend = state.get("train_config", {}).get("mode", "backprop")
-    attrs = forecast_provenance(state["path"], {**state, "task": {**extra, "model_config": extra["config"]}}, str(ds.attrs.get("source_dataset", coarse)), {
+    attrs = forecast_provenance(state["path"], {**state, "task": {**extra, "model_config": extra["config"]}}, ds.attrs.get("source_dataset", absolute_source(coarse)), {
         "model_name": f"downscaler-{backend}", "product": "downscaled forecast ensemble" if has_lead else "downscaled ensemble",
-        "input_store": str(coarse), "members": members, "seed": seed, "sampler_steps": engine.sampler.steps,
+        "input_store": absolute_source(coarse), "members": members, "seed": seed, "sampler_steps": engine.sampler.steps,
         "coarsen_input": coarsen, "channels": channels, **forecaster_provenance(ds.attrs),
     })
     writer = ForecastStoreWriter(out, channels=channels, init_times=ds["time"].values, lead_times=leads,

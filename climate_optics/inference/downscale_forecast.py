@@ -28,6 +28,7 @@ from climate_optics.inference.downscale import (
     run_downscale,
     target_grid,
 )
+from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
 from data_catalog.schema import PREDICTION_TIMEDELTA
 
@@ -77,10 +78,10 @@ def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathL
     ds = open_coarse(forecast, channels, start=start, end=end, coarsen=coarsen)
     grid = target_grid(state["task"], ds["latitude"].values, ds["longitude"].values, method, engine.config.factor, str(forecast), great_circles=engine.config.great_circles)
     attrs = provenance_attrs(
-        source_dataset=str(ds.attrs.get("source_dataset", forecast)), model_config={"interpolation": method},
+        source_dataset=ds.attrs.get("source_dataset", absolute_source(forecast)), model_config={"interpolation": method},
         training_backend="none", opu_config=None, checkpoint=None,
         extra={"model_name": "bilinear" if method == "linear" else method, "product": f"{method} interpolation of a forecast",
-               "input_store": str(forecast), "grid_from": str(state["path"]), "channels": channels,
+               "input_store": absolute_source(forecast), "grid_from": absolute_source(state["path"]), "channels": channels,
                **forecaster_provenance(ds.attrs)},
     )
     inits, leads = ds["time"].values, ds[PREDICTION_TIMEDELTA].values

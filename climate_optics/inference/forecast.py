@@ -23,6 +23,7 @@ from climate_optics.io.windows import ZarrWindowSampler, open_store, time_step_h
 from climate_optics.models.forecaster import earlier_states
 from climate_optics.provenance import provenance_attrs
 from climate_optics.stores import ForecastStoreWriter
+from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
 from data_catalog.store import check_target
 
@@ -118,8 +119,8 @@ def run_forecast(
             raise DataInputError("static field needed by the model is missing", source=data, variable=missing[0])
         static = torch.from_numpy(np.stack([ds[n].transpose("latitude", "longitude").values.astype(np.float32) for n in config.static_channels]))
     lead_hours = sorted(lead_hours)
-    attrs = forecast_provenance(checkpoint, state, str(ds.attrs.get("source_dataset", data)), {
-        "input_store": str(data), "rollout": "direct" if direct else "autoregressive", "step_hours": config.step_hours,
+    attrs = forecast_provenance(checkpoint, state, ds.attrs.get("source_dataset", absolute_source(data)), {
+        "input_store": absolute_source(data), "rollout": "direct" if direct else "autoregressive", "step_hours": config.step_hours,
     })
     writer = ForecastStoreWriter(
         out, channels=config.channels, init_times=times[indices],
