@@ -27,6 +27,11 @@ Vectors are simulated in chunks of about 16 MiB of field, so that each chunk's F
 passes run in cache. Every chunk draws its dither and sensor noise from its own generator, seeded
 by (projector seed, call number, chunk number): the frames of a seeded projector are the same
 whether the chunks run one after the other or, on a multi-core CPU, in parallel threads.
+
+Data parallelism: by default every rank simulates the same device (same medium, same seed).
+``OPUConfig(per_rank_medium=True)`` gives each rank its own OPU, as separate devices are: the
+medium and the noise streams are seeded by (seed, rank), the rank taken from torch.distributed;
+``state_dict`` keeps the common seed, so a projector rebuilt on rank r gets rank r's medium.
 """
 
 from __future__ import annotations
@@ -128,7 +133,10 @@ class OpticalProjector(BaseProjector):
         seed: int = 0,
         device: torch.device | str | None = None,
         config: OPUConfig | dict[str, Any] | None = None,
+        rank: int | None = None,
     ):
+        """``rank``: the data-parallel rank this device serves (default: torch.distributed's when
+        initialised, else 0); it matters only with ``config.per_rank_medium``."""
         super().__init__(n_in, n_out, seed=seed, device=device)
         if config is None:
             config = OPUConfig()
@@ -137,10 +145,13 @@ class OpticalProjector(BaseProjector):
         elif not isinstance(config, OPUConfig):
             raise OpticalConfigError(f"optical projector: config must be an OPUConfig or a dict, got {type(config).__name__}")
         self.opu = config
+        self.rank = _data_parallel_rank() if rank is None else int(rank)
+        # the seed of this device's medium and noise: the projector's own, or one per rank (separate OPUs)
+        self.medium_seed = _rank_seed(self.seed, self.rank) if config.per_rank_medium else self.seed
         self.tiles = config.tiles(self.n_in, self.n_out)
         single = self.tiles == (1, 1)
         self.passes = [
-            _Pass(rows, cols, self.seed if single else _pass_seed(self.seed, a, b), config, self.device)
+            _Pass(rows, cols, self.medium_seed if single else _pass_seed(self.medium_seed, a, b), config, self.device)
             for a, rows in enumerate(_split(self.n_in, self.tiles[0]))
             for b, cols in enumerate(_split(self.n_out, self.tiles[1]))
         ]
@@ -179,7 +190,7 @@ class OpticalProjector(BaseProjector):
 
     def _generator(self, salt: int, chunk: int, device: torch.device) -> torch.Generator:
         """The random stream ``salt`` of one chunk of the current call."""
-        words = np.random.SeedSequence([self.seed, salt, self._call, chunk]).generate_state(2, dtype=np.uint32)
+        words = np.random.SeedSequence([self.medium_seed, salt, self._call, chunk]).generate_state(2, dtype=np.uint32)
         gen = torch.Generator(device=device)
         gen.manual_seed(int(words[0]) << 31 | int(words[1]) >> 1)
         return gen
@@ -272,6 +283,16 @@ class OpticalProjector(BaseProjector):
         """Continue the random streams from ``state_dict()["position"]``."""
         self._call = int(position.get("calls", 0))
         self._calibration_counted = bool(position.get("calibration_counted", False))
+
+
+def _data_parallel_rank() -> int:
+    distributed = torch.distributed
+    return distributed.get_rank() if distributed.is_available() and distributed.is_initialized() else 0
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """The medium seed of rank ``rank``'s own device (rank 0 too differs from ``seed``)."""
+    return int(np.random.SeedSequence([seed, 0x0DD5, rank]).generate_state(1)[0])
 
 
 def _pass_seed(seed: int, tile_in: int, tile_out: int) -> int:

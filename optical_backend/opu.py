@@ -100,6 +100,10 @@ class OPUConfig:
     """``external-arm``: reference-beam intensity over the mean speckle intensity of each pattern."""
     laser_power_rms: float = 0.005
     """Relative rms fluctuation of the laser power from one frame to the next [ASSUMED]."""
+    per_rank_medium: bool = False
+    """Under data parallelism (torch.distributed), give each rank its own device: a medium (and
+    noise) seeded by the projector seed and the rank, as separate OPUs never share a transmission
+    matrix. False: every rank simulates the same device (one shared feedback matrix) [ASSUMED]."""
     calibration_frames: int = 1000
     """Frames averaged once per run and pass to measure the black level (dark) and, with ``anchor``,
     the anchor's own intensity (whose error is a fixed bias of every projection: 1000 frames keep
