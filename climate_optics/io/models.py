@@ -10,16 +10,18 @@ import torch
 
 from climate_optics.errors import UsageInputError
 from climate_optics.io.checkpoints import LATEST, load_checkpoint
-from climate_optics.models.downscaler import Downscaler, DownscalerConfig
-from climate_optics.models.forecaster import Forecaster, ForecasterConfig
+from climate_optics.models import architectures
+from climate_optics.models.protocols import DownscaleModel, ForecastModel
 
 
-def load_forecaster(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Forecaster, dict[str, Any]]:
-    """The forecaster of a checkpoint (statistics included) and the checkpoint dict."""
+def load_forecaster(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[ForecastModel, dict[str, Any]]:
+    """The forecaster of a checkpoint (its architecture from the model registry, statistics included)
+    and the checkpoint dict."""
     state = load_checkpoint(checkpoint, map_location=device)
     if state["task"].get("kind") != "forecast":
         raise UsageInputError(f"{checkpoint}: not a forecaster checkpoint (kind {state['task'].get('kind')!r})")
-    model = Forecaster(ForecasterConfig.from_dict(state["task"]["model_config"]))
+    arch = architectures.get(state["task"].get("architecture"), architectures.FORECASTER)
+    model = arch.build(arch.config_from_dict(state["task"]["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
 
@@ -43,8 +45,9 @@ def load_downscaler_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def downscaler_from_checkpoint(state: dict[str, Any]) -> Downscaler:
-    """Rebuild the ``Downscaler`` of a checkpoint (weights and residual std included)."""
-    model = Downscaler(DownscalerConfig.from_dict(state["task"]["config"]))
+def downscaler_from_checkpoint(state: dict[str, Any]) -> DownscaleModel:
+    """Rebuild the downscaler of a checkpoint (weights and residual std included)."""
+    arch = architectures.get(state["task"].get("architecture"), architectures.DOWNSCALER)
+    model = arch.build(arch.config_from_dict(state["task"]["config"]))
     model.load_state_dict(state["model"])
     return model

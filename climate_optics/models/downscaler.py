@@ -114,7 +114,7 @@ class DownscalerConfig:
                 raise UsageInputError(f"downscaler config: {message}")
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "DownscalerConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> "DownscalerConfig":
         """``tiny`` (CI, CPU, ~0.6M parameters) or ``base`` (~37M parameters with the UNet, ~96M with the ViT; GPU)."""
         if name not in PRESETS:
             raise UsageInputError(f"unknown downscaler preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -234,6 +234,14 @@ class Forecaster(nn.Module):
         tendency = self(self.inputs(state, previous), lead, self.normalise_static(static))  # (B, C, H, W)
         return state + tendency.float() * self.tendency_scale(lead)
 
+    def feedback_points(self) -> list[str]:
+        """DFA feedback points: every Transformer block (``feedback_points``)."""
+        return feedback_points(self)
+
+    def feedback_error(self) -> tuple[str | None, str]:
+        """Where DFA reads the error and its granularity (``FEEDBACK_OUTPUT``, ``FEEDBACK_ERROR``)."""
+        return FEEDBACK_OUTPUT, FEEDBACK_ERROR
+
     @torch.no_grad()
     def rollout(
         self, state: torch.Tensor, lead_hours: list[int], static: torch.Tensor | None = None, *, direct: bool = False, previous: torch.Tensor | None = None

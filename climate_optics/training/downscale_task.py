@@ -35,8 +35,10 @@ from climate_optics.errors import UsageInputError
 from climate_optics.io.channels import store_channels
 from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
 from climate_optics.io.windows import open_store
-from climate_optics.models.downscaler import Downscaler, DownscalerConfig
+from climate_optics.models import architectures
+from climate_optics.models.downscaler import Downscaler
 from climate_optics.models.edm import edm_loss
+from climate_optics.models.protocols import DownscaleModel
 from climate_optics.training.downscale_data import DownscaleData
 from climate_optics.training.task import TrainConfig
 
@@ -48,10 +50,11 @@ VAL_SIGMAS = (0.02, 0.2, 1.0, 5.0)  # noise levels of the diffusion validation l
 class DownscaleTask:
     """One stage of downscaler training (implements ``training.task.TrainTask``)."""
 
-    def __init__(self, model: Downscaler, data: DownscaleData, stage: str):
+    def __init__(self, model: DownscaleModel, data: DownscaleData, stage: str, architecture: str | None = None):
         if stage not in STAGES:
             raise UsageInputError(f"downscale stage must be one of {', '.join(STAGES)}, got {stage!r}")
         self.model = model.set_stage(stage)
+        self.architecture = architectures.get(architecture, architectures.DOWNSCALER).name
         self.data = data
         self.stage = stage
         self.feedback_points = model.feedback_points()
@@ -96,7 +99,8 @@ class DownscaleTask:
         return scores
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        return {"kind": "downscaler", "stage": self.stage, "config": self.model.config.to_dict(), **self.data.checkpoint_extra()}
+        return {"kind": "downscaler", "architecture": self.architecture, "stage": self.stage, "config": self.model.config.to_dict(),
+                **self.data.checkpoint_extra()}
 
 
 @torch.no_grad()
@@ -132,6 +136,7 @@ def build_downscale_task(
     data: str | os.PathLike,
     *,
     preset: str = "tiny",
+    architecture: str | None = None,
     stage: str = "regression",
     init: str | os.PathLike | None = None,
     channels: list[str] | tuple[str, ...] | None = None,
@@ -151,22 +156,23 @@ def build_downscale_task(
     if init is not None:
         state = load_downscaler_checkpoint(init)
         model = downscaler_from_checkpoint(state)
-        config = model.config
+        config, architecture = model.config, state["task"].get("architecture")
     else:
         if stage == "diffusion":
             raise UsageInputError("the diffusion stage needs the trained regression network: pass --init REGRESSION_RUN (or use --stage both)")
-        config = DownscalerConfig.preset(preset, **(overrides or {}))
+        arch = architectures.get(architecture, architectures.DOWNSCALER)
+        config = arch.make_config(preset, **(overrides or {}))
         if channels is None and not config.channels:
             channels = tuple(store_channels(open_store(data), schema_order=False))
         if channels is not None:
             config = replace(config, channels=tuple(channels))
-        model = Downscaler(config)
+        model = arch.build(config)
     datasets = DownscaleData(data, config, val_fraction=val_fraction)
     if stage == "regression" and init is None:
         model.correction_std.copy_(measure_correction_std(datasets, seed=seed + 1))
     if stage == "diffusion":
         model.residual_std.copy_(measure_residual_std(model, datasets, seed=seed + 1))
-    return DownscaleTask(model, datasets, stage)
+    return DownscaleTask(model, datasets, stage, architecture)
 
 
 def scaled_config(config: TrainConfig, steps: int) -> TrainConfig:

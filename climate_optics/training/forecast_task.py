@@ -18,14 +18,8 @@ import torch
 from climate_optics.evaluation.weights import lat_weights
 from climate_optics.io.channels import parse_channel, store_channels
 from climate_optics.io.windows import ZarrWindowSampler, open_store, time_step_hours
-from climate_optics.models.forecaster import (
-    FEEDBACK_ERROR,
-    FEEDBACK_OUTPUT,
-    Forecaster,
-    ForecasterConfig,
-    feedback_points,
-    lat_weighted_mse,
-)
+from climate_optics.models import architectures
+from climate_optics.models.forecaster import lat_weighted_mse
 from data_catalog.errors import DataInputError
 from data_catalog.schema import STATIC_VARIABLES
 
@@ -55,9 +49,10 @@ class ForecastTask:
     def __init__(
         self,
         store: str | Path,
-        config: ForecasterConfig | None = None,
+        config: Any = None,  # a config of the architecture (default: its ``preset`` for this store)
         *,
         preset: str = "tiny",
+        architecture: str | None = None,
         variables: Sequence[str] | None = None,
         static: bool = True,
         val_fraction: float = 0.15,
@@ -75,8 +70,9 @@ class ForecastTask:
         dt = time_step_hours(ds, store)
         channels = list(config.channels) if config is not None else store_channels(ds, variables)
         statics = [n for n in STATIC_VARIABLES if n in ds.data_vars and "time" not in ds[n].dims] if static else []
+        self.architecture = architectures.get(architecture, architectures.FORECASTER)
         if config is None:
-            config = ForecasterConfig.from_preset(
+            config = self.architecture.make_config(
                 preset, channels=tuple(channels), static_channels=tuple(statics),
                 grid=(ds.sizes["latitude"], ds.sizes["longitude"]), **overrides,
             )
@@ -89,14 +85,14 @@ class ForecastTask:
         self.static_statistics = channel_statistics(stats, config.static_channels, store) if config.static_channels else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # weights depend on the seed only, not on earlier random draws
-            self.model = Forecaster(config)
+            self.model = self.architecture.build(config)
         s = self.static_statistics
         self.model.set_statistics(
             self.statistics["mean"], self.statistics["std"], self.statistics["diff_std"],
             None if s is None else s["mean"], None if s is None else s["std"],
         )
-        self.feedback_points = feedback_points(self.model)
-        self.feedback_output, self.feedback_error = FEEDBACK_OUTPUT, FEEDBACK_ERROR  # per-token DFA error
+        self.feedback_points = self.model.feedback_points()
+        self.feedback_output, self.feedback_error = self.model.feedback_error()  # the ViT: per-token DFA error
         self.latitudes = torch.tensor(np.asarray(ds["latitude"].values, dtype=np.float32))
         self.weights = torch.from_numpy(lat_weights(ds["latitude"].values)).float()  # (H,) cell area, mean 1
         self.static_fields = self._read_static(ds)  # (S, H, W) physical, or None
@@ -197,6 +193,7 @@ class ForecastTask:
         to_t = lambda d: {k: torch.from_numpy(np.asarray(v)) for k, v in d.items()}  # noqa: E731
         return {
             "kind": "forecast",
+            "architecture": self.architecture.name,
             "model_config": self.config.to_dict(),
             "statistics": to_t(self.statistics),
             "static_statistics": to_t(self.static_statistics) if self.static_statistics else {},

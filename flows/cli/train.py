@@ -37,6 +37,9 @@ PROJECTOR = typer.Option(
     DEFAULT_DIGITAL_KIND, "--projector", help="Digital DFA feedback projector: dense, structured or an installed projector kind.",
 )
 PRESET = typer.Option("tiny", "--preset", help="Model size preset: tiny, base or 1b.")
+MODEL = typer.Option(
+    None, "--model", help="Model architecture from the model registry (default: vit for forecast, diffusion for downscale).",
+)
 STEPS = typer.Option(1000, "--steps", min=1, help="Optimiser steps.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Samples per step.")
 LR = typer.Option(1e-3, "--lr", help="Peak learning rate.")
@@ -77,7 +80,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("forecast")
     def forecast_command(
-        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET,
+        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET, model: Optional[str] = MODEL,
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
@@ -99,14 +102,14 @@ def register(app: typer.Typer) -> None:
                               error=error.value, opu_config=_opu_fields(opu_config, mode))
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
-        task = ForecastTask(data, preset=preset, seed=seed, train_lead_steps=leads)
+        task = ForecastTask(data, preset=preset, architecture=model, seed=seed, train_lead_steps=leads)
         result = train(task, config, out, resume=resume)
         if result.rank == 0:  # under torchrun, one summary line for the whole run
             print(_summary(result))
 
     @group.command("downscale")
     def downscale_command(
-        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET,
+        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET, model: Optional[str] = MODEL,
         steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
         device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
@@ -127,7 +130,8 @@ def register(app: typer.Typer) -> None:
             raise UsageInputError(f"--data: store not found: {data}")
         if diffusion_steps is not None and stage != "both":
             raise UsageInputError("--diffusion-steps applies to --stage both; for one stage use --steps")
-        results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume, diffusion_steps=diffusion_steps)
+        results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume, diffusion_steps=diffusion_steps,
+                                         architecture=model)
         for name, result in results.items():
             if result.rank == 0:
                 print(f"{name}: {_summary(result)}")

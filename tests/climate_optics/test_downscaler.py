@@ -169,7 +169,7 @@ def test_tiling_a_region_smaller_than_a_tile():
 
 @pytest.mark.parametrize("backbone", ["vit", "unet"])
 def test_model_stages_shapes_and_feedback_points(backbone):
-    config = DownscalerConfig.preset("tiny", channels=("2m_temperature", "geopotential@500"), backbone=backbone, tile=16, overlap=6)
+    config = DownscalerConfig.from_preset("tiny", channels=("2m_temperature", "geopotential@500"), backbone=backbone, tile=16, overlap=6)
     model = Downscaler(config)
     names = dict(model.named_modules())
     cond = torch.randn(3, config.n_cond, 16, 16)
@@ -188,7 +188,7 @@ def test_model_stages_shapes_and_feedback_points(backbone):
 
 @pytest.mark.parametrize("backbone", ["vit", "unet"])
 def test_networks_start_as_interpolation_and_as_the_optimal_gaussian_denoiser(backbone):
-    config = DownscalerConfig.preset("tiny", channels=("a", "b"), tile=16, overlap=6, backbone=backbone)
+    config = DownscalerConfig.from_preset("tiny", channels=("a", "b"), tile=16, overlap=6, backbone=backbone)
     model = Downscaler(config)
     cond = torch.randn(2, config.n_cond, 16, 16)
     # mean = interpolated coarse fields + a learned correction whose output layer starts at zero.
@@ -200,7 +200,7 @@ def test_networks_start_as_interpolation_and_as_the_optimal_gaussian_denoiser(ba
 
 
 def test_regression_correction_is_scaled_per_channel_and_old_checkpoints_load_unscaled():
-    config = DownscalerConfig.preset("tiny", channels=("a", "b"), tile=16, overlap=6)
+    config = DownscalerConfig.from_preset("tiny", channels=("a", "b"), tile=16, overlap=6)
     model = Downscaler(config)
     torch.nn.init.normal_(model.regression.out.weight)
     cond = torch.randn(2, config.n_cond, 16, 16)
@@ -216,8 +216,8 @@ def test_regression_correction_is_scaled_per_channel_and_old_checkpoints_load_un
 
 
 def test_presets_and_validation():
-    tiny = DownscalerConfig.preset("tiny", channels=("a", "b", "c"))
-    base = DownscalerConfig.preset("base", channels=("a", "b", "c"))
+    tiny = DownscalerConfig.from_preset("tiny", channels=("a", "b", "c"))
+    base = DownscalerConfig.from_preset("base", channels=("a", "b", "c"))
     with torch.device("meta"):
         n_tiny, n_base = count_parameters(Downscaler(tiny)), count_parameters(Downscaler(base))
     assert n_tiny < 1_000_000 < 20_000_000 < n_base
@@ -225,7 +225,7 @@ def test_presets_and_validation():
     saved_before_great_circles = {k: v for k, v in tiny.to_dict().items() if k != "great_circles"}
     assert not DownscalerConfig.from_dict(saved_before_great_circles).great_circles  # its conditioning stays as trained
     with pytest.raises(UsageInputError, match="preset"):
-        DownscalerConfig.preset("huge")
+        DownscalerConfig.from_preset("huge")
     with pytest.raises(UsageInputError, match="overlap"):
         DownscalerConfig(channels=("a",), overlap=40)
     with pytest.raises(UsageInputError, match="backbone"):
