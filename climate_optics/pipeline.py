@@ -29,6 +29,7 @@ from climate_optics.workflow import (
     train_downscaler,
     train_forecaster,
 )
+from data_catalog import locks
 from data_catalog.redact import redact
 from data_catalog.store import check_own_directory
 
@@ -159,7 +160,7 @@ def run_pipeline(
     training and inference run in this process."""
     from climate_optics.cluster import dask_cluster
 
-    with dask_cluster(dask_workers, dask_address) as address:
+    with locks.holding(run_dir), dask_cluster(dask_workers, dask_address) as address:  # one writer per run directory
         return _run_steps(config, run_dir, overwrite=overwrite, say=say, progress=progress, address=address)
 
 
@@ -276,14 +277,8 @@ def locate_run(run: str | os.PathLike | None = None, *, say: Callable[[str], Non
             return target
         if target.exists() and any(target.iterdir()):
             raise UsageInputError(f"{target} is not a finished climate-optics run (no report.html and scores.zarr)")
-    from data_catalog import locks
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    locks.acquire(target, wait=True)  # another notebook making the same run: wait for it, then use it
-    try:
+    with locks.holding(target, wait=True):  # another notebook making the same run: wait for it, then use it
         if not is_run(target):
             say(f"no run to explore: making a tiny one in {target} (about a minute)")
             run_pipeline(PipelineConfig(**TINY_RUN), target, overwrite=overwrite)
-    finally:
-        locks.release(target)
     return target

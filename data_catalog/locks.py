@@ -13,6 +13,7 @@ stderr when the application configures no logging).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -22,6 +23,7 @@ import shutil
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +135,23 @@ def acquire(target: Path, *, wait: bool | None = None) -> bool:
         _held[key] = _Held(fd, inode)
     remove_stale_temporaries(target.parent, own_target=target)
     return True
+
+
+@contextlib.contextmanager
+def holding(target: str | os.PathLike, *, wait: bool | None = None) -> Iterator[Path]:
+    """Hold ``target``'s lock for the block: a run directory written over many steps (its parent is created).
+
+    A second writer is refused (``TargetBusyError``) or waits, as in ``acquire``; a block nested in one
+    that already holds the lock (the same thread) neither takes nor drops it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    newly = acquire(target, wait=wait)
+    try:
+        yield target
+    finally:
+        if newly:
+            release(target)
 
 
 def release(target: Path) -> None:

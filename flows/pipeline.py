@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from climate_optics.cluster import dask_cluster
 from climate_optics.pipeline import PipelineResult, StageClock, downscale_window, prepare_run_dir, score_modes
 from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, climatology_period, downscaler_checkpoint, hires_options
+from data_catalog import locks
 from flows.downscale import downscale_with_baseline, train_downscaler_task
 from flows.evaluate import evaluate
 from flows.forecast import forecast
@@ -72,7 +73,7 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
     values = {"source": source, "options": options, "modes": modes, "mode": mode, "steps": steps, "downscale": downscale}
     config = PipelineConfig(**{k: v for k, v in values.items() if v is not None} | (settings or {}))
     clock = StageClock()
-    with dask_cluster(dask_workers, dask_address) as address:
+    with locks.holding(run_dir), dask_cluster(dask_workers, dask_address) as address:  # one writer per run directory
         with clock("ingest"):
             period = climatology_period(config)  # opens the source: a bad one fails before anything is written
             layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
@@ -110,11 +111,11 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
                 result.downscaled_scores = evaluate(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
                                                     regions=config.regions, references=[result.bilinear], overwrite=overwrite,
                                                     dask_address=address)
-    clock.save(layout.timings)  # the report shows the stage times
-    with clock("report"):
-        result.report = Path(report_task(str(layout.root)))
-    result.stage_seconds = clock.seconds
-    clock.save(layout.timings)
-    publish_artifacts(result)
-    print(f"report: {result.report}")
-    return result.paths()
+        clock.save(layout.timings)  # the report shows the stage times
+        with clock("report"):
+            result.report = Path(report_task(str(layout.root)))
+        result.stage_seconds = clock.seconds
+        clock.save(layout.timings)
+        publish_artifacts(result)
+        print(f"report: {result.report}")
+        return result.paths()

@@ -37,6 +37,37 @@ def run_cli(capsys):
     return _run
 
 
+
+@pytest.fixture
+def holder():
+    """``holder(target, hold_s=60)``: another process holding ``target``'s lock until it is told to stop (killed at teardown)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    started = []
+
+    def start(target, hold_s: float = 60.0) -> subprocess.Popen:
+        code = textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from data_catalog import locks
+            locks.acquire(Path({str(target)!r}))
+            print("held", flush=True)
+            time.sleep({hold_s})
+            locks.release(Path({str(target)!r}))
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "held"
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
 # -- the embedded synthetic reanalysis, generated once per session --------------------------
 # One model run (seed 0, T42, 30 days of spin-up then 140 days of 6-hourly output from
 # 2000-01-01) ingested twice: the 5.625deg coarsened view for forecasting tests and the

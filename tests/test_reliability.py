@@ -11,7 +11,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -38,32 +37,6 @@ def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
-
-
-@pytest.fixture
-def holder(tmp_path):
-    """Start another process that holds a target's lock until it is told to stop."""
-    started = []
-
-    def start(target: Path, hold_s: float = 60.0) -> subprocess.Popen:
-        code = textwrap.dedent(f"""
-            import sys, time
-            from pathlib import Path
-            from data_catalog import locks
-            locks.acquire(Path({str(target)!r}))
-            print("held", flush=True)
-            time.sleep({hold_s})
-            locks.release(Path({str(target)!r}))
-        """)
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "held"
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
-        proc.wait()
 
 
 # -- --overwrite replaces only what this tool wrote ------------------------------------------------

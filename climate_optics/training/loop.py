@@ -20,6 +20,7 @@ under ``torchrun`` with the same number of ranks.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -39,6 +40,7 @@ from climate_optics.errors import UsageInputError
 from climate_optics.training import distributed
 from climate_optics.io.checkpoints import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from climate_optics.training.task import TrainConfig, TrainTask
+from data_catalog import locks
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
@@ -199,6 +201,11 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
+def holding_run_dir(out: Path) -> contextlib.AbstractContextManager:
+    """The run directory's lock (``data_catalog.locks``), taken by rank 0, which writes it; other ranks take none."""
+    return locks.holding(out) if distributed.world_from_env().main else contextlib.nullcontext()
+
+
 def train(
     task: TrainTask,
     config: TrainConfig,
@@ -214,21 +221,22 @@ def train(
     """
     out = Path(out_dir)
     ckpt_path = out / LATEST
-    if ckpt_path.exists() and not resume:
-        raise UsageInputError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
-    if resume and not ckpt_path.exists():
-        raise UsageInputError(f"--resume: no checkpoint in {out}")
-    out.mkdir(parents=True, exist_ok=True)
     world = distributed.world_from_env()
-    device = pick_device(config, world.local_rank)
-    world = distributed.join(world, device)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True)
-    try:
-        return _run(task, config, out, resume=resume, stop_after=stop_after, world=world, device=device)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+    with holding_run_dir(out):  # one writer per run directory, for the whole run
+        if ckpt_path.exists() and not resume:
+            raise UsageInputError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+        if resume and not ckpt_path.exists():
+            raise UsageInputError(f"--resume: no checkpoint in {out}")
+        out.mkdir(parents=True, exist_ok=True)
+        device = pick_device(config, world.local_rank)
+        world = distributed.join(world, device)
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        try:
+            return _run(task, config, out, resume=resume, stop_after=stop_after, world=world, device=device)
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
 
 
 def _run(

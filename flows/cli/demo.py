@@ -156,22 +156,24 @@ def register(app: typer.Typer) -> None:
         cfg = pipeline_config(settings)  # bad settings fail here, before anything is written
         from climate_optics.pipeline import check_run_dir
         from climate_optics.workflow import climatology_period
+        from data_catalog import locks
 
-        check_run_dir(out, overwrite=overwrite)  # a used directory too
-        if dask_workers is not None or dask_address:
-            from climate_optics.cluster import check_dask_options
+        with locks.holding(out):  # one writer per run directory: a second demo is refused (or waits) before Prefect starts
+            check_run_dir(out, overwrite=overwrite)  # a used directory too
+            if dask_workers is not None or dask_address:
+                from climate_optics.cluster import check_dask_options
 
-            check_dask_options(dask_workers, dask_address)  # before Prefect starts
-        if cfg.source != DEMO_SOURCE:  # opens a file or catalog entry lazily: a bad one fails here, before Prefect starts
-            cfg.climatology_period = climatology_period(cfg)
-        say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
-        cluster = given(dask_workers=dask_workers, dask_address=dask_address)
-        if prefect:
-            paths = run_flow(cfg, out, overwrite=overwrite, say=say, **cluster)
-        else:
-            from climate_optics.pipeline import run_pipeline
+                check_dask_options(dask_workers, dask_address)  # before Prefect starts
+            if cfg.source != DEMO_SOURCE:  # opens a file or catalog entry lazily: a bad one fails here, before Prefect starts
+                cfg.climatology_period = climatology_period(cfg)
+            say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
+            cluster = given(dask_workers=dask_workers, dask_address=dask_address)
+            if prefect:
+                paths = run_flow(cfg, out, overwrite=overwrite, say=say, **cluster)
+            else:
+                from climate_optics.pipeline import run_pipeline
 
-            paths = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True, **cluster).paths()
+                paths = run_pipeline(cfg, out, overwrite=overwrite, say=say, progress=True, **cluster).paths()
         import json
 
         from climate_optics.pipeline import summary_text

@@ -41,19 +41,11 @@ class Case:
 
 
 CASES: dict[str, Callable[[Path, Inputs], Case]] = {}
-NOT_YET: dict[str, str] = {}  # case -> what still goes wrong (strict xfail: a fix makes the test fail until moved)
 
 
 def case(function: Callable[[Path, Inputs], Case]) -> Callable[[Path, Inputs], Case]:
     CASES[function.__name__] = function
     return function
-
-
-def not_yet(reason: str) -> Callable:
-    def mark(function: Callable[[Path, Inputs], Case]) -> Callable[[Path, Inputs], Case]:
-        NOT_YET[function.__name__] = reason
-        return function
-    return mark
 
 
 def ingest(path: Path, d: Path, *more: object) -> list:
@@ -151,7 +143,6 @@ def all_nan_field(d, i):
 
 
 @case
-@not_yet("ingest: internal error (TypeError comparing str and float), status 1")
 def string_values(d, i):
     ds = i.era5.copy()
     ds["t2m"] = ds["t2m"].astype(str)
@@ -196,7 +187,6 @@ def missing_zarr_chunk(d, i):
 
 
 @case
-@not_yet("ingest: a chunk that fails to decompress is an internal error (blosc RuntimeError), status 1")
 def corrupt_zarr_chunk(d, i):
     store = copy_store(d, i)
     chunk = next(p for p in sorted((store / "temperature" / "c").rglob("*")) if p.is_file())
@@ -212,7 +202,6 @@ def forecast_store_is_a_file(d, i):
 
 
 @case
-@not_yet("evaluate: 'grids differ' names neither store")
 def forecast_on_another_grid(d, i):
     coarse = i.forecast.parent / "coarse-forecast.zarr"
     return Case(["evaluate", coarse, "--truth", i.store, "--out", d / "scores.zarr"], coarse, "grid")
@@ -370,7 +359,7 @@ def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_the_corpus_is_large_enough():
-    assert len(set(CASES) - set(NOT_YET)) >= 30
+    assert len(CASES) >= 30
 
 
 @pytest.mark.parametrize("text, says", [
@@ -394,8 +383,7 @@ def test_an_impossible_opu_configuration_is_bad_input(tmp_path, monkeypatch, tex
     assert "\n" not in str(err.value) and OpticalConfigError in BAD_INPUT_ERRORS and not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=True)) if n in NOT_YET else n
-                                  for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_exits_2_with_one_line_naming_problem_and_file(name, inputs, tmp_path, monkeypatch, run_cli):
     monkeypatch.chdir(tmp_path)
     bad = CASES[name](tmp_path, inputs)

@@ -188,3 +188,16 @@ def test_only_io_errors_count_as_transient(error, transient):
     except DataInputError as bad:
         assert not is_transient(bad)
     assert not is_transient(TargetBusyError("another climate-optics process is writing this output", source="x.zarr"))
+
+
+def test_pipeline_flow_refuses_a_run_directory_another_process_writes(holder, tiny_source, tmp_path):
+    from data_catalog.locks import HOST, TargetBusyError
+    from flows.pipeline import pipeline_flow
+
+    out = tmp_path / "run"
+    proc = holder(out)
+    state = pipeline_flow(str(out), source=str(tiny_source), mode="backprop", steps=1, return_state=True)
+    assert state.is_failed()
+    exc = failure(state)
+    assert isinstance(exc, TargetBusyError) and f"pid {proc.pid} on host {HOST}" in str(exc) and str(out) in str(exc)
+    assert not out.exists()
