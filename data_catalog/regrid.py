@@ -3,7 +3,9 @@
 ``regrid`` takes a dataset to any other latitude-longitude grid (``grid_from_spec``: the
 WeatherBench 2 grids ``64x32``, ``240x121``, ..., or ``Ndeg``): conservatively, with the exact
 overlap areas of the cells on the sphere (two matrices, see ``conservative_weights``), or
-bilinearly. ``coarsen_conservative`` is the special case of whole blocks of cells.
+bilinearly. ``coarsen_conservative`` is the special case of whole blocks of cells, computed
+by the same remapping (one conservative path for ingest, the downscaler's coarse/fine pairs in
+training, inference and skill scoring).
 
 Grids follow the canonical schema: ``latitude`` ascending (cell centres, or centres plus the
 two poles as in the 0.25/1.5 degree WeatherBench 2 grids), ``longitude`` ascending on 0..360.
@@ -13,7 +15,8 @@ its area on the unit sphere is ``dlon * (sin(lat_north) - sin(lat_south))``.
 ``coarsen_conservative`` merges ``factor x factor`` blocks of cells into one and gives the
 new cell the area-weighted mean of the old ones: the integral of every field over the sphere
 is preserved exactly (first-order conservative remapping, as in ESMF/xESMF "conservative"
-when the coarse cells are unions of fine cells). Missing values are left out of the mean.
+when the coarse cells are unions of fine cells). Missing values are left out of the mean
+and the rest renormalised.
 """
 
 from __future__ import annotations
@@ -84,10 +87,12 @@ def cell_area_weights(lat: np.ndarray) -> np.ndarray:
 def coarsen_conservative(ds: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.DataArray:
     """Area-weighted mean over ``factor x factor`` blocks of cells (lazy for dask-backed input).
 
-    Variables without both horizontal dimensions (static scalars, time series) pass through.
-    The coarse latitude is the centre of the merged cell's latitude bounds; the coarse
-    longitude the mean of its fine centres. Raises DataInputError when the grid does not
-    divide into whole blocks.
+    The conservative remapping of ``regrid`` (the same overlap matrices and the same arithmetic)
+    onto the grid whose cells are exactly the blocks: each coarse cell's bounds are those of
+    its fine cells, so it is the area-weighted mean of the valid fine values it covers. The
+    coarse latitude is the centre of the merged cell's latitude bounds; the coarse longitude
+    the mean of its fine centres. Variables without both horizontal dimensions pass through.
+    Raises DataInputError when the grid does not divide into whole blocks.
     """
     if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool) or factor < 1:
         raise DataInputError(f"coarsening factor must be a positive integer, got {factor!r}")
@@ -98,36 +103,19 @@ def coarsen_conservative(ds: xr.Dataset | xr.DataArray, factor: int) -> xr.Datas
             raise DataInputError(f"cannot coarsen: dimension {dim!r} is missing (dims: {tuple(ds.dims)})")
         if ds.sizes[dim] % factor:
             raise DataInputError(f"cannot coarsen {dim} of size {ds.sizes[dim]} by a factor {factor}: not a whole number of blocks")
-    lat = ds[LATITUDE].values
-    lon = ds[LONGITUDE].values
-    lat_b = latitude_bounds(lat)
-    lon_b = longitude_bounds(lon)
-    area = xr.DataArray(cell_area_weights(lat), dims=[LATITUDE], coords={LATITUDE: lat}) * xr.DataArray(
-        (lon_b[:, 1] - lon_b[:, 0]) / (360.0 / lon.size), dims=[LONGITUDE], coords={LONGITUDE: lon}
-    )
-    coarse_lat_b = lat_b.reshape(-1, factor, 2)
-    new_lat = 0.5 * (coarse_lat_b[:, 0, 0] + coarse_lat_b[:, -1, 1])
-    new_lon = 0.5 * (lon_b[::factor, 0] + lon_b[factor - 1 :: factor, 1])
-
-    def _coarsen(da: xr.DataArray) -> xr.DataArray:
-        if LATITUDE not in da.dims or LONGITUDE not in da.dims:
-            return da
-        valid = da.notnull()
-        weights = area * valid
-        num = (da.fillna(0) * area).coarsen({LATITUDE: factor, LONGITUDE: factor}).sum()
-        den = weights.coarsen({LATITUDE: factor, LONGITUDE: factor}).sum()
-        out = (num / den.where(den > 0)).astype(da.dtype)
-        out = out.assign_coords({LATITUDE: new_lat, LONGITUDE: new_lon}).transpose(*da.dims)
-        out.attrs = dict(da.attrs)
-        return out
-
+    lon = np.asarray(ds[LONGITUDE].values, dtype=np.float64)
+    lat_b = latitude_bounds(ds[LATITUDE].values)
+    lon_b = longitude_bounds(lon) if _is_global(lon) else _edges_1d(lon)  # a region: its own outer edges
+    blocks_lat = np.stack([lat_b[::factor, 0], lat_b[factor - 1 :: factor, 1]], axis=-1)  # (n_lat / factor, 2)
+    blocks_lon = np.stack([lon_b[::factor, 0], lon_b[factor - 1 :: factor, 1]], axis=-1)
+    w_lat, w_lon = _band_overlaps(lat_b, blocks_lat), _arc_overlaps(lon_b, blocks_lon, periodic=False)
+    new_lat, new_lon = blocks_lat.mean(axis=1), blocks_lon.mean(axis=1)
     if isinstance(ds, xr.DataArray):
-        return _coarsen(ds)
-    out = ds.map(_coarsen, keep_attrs=True)
-    out = out.assign_coords({LATITUDE: new_lat, LONGITUDE: new_lon})
-    for dim in (LATITUDE, LONGITUDE):
-        out[dim].attrs = dict(ds[dim].attrs)
-    return out
+        name = ds.name if ds.name is not None else "_field"
+        out = _remap(ds.to_dataset(name=name), w_lat, w_lon, new_lat, new_lon)[name]
+        out.name = ds.name
+        return out
+    return _remap(ds, w_lat, w_lon, new_lat, new_lon)
 
 
 # ----------------------------------------------------------------------------- regridding to any grid
@@ -183,10 +171,24 @@ def _is_global(lon: np.ndarray) -> bool:
     return abs(lon.size * step - 360.0) < 0.5 * step
 
 
+def _band_overlaps(src_bounds: np.ndarray, dst_bounds: np.ndarray) -> np.ndarray:
+    """(n_dst, n_src) overlap in sin(latitude) of latitude bands given as (n, 2) bounds in degrees."""
+    s, d = np.sin(np.deg2rad(src_bounds)), np.sin(np.deg2rad(dst_bounds))
+    return np.clip(np.minimum(d[:, None, 1], s[None, :, 1]) - np.maximum(d[:, None, 0], s[None, :, 0]), 0.0, None)
+
+
+def _arc_overlaps(src_bounds: np.ndarray, dst_bounds: np.ndarray, periodic: bool) -> np.ndarray:
+    """(n_dst, n_src) overlap in radians of longitude intervals given as (n, 2) bounds in degrees."""
+    total = np.zeros((len(dst_bounds), len(src_bounds)))
+    for shift in (-360.0, 0.0, 360.0) if periodic else (0.0,):
+        total += np.clip(np.minimum(dst_bounds[:, None, 1], src_bounds[None, :, 1] + shift)
+                         - np.maximum(dst_bounds[:, None, 0], src_bounds[None, :, 0] + shift), 0.0, None)
+    return np.deg2rad(total)
+
+
 def latitude_overlaps(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(n_dst, n_src) overlap of latitude bands in sin(latitude): the area on the unit sphere per radian of longitude."""
-    s, d = np.sin(np.deg2rad(latitude_bounds(src))), np.sin(np.deg2rad(latitude_bounds(dst)))
-    return np.clip(np.minimum(d[:, None, 1], s[None, :, 1]) - np.maximum(d[:, None, 0], s[None, :, 0]), 0.0, None)
+    return _band_overlaps(latitude_bounds(src), latitude_bounds(dst))
 
 
 def longitude_overlaps(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -194,11 +196,7 @@ def longitude_overlaps(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     periodic = _is_global(src) and _is_global(dst)
     s = longitude_bounds(src) if periodic else _edges_1d(np.asarray(src, dtype=np.float64))
     d = longitude_bounds(dst) if periodic else _edges_1d(np.asarray(dst, dtype=np.float64))
-    total = np.zeros((len(d), len(s)))
-    for shift in (-360.0, 0.0, 360.0) if periodic else (0.0,):
-        total += np.clip(np.minimum(d[:, None, 1], s[None, :, 1] + shift)
-                         - np.maximum(d[:, None, 0], s[None, :, 0] + shift), 0.0, None)
-    return np.deg2rad(total)
+    return _arc_overlaps(s, d, periodic)
 
 
 def conservative_weights(src_lat, src_lon, dst_lat, dst_lon) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +239,11 @@ def regrid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, method: str = "cons
     if method == "bilinear":
         return _bilinear(ds, lat, lon)
     w_lat, w_lon = conservative_weights(ds[LATITUDE].values, ds[LONGITUDE].values, lat, lon)
+    return _remap(ds, w_lat, w_lon, lat, lon)
+
+
+def _remap(ds: xr.Dataset, w_lat: np.ndarray, w_lon: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:
+    """Every horizontal field of ``ds`` remapped with the overlap matrices onto ``lat`` x ``lon`` (lazily for dask)."""
     out = {}
     for name, da in ds.data_vars.items():
         if LATITUDE not in da.dims or LONGITUDE not in da.dims:
