@@ -86,6 +86,10 @@ def register(app: typer.Typer) -> None:
         val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
         opu_config: Optional[Path] = OPU_CONFIG,
         lead_steps: str = typer.Option("1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."),
+        init: Optional[Path] = typer.Option(None, "--init", help="Forecaster run or checkpoint whose weights start this run (fine-tuning)."),
+        rollout: int = typer.Option(
+            1, "--rollout", min=1, help="Train the k-th step of the model's own rollout, k drawn in 1..N (autoregressive "
+            "fine-tuning for longer leads; with --init, e.g. --rollout 4 --steps 60 --lr 3e-4)."),
     ) -> None:
         """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
         from climate_optics.errors import UsageInputError
@@ -102,7 +106,19 @@ def register(app: typer.Typer) -> None:
                               error=error.value, opu_config=_opu_fields(opu_config, mode))
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
+        if rollout > 1 and leads != (1,):
+            raise UsageInputError("--rollout trains 6-hour steps of a rollout; it cannot be combined with --lead-steps")
+        if init is not None and not init.exists():
+            raise UsageInputError(f"--init: run or checkpoint not found: {init}")
         task = ForecastTask(data, preset=preset, architecture=model, seed=seed, train_lead_steps=leads)
+        if init is not None and not resume:
+            from climate_optics.workflow import load_weights
+
+            load_weights(task.model, init)
+        if rollout > 1:
+            from climate_optics.training.rollout_task import RolloutForecastTask
+
+            task = RolloutForecastTask(data, task.model, rollout, seed=seed)
         result = train(task, config, out, resume=resume)
         if result.rank == 0:  # under torchrun, one summary line for the whole run
             print(_summary(result))

@@ -67,3 +67,27 @@ def test_rollout_loss_trains_every_block(base, synthetic_store, mode):
     if mode == "dfa":
         assert engine.stats.projector.vectors == 4 * ft.model.h * ft.model.w  # one per token of the trained step only
     assert ft.checkpoint_extra()["model_config"]["train_lead_steps"] == list(base.model.config.train_lead_steps)
+
+
+def test_cli_fine_tunes_a_run_on_rollouts(synthetic_store, tmp_path, run_cli):
+    common = ("--data", synthetic_store, "--mode", "dfa", "--steps", "4", "--batch-size", "2")
+    assert run_cli("train", "forecast", *common, "--out", tmp_path / "first")[0] == 0
+    status, _, err = run_cli("train", "forecast", *common, "--out", tmp_path / "tuned", "--init", tmp_path / "first", "--rollout", "3")
+    assert status == 0, err
+    first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)
+    tuned = torch.load(tmp_path / "tuned" / "checkpoint.pt", weights_only=True)
+    assert tuned["task"]["model_config"] == first["task"]["model_config"]  # the model's own config, one-step leads
+    assert run_cli("train", "forecast", *common, "--out", tmp_path / "scratch", "--rollout", "3")[0] == 0
+    scratch = torch.load(tmp_path / "scratch" / "checkpoint.pt", weights_only=True)
+    name = "blocks.0.mlp.0.weight" if "blocks.0.mlp.0.weight" in tuned["model"] else next(k for k in tuned["model"] if k.startswith("blocks.0"))
+    assert not torch.equal(tuned["model"][name], scratch["model"][name])  # --init's weights were the start
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--init", "no-such-run"), "--init"),
+    (("--rollout", "2", "--lead-steps", "1,2"), "--rollout"),
+])
+def test_cli_refuses_bad_fine_tuning_options(synthetic_store, tmp_path, run_cli, extra, message):
+    status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", tmp_path / "run", "--steps", "2", *extra)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
