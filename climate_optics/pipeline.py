@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from climate_optics.run_layout import PipelineConfig, RunLayout
 from climate_optics.workflow import (
-    PipelineConfig,
-    RunLayout,
     climatology_period,
     downscaler_checkpoint,
     forecast_held_out,

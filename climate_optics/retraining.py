@@ -9,6 +9,7 @@ The flow in ``flows/retrain.py`` wraps these steps; nothing here imports Prefect
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from data_catalog.store import atomic_store
 
 LOWER_IS_BETTER = ("rmse", "mse", "mae", "crps", "ensemble_mean_rmse")
 HIGHER_IS_BETTER = ("acc",)
@@ -141,3 +143,42 @@ def gate_score(scores: str | os.PathLike, model: str, gate: PromotionGate) -> fl
             raise UsageInputError(f"promotion gate: level {gate.level:g} hPa not scored (levels {list(levels)})")
         da = da.sel(level=levels[np.isclose(levels, gate.level)][0])
     return float(da.values)
+
+
+# ----------------------------------------------------------------------------- the latest run of a retraining root
+
+LATEST_RUN = "LATEST.json"  # in a retraining root: the run the next retraining starts from
+
+
+def latest_run(runs_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The record of the last completed retraining in ``runs_dir`` (None before the first)."""
+    path = Path(runs_dir) / LATEST_RUN
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if not Path(record.get("checkpoint", "")).is_file():
+        raise UsageInputError(f"{path} points to a missing checkpoint {record.get('checkpoint')!r}; "
+                              "restore it or remove the file to retrain from scratch")
+    return record
+
+
+def record_latest(runs_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Make ``record`` (run dir, checkpoint, data, scores, time) the latest run, atomically."""
+    path = Path(runs_dir) / LATEST_RUN
+    with atomic_store(path, overwrite=True, kind="file") as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
+def window_start(source: str, days: float | None, options: dict[str, Any] | None = None) -> str | None:
+    """Start of the trailing ``days`` of ``source``'s record (None: the whole record)."""
+    if days is None:
+        return None
+    if days <= 0:
+        raise UsageInputError(f"--window-days must be positive, got {days}")
+    import numpy as np
+
+    from data_catalog import open_dataset
+
+    last = open_dataset(source, options=options)["time"].values[-1]
+    return str(last - np.timedelta64(int(days * 24), "h"))

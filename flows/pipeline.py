@@ -16,7 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from climate_optics.cluster import dask_cluster
 from climate_optics.pipeline import PipelineResult, StageClock, downscale_window, prepare_run_dir, score_modes
-from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, climatology_period, downscaler_checkpoint, hires_options
+from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig
+from climate_optics.workflow import climatology_period, downscaler_checkpoint, hires_options
 from data_catalog import locks
 from flows.downscale import downscale_with_baseline, train_downscaler_task
 from flows.evaluate import evaluate

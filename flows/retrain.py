@@ -17,8 +17,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.registry import DEFAULT_KEEP, ModelRegistry
-from climate_optics.retraining import PromotionGate, compare_models
-from climate_optics.workflow import DEMO_SOURCE, PipelineConfig, RunLayout, window_start
+from climate_optics.retraining import PromotionGate, compare_models, window_start
+from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig, RunLayout
 from flows.ingest import ingest
 from flows.train import train_forecaster_task
 

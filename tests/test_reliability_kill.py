@@ -61,7 +61,7 @@ save_checkpoint(state | {"step": 2, "model": {"w": torch.full((3,), 2.0)}}, OUT)
 
 LATEST_SCRIPT = """
 from pathlib import Path
-from climate_optics.workflow import record_latest
+from climate_optics.retraining import record_latest
 record_latest(Path(OUT).parent, {"run": "first"})
 record_latest(Path(OUT).parent, {"run": "second"})  # paused: the first must survive
 """
@@ -223,7 +223,7 @@ def test_kill_9_during_a_checkpoint_keeps_the_previous_one(victims):
 
 
 def test_kill_9_while_switching_the_latest_record_keeps_the_previous_one(victims):
-    from climate_optics.workflow import record_latest
+    from climate_optics.retraining import record_latest
 
     victim = victims["latest"]
     paused_and_stopped(victim, -signal.SIGKILL)

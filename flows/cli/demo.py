@@ -112,7 +112,7 @@ def pipeline_config(settings: dict[str, Any]):
     from dataclasses import fields
 
     from climate_optics.errors import UsageInputError
-    from climate_optics.workflow import PipelineConfig
+    from climate_optics.run_layout import PipelineConfig
 
     known = [f.name for f in fields(PipelineConfig)]
     unknown = sorted(set(settings) - set(known))
@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
         dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Ingest and score on a running dask scheduler (tcp://HOST:PORT)."),
     ) -> None:
         """Run the whole pipeline on the embedded synthetic reanalysis and print the headline skill and where everything is."""
-        from climate_optics.workflow import DEMO_OPTIONS, DEMO_SOURCE
+        from climate_optics.run_layout import DEMO_OPTIONS, DEMO_SOURCE
 
         settings = load_settings(config) | given(modes=parse_modes(mode), steps=steps, seed=seed, downscale=downscale)
         if "modes" in settings:

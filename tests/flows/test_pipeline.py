@@ -11,7 +11,7 @@ import pytest
 
 def test_modes_default_to_backprop_and_optical_side_by_side():
     from climate_optics.errors import UsageInputError
-    from climate_optics.workflow import PipelineConfig
+    from climate_optics.run_layout import PipelineConfig
 
     demo = PipelineConfig()
     assert demo.modes == ["backprop", "optical"] and demo.downscale_mode == "optical" and demo.downscale is True
@@ -29,7 +29,8 @@ def test_climatology_ends_before_the_forecasts_held_out_inits(demo_run, tiny_sou
 
     import torch
 
-    from climate_optics.workflow import PipelineConfig, climatology_period
+    from climate_optics.run_layout import PipelineConfig
+    from climate_optics.workflow import climatology_period
 
     settings = json.loads((demo_run / "pipeline.json").read_text())
     start, end = climatology_period(PipelineConfig(**{**settings, "climatology_period": None}))
