@@ -205,11 +205,20 @@ def run_downscale_training(
     ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both`` (its
     warm-up, checkpoint, validation and log intervals scale with it). Returns ``{stage: TrainResult}``.
     """
-    from climate_optics.training.loop import train
+    from climate_optics.training.loop import holding_run_dir
 
     if stage not in STAGES + ("both",):
         raise UsageInputError(f"--stage must be regression, diffusion or both, got {stage!r}")
     out = Path(out_dir)
+    with holding_run_dir(out):  # one writer per run directory, before the data are read
+        return _train_stages(data, out, config, stage=stage, preset=preset, init=init, diffusion_steps=diffusion_steps,
+                             resume=resume, **task_kwargs)
+
+
+def _train_stages(data: str | os.PathLike, out: Path, config: TrainConfig, *, stage: str, preset: str,
+                  init: str | os.PathLike | None, diffusion_steps: int | None, resume: bool, **task_kwargs: Any) -> dict[str, Any]:
+    from climate_optics.training.loop import train
+
     results: dict[str, Any] = {}
     if stage != "both":
         task = build_downscale_task(data, preset=preset, stage=stage, init=init, seed=config.seed, **task_kwargs)
