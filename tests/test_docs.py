@@ -211,6 +211,28 @@ def test_named_paths_and_modules_exist(page):
     assert not problems, f"{page.name}: " + "; ".join(problems)
 
 
+def test_every_command_is_documented():
+    """The other direction: every command is in the README's table, every subcommand somewhere in the docs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\|", "|")
+    named: dict[str, set[str]] = {}  # command -> subcommands named in README or docs
+    for page in PAGES:
+        for span in code_spans(page.read_text(encoding="utf-8")):
+            for match in COMMAND.finditer(span.replace("\\|", "|")):
+                words = [w for w in match.group(1).split() if not w.startswith("-")]
+                if words:
+                    named.setdefault(words[0], set()).update(words[1].split("|") if len(words) > 1 else ())
+    problems = []
+    for name, command in cli().commands.items():
+        if f"climate-optics {name}" not in readme:
+            problems.append(f"README.md does not name 'climate-optics {name}'")
+        problems += [
+            f"no page names 'climate-optics {name} {sub}'"
+            for sub in getattr(command, "commands", {})
+            if sub not in named.get(name, set())
+        ]
+    assert not problems, "; ".join(problems)
+
+
 def test_manual_builds_as_a_site(tmp_path):
     """``mkdocs build --strict`` with the repository's mkdocs.yml: no warning, every docs page in the nav."""
     result = subprocess.run(
