@@ -113,11 +113,21 @@ def skill_curves(
         da = _pick(_pick(ds[name], "metric", metric, name), "region", region, name)
         da = _pick(da, "level", level, name)
         ax = fig.add_subplot(1, len(names), i + 1)
-        skill_axes(ax, da if models is None else da.sel(model=list(models)), metric, ds[name].attrs.get("units", ""))
+        skill_axes(ax, da if models is None else da.sel(model=list(models)), metric, recorded_units(ds[name].attrs, metric))
         title = name if level is None else f"{name} {level:g} hPa"
         ax.set_title(f"{title} ({region})", fontsize=10)
         ax.legend(fontsize=8)
     return fig
+
+
+def recorded_units(attrs: dict, metric: str) -> str:
+    """The units a scores store records for ``metric`` of a variable (its ``metric_units`` attribute,
+    e.g. ``"rmse: K; mse: (K)2; acc: 1"``); "" for dimensionless, unknown or unrecorded ones."""
+    for part in str(attrs.get("metric_units", "")).split(";"):
+        name, _, units = part.partition(":")
+        if name.strip() == metric:
+            return "" if units.strip() in ("1", "unknown") else units.strip()
+    return ""
 
 
 def skill_axes(ax: Any, da: "xr.DataArray", metric: str, units: str = "") -> None:
@@ -134,7 +144,7 @@ def skill_axes(ax: Any, da: "xr.DataArray", metric: str, units: str = "") -> Non
         if not np.all(np.isnan(values)):
             ax.plot(hours, values, BASELINE_STYLE.get(str(model), "-"), marker="o", ms=3, label=str(model))
     ax.set_xlabel("lead time (h)")
-    ax.set_ylabel(f"{metric} [{units}]" if units and metric in ("rmse", "mae", "bias") else metric)
+    ax.set_ylabel(f"{metric} [{units}]" if units else metric)  # units as the scores store records them
     ax.set_xticks(hours if hours.size <= 8 else hours[:: int(np.ceil(hours.size / 8))])
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.grid(alpha=0.3)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from climate_optics.plots import recorded_units
+
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 FIGURES_DIR = "figures"
@@ -88,8 +90,10 @@ def skill_rows(scores_path: str | os.PathLike, metric: str = "rmse", region: str
         return []
     rows = []
     for (name, level), da in _scores_table(scores, metric, region).items():
+        units = recorded_units(scores[name].attrs, metric)  # as the scores store records them
+        label = f"{_label(name, level)} [{units}]" if units else _label(name, level)
         for lead in da["lead_time"].values:
-            row: dict[str, Any] = {"variable": _label(name, level), "lead (h)": float(lead / np.timedelta64(1, "h"))}
+            row: dict[str, Any] = {"variable": label, "lead (h)": float(lead / np.timedelta64(1, "h"))}
             row |= {str(m): float(da.sel(model=m, lead_time=lead)) for m in da["model"].values}
             rows.append(row)
     return rows
@@ -107,7 +111,8 @@ def headline_lines(scores_path: str | os.PathLike, downscaled_scores: str | os.P
         for (name, level), da in table.items():
             value = float(da.sel(model=model, lead_time=lead))
             persistence = float(da.sel(model="persistence", lead_time=lead)) if "persistence" in da["model"] else np.nan
-            parts.append(f"{_label(name, level)} {value:.4g} ({value / persistence:.2f})")
+            units = recorded_units(scores[name].attrs, "rmse")
+            parts.append(f"{_label(name, level)} {value:.4g}{' ' + units if units else ''} ({value / persistence:.2f})")
         lines.append(f"  {model:16s} " + ", ".join(parts))
     if downscaled_scores is not None and Path(downscaled_scores).exists():
         fine = _open(downscaled_scores)

@@ -118,7 +118,7 @@ def _first_level(da: "xr.DataArray") -> str:
 
 def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, region: str = "global") -> list[Path]:
     """One PNG per headline variable: a panel per metric, skill against lead time, a line per model."""
-    from climate_optics.plots import new_figure, skill_axes
+    from climate_optics.plots import new_figure, recorded_units, skill_axes
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, regi
         fig = new_figure(4 * len(metrics), 3.4, layout=None)  # placed by hand below: layout engines draw twice
         axes = fig.subplots(1, len(metrics), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            skill_axes(ax, da.sel(metric=metric), str(metric), scores[name].attrs.get("units", ""))
+            skill_axes(ax, da.sel(metric=metric), str(metric), recorded_units(scores[name].attrs, str(metric)))
             ax.set_title(str(metric), y=1.01)  # a fixed place: no tight-bbox search per draw
         axes[0][0].legend(fontsize="small")
         fig.suptitle(f"{name}{' ' + level if level else ''} ({region})")
