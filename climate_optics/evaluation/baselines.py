@@ -34,16 +34,21 @@ def valid_times(init_time: Any, lead_time: Any) -> "xr.DataArray":
     return init + lead
 
 
-def truth_at(truth: Any, times: "xr.DataArray", *, what: str = "valid time") -> Any:
-    """``truth`` at ``times`` (dims of ``times`` replace ``time``); an error names the first missing time."""
+def require_times(truth: Any, times: Any, *, what: str = "valid time") -> None:
+    """An error naming the first of ``times`` (any shape) that ``truth`` lacks; nothing is read."""
     available = truth.indexes[TIME]
-    wanted = np.asarray(times.values).ravel()
+    wanted = np.asarray(getattr(times, "values", times)).ravel()
     missing = wanted[~np.isin(wanted, available.values)]
     if missing.size:
         raise DataInputError(
             f"truth has no data at {what} {np.datetime_as_string(missing[0], unit='m')} "
             f"({missing.size} of {wanted.size} missing; truth covers {available.min()}..{available.max()})"
         )
+
+
+def truth_at(truth: Any, times: "xr.DataArray", *, what: str = "valid time") -> Any:
+    """``truth`` at ``times`` (dims of ``times`` replace ``time``); an error names the first missing time."""
+    require_times(truth, times, what=what)
     out = truth.sel({TIME: times.drop_vars(list(times.coords)).rename("times")})
     return out.assign_coords({d: times[d] for d in times.dims if d in times.coords})
 

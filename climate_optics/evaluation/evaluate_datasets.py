@@ -228,10 +228,10 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name,
 
     inits = forecast.indexes[TIME].values
     leads = forecast.indexes[PREDICTION_TIMEDELTA].values
-    for lead in leads:  # fail before any computation
-        reference.truth_at(truth, reference.valid_times(inits, lead), what=f"valid time (lead {_hours(lead)})")
+    for lead in leads:  # fail before any computation (the times only: nothing is selected or read)
+        reference.require_times(truth, reference.valid_times(inits, lead), what=f"valid time (lead {_hours(lead)})")
     if "persistence" in models:
-        reference.truth_at(truth, reference.valid_times(inits, leads[:1])[TIME], what="initialisation time (persistence)")
+        reference.require_times(truth, inits, what="initialisation time (persistence)")
     if climatology is not None:  # variables, levels, days and hours present
         reference.climatology_at(climatology, reference.valid_times(inits, leads), like=forecast[scored])
     wind = [p for p in WIND_PAIRS if p[0] in scored and p[1] in scored] if set(WIND_METRICS) & set(metric_objs) else []

@@ -30,7 +30,7 @@ import numpy as np
 
 from climate_optics.errors import UsageInputError
 from climate_optics.evaluation.regions import resolve_regions
-from climate_optics.evaluation.spatial import LAT_LON, REGION, STAT, AreaMean, apply_kernel
+from climate_optics.evaluation.spatial import LAT_LON, REGION, STAT, AreaMean, apply_kernel, stack_broadcast
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LONGITUDE, REALIZATION
 
@@ -158,12 +158,14 @@ class _JointKernel:
 
     metrics: tuple[Metric, ...]
 
-    def __call__(self, f: np.ndarray, t: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    def parts(self, f: np.ndarray, t: np.ndarray, c: np.ndarray | None = None) -> list[np.ndarray]:
+        """Each metric's statistics (..., S_m, Y, X) in turn; leading dims may differ by broadcasting."""
         any_det = any(not m.ensemble for m in self.metrics)
         mean = (f[..., 0] if f.shape[-1] == 1 else f.mean(axis=-1)) if any_det else None  # (..., Y, X)
-        parts = [m.pointwise(f if m.ensemble else mean, t, c) for m in self.metrics]
-        shape = np.broadcast_shapes(*(p.shape[:-3] for p in parts))
-        return np.concatenate([np.broadcast_to(p, shape + p.shape[-3:]) for p in parts], axis=-3)
+        return [m.pointwise(f if m.ensemble else mean, t, c) for m in self.metrics]
+
+    def __call__(self, f: np.ndarray, t: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        return stack_broadcast(self.parts(f, t, c), axis=-3)  # (..., S, Y, X)
 
     def __dask_tokenize__(self) -> tuple:
         return ("climate-optics-joint-kernel", *(m.__dask_tokenize__() for m in self.metrics))

@@ -112,13 +112,24 @@ def whole_core(da: Any, core: list[str]) -> Any:
 
 @dataclass(frozen=True)
 class _Reduced:
-    """kernel then area mean: (..., S, Y, X) -> (..., S, R)."""
+    """kernel then area mean: (..., S, Y, X) -> (..., S, R); a kernel with ``parts`` (a list of
+    (..., S_i, Y, X) whose concatenation is its result) is reduced part by part."""
 
     kernel: Any
     area: AreaMean
 
     def __call__(self, *blocks: np.ndarray) -> np.ndarray:
-        return self.area.reduce(self.kernel(*blocks))
+        parts = getattr(self.kernel, "parts", None)
+        if parts is None:
+            return self.area.reduce(self.kernel(*blocks))
+        # each part's area mean, then the small results stacked: the fields are never concatenated
+        return stack_broadcast([self.area.reduce(p) for p in parts(*blocks)], axis=-2)
+
+
+def stack_broadcast(parts: list[np.ndarray], axis: int) -> np.ndarray:
+    """Concatenate along ``axis`` (negative) after broadcasting the dimensions before it."""
+    shape = np.broadcast_shapes(*(p.shape[:axis] for p in parts))
+    return np.concatenate([np.broadcast_to(p, shape + p.shape[axis:]) for p in parts], axis=axis)
 
 
 def apply_kernel(kernel: Any, inputs: list[tuple[Any, list[str]]], n_stats: int, area: AreaMean | None) -> Any:
