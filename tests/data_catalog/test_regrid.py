@@ -225,6 +225,19 @@ def test_ingest_grid_of_a_quarter_degree_file_conserves_the_area_mean(native_fil
         assert abs(area_mean(coarse, store.latitude.values, True) - area_mean(fine, truth.latitude.values, True)) < 1e-4
 
 
+def test_ingest_grid_64x32_of_a_quarter_degree_file_is_the_exact_remap(native_files, run_cli):
+    path, truth = native_files["quarter"]
+    out = native_files["root"] / "quarter-64x32.zarr"
+    status, _, stderr = run_cli("ingest", path, "--out", out, "--grid", "64x32")
+    assert status == 0, stderr
+    store = xr.open_zarr(out)
+    lat, lon = grid_from_spec("64x32")
+    field = truth["2m_temperature"].isel(time=1).values.astype(np.float64)
+    rows = [0, 16, 31]  # the southernmost row (over the pole cell), the equator's, the northernmost
+    expected = exact_remap(field, truth.latitude.values, truth.longitude.values, lat, lon, True, False, rows)
+    np.testing.assert_allclose(store["2m_temperature"].isel(time=1).values[rows], expected[rows], rtol=1e-6)
+
+
 def test_ingest_grid_of_a_store_and_bilinear(native_files, run_cli):
     path, _ = native_files["three"]
     root = native_files["root"]

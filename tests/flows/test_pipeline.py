@@ -42,6 +42,10 @@ def test_climatology_ends_before_the_forecasts_held_out_inits(demo_run, tiny_sou
     assert np.datetime64(end) == times[np.searchsorted(times, np.datetime64(held_out)) - 1]  # up to the last training time
     first_init = xr.open_zarr(demo_run / "forecast-optical.zarr")["time"].values[0]
     assert np.datetime64(end) < first_init
+    scores = xr.open_zarr(demo_run / "scores.zarr").attrs  # what the demo's scores record about themselves
+    assert scores["climatology_in_sample"] == 0
+    recorded_end = np.datetime64(scores["climatology_period"].split("/")[1])
+    assert recorded_end < np.datetime64(scores["first_init_time"]) and recorded_end <= np.datetime64(end) + np.timedelta64(1, "D")
 
 
 def test_locate_run_from_a_notebooks_folder(tmp_path, monkeypatch):
