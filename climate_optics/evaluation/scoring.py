@@ -174,7 +174,7 @@ def _model_input(model: str, forecast, truth, climatology, plan, leads) -> "xr.D
         return clim
     if model in plan.references:
         return plan.references[model].sel({LEAD: plan.leads})
-    return forecast[plan.variables].sel({LEAD: plan.leads})
+    return forecast[plan.variables]  # plan.leads are its leads: no selection (which would copy fields held in memory)
 
 
 def _aligned_climatology(metrics: dict[str, Metric], like: "xr.DataArray", known: "xr.DataArray | None") -> dict[str, Metric]:
