@@ -25,10 +25,14 @@ Rows (batch of 32 vectors, n_in = n_out = n unless stated):
   measures the GPU side on a GPU.
 - ``medium``: the statistics of the screen model at 1024 -> 8192 (``optical_backend.diagnostics``).
 - ``encoding``: the mean of 4000 default projections of one error vector against its ideal
-  projection (gain, 1 = unbiased) per family, and the frames shown per vector.
+  projection (gain, 1 = unbiased) per family, and the frames shown per vector: Gaussian,
+  Student-t(2), softmax minus one-hot, and the tiny forecaster's own per-sample and per-token
+  errors (20 steps on a freshly generated embedded record; 600 draws for the long per-sample one).
 - ``DFA step``: a TinyViT (depth 3, width 32, 16 tokens of 8 values, batch 32): back-propagation,
   digital DFA and optical DFA wall seconds per step, and the optical step's simulated device time
   and energy, with the error fed back per sample and per token.
+- ``DFA final loss``: optical (default device) vs digital DFA on the TinyViT of
+  ``tests/optical_backend/test_dfa_learning.py``, 100 steps, seeds 0-3 (goal: within 3%).
 - DFA rows from ``benchmarks/dfa_cases.py`` (``dfa_rows(quick)``) when that file exists.
 
 Usage: ``python benchmarks/bench_projection.py [--quick]``.
@@ -42,6 +46,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -217,14 +222,29 @@ def medium_rows() -> list[Row]:
     ]
 
 
+def forecaster_families() -> dict[str, torch.Tensor]:
+    """A per-sample and a per-token error of the tiny forecaster after 20 back-propagation steps on
+    a freshly generated embedded record (60 days at 5.625 degrees; ``climate_optics.training.dfa_errors``)."""
+    from climate_optics.training.dfa_errors import forecaster_errors
+    from climate_optics.training.forecast_task import ForecastTask
+    from data_catalog.ingest import ingest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = {"days": 60, "spinup_days": 30, "seed": 0, "grid": "5.625deg", "cache_dir": tmp}
+        store = ingest("synthetic-reanalysis", Path(tmp) / "store.zarr", options=options)
+        errors = forecaster_errors(ForecastTask(store, preset="tiny"))
+    return {f"forecaster per-{k} error": v for k, v in errors.items()}
+
+
 def encoding_rows(quick: bool) -> list[Row]:
     rows: list[Row] = []
-    draws = 1000 if quick else 4000
-    for family, x in error_families().items():
+    families = error_families() | forecaster_families()
+    for family, x in families.items():
+        draws = (1000 if quick else 4000) if x.numel() <= 4096 else (200 if quick else 600)  # long errors: fewer draws suffice
         for name, config in (("default", OPUConfig()), ("no residual pair", OPUConfig(clip_residual=False))):
             m = encoding_gain(x, config, draws=draws)
             target = "ratio >= 0.98" if name == "default" else None
-            rows.append(Row(NAME, f"encoding {name}, {family} (1024 entries): mean of {draws} projections, gain vs ideal "
+            rows.append(Row(NAME, f"encoding {name}, {family} ({x.numel()} entries): mean of {draws} projections, gain vs ideal "
                             f"({m['frames_per_vector']:.2f} frames/vector, error of the mean {m['error_of_mean']:.3f})", m["gain"], 1.0, "", m["gain"], target))
     return rows
 
@@ -273,6 +293,36 @@ def dfa_step_rows(quick: bool) -> list[Row]:
     return rows
 
 
+def _vit_final_loss(mode: str, seed: int, steps: int = 100) -> float:
+    """Full-data loss of a TinyViT (depth 3) after ``steps`` DFA steps with per-token errors, the
+    set-up of ``tests/optical_backend/test_dfa_learning.py`` (512 samples, batches of 32, AdamW 2e-3)."""
+    torch.manual_seed(seed)
+    x, y = teacher_regression(512, kind="image")
+    model = TinyViT(depth=3, dim=32, heads=4)
+    dfa = DFA(model, [ViTBlock], mode=mode, projector="dense", error="token", opu_config=OPUConfig())
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    order = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        idx = torch.randint(0, 512, (BATCH,), generator=order)
+        opt.zero_grad(set_to_none=True)
+        dfa.backward(F.mse_loss(model(x[idx]), y[idx]))
+        opt.step()
+    with torch.no_grad():
+        return float(F.mse_loss(model(x), y))
+
+
+def dfa_loss_rows(quick: bool) -> list[Row]:
+    """Optical (default device) vs digital DFA final loss on the TinyViT, per seed and on average (goal: within 3%)."""
+    seeds = range(2) if quick else range(4)
+    pairs = [(_vit_final_loss("optical", s), _vit_final_loss("dfa", s)) for s in seeds]
+    case = "TinyViT depth 3, 100 DFA steps, per-token error, default OPUConfig"
+    rows = [Row(NAME, f"{case}, seed {s}: optical vs digital DFA final loss", o, d, "mse", o / d) for s, (o, d) in zip(seeds, pairs)]
+    optical, digital = (sum(p[i] for p in pairs) / len(pairs) for i in (0, 1))
+    rows.append(Row(NAME, f"{case}, mean of seeds {seeds.start}-{seeds.stop - 1}: optical vs digital DFA final loss",
+                    optical, digital, "mse", optical / digital, "ratio <= 1.03"))
+    return rows
+
+
 def dfa_rows(quick: bool) -> list[Row]:
     path = Path(__file__).resolve().parent / "dfa_cases.py"
     if not path.exists():
@@ -288,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     parser.add_argument("--skip-dfa-cases", action="store_true", help="leave out the rows of benchmarks/dfa_cases.py")
     args = parser.parse_args(argv)
-    rows = projection_rows(args.quick) + modelled_rows() + medium_rows() + encoding_rows(args.quick) + dfa_step_rows(args.quick)
+    rows = projection_rows(args.quick) + modelled_rows() + medium_rows() + encoding_rows(args.quick) + dfa_step_rows(args.quick) + dfa_loss_rows(args.quick)
     if not args.skip_dfa_cases:
         rows += dfa_rows(args.quick)
     write_results(NAME, rows)

@@ -6,10 +6,10 @@ default) loses part of them."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
+from climate_optics.training.dfa_errors import forecaster_errors
 from climate_optics.training.forecast_task import ForecastTask
 from optical_backend import OPUConfig
 from optical_backend.diagnostics import encoding_gain
@@ -20,46 +20,15 @@ DRAWS = {"sample": 600, "token": 4000}  # a sample's error has ~10^4 entries: fe
 
 
 @pytest.fixture(scope="module")
-def forecaster_errors(synthetic_store, torch_single_thread_module) -> dict[str, torch.Tensor]:
-    """d(loss)/d(prediction) of one sample (error="sample") and d(loss)/d(head output) of one
-    token (error="token"), after 20 back-propagation steps of the tiny preset with the CLI's data
-    defaults (all channels, batches of 8)."""
-    torch.manual_seed(0)
-    task = ForecastTask(synthetic_store, preset="tiny")
-    model = task.model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    stream = task.batches(np.random.default_rng(0), 8)
-    for _ in range(20):
-        opt.zero_grad()
-        task.loss(model, next(stream)).backward()
-        opt.step()
-    outputs: dict[str, torch.Tensor] = {}
-
-    def keep(name):
-        def hook(module, args, output):
-            output.retain_grad()
-            outputs[name] = output
-
-        return hook
-
-    head = dict(model.named_modules())[task.feedback_output]
-    handles = [model.register_forward_hook(keep("sample")), head.register_forward_hook(keep("token"))]
-    try:
-        opt.zero_grad()
-        task.loss(model, next(stream)).backward()
-    finally:
-        for handle in handles:
-            handle.remove()
-    per_sample = outputs["sample"].grad[0].flatten()  # (C H W,)
-    tokens = outputs["token"].grad[0]  # (T, patch values)
-    per_token = tokens[int(tokens.norm(dim=-1).argmax())]  # the token with the largest error: most to clip
-    return {"sample": per_sample.detach().clone(), "token": per_token.detach().clone()}
+def errors(synthetic_store, torch_single_thread_module) -> dict[str, torch.Tensor]:
+    """After 20 back-propagation steps of the tiny preset with the CLI's data defaults (all channels, batches of 8)."""
+    return forecaster_errors(ForecastTask(synthetic_store, preset="tiny"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("granularity", ["sample", "token"])
-def test_default_encoding_is_unbiased_on_the_forecasters_errors(forecaster_errors, granularity):
-    error = forecaster_errors[granularity]
+def test_default_encoding_is_unbiased_on_the_forecasters_errors(errors, granularity):
+    error = errors[granularity]
     assert bool(torch.isfinite(error).all()) and float(error.abs().max()) > 0
     m = encoding_gain(error, OPUConfig(), draws=DRAWS[granularity])
     print(f"{granularity} error ({error.numel()} entries): gain {m['gain']:.4f}, error of the mean "
