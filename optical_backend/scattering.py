@@ -49,6 +49,8 @@ import torch
 from optical_backend.hadamard import next_power_of_two
 from optical_backend.projector import seeded_generator
 
+FIELD_BLOCK = 1 << 21  # complex modes simulated at once (16 MiB): one pattern of a 2^20-pixel camera
+
 
 class DenseTransmission:
     """A materialised ``(n_in, n_out)`` complex Gaussian matrix, stored as real and imaginary parts."""
@@ -151,7 +153,7 @@ class ScreenTransmission:
     def fields(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) complex
         """One pattern at a time for large media (the K N-point buffers then stay in cache)."""
         rows = patterns.shape[0]
-        step = max(1, (1 << 21) // self.size)  # rows per block: 16 MiB of complex field
+        step = max(1, FIELD_BLOCK // self.size)  # rows per block
         if rows <= step:
             return self._fields(patterns)
         out = torch.empty(rows, self.n_out, dtype=self._exit.dtype, device=patterns.device)  # (R, n_out)
