@@ -20,10 +20,13 @@ class MSE(Metric):
 
     name: ClassVar[str] = "mse"
     stats: ClassVar[tuple[str, ...]] = ("mse",)
+    error_only: ClassVar[bool] = True
 
     def pointwise(self, f, t, c):
-        d = np.subtract(f, t)
-        return one_stat(np.multiply(d, d, out=d))
+        return self.of_error(np.subtract(f, t))
+
+    def of_error(self, d):
+        return one_stat(np.multiply(d, d))
 
 
 @dataclass
@@ -52,9 +55,13 @@ class Bias(Metric):
 
     name: ClassVar[str] = "bias"
     stats: ClassVar[tuple[str, ...]] = ("bias",)
+    error_only: ClassVar[bool] = True
 
     def pointwise(self, f, t, c):
-        return one_stat(np.subtract(f, t))
+        return self.of_error(np.subtract(f, t))
+
+    def of_error(self, d):
+        return one_stat(d)
 
 
 @dataclass
@@ -63,10 +70,13 @@ class MAE(Metric):
 
     name: ClassVar[str] = "mae"
     stats: ClassVar[tuple[str, ...]] = ("mae",)
+    error_only: ClassVar[bool] = True
 
     def pointwise(self, f, t, c):
-        d = np.subtract(f, t)
-        return one_stat(np.abs(d, out=d))
+        return self.of_error(np.subtract(f, t))
+
+    def of_error(self, d):
+        return one_stat(np.abs(d))
 
 
 @dataclass

@@ -67,9 +67,14 @@ class Metric:
     ensemble: ClassVar[bool] = False  # pointwise gets the members; otherwise the ensemble mean
     needs_climatology: ClassVar[bool] = False
     takes_datasets: ClassVar[bool] = False  # statistics() reads several variables of a Dataset
+    error_only: ClassVar[bool] = False  # pointwise depends on f - t alone: of_error(d) takes it, computed once per block
     spatial: bool = False
 
     def pointwise(self, f: np.ndarray, t: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def of_error(self, d: np.ndarray) -> np.ndarray:
+        """``pointwise`` from the error d = f - t (..., lat, lon), for ``error_only`` metrics; d is shared: not modified."""
         raise NotImplementedError
 
     def __dask_tokenize__(self) -> tuple:
@@ -162,7 +167,15 @@ class _JointKernel:
         """Each metric's statistics (..., S_m, Y, X) in turn; leading dims may differ by broadcasting."""
         any_det = any(not m.ensemble for m in self.metrics)
         mean = (f[..., 0] if f.shape[-1] == 1 else f.mean(axis=-1)) if any_det else None  # (..., Y, X)
-        return [m.pointwise(f if m.ensemble else mean, t, c) for m in self.metrics]
+        error = None  # f - t of the (mean) forecast, once for every error_only metric
+        parts = []
+        for m in self.metrics:
+            if m.error_only and not m.ensemble:
+                error = np.subtract(mean, t) if error is None else error
+                parts.append(m.of_error(error))
+            else:
+                parts.append(m.pointwise(f if m.ensemble else mean, t, c))
+        return parts
 
     def __call__(self, f: np.ndarray, t: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
         return stack_broadcast(self.parts(f, t, c), axis=-3)  # (..., S, Y, X)

@@ -99,3 +99,21 @@ def test_area_weights_are_shared_and_read_only():
     assert a is b and not a.weights.flags.writeable
     other = AreaMean.build(LAT + 0.5, LON, regions)
     assert other is not a and not np.array_equal(other.weights, a.weights)
+
+
+def test_metrics_scored_together_equal_each_alone():
+    """One pass shares the forecast error among rmse, bias and mae; each alone computes its own."""
+    from climate_optics.evaluation.metrics import joint_statistics
+
+    f, t = forecast(members=3), truth()
+    area = AreaMean.build(LAT, LON, resolve_regions(["global", "tropics"]))
+    metrics = [m.make_metric(name) for name in ("rmse", "bias", "mae", "crps", "ensemble_spread")]
+    together = joint_statistics(metrics, f, t, area)
+    for metric, stats in zip(metrics, together):
+        (alone,) = joint_statistics([metric], f, t, area)
+        for name in stats:
+            np.testing.assert_array_equal(stats[name].values, alone[name].values)
+    error = (f.mean("realization") - t).transpose(*f.dims[:-1])
+    expected = np.tensordot(error.values, area.weights, axes=([-2, -1], [1, 2]))  # (time, lead, level, region)
+    np.testing.assert_allclose(together[1]["bias"].transpose("time", "prediction_timedelta", "level", "region").values,
+                               expected, rtol=1e-12)
