@@ -1,9 +1,8 @@
-"""The whole pipeline without an orchestrator, timed stage by stage (``climate-optics demo --no-prefect``).
+"""The whole pipeline, timed stage by stage: one list of steps for both ways of running it.
 
-``run_pipeline`` calls the steps of ``climate_optics.workflow`` in the order the Prefect flow
-``flows.pipeline.pipeline_flow`` runs them as tasks; both prepare the run directory, score the
-modes and pick the inits to downscale with the helpers here, and end with the report.
-Nothing here imports Prefect.
+``run_pipeline`` runs the steps of ``climate_optics.workflow`` in order, either as plain calls
+(``LIBRARY_STEPS``: ``climate-optics demo --no-prefect``) or as the Prefect tasks the flow
+``flows.pipeline.pipeline_flow`` passes in ``Steps``. Nothing here imports Prefect.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,84 +143,143 @@ def downscale_window(forecast: str | os.PathLike, max_inits: int | None) -> tupl
     return str(inits[0]), str(inits[-1])
 
 
+@dataclass(frozen=True)
+class Steps:
+    """How each step of the pipeline runs: ``LIBRARY_STEPS`` calls the library, the Prefect flow
+    (``flows.pipeline``) passes its tasks. Paths in, paths out; ``dask_address`` is the scheduler
+    that ingest and scoring use (None: dask's local scheduler).
+
+    - ``ingest(source, out, *, options, variables, levels, climatology_period, overwrite, dask_address)``
+    - ``train_forecaster(store, run_dir, **PipelineConfig.train_options(mode))``
+    - ``forecast(checkpoint, store, out, *, lead_hours, max_inits, overwrite)``
+    - ``score(forecast, truth, out, *, metrics, regions, references, overwrite, dask_address)``
+    - ``train_downscaler(store, run_dir, *, mode, projector, preset, steps, diffusion_steps, batch_size, lr, seed)``
+    - ``downscale(checkpoint, forecast, out, bilinear_out, *, members, steps, seed, start, end, overwrite)``
+      -> (the downscaled ensemble, its bilinear baseline)
+    - ``report(run_dir)``
+    """
+
+    ingest: Callable[..., Any]
+    train_forecaster: Callable[..., Any]
+    forecast: Callable[..., Any]
+    score: Callable[..., Any]
+    train_downscaler: Callable[..., Any]
+    downscale: Callable[..., Any]
+    report: Callable[[str], Any]
+
+
+def _ingest(source: str, out: str, *, dask_address: str | None = None, **kwargs: Any) -> Path:
+    from climate_optics.cluster import dask_client
+    from data_catalog.ingest import ingest
+
+    with dask_client(address=dask_address):
+        return ingest(source, out, **kwargs)
+
+
+def _score(forecast: str, truth: str, out: str, *, dask_address: str | None = None, **kwargs: Any) -> Path:
+    from climate_optics.cluster import dask_client
+
+    with dask_client(address=dask_address):
+        return score_forecast(forecast, truth, out, **kwargs)
+
+
+def _downscale(checkpoint: str, forecast: str, out: str, bilinear_out: str, *, start: str | None = None,
+               end: str | None = None, overwrite: bool = False, **kwargs: Any) -> tuple[Path, Path]:
+    from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
+
+    ensemble = downscale_forecast(checkpoint, forecast, out=out, start=start, end=end, overwrite=overwrite, **kwargs)
+    bilinear = interpolate_forecast(checkpoint, forecast, out=bilinear_out, start=start, end=end, overwrite=overwrite)
+    return ensemble, bilinear
+
+
+def _report(run_dir: str) -> Path:
+    from climate_optics.report import write_report
+
+    return write_report(run_dir)
+
+
+LIBRARY_STEPS = Steps(_ingest, train_forecaster, forecast_held_out, _score, train_downscaler, _downscale, _report)
+
+
 def run_pipeline(
     config: PipelineConfig,
     run_dir: str | os.PathLike,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     say: Callable[[str], None] = lambda message: None,
     progress: bool = False,
     dask_workers: int | None = None,
     dask_address: str | None = None,
+    steps: Steps | None = None,
 ) -> PipelineResult:
-    """Ingest -> train and forecast per mode -> score (-> downscale) -> report, without an orchestrator.
+    """Ingest -> train and forecast per mode -> score (-> downscale) -> report, step after step.
 
-    ``dask_workers``/``dask_address``: ingest and score on a dask cluster (one for the whole run);
-    training and inference run in this process."""
+    ``steps``: how each step runs (default ``LIBRARY_STEPS``, no orchestrator; the Prefect flow
+    passes its tasks). ``resume`` keeps a non-empty run directory's outputs. ``dask_workers`` /
+    ``dask_address``: ingest and score on a dask cluster (one for the whole run); training and
+    inference run in this process."""
     from climate_optics.cluster import dask_cluster
 
+    if steps is None:
+        steps = replace(LIBRARY_STEPS, train_forecaster=partial(train_forecaster, progress=progress))
     with locks.holding(run_dir), dask_cluster(dask_workers, dask_address) as address:  # one writer per run directory
-        return _run_steps(config, run_dir, overwrite=overwrite, say=say, progress=progress, address=address)
+        return _run_steps(config, run_dir, steps, overwrite=overwrite, resume=resume, say=say, address=address)
 
 
-def _run_steps(config: PipelineConfig, run_dir: str | os.PathLike, *, overwrite: bool, say: Callable[[str], None],
-               progress: bool, address: str | None) -> PipelineResult:
-    """``run_pipeline``'s steps; ingest and scoring connect to the dask scheduler at ``address`` (None: local)."""
-    from climate_optics.cluster import dask_client
-    from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
-    from climate_optics.report import write_report
-    from data_catalog.ingest import ingest
-
+def _run_steps(config: PipelineConfig, run_dir: str | os.PathLike, steps: Steps, *, overwrite: bool, resume: bool,
+               say: Callable[[str], None], address: str | None) -> PipelineResult:
+    """``run_pipeline``'s steps, in order; ingest and scoring use the dask scheduler at ``address`` (None: local)."""
     clock = StageClock()
-    with clock("ingest"), dask_client(address=address):
+    with clock("ingest"):
         period = climatology_period(config)  # opens the source: a bad one fails before anything is written
-        layout = prepare_run_dir(run_dir, config, overwrite=overwrite)
+        layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
         say(f"ingest {config.source} -> {layout.data}")
-        data = ingest(config.source, layout.data, variables=config.variables, levels=config.levels,
-                      options=config.options, climatology_period=period, overwrite=overwrite)
+        data = steps.ingest(config.source, str(layout.data), options=config.options, variables=config.variables,
+                            levels=config.levels, climatology_period=period, overwrite=overwrite, dask_address=address)
     checkpoints, forecasts = {}, {}
     for mode in config.modes:
         say(f"train the {config.preset} forecaster ({mode}, {config.steps} steps) -> {layout.train_run(mode)}")
         with clock(f"train {mode}"):
-            checkpoints[mode] = train_forecaster(data, layout.train_run(mode), progress=progress, **config.train_options(mode))
+            checkpoints[mode] = steps.train_forecaster(data, str(layout.train_run(mode)), **config.train_options(mode))
         say(f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast_of(mode)}")
         with clock(f"forecast {mode}"):
-            forecasts[mode] = forecast_held_out(checkpoints[mode], data, layout.forecast_of(mode), lead_hours=config.lead_hours,
-                                                max_inits=config.max_inits, overwrite=overwrite)
+            forecasts[mode] = steps.forecast(checkpoints[mode], data, str(layout.forecast_of(mode)),
+                                             lead_hours=list(config.lead_hours), max_inits=config.max_inits, overwrite=overwrite)
     say(f"score {', '.join(config.modes)} against persistence and climatology -> {layout.scores}")
-    with clock("score"), dask_client(address=address):
+    with clock("score"):
         kwargs = score_modes(config, layout)
-        scores = score_forecast(kwargs.pop("forecast"), data, layout.scores, overwrite=overwrite, **kwargs)
+        scores = steps.score(kwargs.pop("forecast"), data, str(layout.scores), overwrite=overwrite, dask_address=address, **kwargs)
     result = PipelineResult(layout.root, data, checkpoints, forecasts, scores)
     if config.downscale:
         mode = config.downscale_mode
         say(f"ingest the fine grid -> {layout.hires}; train the downscaler ({mode}) -> {layout.downscale_run(mode)}")
-        with clock("ingest fine grid"), dask_client(address=address):
-            result.hires = hires = ingest(config.source, layout.hires, variables=config.variables, levels=config.levels,
-                           options=hires_options(config), climatology_period=period, overwrite=overwrite)
+        with clock("ingest fine grid"):
+            result.hires = hires = steps.ingest(config.source, str(layout.hires), options=hires_options(config),
+                                                variables=config.variables, levels=config.levels, climatology_period=period,
+                                                overwrite=overwrite, dask_address=address)
         with clock(f"train downscaler {mode}"):
-            result.downscale = train_downscaler(hires, layout.downscale_run(mode), mode=mode, projector=config.projector,
-                                                preset=config.preset, steps=config.downscale_steps,
-                                                diffusion_steps=config.downscale_diffusion_steps,
-                                                batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+            result.downscale = steps.train_downscaler(hires, str(layout.downscale_run(mode)), mode=mode, projector=config.projector,
+                                                      preset=config.preset, steps=config.downscale_steps,
+                                                      diffusion_steps=config.downscale_diffusion_steps,
+                                                      batch_size=config.batch_size, lr=config.lr, seed=config.seed)
         start, end = downscale_window(forecasts[mode], config.downscale_max_inits)
         say(f"downscale the {mode} forecast ({config.downscale_members} members) -> {layout.downscaled_of(mode)}, "
             f"bilinear -> {layout.bilinear}")
-        downscaler = downscaler_checkpoint(result.downscale)
         with clock(f"downscale {mode}"):
-            result.downscaled = downscale_forecast(downscaler, forecasts[mode], out=layout.downscaled_of(mode),
-                                                   members=config.downscale_members, steps=config.downscale_sampler_steps,
-                                                   seed=config.seed, start=start, end=end, overwrite=overwrite)
-            result.bilinear = interpolate_forecast(downscaler, forecasts[mode], out=layout.bilinear, start=start, end=end,
-                                                   overwrite=overwrite)
+            result.downscaled, result.bilinear = steps.downscale(
+                str(downscaler_checkpoint(result.downscale)), forecasts[mode], str(layout.downscaled_of(mode)),
+                str(layout.bilinear), members=config.downscale_members, steps=config.downscale_sampler_steps,
+                seed=config.seed, start=start, end=end, overwrite=overwrite)
         say(f"score both against the fine truth -> {layout.downscaled_scores}")
-        with clock("score fine grid"), dask_client(address=address):
-            result.downscaled_scores = score_forecast(result.downscaled, hires, layout.downscaled_scores, metrics=config.metrics,
-                                                      regions=config.regions, references=[result.bilinear], overwrite=overwrite)
+        with clock("score fine grid"):
+            result.downscaled_scores = steps.score(result.downscaled, hires, str(layout.downscaled_scores), metrics=config.metrics,
+                                                   regions=config.regions, references=[result.bilinear], overwrite=overwrite,
+                                                   dask_address=address)
     clock.save(layout.timings)  # the report shows the stage times
     say(f"report -> {layout.root / 'report.html'}")
     with clock("report"):
-        result.report = write_report(layout.root)
+        result.report = Path(steps.report(str(layout.root)))
     result.stage_seconds = clock.seconds
     clock.save(layout.timings)
     return result
