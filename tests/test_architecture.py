@@ -97,3 +97,20 @@ def test_the_rule_check_finds_a_planted_violation(tmp_path, monkeypatch, where, 
     assert any(expected in line for line in violations([path]))
     path.write_text("import numpy\n")
     assert violations([path]) == []
+
+
+def test_docs_architecture_names_only_places_that_exist():
+    """docs/architecture.md tells a newcomer which files to touch: every path it names is there."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    top = "|".join(PACKAGES + ("benchmarks", "tests", "docs"))
+    named = set(re.findall(rf"`((?:{top})/(?:[a-z_]+/)*[a-z_]*(?:\.py|\.yaml)?)`", text))
+    assert {"climate_optics/evaluation/metrics.py", "optical_backend/kinds.py", "climate_optics/models/architectures.py",
+            "data_catalog/readers.py"} <= named
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert missing == []
+    tables = {"METRICS": "climate_optics/evaluation/metrics.py", "_BUILTINS": "optical_backend/kinds.py",
+              "ARCHITECTURES": "climate_optics/models/architectures.py", "DRIVERS": "data_catalog/readers.py"}
+    for name, path in tables.items():  # the registries the "where to add" section names are where it says
+        assert re.search(rf"^{name}\b.*=", (ROOT / path).read_text(), re.M), (name, path)
