@@ -49,6 +49,7 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
 # rollout depth 1 (the control: more one-step training) and at depths 1..ROLLOUT (autoregressive).
 FINETUNE_FRACTION, FINETUNE_LR, ROLLOUT = 0.2, 3e-4, 4
 for _mode in ("backprop", "dfa", "optical"):
+    ROWS[f"{_mode} (fine-tune start, rerun)"] = ({"mode": _mode}, {}, "all")
     ROWS[f"{_mode} + 1-step fine-tune (control)"] = ({"mode": _mode}, {}, "all")
     ROWS[f"{_mode} + rollout fine-tune (1-{ROLLOUT} steps)"] = ({"mode": _mode}, {}, "all")
 
@@ -124,7 +125,7 @@ def finetune_records(store: Path, mode: str, seed: int, steps: int) -> list[dict
     from climate_optics.training.rollout_task import RolloutForecastTask
     from climate_optics.training.task import TrainConfig
 
-    base = train_and_score_with(store, mode, seed, steps, {"mode": mode}, {}, keep_task=True)
+    base = train_and_score_with(store, f"{mode} (fine-tune start, rerun)", seed, steps, {"mode": mode}, {}, keep_task=True)
     trained, records = base.pop("task"), []
     ft_steps = max(1, round(steps * FINETUNE_FRACTION))
     for depth, row in ((1, f"{mode} + 1-step fine-tune (control)"), (ROLLOUT, f"{mode} + rollout fine-tune (1-{ROLLOUT} steps)")):
