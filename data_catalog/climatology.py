@@ -280,9 +280,12 @@ class Climatology:
         def one(name: str, level: int, band: slice) -> None:
             sums = self.sums[name]
             total, missing = sums.read_band(level, band)  # (dayofyear, hour, rows, lon)
-            smoothed = smooth_sums(total, steps, missing, weight)
+            if missing is None:  # the usual case: smoothed, divided and cast in one pass, in the stored order
+                smoothed = smooth_into(total, weight, arrays[name].dtype)  # (hour, dayofyear, rows, lon)
+            else:
+                smoothed = smooth_sums(total, steps, missing, weight).transpose(1, 0, 2, 3).astype(arrays[name].dtype)
             target = (slice(None), slice(None), level, band) if sums.has_level else (slice(None), slice(None), band)
-            arrays[name][target] = smoothed.transpose(1, 0, 2, 3).astype(arrays[name].dtype)
+            arrays[name][target] = smoothed
 
         jobs = []
         for name, sums in self.sums.items():
@@ -320,6 +323,26 @@ def circular_window_sum(x: np.ndarray, half_width: int, axis: int) -> np.ndarray
     twice = _circular_box_sum(once, half_width // 2)
     twice /= half_width + 1
     return np.moveaxis(twice, 0, axis)
+
+
+def smooth_into(total: np.ndarray, weight: np.ndarray, dtype: Any, half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
+    """``smooth_sums`` without missing values, as (hour, dayofyear, ...) in ``dtype``: the second running
+    sum divides each day by its window weight (``weight`` (dayofyear, hour)) and casts it into place."""
+    if half_width % 2:
+        raise ValueError(f"half_width must be even, got {half_width}")
+    radius, n = half_width // 2, len(total)
+    once = _circular_box_sum(total, radius)  # (dayofyear, hour, ...) float64
+    with np.errstate(divide="ignore"):
+        scale = np.where(weight > 0, 1.0 / ((half_width + 1) * weight), np.nan)  # NaN: no data in the window
+    scale = scale.reshape(scale.shape + (1,) * (total.ndim - 2))  # (dayofyear, hour, 1, ...)
+    out = np.empty((total.shape[1], n, *total.shape[2:]), dtype=dtype)
+    running = once[np.arange(-radius, radius + 1) % n].sum(axis=0)  # (hour, ...): the window around day 1
+    for i in range(n):
+        if i:
+            running += once[(i + radius) % n]
+            running -= once[(i - radius - 1) % n]
+        np.multiply(running, scale[i], out=out[:, i], casting="same_kind")
+    return out
 
 
 def smooth_sums(total: np.ndarray, steps: np.ndarray, missing: np.ndarray | None = None,

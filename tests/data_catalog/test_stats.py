@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from data_catalog import testing
-from data_catalog.climatology import DAYS, Climatology, circular_window_sum, window_weights
+from data_catalog.climatology import DAYS, Climatology, circular_window_sum, smooth_into, smooth_sums, window_weights
 from data_catalog.errors import DataInputError
 from data_catalog.ingest import blocks, diff_interval, write_store
 from data_catalog.stats import Moments, read_climatology, read_statistics
@@ -136,6 +136,18 @@ def test_circular_window_sum_equals_explicit_weights():
     x = np.random.default_rng(0).random((DAYS, 3))
     direct = sum(w * np.roll(x, -k, axis=0) for k, w in zip(range(-30, 31), window_weights(30)))
     np.testing.assert_allclose(circular_window_sum(x, 30, axis=0), direct, rtol=1e-12)
+
+
+def test_smoothing_in_one_pass_equals_smooth_sums():
+    rng = np.random.default_rng(2)
+    steps = np.ones((DAYS, 4))
+    steps[100:200] = 0  # days without data: NaN where the window holds none
+    total = rng.random((DAYS, 4, 3, 5)) * 300 * steps[:, :, None, None]
+    weight = circular_window_sum(steps, 30, axis=0)
+    expected = smooth_sums(total, steps, None, weight).transpose(1, 0, 2, 3)
+    fused = smooth_into(total.astype(np.float32), weight, np.float32)
+    np.testing.assert_allclose(fused, expected.astype(np.float32), rtol=1e-6)
+    assert np.array_equal(np.isnan(fused), np.isnan(expected)) and np.isnan(fused).any()
 
 
 def test_blocks_cover_record_in_time_order():
