@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 from benchkit import Row, Timer, write_results
@@ -148,7 +149,7 @@ def bench_memory(quick: bool) -> Row:
     with Timer() as t:
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_CHILD, json.dumps([n_init, n_lead, n_level, n_lat, n_lon])],
-            capture_output=True, text=True,
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parent,  # the child imports benchkit from here
         )
     if out.returncode:
         raise RuntimeError(f"memory child failed:\n{out.stderr[-3000:]}")
@@ -196,7 +197,6 @@ def bench_evaluate_vs_load(quick: bool) -> list[Row]:
     """Two cases: one forecast (its two stores), and one with a second forecast as reference (three stores)."""
     import shutil
     import tempfile
-    from pathlib import Path
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
