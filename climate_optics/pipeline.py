@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from climate_optics.cluster import dask_client, dask_cluster
 from climate_optics.errors import UsageInputError
+from climate_optics.evaluation.evaluate_stores import open_forecast
+from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
+from climate_optics.report import headline_lines, write_report
 from climate_optics.run_layout import PipelineConfig, RunLayout
 from climate_optics.workflow import (
     climatology_period,
@@ -29,6 +34,7 @@ from climate_optics.workflow import (
     train_forecaster,
 )
 from data_catalog import locks
+from data_catalog.ingest import ingest
 from data_catalog.redact import redact
 from data_catalog.store import check_own_directory
 
@@ -66,7 +72,6 @@ class PipelineResult:
 
 def summary_text(paths: dict[str, str], stage_seconds: dict[str, float]) -> str:
     """Headline skill per mode, the stage times and where everything is (printed at the end of a run)."""
-    from climate_optics.report import headline_lines
 
     lines = headline_lines(paths["scores"], paths.get("downscaled_scores"))
     if stage_seconds:
@@ -113,7 +118,6 @@ def check_run_dir(run_dir: str | os.PathLike, *, overwrite: bool, resume: bool =
 def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overwrite: bool, resume: bool = False) -> RunLayout:
     """Create the run directory and save the config; a non-empty one needs ``overwrite`` (start
     over) or ``resume`` (keep its outputs: the flow's cached steps are skipped, training resumes)."""
-    import shutil
 
     layout = RunLayout(Path(run_dir).resolve())  # absolute: task cache keys and printed paths do not depend on the working directory
     if check_run_dir(run_dir, overwrite=overwrite, resume=resume):
@@ -137,7 +141,6 @@ def downscale_window(forecast: str | os.PathLike, max_inits: int | None) -> tupl
     """(start, end) init times of the forecasts to downscale: the first ``max_inits`` (None: all)."""
     if max_inits is None:
         return None, None
-    from climate_optics.evaluation.evaluate_stores import open_forecast
 
     inits = open_forecast(forecast)["time"].values[:max_inits]
     return str(inits[0]), str(inits[-1])
@@ -169,15 +172,12 @@ class Steps:
 
 
 def _ingest(source: str, out: str, *, dask_address: str | None = None, **kwargs: Any) -> Path:
-    from climate_optics.cluster import dask_client
-    from data_catalog.ingest import ingest
 
     with dask_client(address=dask_address):
         return ingest(source, out, **kwargs)
 
 
 def _score(forecast: str, truth: str, out: str, *, dask_address: str | None = None, **kwargs: Any) -> Path:
-    from climate_optics.cluster import dask_client
 
     with dask_client(address=dask_address):
         return score_forecast(forecast, truth, out, **kwargs)
@@ -185,7 +185,6 @@ def _score(forecast: str, truth: str, out: str, *, dask_address: str | None = No
 
 def _downscale(checkpoint: str, forecast: str, out: str, bilinear_out: str, *, start: str | None = None,
                end: str | None = None, overwrite: bool = False, **kwargs: Any) -> tuple[Path, Path]:
-    from climate_optics.inference.downscale_forecast import downscale_forecast, interpolate_forecast
 
     ensemble = downscale_forecast(checkpoint, forecast, out=out, start=start, end=end, overwrite=overwrite, **kwargs)
     bilinear = interpolate_forecast(checkpoint, forecast, out=bilinear_out, start=start, end=end, overwrite=overwrite)
@@ -193,7 +192,6 @@ def _downscale(checkpoint: str, forecast: str, out: str, bilinear_out: str, *, s
 
 
 def _report(run_dir: str) -> Path:
-    from climate_optics.report import write_report
 
     return write_report(run_dir)
 
@@ -219,7 +217,6 @@ def run_pipeline(
     passes its tasks). ``resume`` keeps a non-empty run directory's outputs. ``dask_workers`` /
     ``dask_address``: ingest and score on a dask cluster (one for the whole run); training and
     inference run in this process."""
-    from climate_optics.cluster import dask_cluster
 
     if steps is None:
         steps = replace(LIBRARY_STEPS, train_forecaster=partial(train_forecaster, progress=progress))

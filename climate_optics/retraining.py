@@ -17,7 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from climate_optics.errors import UsageInputError
+from climate_optics.evaluation.evaluate_stores import _open_zarr, evaluate_stores
+from climate_optics.inference.forecast import run_forecast
+from climate_optics.workflow import held_out_inits
+from data_catalog import open_dataset
 from data_catalog.store import atomic_store
 
 LOWER_IS_BETTER = ("rmse", "mse", "mae", "crps", "ensemble_mean_rmse")
@@ -105,9 +111,6 @@ def compare_models(
 ) -> Comparison:
     """Forecast the candidate run's held-out init times with both checkpoints, score both against
     ``store`` into ``work_dir/comparison.zarr``, and read the gate's score of each."""
-    from climate_optics.evaluation.evaluate_stores import evaluate_stores
-    from climate_optics.inference.forecast import run_forecast
-    from climate_optics.workflow import held_out_inits
 
     leads = sorted(set(int(h) for h in lead_hours) | {int(gate.lead_hours)})
     init = held_out_inits(candidate, store, leads, max_inits)
@@ -126,9 +129,7 @@ def compare_models(
 
 def gate_score(scores: str | os.PathLike, model: str, gate: PromotionGate) -> float:
     """The gate's score of ``model`` in a scores store."""
-    import numpy as np
 
-    from climate_optics.evaluation.evaluate_stores import _open_zarr
 
     ds = _open_zarr(scores)
     if gate.variable not in ds:
@@ -176,9 +177,7 @@ def window_start(source: str, days: float | None, options: dict[str, Any] | None
         return None
     if days <= 0:
         raise UsageInputError(f"--window-days must be positive, got {days}")
-    import numpy as np
 
-    from data_catalog import open_dataset
 
     last = open_dataset(source, options=options)["time"].values[-1]
     return str(last - np.timedelta64(int(days * 24), "h"))

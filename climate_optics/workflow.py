@@ -14,13 +14,24 @@ scheduled retraining in ``climate_optics.retraining``. Nothing here imports Pref
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from climate_optics.errors import UsageInputError
+from climate_optics.evaluation.evaluate_stores import evaluate_stores
+from climate_optics.inference.forecast import run_forecast
+from climate_optics.io.checkpoints import LATEST, load_checkpoint
+from climate_optics.io.windows import open_store
 from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig, training_config
+from climate_optics.training.downscale_task import run_downscale_training
+from climate_optics.training.forecast_task import ForecastTask
+from climate_optics.training.loop import train
+from data_catalog import open_dataset
 
 # Warm starts copy weights only between models that agree on these settings.
 ARCHITECTURE_KEYS = ("channels", "static_channels", "grid", "patch", "dim", "depth", "heads", "mlp_ratio", "head_depth", "step_hours")
@@ -49,8 +60,6 @@ def train_forecaster(
     ``warm_start``: a checkpoint (or run directory) whose weights initialise the model (scheduled
     retraining); the data statistics come from ``store``. ``resume``: continue ``run_dir``.
     """
-    from climate_optics.training.forecast_task import ForecastTask
-    from climate_optics.training.loop import train
 
     if not Path(store).exists():
         raise UsageInputError(f"training data not found: {store}")
@@ -59,7 +68,6 @@ def train_forecaster(
     task = ForecastTask(store, preset=preset, **(model or {}))
     if warm_start is not None and not resume:
         load_weights(task.model, warm_start)
-    from climate_optics.io.checkpoints import LATEST
 
     result = train(task, config, run_dir, resume=resume)
     return Path(result.checkpoint or Path(run_dir) / LATEST)  # None when a resumed run was already complete
@@ -67,7 +75,6 @@ def train_forecaster(
 
 def load_weights(model: Any, checkpoint: str | os.PathLike) -> None:
     """Copy a forecaster checkpoint's trained parameters into ``model`` (its statistics buffers are kept)."""
-    from climate_optics.io.checkpoints import load_checkpoint
 
     state = load_checkpoint(checkpoint)
     saved = state["task"].get("model_config", {})
@@ -86,10 +93,7 @@ def _plain(value: Any) -> Any:
 
 def held_out_inits(checkpoint: str | os.PathLike, store: str | os.PathLike, lead_hours: Sequence[int], max_inits: int) -> tuple[str, str]:
     """(first, last) init times inside the run's validation period whose longest lead still has truth."""
-    import numpy as np
 
-    from climate_optics.io.checkpoints import load_checkpoint
-    from climate_optics.io.windows import open_store
 
     data = load_checkpoint(checkpoint)["task"].get("data", {})
     times = open_store(store)["time"].values
@@ -113,7 +117,6 @@ def forecast_held_out(
     overwrite: bool = False,
 ) -> Path:
     """Forecasts from the held-out (validation) times of the training run; returns the forecast store."""
-    from climate_optics.inference.forecast import run_forecast
 
     init = held_out_inits(checkpoint, store, lead_hours, max_inits)
     return run_forecast(checkpoint, store, init=init, lead_hours=list(lead_hours), out=out, overwrite=overwrite)
@@ -131,7 +134,6 @@ def score_forecast(
 ) -> Path:
     """Scores store (persistence and climatology baselines included), ``scores.md`` and figures.
     ``references``: further forecast stores scored alongside (e.g. the bilinear baseline)."""
-    from climate_optics.evaluation.evaluate_stores import evaluate_stores
 
     # The pipeline ingests its truth with the climatology of the record before the held-out part
     # (``climatology_period``), so evaluate's out-of-sample check holds and is kept.
@@ -146,10 +148,7 @@ def climatology_period(config: PipelineConfig) -> Any:
     (validation) part, so that the forecasts are scored against a climatology of other times."""
     if config.climatology_period is not None:
         return config.climatology_period  # checked by ingest
-    import inspect
 
-    from climate_optics.training.forecast_task import ForecastTask
-    from data_catalog import open_dataset
 
     val_fraction = inspect.signature(ForecastTask).parameters["val_fraction"].default  # the task's split rule
     times = open_dataset(config.source, variables=config.variables, levels=config.levels, options=config.options)["time"].values
@@ -181,8 +180,6 @@ def train_downscaler(
     seed: int = 0,
 ) -> Path:
     """Train the downscaler's regression (``steps``) and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
-    from climate_optics.io.checkpoints import LATEST
-    from climate_optics.training.downscale_task import run_downscale_training
 
     config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector)
     resume = (Path(run_dir) / "regression" / LATEST).exists()
@@ -192,7 +189,6 @@ def train_downscaler(
 
 def downscaler_checkpoint(run_dir: str | os.PathLike) -> Path:
     """The diffusion-stage checkpoint of a ``train_downscaler`` run (what downscaling reads)."""
-    from climate_optics.io.checkpoints import LATEST
 
     path = Path(run_dir) / "diffusion" / LATEST
     if not path.is_file():

@@ -9,20 +9,17 @@ time, so forecast, baselines and truth line up element by element.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LEVEL, PREDICTION_TIMEDELTA, TIME
 
-if TYPE_CHECKING:
-    import xarray as xr
-
 
 def valid_times(init_time: Any, lead_time: Any) -> "xr.DataArray":
     """init + lead, broadcast to (time[, prediction_timedelta]) with coordinates init and lead."""
-    import xarray as xr
 
     init = init_time if isinstance(init_time, xr.DataArray) else xr.DataArray(np.asarray(init_time), dims=TIME)
     init = init.assign_coords({TIME: init.values}) if TIME in init.dims else init
@@ -90,7 +87,6 @@ def climatology_like(climatology: Any, forecast: "xr.DataArray") -> "xr.DataArra
 
 def climatology_at(climatology: Any, times: "xr.DataArray", like: Any = None) -> Any:
     """Select a WeatherBench 2 climatology at ``times`` by day of year and (if present) hour."""
-    import xarray as xr
 
     if like is not None and not hasattr(like, "data_vars"):
         climatology = _variable(climatology, like.name)

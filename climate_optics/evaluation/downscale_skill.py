@@ -21,19 +21,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from climate_optics import interpolation
+from climate_optics.evaluation.metrics import crps, ensemble_spread, mae, spread_skill_ratio, zonal_energy_spectrum
 from climate_optics.inference.downscale import EnsembleDownscaler, target_grid
 from climate_optics.io.windows import ZarrWindowSampler
+from data_catalog.regrid import coarsen_conservative
 
 RESOLVED_FRACTION = 1e-3
 
 
 def _spectrum(x: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Zonal energy spectrum averaged over all leading dims and |lat| <= 60: (K,)."""
-    import xarray as xr
 
-    from climate_optics.evaluation.metrics import zonal_energy_spectrum
 
     dims = tuple(f"d{i}" for i in range(x.ndim - 2)) + ("latitude", "longitude")
     spec = zonal_energy_spectrum(xr.DataArray(x, dims=dims, coords={"latitude": lat, "longitude": lon}, name="x"))
@@ -62,10 +63,7 @@ def downscale_skill(
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Scores per channel (see the module docstring) over the store's time indices ``times``."""
-    import xarray as xr
 
-    from climate_optics.evaluation.metrics import crps, ensemble_spread, mae, spread_skill_ratio
-    from data_catalog.regrid import coarsen_conservative
 
     config = engine.config
     reader = ZarrWindowSampler(store, config.channels, starts=np.asarray(times))

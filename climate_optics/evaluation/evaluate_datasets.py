@@ -15,22 +15,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
+from climate_optics.errors import UsageInputError
 from climate_optics.evaluation import baselines as reference
 from climate_optics.evaluation import scoring
-from climate_optics.errors import UsageInputError
 from climate_optics.evaluation.metrics import METRICS, Metric, make_metric
 from climate_optics.evaluation.regions import DEFAULT_REGIONS, resolve_regions
 from climate_optics.evaluation.spatial import AreaMean
+from data_catalog.cf import cf_attributes
 from data_catalog.checks import check_not_all_nan
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, PREDICTION_TIMEDELTA, REALIZATION, TIME
-
-if TYPE_CHECKING:
-    import xarray as xr
+from data_catalog.units import normalise
 
 MODEL, METRIC, REGION, LEAD_TIME = "model", "metric", "region", "lead_time"
 DETERMINISTIC_DEFAULT = ("rmse", "bias", "mae", "acc")
@@ -100,7 +100,6 @@ def evaluate(
     ingest) overlaps the forecast's init times is refused unless ``allow_in_sample_climatology``.
     Forecast variables left out are named in the attribute ``skipped_variables``.
     """
-    import xarray as xr
 
     forecast, truth = _standardise(forecast, "forecast"), _standardise(truth, "truth")
     if climatology is not None:
@@ -153,7 +152,6 @@ def metric_units(metric: str, units: str | None) -> str:
 def describe(scores: "xr.Dataset", forecast: "xr.Dataset") -> "xr.Dataset":
     """CF attributes: coordinates described; each variable's metric units listed (no single ``units``:
     its metrics differ, and the dimensionless ones have none)."""
-    from data_catalog.cf import cf_attributes
 
     scores = cf_attributes(scores, variables=False)
     for name, da in scores.data_vars.items():
@@ -268,7 +266,7 @@ def _check_truth_has(forecast, truth, names: list[str]) -> None:
             raise DataInputError(f"truth has no variable {name!r} (truth variables: {', '.join(map(str, truth.data_vars))})")
         if LEVEL in forecast[name].dims:
             if LEVEL not in truth[name].dims:
-                raise DataInputError(f"forecast has levels but truth has no level dimension", variable=name)
+                raise DataInputError("forecast has levels but truth has no level dimension", variable=name)
             missing = np.setdiff1d(forecast[LEVEL].values, truth[LEVEL].values)
             if missing.size:
                 raise DataInputError(
@@ -278,7 +276,6 @@ def _check_truth_has(forecast, truth, names: list[str]) -> None:
 
 def _check_units(forecast, truth, names: list[str]) -> None:
     """Forecast and truth in the same units (where both say)."""
-    from data_catalog.units import normalise
 
     for name in names:
         mine, theirs = forecast[name].attrs.get("units"), truth[name].attrs.get("units")

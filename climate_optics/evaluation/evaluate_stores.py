@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import xarray as xr
+
+from climate_optics.errors import UsageInputError
+from climate_optics.evaluation.evaluate_datasets import evaluate, forecast_name
+from climate_optics.evaluation.scores_store import write_scores
+from climate_optics.provenance import provenance_attrs
+from data_catalog import open_dataset
 from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
 from data_catalog.store import check_target, is_tool_store
 
-if TYPE_CHECKING:
-    import xarray as xr
-
 
 def _open_zarr(path: str | os.PathLike, **kwargs: Any) -> "xr.Dataset":
     """``xr.open_zarr``, quiet about stores written without consolidated metadata."""
-    import warnings
 
-    import xarray as xr
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata", category=RuntimeWarning)
@@ -49,7 +52,6 @@ def open_forecast(path: str | os.PathLike) -> "xr.Dataset":
 def open_truth(source: str | os.PathLike) -> "xr.Dataset":
     """A catalog entry name or a path, in the canonical schema (``data_catalog.open_dataset``).
     A store this tool wrote (ingest) is canonical already: opened directly, without dask, as the forecast is."""
-    from data_catalog import open_dataset
 
     if Path(source).is_dir() and is_tool_store(source):
         try:
@@ -112,9 +114,6 @@ def evaluate_stores(
     A climatology whose recorded period overlaps the forecast's init times is refused unless
     ``allow_in_sample_climatology``; the period is recorded in the scores store.
     """
-    from climate_optics.evaluation.evaluate_datasets import evaluate
-    from climate_optics.evaluation.scores_store import write_scores
-    from climate_optics.provenance import provenance_attrs
 
     check_target(out, overwrite=overwrite)
     forecast_ds = open_forecast(forecast)
@@ -152,8 +151,6 @@ def read_attrs(store: str | os.PathLike) -> dict[str, Any]:
 
 def open_references(specs: Sequence[str | os.PathLike]) -> dict[str, tuple[str, "xr.Dataset"]]:
     """``NAME=PATH`` or ``PATH`` items -> {name: (path, lazy forecast Dataset)}; names must differ."""
-    from climate_optics.errors import UsageInputError
-    from climate_optics.evaluation.evaluate_datasets import forecast_name
 
     out: dict[str, tuple[str, xr.Dataset]] = {}
     for spec in specs:

@@ -13,10 +13,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import xarray as xr
 
+from climate_optics.evaluation.evaluate_datasets import evaluate
 from climate_optics.io.channels import parse_channel
 from climate_optics.io.windows import ZarrWindowSampler, open_store
 from climate_optics.models.forecaster import Forecaster, earlier_states
+from data_catalog.stats import read_climatology
 
 
 def forecast_skill(
@@ -70,10 +73,7 @@ def forecast_skill(
 def _score(forecast: np.ndarray, ds: Any, store: str | os.PathLike, channel: str, inits: np.ndarray, k: int,
            lead_hours: int) -> dict[str, float]:
     """RMSE and ACC of ``forecast`` (n_init, H, W) through ``evaluate`` (the one scoring path), with its baselines."""
-    import xarray as xr
 
-    from climate_optics.evaluation.evaluate_datasets import evaluate
-    from data_catalog.stats import read_climatology
 
     var, level = parse_channel(channel)
     levels = {} if level is None else {"level": [level]}

@@ -24,18 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import xarray as xr
 
 from climate_optics.errors import UsageInputError
+from climate_optics.evaluation.baselines import climatology_like
 from climate_optics.evaluation.regions import resolve_regions
 from climate_optics.evaluation.spatial import LAT_LON, REGION, STAT, AreaMean, apply_kernel, stack_broadcast
 from data_catalog.errors import DataInputError
 from data_catalog.schema import LATITUDE, LONGITUDE, REALIZATION
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 DET = list(LAT_LON)
 ENS = [*LAT_LON, REALIZATION]
@@ -114,7 +113,6 @@ class Metric:
     def _per_variable(self, forecast, truth, fn):
         if not is_dataset(forecast) or self.takes_datasets:
             return fn(forecast, truth)
-        import xarray as xr
 
         missing = [v for v in forecast.data_vars if v not in truth.data_vars]
         if missing:
@@ -144,8 +142,6 @@ def joint_statistics(metrics: list[Metric], forecast: "xr.DataArray", truth: "xr
     inputs = [(members, ENS), (truth, DET)]
     clim_metric = next((m for m in metrics if m.needs_climatology), None)
     if clim_metric is not None:
-        from climate_optics.evaluation.baselines import climatology_like
-
         inputs.append((climatology_like(clim_metric.climatology, forecast), DET))
     kernel = _JointKernel(tuple(metrics))
     out = apply_kernel(kernel, inputs, sum(len(m.stats) for m in metrics), area)

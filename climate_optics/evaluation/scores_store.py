@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from climate_optics.plots import new_figure, recorded_units, skill_axes
 from data_catalog.schema import LEVEL
 from data_catalog.store import atomic_store, consolidate
 
@@ -118,7 +119,6 @@ def _first_level(da: "xr.DataArray") -> str:
 
 def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, region: str = "global") -> list[Path]:
     """One PNG per headline variable: a panel per metric, skill against lead time, a line per model."""
-    from climate_optics.plots import new_figure, recorded_units, skill_axes
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,16 @@ reads its own part of the stores; the results are the same numbers.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import dask
 import numpy as np
+import pandas as pd
+import xarray as xr
 
+from climate_optics.cluster import current_client
 from climate_optics.evaluation import baselines as reference
+from climate_optics.evaluation.baselines import climatology_like
 from climate_optics.evaluation.metrics import Metric, WindVectorMSE, WindVectorRMSE, joint_statistics
 from data_catalog.schema import PREDICTION_TIMEDELTA, TIME
 
@@ -30,13 +35,9 @@ WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
 LEAD = PREDICTION_TIMEDELTA
 CLIMATOLOGY_MARK = "_climatology_baseline"  # attribute of the climatology baseline's fields
 
-if TYPE_CHECKING:
-    import xarray as xr
-
 
 def score_leads(forecast, truth, climatology, plan) -> dict[str, "xr.DataArray"]:
     """{variable: scores (model, metric, prediction_timedelta, [level,] region)} for every lead of ``plan``."""
-    import xarray as xr
 
     leads = xr.DataArray(plan.leads, dims=LEAD, coords={LEAD: plan.leads})
     valid = reference.valid_times(forecast[TIME], leads)  # (time, lead): for ACC's climatology
@@ -88,7 +89,6 @@ def wind_batch(fields: list, truth: "xr.Dataset", winds: dict[str, Metric], area
 
 def run(units: list[tuple[Any, tuple]]) -> list[Any]:
     """Every unit's result, in order: here, or one task per unit on the current distributed client."""
-    from climate_optics.cluster import current_client
 
     client = current_client()
     if client is None:
@@ -98,7 +98,6 @@ def run(units: list[tuple[Any, tuple]]) -> list[Any]:
 
 def _on_worker(fn, *args):
     """A unit on a worker: dask inputs computed there, with the synchronous scheduler."""
-    import dask
 
     with dask.config.set(scheduler="synchronous"):
         return fn(*args)
@@ -117,7 +116,6 @@ def batches(da: "xr.DataArray", parts: int = 1) -> list[tuple[slice, slice]]:
 
 def load(items: list[Any]) -> list[Any]:
     """Read lazy arrays: dask-backed ones together (one compute), the others one zarr read each."""
-    import dask
 
     lazy = [i for i, item in enumerate(items) if item.chunks]
     out = [item if item.chunks else item.load() for item in items]
@@ -128,14 +126,12 @@ def load(items: list[Any]) -> list[Any]:
 
 def load_dataset(ds: "xr.Dataset") -> "xr.Dataset":
     """``ds`` in memory: dask-backed variables in one compute, the others one read each."""
-    import dask
 
     return dask.compute(ds)[0] if any(v.chunks for v in ds.data_vars.values()) else ds.load()
 
 
 def truth_in_memory(truth: "xr.Dataset", plan) -> "xr.Dataset":
     """The truth at the times the scores need (init and valid times), read once when small (not on a cluster)."""
-    from climate_optics.cluster import current_client
 
     if current_client() is not None:
         return truth  # the workers read their own parts
@@ -147,11 +143,9 @@ def truth_in_memory(truth: "xr.Dataset", plan) -> "xr.Dataset":
 def climatology_in_memory(climatology: "xr.Dataset | None", plan) -> "xr.Dataset | None":
     """The climatology at the days of year and hours of the scored valid times, read once when small
     (its WeatherBench 2 layout kept, so that selection by valid time works as before)."""
-    from climate_optics.cluster import current_client
 
     if climatology is None or "dayofyear" not in climatology.dims or current_client() is not None:
         return climatology
-    import pandas as pd
 
     valid = pd.DatetimeIndex(reference.valid_times(plan.inits, plan.leads).values.ravel())
     wanted = {"dayofyear": np.unique(valid.day_of_year)}
@@ -180,7 +174,6 @@ def _model_input(model: str, forecast, truth, climatology, plan, leads) -> "xr.D
 def _aligned_climatology(metrics: dict[str, Metric], like: "xr.DataArray", known: "xr.DataArray | None") -> dict[str, Metric]:
     """The metrics, those needing a climatology given it at ``like``'s valid times, read once per batch
     (``known``: the climatology baseline's fields of this batch, the same values, when it is scored)."""
-    from climate_optics.evaluation.baselines import climatology_like
 
     out = dict(metrics)
     for name, metric in metrics.items():
@@ -197,14 +190,12 @@ def _isel(obj, where: dict[str, slice]):
 
 
 def _joined(parts: list["xr.DataArray"], dim: str) -> "xr.DataArray":
-    import xarray as xr
 
     return parts[0] if len(parts) == 1 else xr.concat(parts, dim)
 
 
 def _stacked(computed: dict[tuple[str, str, str], "xr.DataArray"], var: str, plan) -> "xr.DataArray":
     """One variable's scores as (model, metric, ...): NaN where a metric does not apply to a model."""
-    import xarray as xr
 
     found = {(model, name): da for (model, v, name), da in computed.items() if v == var}
     first = next(iter(found.values()))

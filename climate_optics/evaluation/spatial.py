@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from climate_optics.evaluation.weights import lat_weights
 from data_catalog.errors import DataInputError
@@ -141,7 +142,6 @@ def apply_kernel(kernel: Any, inputs: list[tuple[Any, list[str]]], n_stats: int,
     Dask inputs give a lazy result (one task per block, ``xarray.apply_ufunc``); numpy inputs
     compute at once, through the same broadcasting without xarray's per-call machinery.
     """
-    import xarray as xr
 
     arrays = [whole_core(da, core) for da, core in inputs]
     check_same_grid(arrays)
@@ -170,7 +170,6 @@ def apply_kernel(kernel: Any, inputs: list[tuple[Any, list[str]]], n_stats: int,
 @lru_cache(maxsize=64)
 def _index_coordinate(name: str, values: tuple) -> Any:
     """``xarray.Coordinates({name: values})`` with its index, made once (coordinates and indexes are immutable)."""
-    import xarray as xr
 
     return xr.Coordinates({name: list(values)})
 
@@ -183,7 +182,6 @@ def _in_memory(func: Any, arrays: list[Any], cores: list[list[str]], out_core: l
     core dims; coordinates merged from the inputs, except those on dims the output drops; the
     first input's name and attributes.
     """
-    import xarray as xr
 
     if not _apply_ufunc_keeps_first(xr.get_options()["keep_attrs"]):
         return None
@@ -227,7 +225,6 @@ def _in_memory(func: Any, arrays: list[Any], cores: list[list[str]], out_core: l
 def _apply_ufunc_keeps_first(option: Any) -> bool:
     """Whether ``apply_ufunc`` under the ``keep_attrs`` option gives the first input's name and attributes
     (combine_attrs "override", its default in this xarray), the one behaviour the in-memory path copies."""
-    import xarray as xr
 
     a = xr.DataArray([1.0], dims="x", coords={"x": xr.Variable("x", [0], {"c": 1})}, name="a", attrs={"k": 1})
     b = xr.DataArray([1.0], dims="x", coords={"x": xr.Variable("x", [0], {"c": 2})}, name="b", attrs={"k": 2})

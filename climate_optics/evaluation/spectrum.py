@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from climate_optics.evaluation.metric_base import is_dataset
 from climate_optics.evaluation.spatial import whole_core
@@ -27,7 +28,6 @@ class ZonalEnergySpectrum:
     earth_radius: float = EARTH_RADIUS
 
     def compute(self, data: Any) -> Any:
-        import xarray as xr
 
         if is_dataset(data):
             return xr.Dataset({v: self.compute(data[v]) for v in data.data_vars})
