@@ -10,6 +10,7 @@ redistribution, with the closing edges along the antimeridian and the bottom of 
 removed, coordinates rounded to 0.001 degree). They are drawn through cartopy as a shapely
 geometry, so cartopy never downloads its own Natural Earth files.
 Every function returns a ``matplotlib.figure.Figure`` on the Agg canvas (see ``plots.new_figure``).
+matplotlib and cartopy are imported inside the drawing functions, so importing this module costs nothing.
 """
 
 from __future__ import annotations

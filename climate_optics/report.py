@@ -7,6 +7,9 @@ truth; training and validation loss and DFA alignment per mode; simulated optica
 and energy against an estimate of back-propagation on a GPU (the assumptions are
 ``optical_backend.dfa_accounting.GPUAssumptions``, written into the report); the wall time of
 each stage. ``report.html`` embeds its images as data URIs and links only to files of the run.
+Torch, xarray and the drawing modules (matplotlib and cartopy through ``plots`` and ``maps``) are
+imported inside the functions that need them: the headline lines printed at the end of every
+``climate-optics demo`` stay light.
 """
 
 from __future__ import annotations

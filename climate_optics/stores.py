@@ -17,7 +17,10 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
+import dask.array as da
 import numpy as np
+import xarray as xr
+import zarr
 
 from climate_optics.io.channels import parse_channel
 from data_catalog.cf import cf_attributes
@@ -68,8 +71,6 @@ class ForecastStoreWriter:
         return ("time", "prediction_timedelta", *(("realization",) if self.realizations else ()), *(("level",) if has_level else ()), "latitude", "longitude")
 
     def _template(self):
-        import dask.array as da
-        import xarray as xr
 
         sizes = {
             "time": self.init_times.size, "prediction_timedelta": self.lead_times.size, "realization": self.realizations or 0,
@@ -94,7 +95,6 @@ class ForecastStoreWriter:
         return cf_attributes(xr.Dataset(data, coords=coords, attrs=self.attrs), forecast=True)  # time: initialisation
 
     def __enter__(self) -> "ForecastStoreWriter":
-        import zarr
 
         self._stack = ExitStack()
         tmp = self._stack.enter_context(atomic_store(self.path, overwrite=self.overwrite))

@@ -18,16 +18,22 @@ from typing import Any
 
 import numpy as np
 import torch
+import xarray as xr
 
 from climate_optics import interpolation
 from climate_optics.errors import UsageInputError
+from climate_optics.inference.forecast import forecast_provenance
 from climate_optics.inference.tiling import tiled_apply
 from climate_optics.io.channels import channel_name, parse_channel
 from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
 from climate_optics.models.downscaler import Downscaler, geo_channels
 from climate_optics.models.edm import heun_sample
+from climate_optics.stores import ForecastStoreWriter
+from data_catalog import open_dataset
 from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
+from data_catalog.regrid import cell_area_weights, coarsen_conservative
+from data_catalog.store import check_target
 
 
 @dataclass
@@ -75,8 +81,6 @@ def target_grid(
     if periodic and i_lat.size == ref_lat.size:  # the whole globe: the matrices training used
         w_lat, w_lon = interpolation.grid_matrices(ref_lat, ref_lon, lat, lon, method=method, great_circles=great_circles)
     else:
-        from data_catalog.regrid import cell_area_weights
-
         areas = cell_area_weights(extra["latitude"].numpy())[rows]  # the fine rows' areas, as in training
         w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method, weights=areas)
         w_lon = interpolation.interp_matrix(ref_lon[i_lon], lon, periodic=periodic, method=method)
@@ -154,10 +158,7 @@ def load_downscaler(checkpoint: str | os.PathLike, *, device: str = "cpu", sampl
 
 def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = None, end: Any = None, coarsen: int = 1):
     """The coarse input as an xarray Dataset with the model's variables (forecast stores keep their leads)."""
-    import xarray as xr
 
-    from data_catalog import open_dataset
-    from data_catalog.regrid import coarsen_conservative
 
     variables = sorted({parse_channel(c)[0] for c in channels})
     path = Path(source)
@@ -254,9 +255,6 @@ def run_downscale(
     prefixed ``forecast_``). Each field's noise is seeded by ``seed``, its time and its lead
     (``field_seed``), so downscaling a subset of times gives the same members.
     """
-    from climate_optics.inference.forecast import forecast_provenance
-    from climate_optics.stores import ForecastStoreWriter
-    from data_catalog.store import check_target
 
     if members < 1:
         raise UsageInputError(f"--members must be >= 1, got {members}")

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from climate_optics import interpolation
+from climate_optics.evaluation.evaluate_stores import open_forecast
 from climate_optics.inference.downscale import (
     coarse_fields,
     forecaster_provenance,
@@ -28,9 +30,12 @@ from climate_optics.inference.downscale import (
     run_downscale,
     target_grid,
 )
+from climate_optics.provenance import provenance_attrs
+from climate_optics.stores import ForecastStoreWriter
 from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
 from data_catalog.schema import PREDICTION_TIMEDELTA
+from data_catalog.store import check_target
 
 
 def is_forecast_store(source: str | os.PathLike) -> bool:
@@ -38,7 +43,6 @@ def is_forecast_store(source: str | os.PathLike) -> bool:
     path = Path(source)
     if not (path.is_dir() and (path / "prediction_timedelta").exists()):
         return False
-    from climate_optics.evaluation.evaluate_stores import open_forecast
 
     return PREDICTION_TIMEDELTA in open_forecast(path).dims
 
@@ -66,10 +70,6 @@ def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathL
                          method: str = "linear", start: Any = None, end: Any = None, coarsen: int = 1,
                          overwrite: bool = False) -> Path:
     """The baseline: the forecast interpolated (bilinear by default) to the downscaler's fine grid."""
-    from climate_optics import interpolation
-    from climate_optics.provenance import provenance_attrs
-    from climate_optics.stores import ForecastStoreWriter
-    from data_catalog.store import check_target
 
     check_target(out, overwrite=overwrite)
     engine, state = load_downscaler(checkpoint)

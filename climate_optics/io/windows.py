@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from climate_optics.io.channels import parse_channel
 from data_catalog.errors import DataInputError
@@ -34,7 +35,6 @@ from data_catalog.errors import DataInputError
 
 def open_store(store: str | Path):
     """The root group of a canonical Zarr store, lazily indexed (no dask: reads go straight to Zarr)."""
-    import xarray as xr
 
     try:
         return xr.open_zarr(store, chunks=None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from climate_optics.models.protocols import DownscaleModel, ForecastModel
 
 FORECASTER, DOWNSCALER = "forecaster", "downscaler"
 
@@ -41,7 +42,6 @@ class Architecture:
 
     def build(self, config: Any) -> Any:
         """A new (randomly initialised) model of this architecture."""
-        from climate_optics.models.protocols import DownscaleModel, ForecastModel
 
         model = self._load(self.model)(config)
         protocol = ForecastModel if self.role == FORECASTER else DownscaleModel

@@ -59,6 +59,7 @@ from torch import nn
 from climate_optics.errors import UsageInputError
 from climate_optics.models.blocks import Block, PatchHead, ScalarEmbedding, pad_to_multiple, sincos_pos_embed_2d
 from climate_optics.models.edm import EDMLossConfig, EDMPrecond, SamplerConfig
+from climate_optics.models.unet import FieldUNet
 
 STATIC_CHANNELS = ("land_sea_mask", "geopotential_at_surface")
 GEO_CHANNELS = ("sin_latitude", "cos_latitude", "sin_longitude", "cos_longitude")
@@ -193,8 +194,6 @@ class FieldViT(nn.Module):
 def backbone(in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False) -> nn.Module:
     """The configured fields-to-fields network; ``forward(x, noise_label=None)``."""
     if config.backbone == "unet":
-        from climate_optics.models.unet import FieldUNet
-
         return FieldUNet(in_channels, out_channels, config.unet_width, noise_conditioned=noise_conditioned)
     return FieldViT(in_channels, out_channels, config, noise_conditioned=noise_conditioned)
 

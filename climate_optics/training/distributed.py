@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
+import torch.distributed as dist
 
 from climate_optics.errors import UsageInputError
 
@@ -60,7 +61,6 @@ def join(world: World, device: torch.device) -> World:
     """
     if world.size <= 1:
         return world
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         if device.type == "cuda":
@@ -74,7 +74,6 @@ def join(world: World, device: torch.device) -> World:
 
 def _leave() -> None:
     """End the process group (no collective: safe after an error on any rank)."""
-    import torch.distributed as dist
 
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -82,7 +81,6 @@ def _leave() -> None:
 
 def broadcast_module(module: torch.nn.Module) -> None:
     """Give every rank rank 0's parameters and buffers."""
-    import torch.distributed as dist
 
     for tensor in list(module.parameters()) + list(module.buffers()):
         dist.broadcast(tensor.data, src=0)
@@ -108,7 +106,6 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter], world: World, bu
 
     Every rank must hold gradients for the same parameters (the same code ran on every rank).
     """
-    import torch.distributed as dist
 
     grads = [p.grad for p in parameters if p.grad is not None]
     for bucket in _buckets(grads, bucket_bytes):
@@ -126,7 +123,6 @@ def gather_losses(loss: torch.Tensor, world: World) -> torch.Tensor:
     value = loss.detach().float().reshape(1)  # (1,)
     if world.size <= 1:
         return value
-    import torch.distributed as dist
 
     out = [torch.empty_like(value) for _ in range(world.size)]
     dist.all_gather(out, value)
@@ -200,7 +196,6 @@ def check_same_weights(module: torch.nn.Module, world: World, step: int) -> None
     """
     if world.size <= 1:
         return
-    import torch.distributed as dist
 
     names, mine = weights_digest(module)  # (T + 8,)
     everyone = [torch.empty_like(mine) for _ in range(world.size)]
@@ -216,6 +211,4 @@ def check_same_weights(module: torch.nn.Module, world: World, step: int) -> None
 
 def barrier(world: World) -> None:
     if world.size > 1:
-        import torch.distributed as dist
-
         dist.barrier()

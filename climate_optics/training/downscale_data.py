@@ -19,21 +19,22 @@ from typing import Any
 
 import numpy as np
 import torch
+import xarray as xr
 
 from climate_optics import interpolation
 from climate_optics.io.channels import parse_channel
 from climate_optics.io.windows import ZarrWindowSampler, open_store
 from climate_optics.models.downscaler import STATIC_CHANNELS, DownscalerConfig, geo_channels
 from data_catalog.errors import DataInputError
+from data_catalog.regrid import coarsen_conservative
+from data_catalog.stats import read_statistics
 
 STAT_SAMPLE_TIMES = 64  # times read to estimate statistics when the store has none
 
 
 def coarse_grid(lat: np.ndarray, lon: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
     """Latitudes and longitudes of the grid ``coarsen_conservative`` makes from (lat, lon)."""
-    import xarray as xr
 
-    from data_catalog.regrid import coarsen_conservative
 
     probe = xr.DataArray(np.zeros((lat.size, lon.size), np.float32), dims=("latitude", "longitude"), coords={"latitude": lat, "longitude": lon})
     out = coarsen_conservative(probe, factor)
@@ -42,7 +43,6 @@ def coarse_grid(lat: np.ndarray, lon: np.ndarray, factor: int) -> tuple[np.ndarr
 
 def channel_statistics(store: str | Path, ds, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (mean, std) from the store's statistics group, else estimated from the data."""
-    from data_catalog.stats import read_statistics
 
     try:
         stats = read_statistics(store)
@@ -116,9 +116,7 @@ class DownscaleData:
     # -- transforms ------------------------------------------------------------------------------
     def coarsen(self, fields: np.ndarray) -> np.ndarray:
         """Physical fine fields (..., C, H, W) -> conservatively coarsened (..., C, Hc, Wc)."""
-        import xarray as xr
 
-        from data_catalog.regrid import coarsen_conservative
 
         dims = tuple(f"d{i}" for i in range(fields.ndim - 2)) + ("latitude", "longitude")
         da = xr.DataArray(fields, dims=dims, coords={"latitude": self.lat, "longitude": self.lon})

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
-from climate_optics.training import distributed
 from climate_optics.io.checkpoints import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from climate_optics.training import distributed
 from climate_optics.training.task import TrainConfig, TrainTask
 from data_catalog import locks
 
@@ -166,7 +166,8 @@ class Progress:
         self.total, self.every, self.enabled = total, every, enabled
         self.bar = None
         if enabled and sys.stdout.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(
                 TextColumn("train"), BarColumn(), MofNCompleteColumn(),
