@@ -61,8 +61,8 @@ from optical_backend.breakeven import (
     crossing,
     measure_projection_seconds,
     modelled_gpu_seconds,
-    opu_call_seconds,
     optical_breakeven,
+    opu_call_seconds,
 )
 from optical_backend.diagnostics import encoding_gain, error_families, speckle_statistics
 from optical_backend.opu import OPUConfig

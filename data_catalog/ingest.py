@@ -35,9 +35,9 @@ import dask
 import numpy as np
 import xarray as xr
 
-from data_catalog.climatology import Climatology, band_rows, climatology_template, period_indices, stamp
 from data_catalog.cf import CONVENTIONS, absolute_source, cf_attributes
 from data_catalog.checks import check_plausible
+from data_catalog.climatology import Climatology, band_rows, climatology_template, period_indices, stamp
 from data_catalog.damage import reporting_damage
 from data_catalog.errors import DataInputError
 from data_catalog.redact import redact
