@@ -86,6 +86,7 @@ class PipelineConfig:
     mode: str | None = None  # a single training mode (backprop | dfa | optical): shorthand for modes=[mode]
     projector: str = "structured"  # digital DFA projector (dense | structured)
     preset: str = "tiny"  # forecaster size preset
+    architecture: str | None = None  # forecaster from the model registry (climate_optics.models.architectures; None: vit)
     model: dict[str, Any] = field(default_factory=dict)  # ForecasterConfig overrides (e.g. dim, depth)
     steps: int = 200  # optimiser steps
     batch_size: int = 8
@@ -140,7 +141,7 @@ class PipelineConfig:
 
     def train_options(self, mode: str) -> dict[str, Any]:
         """Keyword arguments of ``train_forecaster`` (and of the flow's task) for one mode."""
-        return dict(mode=mode, projector=self.projector, preset=self.preset, model=self.model, steps=self.steps,
+        return dict(mode=mode, projector=self.projector, preset=self.preset, architecture=self.architecture, model=self.model, steps=self.steps,
                     batch_size=self.batch_size, lr=self.lr, seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def train_forecaster(
     mode: str = "backprop",
     projector: str = "structured",
     preset: str = "tiny",
+    architecture: str | None = None,
     model: dict[str, Any] | None = None,
     steps: int = 300,
     batch_size: int = 8,
@@ -55,7 +56,8 @@ def train_forecaster(
     resume: bool = False,
     progress: bool = False,
 ) -> Path:
-    """Train the ViT forecaster on an ingested store into ``run_dir``; returns the checkpoint path.
+    """Train a forecaster (``architecture`` from the model registry, default the ViT) on an ingested store
+    into ``run_dir``; returns the checkpoint path.
 
     ``warm_start``: a checkpoint (or run directory) whose weights initialise the model (scheduled
     retraining); the data statistics come from ``store``. ``resume``: continue ``run_dir``.
@@ -65,7 +67,7 @@ def train_forecaster(
         raise UsageInputError(f"training data not found: {store}")
     config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector,
                              progress=progress)
-    task = ForecastTask(store, preset=preset, **(model or {}))
+    task = ForecastTask(store, preset=preset, architecture=architecture, **(model or {}))
     if warm_start is not None and not resume:
         load_weights(task.model, warm_start)
 

@@ -90,3 +90,13 @@ def test_a_registered_model_trains_and_forecasts_through_the_cli(conv_architectu
     status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", tmp_path / "other", "--model", "nope")
     assert status == 2 and "unknown forecaster model 'nope'" in err and "conv-test" in err
     assert torch.is_tensor(state["model"]["conv.weight"])
+
+
+def test_the_pipeline_trains_a_registered_model(conv_architecture, synthetic_store, tmp_path):
+    """The pipeline's training step (what the demo and the Prefect flow run) takes the architecture from the settings."""
+    from climate_optics.run_layout import PipelineConfig
+    from climate_optics.workflow import train_forecaster
+
+    options = PipelineConfig(architecture="conv-test", mode="backprop", steps=2, batch_size=2).train_options("backprop")
+    checkpoint = train_forecaster(synthetic_store, tmp_path / "run", **options)
+    assert load_checkpoint(checkpoint)["task"]["architecture"] == "conv-test"
