@@ -31,6 +31,7 @@ from typing import Any, Iterator
 from climate_optics.errors import UsageInputError
 from climate_optics.provenance import file_sha256
 from data_catalog import locks
+from data_catalog.faults import pause_point
 from data_catalog.redact import redact
 
 POINTER = "current.json"
@@ -250,6 +251,7 @@ class ModelRegistry:
                 handle.write(json.dumps(pointer, indent=2) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+            pause_point("before-rename", target)  # kill tests stop a promotion here
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)

@@ -66,6 +66,22 @@ record_latest(Path(OUT).parent, {"run": "first"})
 record_latest(Path(OUT).parent, {"run": "second"})  # paused: the first must survive
 """
 
+
+def registry_with_two_versions(root: Path) -> Path:
+    """A model registry whose current version is v0001, with v0002 registered beside it."""
+    import torch
+
+    from climate_optics.registry import ModelRegistry
+
+    registry = ModelRegistry.open(root / "registry", create=True)
+    for value in (1.0, 2.0):
+        state = {"model": {"weight": torch.full((2,), value)}, "step": 1, "train_config": {"mode": "backprop"},
+                 "task": {"kind": "forecast", "model_config": {}, "data": {}}}
+        registry.register(save_checkpoint(state, root / f"checkpoint-{value:g}.pt"))
+    assert registry.promote("v0001")
+    return registry.root
+
+
 SYNTHETIC_SCRIPT = f"""
 from pathlib import Path
 from data_catalog.synthetic import SyntheticConfig
@@ -102,11 +118,13 @@ def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
     from flows.cli import main
 
     root = tmp_path_factory.mktemp("victims")
-    dirs = {name: root / name for name in ("term", "int", "kill", "swap", "forecast", "scores", "checkpoint", "latest", "synthetic")}
+    dirs = {name: root / name for name in ("term", "int", "kill", "swap", "forecast", "scores", "checkpoint", "latest", "synthetic",
+                                           "registry")}
     for path in dirs.values():
         path.mkdir()
     existing = dirs["swap"] / "data.zarr"
     assert main(["ingest", str(small_era5_file), "--out", str(existing), "--end", "2020-01-01T06"]) == 0  # 2 times
+    registry = registry_with_two_versions(dirs["registry"])
     kill = signal.SIGKILL
     specs = [
         ("term", dirs["term"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["term"] / "data.zarr"), "before-rename", signal.SIGTERM),
@@ -119,6 +137,8 @@ def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
          "before-rename:checkpoint.pt@2", kill),  # the second save
         ("latest", dirs["latest"] / "LATEST.json", python(LATEST_SCRIPT, dirs["latest"] / "LATEST.json"), "before-rename:LATEST.json@2", kill),
         ("synthetic", dirs["synthetic"] / "entry.zarr", python(SYNTHETIC_SCRIPT, dirs["synthetic"] / "entry.zarr"), "synthetic-segment", kill),
+        ("registry", registry / "current.json", cli("models", "promote", "v0002", "--registry", registry), "before-rename:current.json",
+         kill),
     ]
     started: dict[str, Victim] = {}
     for name, out, command, pause, signum in specs:
@@ -243,3 +263,16 @@ def test_kill_9_during_synthetic_generation_resumes(victims, caplog):
         ensure_generated(SyntheticConfig(**TINY_SYNTHETIC), victim.out, chunk_days=5, progress=False)
     assert "from time step 20 of 40" in caplog.text
     assert xr.open_zarr(victim.out, consolidated=False).sizes["time"] == 40 and debris(victim.out.parent) == []
+
+
+def test_kill_9_while_promoting_keeps_the_current_version_and_the_next_promotion_cleans_up(victims, run_cli):
+    from climate_optics.registry import ModelRegistry
+
+    victim = victims["registry"]
+    paused_and_stopped(victim, -signal.SIGKILL)
+    registry = ModelRegistry.open(victim.out.parent)
+    assert json.loads(victim.out.read_text())["version"] == "v0001" and registry.current() == "v0001"
+    assert any(".tmp-" in name for name in debris(victim.out.parent))  # the dead promotion's temporary
+    status, _, err = run_cli("models", "promote", "v0002", "--registry", victim.out.parent)
+    assert status == 0, err
+    assert registry.current() == "v0002" and debris(victim.out.parent) == []

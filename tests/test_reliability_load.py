@@ -1,7 +1,9 @@
 """Load: 20 concurrent ``evaluate`` runs against one truth store, 4 concurrent writers in one directory.
 
-One helper process imports the package once, then forks the concurrent runs (each a real process
-with its own pid, locks and clean-up), so the test pays the import time once.
+One helper process imports the package and what the commands import lazily (matplotlib, with its font
+cache, dask, zarr, netCDF4) once, then forks the concurrent runs: each a real process with its own pid,
+locks and clean-up, running the whole command. (Running a command in the helper first would be simpler
+but would start zarr's I/O threads, and a process with threads must not fork.)
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from data_catalog import testing
 pytestmark = pytest.mark.slow
 
 FORK_RUNS = """
-import json, os, sys
+import json, os, sys, threading
 from flows.cli import main
 import climate_optics.evaluation.evaluate_stores, climate_optics.evaluation.scores_store, data_catalog.ingest  # imported once, before forking
+import dask.array, distributed, matplotlib.backends.backend_agg, netCDF4, numcodecs, xarray.backends.zarr, zarr  # what the runs import lazily
+from climate_optics import plots
+figure = plots.new_figure(1, 1)  # matplotlib's font cache, loaded once (each run still draws its own figures)
+figure.gca().set_title("warm"); figure.canvas.draw()
+assert threading.active_count() == 1  # forking is safe only from a process with no other threads
 runs, results = json.loads(sys.argv[1]), {}
 children = {}
 for name, argv in runs.items():
