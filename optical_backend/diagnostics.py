@@ -92,7 +92,7 @@ def error_families(n: int = 1024, seed: int = 1) -> dict[str, torch.Tensor]:
 def encoding_gain(x: torch.Tensor, config: OPUConfig, *, n_out: int = 256, draws: int = 4000, seed: int = 3) -> dict[str, Any]:
     """Mean of ``draws`` projections of ``x`` against its ideal projection through the same device."""
     proj = make_projector("optical", x.numel(), n_out, seed=seed, config=config)
-    ideal = (x @ proj.effective_map()).double()  # (n_out,)
+    ideal = proj.ideal_projection(x)[0].double()  # (n_out,): x @ effective_map(), without the matrix
     mean = proj(x.expand(draws, -1).contiguous()).double().mean(dim=0)  # (n_out,)
     return {
         "gain": float(mean @ ideal / (ideal @ ideal)),

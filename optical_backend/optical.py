@@ -108,12 +108,15 @@ class _Pass:
         reference = (measured[0] + measured[1] - 2 * black).div_(electrons_per_unit)  # |A1|^2 + |A2|^2 ~ |A1 - A2|^2 on average
         self.anchor_rms = math.sqrt(max(float(reference.mean()), 1e-30))
 
-    def effective_map(self) -> torch.Tensor:  # (n_in, n_out) real
-        eye = torch.eye(self.n_in, device=self.transmission_device())
-        field = self.fields(eye)  # (n_in, n_out) complex
+    def linear(self, x: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) real
+        """The noiseless read-out of real inputs ``x`` (by linearity, without materialising the map)."""
+        field = self.fields(x)  # (R, n_out) complex
         if self.anchor is None:
             return field.real
         return (field * (self.anchor[0] - self.anchor[1]).conj()).real / self.anchor_rms
+
+    def effective_map(self) -> torch.Tensor:  # (n_in, n_out) real
+        return self.linear(torch.eye(self.n_in, device=self.transmission_device()))
 
     def transmission_device(self) -> torch.device:
         t = self.transmission
@@ -269,6 +272,16 @@ class OpticalProjector(BaseProjector):
         out = torch.zeros(self.n_in, self.n_out, device=self.device)
         for one in self.passes:
             out[one.rows, one.cols] = one.effective_map() * one.share
+        return out
+
+    @torch.no_grad()
+    def ideal_projection(self, x: torch.Tensor) -> torch.Tensor:  # (N, n_in) -> (N, n_out)
+        """``x @ effective_map()`` without the matrix: the noiseless device on the exact vector (any size)."""
+        self._calibrate(count=False)
+        x = x.reshape(-1, self.n_in).to(self.device, torch.float32)
+        out = torch.zeros(x.shape[0], self.n_out, device=self.device)
+        for one in self.passes:
+            out[:, one.cols] += one.linear(x[:, one.rows]) * one.share
         return out
 
     def config(self) -> dict[str, Any]:

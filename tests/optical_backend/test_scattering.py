@@ -43,3 +43,17 @@ def test_patterns_simulated_block_by_block_equal_all_at_once(monkeypatch):
     monkeypatch.setattr(scattering, "FIELD_BLOCK", 2 * model.size)  # two patterns per block
     blocks = model.fields(patterns)
     assert torch.allclose(blocks, whole, rtol=0, atol=1e-6 * float(whole.abs().max()))
+
+
+@pytest.mark.parametrize("reference", ["anchor", "external-arm"])
+def test_ideal_projection_is_the_effective_map_applied_without_the_matrix(reference):
+    """Tiled (8 passes) and single-pass devices, screen model and materialised medium."""
+    from optical_backend import OPUConfig, make_projector
+
+    for n_in, n_out, config in ((3000, 2000, OPUConfig(reference=reference)),
+                                (5000, 300, OPUConfig(reference=reference, dmd_shape=(40, 50), camera_shape=(10, 20)))):
+        proj = make_projector("optical", n_in, n_out, seed=1, config=config)
+        x = torch.randn(3, n_in, generator=torch.Generator().manual_seed(4))
+        expected = x @ proj.effective_map()
+        assert float((proj.ideal_projection(x) - expected).abs().max() / expected.abs().max()) < 1e-5
+        assert proj.stats.frames == 0  # nothing shown: the ideal map is not a measurement
