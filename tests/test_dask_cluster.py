@@ -116,3 +116,20 @@ def test_bad_dask_options_exit_2(run_cli, tmp_path, monkeypatch):
     for options in (["--dask-address", "tcp://127.0.0.1:1"], ["--dask-workers", "0"]):  # the pipeline: before Prefect starts
         status, _, err = run_cli("demo", "--out", tmp_path / "run", *options)
         assert status == 2 and "--dask-" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_pipeline_cluster_serves_only_the_data_steps():
+    """dask_cluster (what the pipeline holds for the run) is not dask's default scheduler: training in the
+    block stays local; a data step connects with dask_client(address=...) and leaves the default as it was."""
+    import dask.array
+
+    from climate_optics.cluster import current_client, dask_client, dask_cluster
+
+    with dask_cluster(workers=2) as address:
+        assert address.startswith("tcp://") and current_client() is None
+        assert float(dask.array.ones(4).sum().compute()) == 4.0  # local scheduler: no cluster involved
+        with dask_client(address=address) as client:
+            assert current_client() is client and len(client.scheduler_info()["workers"]) == 2
+        assert current_client() is None
+    with dask_cluster() as address:
+        assert address is None
