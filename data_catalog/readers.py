@@ -203,12 +203,8 @@ def _open_zarr(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
 
 
 def _open_synthetic(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
-    try:
-        synthetic = importlib.import_module("data_catalog.synthetic")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("data_catalog.synthetic",):
-            raise
-        raise DataInputError("synthetic-reanalysis is not available yet", source=entry.name) from None
+    from data_catalog import synthetic  # the generator, imported only when the synthetic source is opened
+
     opts = dict(options)
     cache_dir = opts.pop("cache_dir", None)
     return [(entry.name, synthetic.open_synthetic(opts, cache_dir=cache_dir))]

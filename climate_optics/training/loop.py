@@ -41,6 +41,7 @@ from climate_optics.io.checkpoints import LATEST, load_checkpoint, rng_state, sa
 from climate_optics.training import distributed
 from climate_optics.training.task import TrainConfig, TrainTask
 from data_catalog import locks
+from optical_backend.dfa import DFA
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
@@ -62,18 +63,6 @@ class TrainResult:
     rank: int = 0  # data parallel rank of this process (only rank 0 validates and writes)
 
 
-class BackpropEngine:
-    """Plain ``loss.backward()`` behind the DFA engine's interface (used if the engine is absent)."""
-
-    mode = "backprop"
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"mode": "backprop"}
-
-
 def make_engine(
     model: torch.nn.Module, feedback_points: list[str], config: TrainConfig, *, output: str | None = None, error: str = "sample"
 ) -> Any:
@@ -82,14 +71,6 @@ def make_engine(
     ``output`` and ``error`` are the task's feedback output and error granularity (see
     ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``.
     """
-    try:
-        from optical_backend.dfa import DFA
-    except ModuleNotFoundError as exc:
-        if exc.name != "optical_backend.dfa":
-            raise
-        if config.mode != "backprop":
-            raise UsageInputError(f"mode {config.mode!r} needs optical_backend.DFA, which is not installed in this build") from exc
-        return BackpropEngine()
     kwargs: dict[str, Any] = dict(feedback_points=list(feedback_points), mode=config.mode, projector=config.projector, seed=config.seed,
                                   error=error if config.error == "auto" else config.error, output=output, feedback=config.feedback)
     if config.memory != "standard":

@@ -97,12 +97,6 @@ def test_missing_catalog_file_and_unknown_entry(tmp_path):
         get_entry("nope")
 
 
-def test_synthetic_driver_not_available_yet(monkeypatch):
-    monkeypatch.setitem(sys.modules, "data_catalog.synthetic", None)  # as if the generator were absent
-    with pytest.raises(DataInputError, match="synthetic-reanalysis is not available yet"):
-        open_dataset("synthetic-reanalysis")
-
-
 def test_synthetic_driver_passes_merged_options(monkeypatch, tmp_path):
     calls = []
 
