@@ -24,16 +24,20 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 class Interrupted(BaseException):
     """Raised in the main thread by SIGINT or SIGTERM; ``status`` is 128 + the signal number."""
 
-    def __init__(self, signum: int, targets: list[Path]):
+    def __init__(self, signum: int, targets: list[Path], runs: list[Path] | None = None):
         self.signum = signum
         self.targets = targets  # outputs that were being written when the signal came
+        self.runs = runs or []  # run directories being written: they keep the steps already finished
         self.status = 128 + signum
         super().__init__(signal.Signals(signum).name)
 
     def message(self) -> str:
+        parts = []
         if self.targets:
-            return "interrupted: nothing written to " + ", ".join(str(t) for t in self.targets)
-        return f"interrupted ({signal.Signals(self.signum).name})"
+            parts.append("nothing written to " + ", ".join(str(t) for t in self.targets))
+        if self.runs:
+            parts.append(", ".join(str(r) for r in self.runs) + " keeps what was finished before the signal")
+        return "interrupted: " + "; ".join(parts) if parts else f"interrupted ({signal.Signals(self.signum).name})"
 
 
 @contextlib.contextmanager
@@ -49,7 +53,7 @@ def signals_as_exceptions() -> Iterator[None]:
         if fired:
             return  # already stopping: let the clean-up finish
         fired = True
-        raise Interrupted(signum, locks.held_targets())
+        raise Interrupted(signum, locks.held_targets(), locks.held_targets(runs=True))
 
     previous = {sig: signal.signal(sig, handler) for sig in HANDLED}
     try:

@@ -45,6 +45,7 @@ class TargetBusyError(DataInputError):
 class _Held:
     fd: int
     inode: int
+    run: bool = False  # a run directory (``holding``): it keeps what was finished, unlike an atomic output
 
 
 _held: dict[tuple[str, int], _Held] = {}  # (absolute target path, thread id) -> its lock, in this process
@@ -67,10 +68,11 @@ def temporary_path(target: Path, kind: str = "tmp") -> Path:
     return target.with_name(f".{target.name}.{kind}-{os.getpid()}@{HOST}-{uuid.uuid4().hex[:8]}")
 
 
-def held_targets() -> list[Path]:
-    """Targets this process holds the lock of (what an interrupted command was writing)."""
+def held_targets(*, runs: bool = False) -> list[Path]:
+    """Atomic outputs this process holds the lock of (what an interrupted command was writing and leaves
+    unwritten); with ``runs=True`` the run directories it holds instead (they keep what was finished)."""
     with _guard:
-        return list(dict.fromkeys(Path(path) for path, _ in _held))
+        return list(dict.fromkeys(Path(path) for (path, _), held in _held.items() if held.run == runs))
 
 
 def _key(target: Path) -> tuple[str, int]:
@@ -147,6 +149,9 @@ def holding(target: str | os.PathLike, *, wait: bool | None = None) -> Iterator[
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     newly = acquire(target, wait=wait)
+    if newly:
+        with _guard:
+            _held[_key(target)].run = True
     try:
         yield target
     finally:

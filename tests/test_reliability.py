@@ -202,6 +202,20 @@ def test_a_signal_inside_a_write_removes_the_temporary(tmp_path, signum, status)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
 
+def test_a_signal_during_a_run_says_the_run_directory_keeps_its_finished_steps(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(Interrupted) as caught:
+        with signals_as_exceptions(), locks.holding(run):
+            run.mkdir()
+            (run / "metrics.jsonl").write_text("{}\n")  # a finished step
+            with atomic_store(out, kind="file") as tmp:
+                tmp.write_bytes(b"half a checkpoint")
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+    assert caught.value.message() == f"interrupted: nothing written to {out}; {run} keeps what was finished before the signal"
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"] and locks.held_targets(runs=True) == []
+
+
 # -- checkpoints -----------------------------------------------------------------------------------
 
 def small_state() -> dict:
