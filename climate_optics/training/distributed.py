@@ -138,7 +138,8 @@ def _odd_weights(index: torch.Tensor, salt: int) -> torch.Tensor:
     """Odd pseudo-random 32-bit weights of integer ``index`` (int64, any shape) as int32 (same shape)."""
     mixed = (index * 0x9E3779B1 + salt) & 0xFFFFFFFF  # a multiplicative hash, in int64 without overflow
     mixed = ((mixed ^ (mixed >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
-    return ((mixed ^ (mixed >> 12)) | 1).to(torch.int32)  # odd: a unit modulo 2^32
+    mixed = (mixed ^ (mixed >> 12)) | 1  # odd: a unit modulo 2^32
+    return (mixed - ((mixed >> 31) << 32)).to(torch.int32)  # the same residue in int32's range: an exact cast
 
 
 def _words(tensor: torch.Tensor) -> torch.Tensor:
