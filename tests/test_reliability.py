@@ -216,6 +216,20 @@ def test_a_signal_during_a_run_says_the_run_directory_keeps_its_finished_steps(t
     assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"] and locks.held_targets(runs=True) == []
 
 
+def test_a_storage_failure_is_one_line_exit_1_and_leaves_the_earlier_store(run_cli, small_era5_file, tmp_path, monkeypatch):
+    from data_catalog import faults
+
+    out = tmp_path / "out.zarr"
+    assert run_cli("ingest", small_era5_file, "--out", out, "--end", "2020-01-01T06")[0] == 0
+    before = {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(faults, "_failed", {})
+    monkeypatch.setenv(faults.FAIL_ENV, "before-rename:out.zarr")
+    status, _, err = run_cli("ingest", small_era5_file, "--out", out, "--overwrite")
+    assert status == 1 and err.strip().splitlines() == [
+        f"climate-optics: error: I/O error: [Errno 5] Input/output error (injected at before-rename): '{out}'"], err
+    assert {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before and debris(tmp_path) == []
+
+
 # -- checkpoints -----------------------------------------------------------------------------------
 
 def small_state() -> dict:

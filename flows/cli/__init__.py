@@ -4,7 +4,8 @@ The top of the import graph, beside the Prefect flows: nothing in ``climate_opti
 ``data_catalog`` or ``optical_backend`` imports it. ``python -m flows.cli`` runs it too.
 Each command lives in its own module under ``flows.cli`` exposing ``register(app)``;
 modules import their heavy dependencies inside the command functions so that ``--help`` is fast.
-Exit status: 0 on success, 2 on bad input or usage (one line on stderr), 1 on an internal error,
+Exit status: 0 on success, 2 on bad input or usage (one line on stderr), 1 on an internal error or an
+I/O failure (one line),
 130 or 143 on SIGINT or SIGTERM (one line; the command's temporaries removed). ``--wait`` (anywhere
 on the line) makes a writer wait for another process writing the same output instead of failing.
 """
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted")
         status = 130
+    except OSError as exc:  # storage or network failing under the command: not a bug, and nothing half-written
+        error_line(f"I/O error: {exc}")
+        status = 1
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into status 1
         error_line(f"internal error: {type(exc).__name__}: {exc}")
         if os.environ.get("CLIMATE_OPTICS_DEBUG"):
