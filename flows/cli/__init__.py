@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         status = 130
     except OSError as exc:  # storage or network failing under the command: not a bug, and nothing half-written
         error_line(f"I/O error: {exc}")
+        if os.environ.get("CLIMATE_OPTICS_DEBUG"):
+            traceback.print_exc()
         status = 1
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into status 1
         error_line(f"internal error: {type(exc).__name__}: {exc}")
