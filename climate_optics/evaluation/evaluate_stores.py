@@ -23,6 +23,7 @@ from climate_optics.provenance import provenance_attrs
 from data_catalog import open_dataset
 from data_catalog.cf import absolute_source
 from data_catalog.errors import DataInputError
+from data_catalog.damage import reporting_damage
 from data_catalog.store import check_target, is_tool_store
 
 
@@ -120,11 +121,13 @@ def evaluate_stores(
     truth_ds = open_truth(truth)
     clim = open_climatology(climatology) if climatology is not None else default_climatology(truth)
     refs = open_references(references or [])
-    scores = evaluate(
-        forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines=baselines,
-        model_name=model_name, variables=variables, references={name: ds for name, (_, ds) in refs.items()},
-        allow_in_sample_climatology=allow_in_sample_climatology,
-    )
+    inputs = [forecast, truth, *([climatology] if climatology is not None else []), *(path for path, _ in refs.values())]
+    with reporting_damage(*inputs):  # a chunk that cannot be decoded is named as bad input
+        scores = evaluate(
+            forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines=baselines,
+            model_name=model_name, variables=variables, references={name: ds for name, (_, ds) in refs.items()},
+            allow_in_sample_climatology=allow_in_sample_climatology,
+        )
     fa = forecast_ds.attrs
     attrs = provenance_attrs(
         source_dataset=absolute_source(forecast),

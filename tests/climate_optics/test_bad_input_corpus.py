@@ -186,12 +186,24 @@ def missing_zarr_chunk(d, i):
     return Case(ingest(store, d), store, "temperature")
 
 
+def truncate_first_chunk(store: Path, variable: str) -> None:
+    chunk = next(p for p in sorted((store / variable / "c").rglob("*")) if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:10])
+
+
 @case
 def corrupt_zarr_chunk(d, i):
     store = copy_store(d, i)
-    chunk = next(p for p in sorted((store / "temperature" / "c").rglob("*")) if p.is_file())
-    chunk.write_bytes(chunk.read_bytes()[:10])
+    truncate_first_chunk(store, "temperature")
     return Case(ingest(store, d), store, "temperature")
+
+
+@case
+def corrupt_truth_chunk_in_evaluate(d, i):
+    store = copy_store(d, i)
+    truncate_first_chunk(store, "2m_temperature")
+    return Case(["evaluate", i.forecast, "--truth", store, "--out", d / "scores.zarr", "--allow-in-sample-climatology"],
+                store, "chunk 0.0.0 cannot be decoded")
 
 
 @case
