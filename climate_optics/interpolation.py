@@ -19,6 +19,9 @@ Works on numpy arrays and on torch tensors (see ``apply``).
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from data_catalog.regrid import cell_area_weights
 
 METHODS = ("linear", "cubic", "conservative")
 
@@ -159,7 +162,6 @@ def grid_matrices(
     w_lon = interp_matrix(src_lon, dst_lon, periodic=periodic, method=method)
     if method != "conservative":
         return interp_matrix(src_lat, dst_lat, periodic=False, method=method), w_lon
-    from data_catalog.regrid import cell_area_weights
 
     lat_weights = cell_area_weights(np.asarray(dst_lat, dtype=np.float64))
     half_turn = great_circles and periodic and len(dst_lon) % 2 == 0
@@ -176,7 +178,6 @@ def apply(x, w_lat, w_lon):
     meridians: ``W_near @ X + W_far @ X(lon + 180)`` with ``X = x @ W_lon.T``. Computed with
     torch either way (numpy's stacked matmul is slow for many small matrices).
     """
-    import torch
 
     is_numpy = not isinstance(x, torch.Tensor)
     xt = torch.from_numpy(np.ascontiguousarray(x)) if is_numpy else x

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from climate_optics import __version__
 from data_catalog.redact import redact
 
 
@@ -33,7 +34,6 @@ def provenance_attrs(
 
     Nested values are JSON-encoded strings so that any Zarr/NetCDF reader can carry them.
     """
-    from climate_optics import __version__
 
     attrs: dict[str, Any] = {
         "source_dataset": source_dataset or "",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from climate_optics.training.task import TrainConfig
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -152,6 +153,5 @@ class PipelineConfig:
 
 def training_config(*, steps: int, **values: Any):
     """A TrainConfig for unattended runs (``TrainConfig.for_steps``), deterministic, without a progress bar."""
-    from climate_optics.training.task import TrainConfig
 
     return TrainConfig.for_steps(steps, **({"progress": False, "deterministic": True} | values))

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from prefect import flow, task
 
+from climate_optics.cluster import dask_client
 from climate_optics.workflow import score_forecast
 from flows.caching import files_and_inputs, refresh_if_missing
 from flows.retries import IO_RETRIES, retry_on_io_error
@@ -20,7 +21,6 @@ def evaluate_task(forecast: str, truth: str, out: str, *, metrics: list[str] | N
     retried on a transient I/O error.
     ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths).
     ``dask_workers``/``dask_address``: score on a dask cluster (``climate_optics.cluster``)."""
-    from climate_optics.cluster import dask_client
 
     with dask_client(dask_workers, dask_address):
         return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, references=references,

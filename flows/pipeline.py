@@ -15,6 +15,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.pipeline import PipelineResult, Steps, run_pipeline
+from climate_optics.report import skill_rows, write_report
 from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig
 from flows.downscale import downscale_with_baseline, train_downscaler_task
 from flows.evaluate import evaluate
@@ -28,7 +29,6 @@ ARTIFACT_KEY = "climate-optics-report"  # Prefect artifact keys: lowercase lette
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(run_dir: str) -> str:
     """``climate_optics.report.write_report``: report.html and report.md beside the stores."""
-    from climate_optics.report import write_report
 
     return str(write_report(run_dir))
 
@@ -41,8 +41,6 @@ FLOW_STEPS = Steps(ingest=ingest, train_forecaster=train_forecaster_task, foreca
 def publish_artifacts(result: PipelineResult) -> None:
     """The skill table, the report (Markdown) and links to the report and the stores, as Prefect artifacts."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-
-    from climate_optics.report import skill_rows
 
     rows = skill_rows(result.scores)
     if rows:

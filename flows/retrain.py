@@ -16,6 +16,8 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from climate_optics.io.checkpoints import load_checkpoint
+from climate_optics.io.windows import open_store
 from climate_optics.registry import DEFAULT_KEEP, ModelRegistry
 from climate_optics.retraining import PromotionGate, compare_models, window_start
 from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig, RunLayout
@@ -47,8 +49,6 @@ def register_task(registry: str, checkpoint: str, store: str, comparison: dict[s
 
 def data_period(store: str, checkpoint: str) -> dict[str, str]:
     """First and last time of the data, and where the held-out (validation) part starts."""
-    from climate_optics.io.checkpoints import load_checkpoint
-    from climate_optics.io.windows import open_store
 
     times = open_store(store)["time"].values
     validation_start = load_checkpoint(checkpoint)["task"].get("data", {}).get("val_start_time", "")

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from climate_optics.io.checkpoints import LATEST
 from climate_optics.workflow import train_forecaster
 from flows.retries import retry_on_io_error
 
@@ -18,7 +19,6 @@ def train_forecaster_task(store: str, run_dir: str, *, mode: str = "backprop", p
                           steps: int = 300,
                           batch_size: int = 8, lr: float = 1e-3, seed: int = 0, warm_start: str | None = None) -> str:
     """``climate_optics.workflow.train_forecaster``; a retry resumes from the run's last checkpoint."""
-    from climate_optics.io.checkpoints import LATEST
 
     resume = (Path(run_dir) / LATEST).exists()
     return str(train_forecaster(store, run_dir, mode=mode, projector=projector, preset=preset, architecture=architecture,

@@ -22,14 +22,13 @@ from climate_optics.evaluation.scores_store import write_scores
 from climate_optics.provenance import provenance_attrs
 from data_catalog import open_dataset
 from data_catalog.cf import absolute_source
-from data_catalog.errors import DataInputError
 from data_catalog.damage import reporting_damage
+from data_catalog.errors import DataInputError
 from data_catalog.store import check_target, is_tool_store
 
 
 def _open_zarr(path: str | os.PathLike, **kwargs: Any) -> "xr.Dataset":
     """``xr.open_zarr``, quiet about stores written without consolidated metadata."""
-
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata", category=RuntimeWarning)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from climate_optics.errors import UsageInputError
 from climate_optics.io.channels import store_channels
+from climate_optics.io.checkpoints import LATEST
 from climate_optics.io.models import downscaler_from_checkpoint, load_downscaler_checkpoint
 from climate_optics.io.windows import open_store
 from climate_optics.models import architectures
@@ -40,6 +41,7 @@ from climate_optics.models.downscaler import Downscaler
 from climate_optics.models.edm import edm_loss
 from climate_optics.models.protocols import DownscaleModel
 from climate_optics.training.downscale_data import DownscaleData
+from climate_optics.training.loop import holding_run_dir, train
 from climate_optics.training.task import TrainConfig
 
 STAGES = ("regression", "diffusion")
@@ -205,7 +207,6 @@ def run_downscale_training(
     ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both`` (its
     warm-up, checkpoint, validation and log intervals scale with it). Returns ``{stage: TrainResult}``.
     """
-    from climate_optics.training.loop import holding_run_dir
 
     if stage not in STAGES + ("both",):
         raise UsageInputError(f"--stage must be regression, diffusion or both, got {stage!r}")
@@ -217,7 +218,6 @@ def run_downscale_training(
 
 def _train_stages(data: str | os.PathLike, out: Path, config: TrainConfig, *, stage: str, preset: str,
                   init: str | os.PathLike | None, diffusion_steps: int | None, resume: bool, **task_kwargs: Any) -> dict[str, Any]:
-    from climate_optics.training.loop import train
 
     results: dict[str, Any] = {}
     if stage != "both":
@@ -225,7 +225,6 @@ def _train_stages(data: str | os.PathLike, out: Path, config: TrainConfig, *, st
         results[stage] = train(task, config, out, resume=resume)
         return results
     reg_dir, diff_dir = out / "regression", out / "diffusion"
-    from climate_optics.io.checkpoints import LATEST
 
     reg_done = resume and (reg_dir / LATEST).exists() and (diff_dir / LATEST).exists()
     if not reg_done:

@@ -22,6 +22,7 @@ from climate_optics.models import architectures
 from climate_optics.models.forecaster import lat_weighted_mse
 from data_catalog.errors import DataInputError
 from data_catalog.schema import STATIC_VARIABLES
+from data_catalog.stats import read_statistics
 
 VALIDATION_CHANNEL = "geopotential@500"
 
@@ -62,7 +63,6 @@ class ForecastTask:
         seed: int = 0,
         **overrides: Any,
     ):
-        from data_catalog.stats import read_statistics
 
         self.store = Path(store)
         ds = open_store(store)

@@ -16,6 +16,7 @@ import torch
 
 from climate_optics.errors import UsageInputError
 from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_MODES, digital_projector_kinds
+from optical_backend.opu import OPUConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 ERRORS = ("auto", "sample", "token")
@@ -123,7 +124,6 @@ class TrainConfig:
 
     def opu(self):
         """The ``OPUConfig`` of the optical mode (the default device when none was given)."""
-        from optical_backend.opu import OPUConfig
 
         return OPUConfig() if self.opu_config is None else OPUConfig.from_dict(dict(self.opu_config))
 
