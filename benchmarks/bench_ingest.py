@@ -8,7 +8,11 @@ per CPU second (user + system time of each process: less sensitive to other jobs
 machine), peak memory of each, and our peak memory growth when the record is 4x longer
 (target <= 1.2).
 
-    python benchmarks/bench_ingest.py [--quick]
+    python benchmarks/bench_ingest.py [--quick] [--breakdown]
+
+``--breakdown`` measures where our CPU time goes instead: the shorter record ingested whole,
+without the statistics, without the climatology (a component switched off in the child
+process, so that store is incomplete), and the plain copy, best of interleaved runs.
 """
 
 from __future__ import annotations
@@ -53,10 +57,11 @@ def child(kind: str, source: str, out: str) -> None:
     start = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_start = usage.ru_utime + usage.ru_stime
-    if kind == "ours":
-        from data_catalog.ingest import ingest
+    if kind.startswith("ours"):
+        from data_catalog import ingest as ingest_module
 
-        ingest(source, out)
+        switch_off(kind.removeprefix("ours").removeprefix("-without-"), ingest_module)
+        ingest_module.ingest(source, out)
     else:
         xr.open_mfdataset(sorted(Path(source).parent.glob("*.nc"))).to_zarr(out, zarr_format=3, consolidated=False)
     seconds = time.perf_counter() - start
@@ -64,6 +69,42 @@ def child(kind: str, source: str, out: str) -> None:
     cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_start
     peak_mb = usage.ru_maxrss / 1024  # Linux: KiB
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mb": peak_mb}))
+
+
+PARTS = ("statistics", "climatology")  # what --breakdown switches off, one at a time
+
+
+def switch_off(part: str, ingest_module) -> None:
+    """For --breakdown only: our ingest without one of its parts (the store it writes is then incomplete)."""
+    if part == "statistics":
+        from data_catalog.stats import StatisticsAccumulator
+
+        StatisticsAccumulator.add = lambda *args, **kwargs: None
+        StatisticsAccumulator.add_differences = lambda *args, **kwargs: None
+    elif part == "climatology":  # daily sums, smoothing and writing
+        from data_catalog.climatology import Climatology
+
+        Climatology.add = lambda *args, **kwargs: None
+        ingest_module._write_climatology = lambda *args, **kwargs: None
+    elif part:
+        raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+
+
+def breakdown(source: str, label: str, work: Path, repeats: int) -> list:
+    """CPU seconds (user + system) of our ingest with each part switched off, beside the whole and the plain copy."""
+    from benchkit import Row
+
+    kinds = ["ours", *(f"ours-without-{part}" for part in PARTS), "plain"]
+    runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(repeats):  # interleaved, so machine load hits every variant alike
+        for kind in kinds:
+            runs[kind].append(measure(kind, source, work / "part.zarr")["cpu_seconds"])
+    cpu = {kind: min(values) for kind, values in runs.items()}
+    rows = [Row("ingest", f"CPU seconds, {label}: ours without the {part}", cpu[f"ours-without-{part}"], cpu["ours"],
+                "s", ratio=cpu[f"ours-without-{part}"] / cpu["ours"]) for part in PARTS]
+    rows.append(Row("ingest", f"CPU seconds, {label}: plain copy vs ours", cpu["plain"], cpu["ours"], "s",
+                    ratio=cpu["plain"] / cpu["ours"]))
+    return rows
 
 
 def measure(kind: str, source: str, out: Path) -> dict[str, float]:
@@ -80,6 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3-month and 12-month records instead of 12 and 48")
     parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (best time, max memory)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="where our CPU time goes on the shorter record: ours without the statistics, without the "
+                             "climatology, and the plain copy (results/ingest-breakdown.json)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -92,6 +136,14 @@ def main() -> None:
     n_lat, n_lon = 32, 64
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     rows: list[Row] = []
+    if args.breakdown:
+        try:
+            source, n_bytes = write_record(work / "record", months[0], n_lat, n_lon)
+            label = f"{months[0]}-month record, {n_bytes / 2**20:.0f} MiB"
+            write_results("ingest-breakdown", breakdown(source, label, work, max(repeats, 2)))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         peaks: dict[int, float] = {}
         for n_months in months:

@@ -44,6 +44,10 @@ class Moments:
     def add(self, values: np.ndarray, keep_axis: int | None) -> None:
         """Fold in a block of values, reducing every axis except ``keep_axis`` (NaN skipped)."""
         values = np.asarray(values)
+        finite = self._finite_block(values, keep_axis)
+        if finite is not None:
+            self._merge(*finite)
+            return
         rows = values.shape[keep_axis] if keep_axis is not None else 1
         x = np.moveaxis(values, keep_axis, 0) if keep_axis is not None else values
         x = np.array(x, dtype=np.float64, order="C").reshape(rows, -1)  # (kept, reduced), one private copy
@@ -59,6 +63,26 @@ class Moments:
         if has_missing:
             x[missing] = 0.0
         block_m2 = np.einsum("ij,ij->i", x, x)
+        self._merge(n, block_mean, block_m2)
+
+    @staticmethod
+    def _finite_block(values: np.ndarray, keep_axis: int | None) -> tuple[np.ndarray, ...] | None:
+        """(count, mean, m2) per kept row, one row's float64 copy at a time (cache-sized); None when a
+        value is NaN or infinite (the caller then takes the NaN-skipping path)."""
+        x = np.moveaxis(values, keep_axis, 0) if keep_axis is not None else values[np.newaxis]
+        n, mean, m2 = np.empty(len(x)), np.empty(len(x)), np.empty(len(x))
+        for i in range(len(x)):
+            row = np.array(x[i], dtype=np.float64).ravel()
+            total = row.sum()
+            if not np.isfinite(total) or row.size == 0:
+                return None
+            n[i], mean[i] = row.size, total / row.size
+            row -= mean[i]
+            m2[i] = np.einsum("i,i->", row, row)
+        return n, mean, m2
+
+    def _merge(self, n: np.ndarray, block_mean: np.ndarray, block_m2: np.ndarray) -> None:
+        """Chan et al.'s pairwise update with one block's (count, mean, m2) per row."""
         shape = self.count.shape
         n, block_mean, block_m2 = n.reshape(shape), block_mean.reshape(shape), block_m2.reshape(shape)
         merged = self.count + n
