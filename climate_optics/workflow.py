@@ -30,7 +30,7 @@ from climate_optics.io.windows import open_store
 from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig, training_config
 from climate_optics.training.downscale_task import run_downscale_training
 from climate_optics.training.forecast_task import ForecastTask
-from climate_optics.training.loop import train
+from climate_optics.training.loop import holding_run_dir, train
 from data_catalog import open_dataset
 
 # Warm starts copy weights only between models that agree on these settings.
@@ -67,11 +67,11 @@ def train_forecaster(
         raise UsageInputError(f"training data not found: {store}")
     config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector,
                              progress=progress)
-    task = ForecastTask(store, preset=preset, architecture=architecture, **(model or {}))
-    if warm_start is not None and not resume:
-        load_weights(task.model, warm_start)
-
-    result = train(task, config, run_dir, resume=resume)
+    with holding_run_dir(Path(run_dir)):  # one writer per run directory, before the data are read
+        task = ForecastTask(store, preset=preset, architecture=architecture, **(model or {}))
+        if warm_start is not None and not resume:
+            load_weights(task.model, warm_start)
+        result = train(task, config, run_dir, resume=resume)
     return Path(result.checkpoint or Path(run_dir) / LATEST)  # None when a resumed run was already complete
 
 

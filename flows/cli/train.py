@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
         from climate_optics.errors import UsageInputError
         from climate_optics.training.forecast_task import ForecastTask
-        from climate_optics.training.loop import train
+        from climate_optics.training.loop import holding_run_dir, train
         from climate_optics.training.task import TrainConfig
 
         try:
@@ -110,16 +110,17 @@ def register(app: typer.Typer) -> None:
             raise UsageInputError("--rollout trains 6-hour steps of a rollout; it cannot be combined with --lead-steps")
         if init is not None and not init.exists():
             raise UsageInputError(f"--init: run or checkpoint not found: {init}")
-        task = ForecastTask(data, preset=preset, architecture=model, seed=seed, train_lead_steps=leads)
-        if init is not None and not resume:
-            from climate_optics.workflow import load_weights
+        with holding_run_dir(out):  # one writer per run directory, before the data are read
+            task = ForecastTask(data, preset=preset, architecture=model, seed=seed, train_lead_steps=leads)
+            if init is not None and not resume:
+                from climate_optics.workflow import load_weights
 
-            load_weights(task.model, init)
-        if rollout > 1:
-            from climate_optics.training.rollout_task import RolloutForecastTask
+                load_weights(task.model, init)
+            if rollout > 1:
+                from climate_optics.training.rollout_task import RolloutForecastTask
 
-            task = RolloutForecastTask(data, task.model, rollout, seed=seed)
-        result = train(task, config, out, resume=resume)
+                task = RolloutForecastTask(data, task.model, rollout, seed=seed)
+            result = train(task, config, out, resume=resume)
         if result.rank == 0:  # under torchrun, one summary line for the whole run
             print(_summary(result))
 
