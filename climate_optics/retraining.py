@@ -4,7 +4,9 @@ held-out period and promote the candidate only if it is at least as good.
 ``PromotionGate`` names the deciding score (default: Z500 RMSE at 24 h, global);
 ``compare_models`` forecasts the held-out init times of the candidate's run with both checkpoints
 and scores both in one scores store; ``PromotionGate.decide`` says whether to promote and why.
-The flow in ``flows/retrain.py`` wraps these steps; nothing here imports Prefect.
+The flow in ``flows/retrain.py`` wraps these steps; nothing here imports Prefect. Forecasting,
+scoring and data reading (torch, xarray) are imported inside the functions that use them, so
+that ``climate-optics serve`` reads the gate and checks its server in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -17,13 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from climate_optics.errors import UsageInputError
-from climate_optics.evaluation.evaluate_stores import _open_zarr, evaluate_stores
-from climate_optics.inference.forecast import run_forecast
-from climate_optics.workflow import held_out_inits
-from data_catalog import open_dataset
 from data_catalog.store import atomic_store
 
 LOWER_IS_BETTER = ("rmse", "mse", "mae", "crps", "ensemble_mean_rmse")
@@ -111,6 +107,9 @@ def compare_models(
 ) -> Comparison:
     """Forecast the candidate run's held-out init times with both checkpoints, score both against
     ``store`` into ``work_dir/comparison.zarr``, and read the gate's score of each."""
+    from climate_optics.evaluation.evaluate_stores import evaluate_stores
+    from climate_optics.inference.forecast import run_forecast
+    from climate_optics.workflow import held_out_inits
 
     leads = sorted(set(int(h) for h in lead_hours) | {int(gate.lead_hours)})
     init = held_out_inits(candidate, store, leads, max_inits)
@@ -129,7 +128,9 @@ def compare_models(
 
 def gate_score(scores: str | os.PathLike, model: str, gate: PromotionGate) -> float:
     """The gate's score of ``model`` in a scores store."""
+    import numpy as np
 
+    from climate_optics.evaluation.evaluate_stores import _open_zarr
 
     ds = _open_zarr(scores)
     if gate.variable not in ds:
@@ -177,7 +178,9 @@ def window_start(source: str, days: float | None, options: dict[str, Any] | None
         return None
     if days <= 0:
         raise UsageInputError(f"--window-days must be positive, got {days}")
+    import numpy as np
 
+    from data_catalog import open_dataset
 
     last = open_dataset(source, options=options)["time"].values[-1]
     return str(last - np.timedelta64(int(days * 24), "h"))

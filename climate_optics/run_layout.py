@@ -2,7 +2,9 @@
 
 A run directory holds ``data.zarr``, one training run per mode, ``forecast-<mode>.zarr``, the
 downscaler's run and stores, ``scores.zarr``, the report with its figures and ``timings.json``.
-``training_config`` turns the settings into a ``TrainConfig`` for unattended runs.
+``training_config`` turns the settings into a ``TrainConfig`` for unattended runs; it imports
+the training package (and torch) only when called, so that commands reading the settings
+(``climate-optics serve`` checking its server first) start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
-from climate_optics.training.task import TrainConfig
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -153,5 +154,7 @@ class PipelineConfig:
 
 def training_config(*, steps: int, **values: Any):
     """A TrainConfig for unattended runs (``TrainConfig.for_steps``), deterministic, without a progress bar."""
+
+    from climate_optics.training.task import TrainConfig  # torch: see the module docstring
 
     return TrainConfig.for_steps(steps, **({"progress": False, "deterministic": True} | values))
