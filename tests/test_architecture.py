@@ -114,3 +114,22 @@ def test_docs_architecture_names_only_places_that_exist():
               "ARCHITECTURES": "climate_optics/models/architectures.py", "DRIVERS": "data_catalog/readers.py"}
     for name, path in tables.items():  # the registries the "where to add" section names are where it says
         assert re.search(rf"^{name}\b.*=", (ROOT / path).read_text(), re.M), (name, path)
+
+
+@pytest.mark.parametrize(
+    "modules, why",
+    [
+        ("flows.cli", "climate-optics --help"),
+        ("climate_optics.retraining, climate_optics.registry, climate_optics.run_layout, flows.cli.demo",
+         "climate-optics serve, before it checks its server"),
+    ],
+)
+def test_light_commands_do_not_import_torch_or_xarray(modules, why):
+    """Imports kept inside functions are there for start-up time: these imports must stay light."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {modules}; print(sorted(m for m in ('torch', 'xarray', 'prefect') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", f"{why} imports {out.stdout.strip()}"
