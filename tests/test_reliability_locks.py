@@ -73,12 +73,10 @@ def leftovers(directory: Path) -> list[str]:
 def test_a_second_writer_is_refused_naming_the_holder(command, inputs, run_cli, holder, tmp_path):
     out = tmp_path / "target"
     proc = holder(out)
-    began = time.monotonic()
     status, _, err = run_cli(*COMMANDS[command](inputs, out))
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert f"pid {proc.pid} on host {locks.HOST}" in err and str(out) in err and "--wait" in err, err
     assert not out.exists() and leftovers(tmp_path) == [".target.lock"]  # only the holder's lock file
-    assert time.monotonic() - began < 30  # refused before the work (training, the pipeline), not after it
 
 
 def test_train_waits_for_the_holder_then_trains(inputs, run_cli, holder, tmp_path):
