@@ -60,14 +60,18 @@ from torch import nn
 from optical_backend.dfa_alignment import gradient_alignment
 from optical_backend.errors import NonFiniteError, OpticalConfigError
 from optical_backend.feedback import FeedbackPoint, FeedbackSpec, first_tensor, resolve_feedback_points, unwrap_model
-from optical_backend.kinds import OPTICAL_KIND, TRAINING_MODES, projector_kinds
+from optical_backend.kinds import (
+    ERROR_GRANULARITY,
+    FEEDBACK_LAYOUTS,
+    MEMORY_MODES,
+    OPTICAL_KIND,
+    TRAINING_MODES,
+    projector_kinds,
+)
 from optical_backend.lean import ForwardContext, replay_backward
 from optical_backend.projector import ProjectorStats, make_projector, projector_from_state_dict
 
 MODES = TRAINING_MODES
-MEMORY_MODES = ("standard", "lean")
-ERROR_GRANULARITY = ("sample", "token", "pixel")
-FEEDBACK_LAYOUTS = ("split", "shared")
 
 
 @dataclass

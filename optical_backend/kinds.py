@@ -1,4 +1,4 @@
-"""Training modes and projector kinds, defined once; DFA, the training config and the CLI read them here.
+"""Training modes, projector kinds and DFA's settings, defined once; DFA, the training config and the CLI read them here.
 
 Projector kinds are the built-in ones, those registered at run time (``register_projector``)
 and those installed under the ``optical_backend.projectors`` entry point group (a class taking
@@ -17,6 +17,10 @@ from optical_backend.errors import OpticalConfigError
 TRAINING_MODES = ("backprop", "dfa", "optical")  # back-propagation, digital DFA, DFA on the simulated OPU
 OPTICAL_KIND = "optical"  # the projector of the optical mode (the OPU); digital DFA uses the others
 DEFAULT_DIGITAL_KIND = "structured"
+MEMORY_MODES = ("standard", "lean")  # DFA's memory modes (optical_backend.lean)
+ERROR_GRANULARITY = ("sample", "token", "pixel")  # what one projected error covers
+FEEDBACK_LAYOUTS = ("split", "shared")  # one projection slice per feedback point, or one shared by all
+TRAINING_ERRORS = ("auto", "sample", "token")  # a training run's choice: pixel errors are the UNet's own, through auto
 ENTRY_POINT_GROUP = "optical_backend.projectors"
 
 _BUILTINS: dict[str, str] = {

@@ -15,11 +15,18 @@ import numpy as np
 import torch
 
 from climate_optics.errors import UsageInputError
-from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_MODES, digital_projector_kinds
+from optical_backend.kinds import (
+    DEFAULT_DIGITAL_KIND,
+    FEEDBACK_LAYOUTS,
+    MEMORY_MODES,
+    TRAINING_ERRORS,
+    TRAINING_MODES,
+    digital_projector_kinds,
+)
 from optical_backend.opu import OPUConfig
 
 DEVICES = ("auto", "cpu", "cuda")
-ERRORS = ("auto", "sample", "token")
+ERRORS = TRAINING_ERRORS
 
 
 @runtime_checkable
@@ -97,9 +104,9 @@ class TrainConfig:
             (self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}"),
             (self.mode in TRAINING_MODES, f"mode must be one of {', '.join(TRAINING_MODES)}, got {self.mode!r}"),
             (self.projector in digital, f"projector must be one of {', '.join(digital)}, got {self.projector!r}"),
-            (self.memory in ("standard", "lean"), f"memory must be standard or lean, got {self.memory!r}"),
+            (self.memory in MEMORY_MODES, f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}"),
             (self.error in ERRORS, f"error must be one of {', '.join(ERRORS)}, got {self.error!r}"),
-            (self.feedback in ("shared", "split"), f"feedback must be shared or split, got {self.feedback!r}"),
+            (self.feedback in FEEDBACK_LAYOUTS, f"feedback must be one of {', '.join(FEEDBACK_LAYOUTS)}, got {self.feedback!r}"),
             (self.feedback_scale in ("error", "output"), f"feedback_scale must be error or output, got {self.feedback_scale!r}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),

@@ -13,15 +13,12 @@ from typing import Any, Optional
 
 import typer
 
-from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_MODES
+from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_ERRORS, TRAINING_MODES
 
 Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optical_backend.kinds: defined once
 
 
-class ErrorGranularity(str, Enum):
-    auto = "auto"
-    sample = "sample"
-    token = "token"
+ErrorGranularity = Enum("ErrorGranularity", {e: e for e in TRAINING_ERRORS}, type=str)
 
 
 class Device(str, Enum):
