@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(BIN)/climate-optics bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache
