@@ -175,6 +175,21 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
+def _start_log_afresh(path: Path) -> None:
+    """A new run's log starts empty: the lines of a run killed before its first checkpoint are dropped
+    (they would mix with the new run's); a file this tool did not write is refused, not replaced."""
+    if not path.exists():
+        return
+    try:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ours = all(isinstance(record, dict) and "step" in record for record in records)
+    except ValueError:  # not JSON lines (UnicodeDecodeError is a ValueError too)
+        ours = False
+    if not ours:
+        raise UsageInputError(f"{path}: is not a training log this tool wrote; it will not be replaced (choose another --out)")
+    path.unlink()
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint a run resumes from."""
     if not path.exists():
@@ -209,6 +224,8 @@ def train(
             raise UsageInputError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
         if resume and not ckpt_path.exists():
             raise UsageInputError(f"--resume: no checkpoint in {out}")
+        if not resume and world.main:
+            _start_log_afresh(out / METRICS_FILE)
         out.mkdir(parents=True, exist_ok=True)
         device = pick_device(config, world.local_rank)
         world = distributed.join(world, device)

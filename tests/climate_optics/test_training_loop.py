@@ -83,6 +83,25 @@ def test_resume_is_exact(tmp_path, mode):
     assert logged("killed") == logged("full")  # lines after the step-4 checkpoint were dropped, not duplicated
 
 
+def test_a_new_run_drops_the_log_of_a_run_killed_before_its_first_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "kind": "train", "loss": 12345.0}) + "\n")  # no checkpoint
+    train(ToyTask(), cfg(steps=4), run)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(line.get("loss") != 12345.0 for line in lines)
+    assert [line["step"] for line in lines if line["kind"] == "train"] == sorted({line["step"] for line in lines if line["kind"] == "train"})
+
+
+def test_a_log_this_tool_did_not_write_is_refused_not_replaced(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("my own notes\n")
+    with pytest.raises(UsageInputError, match="not a training log this tool wrote"):
+        train(ToyTask(), cfg(steps=4), run)
+    assert (run / "metrics.jsonl").read_text() == "my own notes\n" and sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"]
+
+
 def test_resume_refuses_changed_settings(tmp_path):
     train(ToyTask(), cfg(steps=4), tmp_path / "run")
     with pytest.raises(UsageInputError, match="lr"):
