@@ -67,6 +67,16 @@ def error_line(message: str) -> None:
     print(f"climate-optics: error: {text}", file=sys.stderr)
 
 
+# Click's usage error, wherever this typer takes click from (recent typer vendors it).
+_UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+def usage_line(exc: Exception) -> str:
+    """A usage error as one line: what is wrong, and where the command's help is."""
+    command = exc.ctx.command_path if exc.ctx else "climate-optics"
+    return f"{exc.format_message()} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the process status."""
     from climate_optics.errors import BAD_INPUT_ERRORS
@@ -75,11 +85,17 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _hoist_wait(sys.argv[1:] if argv is None else list(argv))
     try:
-        # Click handles its own usage errors (status 2) and --help in standalone mode and exits;
-        # everything else reaches the handlers below.
+        # --help and --version end in click.exceptions.Exit (status 0); usage errors are one line below.
         with signals_as_exceptions():
-            app(args=args, prog_name="climate-optics", standalone_mode=True)
-        status = 0
+            status = app(args=args, prog_name="climate-optics", standalone_mode=False)
+        status = status if isinstance(status, int) else 0
+    except _UsageError as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # a bare command group has printed its help
+            error_line(usage_line(exc))
+        status = 2
+    except typer.Abort:
+        error_line("interrupted")
+        status = 130
     except Interrupted as exc:
         error_line(exc.message())
         status = exc.status

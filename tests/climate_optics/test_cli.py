@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_help_lists_commands(run_cli):
     status, out, _ = run_cli("--help")
@@ -15,9 +17,27 @@ def test_unknown_benchmark_is_one_line_and_status_2(run_cli):
     assert len(lines) == 1 and "no-such-benchmark" in lines[0]
 
 
-def test_unknown_command_is_usage_error(run_cli):
-    status, _, _ = run_cli("no-such-command")
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["no-such-command"], "no-such-command"),
+        (["forecast"], "--checkpoint"),
+        (["train", "forecast", "--mode", "nope"], "nope"),
+        (["evaluate", "--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_usage_errors_are_one_line_and_status_2(run_cli, args, named):
+    status, out, err = run_cli(*args)
     assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "--help" in lines[0], err
+    assert "Traceback" not in out + err
+
+
+def test_bare_command_group_shows_its_help(run_cli):
+    status, out, err = run_cli("models")
+    assert status == 2
+    assert "promote" in out + err
 
 
 def test_libraries_do_not_import_prefect():
