@@ -13,7 +13,7 @@ Store layout (see docs/architecture.md):
 Streaming: the record is processed in time order, in blocks of one time chunk (the source
 is opened with dask chunks aligned with them, so each block is read once). A background
 thread loads the next block with dask while the current one is written and folded into the
-statistics and the climatology's daily sums (a scratch file), and at most OPEN_FILES source
+statistics and the climatology's daily sums (a scratch file; ``data_catalog.streaming``), and at most OPEN_FILES source
 files stay open, so peak memory is a few blocks whatever the record's length. Everything is written into a temporary sibling and renamed at the end
 (``data_catalog.store.atomic_store``); any failure leaves nothing behind.
 """
@@ -25,13 +25,10 @@ import os
 import platform
 import shutil
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import xarray as xr
 
@@ -43,23 +40,39 @@ from data_catalog.errors import DataInputError
 from data_catalog.redact import redact
 from data_catalog.regrid import regrid, target_grid
 from data_catalog.schema import LATITUDE, LEVEL, LONGITUDE, REALIZATION, STATIC_VARIABLES, TIME
-from data_catalog.stats import CLIMATOLOGY_GROUP, DIFF_HOURS, STATISTICS_GROUP, StatisticsAccumulator
+from data_catalog.stats import CLIMATOLOGY_GROUP, STATISTICS_GROUP, StatisticsAccumulator
 from data_catalog.store import atomic_store, check_target, consolidate
+from data_catalog.streaming import (
+    SCRATCH_DIR,
+    Progress,
+    diff_interval,
+    level_axis,
+    read_pieces,
+    stream_pieces,
+    whole_chunks,
+)
 
 TARGET_CHUNK_BYTES = 4 << 20  # a time chunk of the largest variable holds about this much
 MAX_TIME_CHUNK = 64
-SCRATCH_DIR = "_climatology_sums"  # removed before the store is renamed into place
-OPEN_FILES = 4  # source files kept open while streaming (an open NetCDF file caches chunks)
-MAX_READ_CHUNKS = 4  # a source chunk of up to this many store chunks is read whole (decompressed once)
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list[str] | None = None,
-           levels: list[float] | None = None, start: Any = None, end: Any = None, overwrite: bool = False,
-           options: dict[str, Any] | None = None, catalog: str | os.PathLike | None = None,
-           time_chunk: int | None = None, progress: Progress | None = None,
-           climatology_period: Any = None, grid: str | None = None, regrid_method: str = "conservative") -> Path:
+def ingest(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    variables: list[str] | None = None,
+    levels: list[float] | None = None,
+    start: Any = None,
+    end: Any = None,
+    overwrite: bool = False,
+    options: dict[str, Any] | None = None,
+    catalog: str | os.PathLike | None = None,
+    time_chunk: int | None = None,
+    progress: Progress | None = None,
+    climatology_period: Any = None,
+    grid: str | None = None,
+    regrid_method: str = "conservative",
+) -> Path:
     """Open ``source`` (catalog name or path) in the canonical schema and write it to ``out``.
 
     ``grid``: regrid to ``LONxLAT`` (``64x32``, ``240x121``, ...), ``Ndeg`` or the grid of a store
@@ -94,13 +107,28 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, *, variables: list
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The specified chunks separate", category=UserWarning)
             ds = prepared(open_dataset(source, options=_with_chunks(options, chunk), check_values=False, **selection))
-    settings = {"variables": variables, "levels": levels, "start": start, "end": end,
-                "options": user_options, "catalog": None if catalog is None else absolute_source(catalog),
-                "climatology_period": climatology_period, "grid": grid,
-                "regrid_method": None if target is None else regrid_method}
+    settings = {
+        "variables": variables,
+        "levels": levels,
+        "start": start,
+        "end": end,
+        "options": user_options,
+        "catalog": None if catalog is None else absolute_source(catalog),
+        "climatology_period": climatology_period,
+        "grid": grid,
+        "regrid_method": None if target is None else regrid_method,
+    }
     with reporting_damage(source):  # a chunk that cannot be decoded is named as bad input
-        return write_store(ds, out, source=absolute_source(source), settings=settings, overwrite=overwrite,
-                           time_chunk=chunk, progress=progress, climatology_period=climatology_period)
+        return write_store(
+            ds,
+            out,
+            source=absolute_source(source),
+            settings=settings,
+            overwrite=overwrite,
+            time_chunk=chunk,
+            progress=progress,
+            climatology_period=climatology_period,
+        )
 
 
 def _can_rechunk_at_source(source: str | os.PathLike, catalog: Any, options: dict[str, Any] | None) -> bool:
@@ -122,8 +150,10 @@ def regridded(ds: xr.Dataset, target: tuple[np.ndarray, np.ndarray], method: str
     """``ds`` regridded to ``target`` (latitudes, longitudes), the regridding noted in its attributes."""
     lat, lon = target
     out = regrid(ds, lat, lon, method)
-    out.attrs["regridding"] = (f"{method} from {ds.sizes[LONGITUDE]}x{ds.sizes[LATITUDE]} to {lon.size}x{lat.size}"
-                               " (longitudes x latitudes) by climate-optics ingest")
+    out.attrs["regridding"] = (
+        f"{method} from {ds.sizes[LONGITUDE]}x{ds.sizes[LATITUDE]} to {lon.size}x{lat.size}"
+        " (longitudes x latitudes) by climate-optics ingest"
+    )
     return out
 
 
@@ -132,9 +162,17 @@ def _with_chunks(options: dict[str, Any] | None, chunk: int) -> dict[str, Any]:
     return {**(options or {}), "chunks": {"time": chunk, "valid_time": chunk}}
 
 
-def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings: dict[str, Any] | None = None,
-                overwrite: bool = False, time_chunk: int | None = None, progress: Progress | None = None,
-                climatology_period: Any = None) -> Path:
+def write_store(
+    ds: xr.Dataset,
+    out: str | os.PathLike,
+    *,
+    source: str,
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    time_chunk: int | None = None,
+    progress: Progress | None = None,
+    climatology_period: Any = None,
+) -> Path:
     """Write a canonical dataset (lazy or in memory) as an ingested store; see the module docstring."""
     target = check_target(out, overwrite=overwrite)
     dynamic, static = _split(ds, source)
@@ -152,9 +190,10 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
             has_level={name: LEVEL in da.dims for name, da in ds.data_vars.items()},
         )
         _write_static(static, tmp, statistics, source)
-        climatology = _stream(dynamic, tmp, chunk, statistics, source, progress, period)
-        cf_attributes(statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)),
-                      variables=False).to_zarr(tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
+        climatology = stream_pieces(dynamic, tmp, chunk, statistics, source, progress, period)
+        cf_attributes(
+            statistics.to_dataset(static=tuple(static.data_vars), attrs=_statistics_attrs(times)), variables=False
+        ).to_zarr(tmp, group=STATISTICS_GROUP, mode="w-", consolidated=False)
         if dynamic.data_vars:
             _write_climatology(tmp, dynamic, climatology, progress)
         shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
@@ -164,8 +203,9 @@ def write_store(ds: xr.Dataset, out: str | os.PathLike, *, source: str, settings
 
 def default_time_chunk(ds: xr.Dataset) -> int:
     """Time steps per chunk: about TARGET_CHUNK_BYTES for the largest variable, 1..MAX_TIME_CHUNK."""
-    per_step = max((da.dtype.itemsize * da.size // max(da.sizes.get(TIME, 1), 1) for da in ds.data_vars.values()),
-                   default=1)
+    per_step = max(
+        (da.dtype.itemsize * da.size // max(da.sizes.get(TIME, 1), 1) for da in ds.data_vars.values()), default=1
+    )
     return int(min(MAX_TIME_CHUNK, max(1, TARGET_CHUNK_BYTES // max(per_step, 1))))
 
 
@@ -197,8 +237,9 @@ def _split(ds: xr.Dataset, source: str) -> tuple[xr.Dataset, xr.Dataset]:
     steps = np.diff(times)
     if (steps <= np.timedelta64(0)).any():
         bad = times[1:][steps <= np.timedelta64(0)][0]
-        raise DataInputError(f"time is not strictly increasing at {bad}; expected unique, sorted times",
-                             source=source, variable=TIME)
+        raise DataInputError(
+            f"time is not strictly increasing at {bad}; expected unique, sorted times", source=source, variable=TIME
+        )
     static_names = [n for n in ds.data_vars if n in STATIC_VARIABLES or TIME not in ds[n].dims]
     static = ds[static_names]
     if TIME in static.dims:
@@ -218,8 +259,11 @@ def _encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, Any]]:
         enc[str(name)] = {"chunks": chunks, "compressors": [codec]}
     if TIME in ds.coords:
         whole_hours = bool((ds[TIME].values.astype("datetime64[s]").astype(np.int64) % 3600 == 0).all())
-        enc[TIME] = {"units": "hours since 1900-01-01" if whole_hours else "seconds since 1900-01-01",
-                     "calendar": "proleptic_gregorian", "dtype": "int64"}
+        enc[TIME] = {
+            "units": "hours since 1900-01-01" if whole_hours else "seconds since 1900-01-01",
+            "calendar": "proleptic_gregorian",
+            "dtype": "int64",
+        }
     return enc
 
 
@@ -239,12 +283,15 @@ def _initialise(dynamic: xr.Dataset, static: xr.Dataset, tmp: Path, chunk: int, 
     template = template.copy()
     for name in list(template.variables):
         template[name].encoding = {}
-    lazy = {name: template[name].copy(data=da.zeros(v.shape, dtype=v.dtype, chunks=-1))
-            for name, v in template.data_vars.items()}
+    lazy = {
+        name: template[name].copy(data=da.zeros(v.shape, dtype=v.dtype, chunks=-1))
+        for name, v in template.data_vars.items()
+    }
     template = cf_attributes(template.assign(lazy))
     template.attrs = attrs | {"Conventions": CONVENTIONS}
-    template.to_zarr(tmp, mode="w-", compute=False, encoding=_encoding(template, chunk),
-                     zarr_format=3, consolidated=False)
+    template.to_zarr(
+        tmp, mode="w-", compute=False, encoding=_encoding(template, chunk), zarr_format=3, consolidated=False
+    )
 
 
 def _write_static(static: xr.Dataset, tmp: Path, statistics: StatisticsAccumulator, source: str) -> None:
@@ -259,202 +306,31 @@ def _write_static(static: xr.Dataset, tmp: Path, statistics: StatisticsAccumulat
         statistics.add(str(name), values[np.newaxis], None, level_axis=level_axis(("time", *da.dims)))
 
 
-def diff_interval(times: np.ndarray) -> tuple[np.timedelta64, int]:
-    """(interval, lag in steps) for diff_std: 6 hours when the time step divides 6 hours, else one step."""
-    six = np.timedelta64(DIFF_HOURS, "h").astype("timedelta64[ns]")
-    if len(times) < 2:
-        return six, 1
-    step = np.diff(times.astype("datetime64[ns]")).min()
-    if six % step == np.timedelta64(0, "ns"):
-        return six, int(six // step)
-    return step, 1
-
-
-def blocks(n_time: int, chunk: int) -> list[tuple[int, int]]:
-    """Chunk-aligned (start, stop) blocks in time order (the order sources are laid out in)."""
-    return [(start, min(start + chunk, n_time)) for start in range(0, n_time, chunk)]
-
-
-def read_pieces(dynamic: xr.Dataset, chunk: int) -> list[tuple[int, int]] | None:
-    """(start, stop) time ranges on the source's own dask chunk edges (each chunk read once, whole),
-    consecutive small ones merged to at least ``chunk`` steps (fewer dask computations).
-
-    None when the data are in memory or a source chunk is longer than MAX_READ_CHUNKS store
-    chunks (memory); the caller then reads store-chunk blocks.
-    """
-    if TIME not in dynamic.dims:
-        return None
-    edges = {0, dynamic.sizes[TIME]}
-    for da in dynamic.data_vars.values():
-        if TIME not in da.dims:
-            continue
-        if da.chunks is None:
-            return None
-        sizes = da.chunks[da.get_axis_num(TIME)]
-        if max(sizes) > MAX_READ_CHUNKS * chunk:
-            return None
-        edges.update(np.cumsum(sizes).tolist())
-    pieces, start = [], 0
-    for edge in sorted(edges)[1:]:
-        if edge - start >= chunk or edge == dynamic.sizes[TIME]:
-            pieces.append((start, edge))
-            start = edge
-    return pieces
-
-
-class _VariableStream:
-    """One variable's pieces, in time order: written in whole store chunks, checked and folded.
-
-    A piece's trailing part of a chunk waits for the next piece (the last piece writes it all),
-    so no chunk is written twice; the last ``lag`` steps stay for the next piece's differences.
-    """
-
-    def __init__(self, name: str, array: Any, dynamic: xr.Dataset, chunk: int, source: str):
-        self.name, self.array, self.chunk, self.source = name, array, chunk, source
-        self.dims = dynamic[name].dims
-        self.level_axis = level_axis(self.dims)
-        self.member_axis = self.dims.index(REALIZATION) if REALIZATION in self.dims else None
-        self.times = dynamic[TIME].values
-        self.interval, self.lag = diff_interval(self.times)
-        self.carry: tuple[int, np.ndarray] | None = None  # (first step, steps not yet written)
-        self.tail: np.ndarray | None = None  # the last `lag` steps before the next piece
-
-    def fold(self, start: int, block: np.ndarray, statistics: StatisticsAccumulator, climatology: Climatology) -> None:
-        """Check, write and fold the piece ``block`` (time, ...) of times start.. ."""
-        _check_fields(block, self.times[start:start + len(block)], self.name, self.dims, self.source)
-        self._write(start, block)
-        statistics.add(self.name, block, None, level_axis=self.level_axis)
-        for diffs in self._differences(start, block):
-            statistics.add_differences(self.name, diffs, level_axis=self.level_axis)
-        climatology.add(self.name, start, block if self.member_axis is None else member_mean(block, self.member_axis))
-
-    def _write(self, start: int, block: np.ndarray) -> None:
-        n_time = len(self.times)
-        if self.carry is not None:  # complete the chunk the previous piece began
-            first, kept = self.carry
-            stop = min(first + self.chunk, n_time)
-            need = stop - start
-            kept = np.concatenate([kept, block[:need]])
-            if first + len(kept) < stop:  # a piece shorter than the gap
-                self.carry = (first, kept)
-                return
-            self.array[first:stop] = kept
-            self.carry, start, block = None, stop, block[need:]
-        # start is on a chunk boundary here
-        stop = start + len(block)
-        whole = stop if stop == n_time else start + len(block) // self.chunk * self.chunk
-        if whole > start:
-            self.array[start:whole] = block[:whole - start]
-        if whole < stop:
-            self.carry = (whole, block[whole - start:].copy())
-
-    def _differences(self, start: int, block: np.ndarray) -> list[np.ndarray]:
-        """Differences ``lag`` steps apart ending in this piece, pairs across gaps left out."""
-        lag, parts, found = self.lag, [(start, block)], []
-        if self.tail is not None:  # pairs across the boundary with the previous piece
-            parts.insert(0, (start - len(self.tail), np.concatenate([self.tail, block[:lag]])))
-        for first, values in parts:
-            if len(values) <= lag:
-                continue
-            stamps = self.times[first:first + len(values)]
-            pairs = (stamps[lag:] - stamps[:-lag]) == self.interval
-            if pairs.any():
-                diffs = values[lag:] - values[:-lag]
-                found.append(diffs if pairs.all() else diffs[pairs])
-        recent = block if self.tail is None or len(block) >= lag else np.concatenate([self.tail, block])
-        self.tail = recent[-lag:].copy()
-        return found
-
-
-def _stream(dynamic: xr.Dataset, tmp: Path, chunk: int, statistics: StatisticsAccumulator,
-            source: str, progress: Progress | None, period: slice) -> Climatology:
-    """Write every piece and fold it into the statistics and the climatology's daily sums."""
-    import zarr
-
-    times = dynamic[TIME].values
-    todo = read_pieces(dynamic, chunk) or blocks(len(times), chunk)
-    root = zarr.open_group(tmp, mode="r+")
-    (tmp / SCRATCH_DIR).mkdir()
-    fields = {str(name): tuple(n for d, n in da.sizes.items() if d not in (TIME, REALIZATION))
-              for name, da in dynamic.data_vars.items()}  # members are averaged into the climatology
-    climatology = Climatology(times, tmp / SCRATCH_DIR, fields, period)
-    streams = {str(name): _VariableStream(str(name), _whole_chunks(root[str(name)]), dynamic, chunk, source)
-               for name in dynamic.data_vars}
-
-    # On a dask.distributed client (climate-optics ingest --dask-workers/--dask-address) the cluster reads the pieces.
-    scheduler = None if dask.config.get("scheduler", None) == "dask.distributed" else "synchronous"
-
-    def load(piece: tuple[int, int]) -> xr.Dataset:
-        return dynamic.isel({TIME: slice(*piece)}).compute(scheduler=scheduler)
-
-    # Few open files: an open NetCDF file keeps its decompressed chunks cached (HDF5 chunk cache).
-    # One thread loads the next piece while the others fold the current one, a variable each.
-    workers = max(1, min(len(streams), os.cpu_count() or 1))
-    with (xr.set_options(file_cache_maxsize=OPEN_FILES), ThreadPoolExecutor(max_workers=1) as reader,
-          ThreadPoolExecutor(max_workers=workers) as pool):
-        pending = reader.submit(load, todo[0]) if todo else None
-        for position, (start, _) in enumerate(todo):
-            loaded = pending.result()
-            pending = reader.submit(load, todo[position + 1]) if position + 1 < len(todo) else None
-            jobs = [pool.submit(stream.fold, start, loaded[name].values, statistics, climatology)
-                    for name, stream in streams.items()]
-            for job in jobs:
-                job.result()  # re-raises the first error (e.g. an all-NaN field)
-            del loaded, jobs
-            if progress is not None:
-                progress("write", position + 1, len(todo))
-    return climatology
-
-
-def level_axis(dims: tuple) -> int | None:
-    """Position of ``level`` among a block's dims (None without levels)."""
-    return dims.index(LEVEL) if LEVEL in dims else None
-
-
-def member_mean(block: np.ndarray, axis: int) -> np.ndarray:
-    """Mean over ensemble members, NaN skipped (NaN where every member is): the climatology's input."""
-    missing = np.isnan(block)
-    if not missing.any():
-        return block.mean(axis=axis, dtype=np.float64).astype(block.dtype)
-    count = (~missing).sum(axis=axis)
-    total = np.where(missing, 0, block).sum(axis=axis, dtype=np.float64)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(block.dtype)
-
-
-def _whole_chunks(array: Any) -> Any:
-    """The array writing every chunk: skips zarr's per-chunk comparison with the fill value (no chunk is empty)."""
-    return array.with_config({"write_empty_chunks": True})
-
-
-def _check_fields(block: np.ndarray, times: np.ndarray, name: str, dims: tuple, source: str) -> None:
-    """Reject a time step whose whole (member's, level's) field is NaN."""
-    empty = np.isnan(block).all(axis=(-2, -1))  # (time[, realization][, level])
-    if empty.any():
-        index = np.argwhere(empty)[0]
-        where = f" at time {np.datetime_as_string(times[index[0]], unit='m')}"
-        for dim, position in zip(dims[1:-2], index[1:]):
-            where += f", {dim} index {position}"
-        raise DataInputError(f"all values are NaN{where}; expected a field with data", source=source, variable=name)
-
-
-def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology,
-                       progress: Progress | None) -> None:
+def _write_climatology(tmp: Path, dynamic: xr.Dataset, climatology: Climatology, progress: Progress | None) -> None:
     """Smooth the daily means, band by band, into the climatology group."""
     import zarr
 
     template = cf_attributes(climatology_template(dynamic, climatology.hours))
     used = dynamic[TIME].values[climatology.period]
-    template.attrs.update(climatology_period_start=stamp(used[0]), climatology_period_end=stamp(used[-1]),
-                          climatology_time_steps=int(len(used)))
+    template.attrs.update(
+        climatology_period_start=stamp(used[0]),
+        climatology_period_end=stamp(used[-1]),
+        climatology_time_steps=int(len(used)),
+    )
     rows = band_rows(len(climatology.hours), dynamic.sizes[LONGITUDE])
-    encoding = {str(name): {"compressors": [_codec()],
-                            "chunks": tuple(1 if d == LEVEL else min(rows, s) if d == LATITUDE else s
-                                            for d, s in zip(var.dims, var.shape))}
-                for name, var in template.data_vars.items()}
+    encoding = {
+        str(name): {
+            "compressors": [_codec()],
+            "chunks": tuple(
+                1 if d == LEVEL else min(rows, s) if d == LATITUDE else s for d, s in zip(var.dims, var.shape)
+            ),
+        }
+        for name, var in template.data_vars.items()
+    }
     template.to_zarr(tmp, group=CLIMATOLOGY_GROUP, mode="w-", compute=False, consolidated=False, encoding=encoding)
     group = zarr.open_group(tmp / CLIMATOLOGY_GROUP, mode="r+")
     done = None if progress is None else lambda bands, total: progress("climatology", bands, total)
-    climatology.write({name: _whole_chunks(group[name]) for name in climatology.sums}, done)
+    climatology.write({name: whole_chunks(group[name]) for name in climatology.sums}, done)
 
 
 def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:
@@ -462,8 +338,7 @@ def _statistics_attrs(times: np.ndarray) -> dict[str, Any]:
     hours = float(interval / np.timedelta64(1, "h"))
     return {
         "statistics": "mean, std over time, latitude, longitude (unweighted, ddof=0, NaN skipped); "
-                      "diff_std = std of differences between fields diff_hours apart",
+        "diff_std = std of differences between fields diff_hours apart",
         "diff_hours": hours,
         "time_steps": int(len(times)),
     }
-

@@ -51,14 +51,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, is_dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from optical_backend.dfa_alignment import gradient_alignment
-from optical_backend.errors import NonFiniteError, OpticalConfigError
+from optical_backend.dfa_records import DFAStats, ForwardRecord, check_finite
+from optical_backend.errors import OpticalConfigError
 from optical_backend.feedback import FeedbackPoint, FeedbackSpec, first_tensor, resolve_feedback_points, unwrap_model
 from optical_backend.kinds import (
     ERROR_GRANULARITY,
@@ -69,38 +70,9 @@ from optical_backend.kinds import (
     projector_kinds,
 )
 from optical_backend.lean import ForwardContext, replay_backward
-from optical_backend.projector import ProjectorStats, make_projector, projector_from_state_dict
+from optical_backend.projector import make_projector, projector_from_state_dict
 
 MODES = TRAINING_MODES
-
-
-@dataclass
-class DFAStats:
-    """Counters of a DFA engine; ``projector`` holds the live projector counters."""
-
-    backward_calls: int = 0  # dfa.backward calls (micro-batches)
-    samples: int = 0  # samples whose error was projected
-    forward_wall_s: float = 0.0  # measured time in training forward passes (grad enabled)
-    backward_wall_s: float = 0.0  # measured time in dfa.backward, projection included
-    projector: ProjectorStats = field(default_factory=ProjectorStats)
-
-    def as_dict(self) -> dict[str, float]:
-        out = {k: v for k, v in asdict(self).items() if k != "projector"}
-        out.update({f"projector_{k}": v for k, v in self.projector.as_dict().items()})
-        return out
-
-
-@dataclass
-class _ForwardRecord:
-    """What one training forward pass leaves for ``dfa.backward``."""
-
-    shapes: dict[str, tuple[torch.Size, torch.dtype]] = field(default_factory=dict)
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # standard mode: attached outputs
-    y_hat: torch.Tensor | None = None
-    context: ForwardContext | None = None  # lean mode: how to replay
-    grad_was_enabled: bool = True
-    grad_restored: bool = True
-    started: float = 0.0
 
 
 def _rms(t: torch.Tensor) -> torch.Tensor:
@@ -153,7 +125,12 @@ class DFA:
         feedback: str = "shared",
         projector_config: dict[str, Any] | None = None,
     ):
-        checks = (("mode", mode, MODES), ("memory", memory, MEMORY_MODES), ("error", error, ERROR_GRANULARITY), ("feedback", feedback, FEEDBACK_LAYOUTS))
+        checks = (
+            ("mode", mode, MODES),
+            ("memory", memory, MEMORY_MODES),
+            ("error", error, ERROR_GRANULARITY),
+            ("feedback", feedback, FEEDBACK_LAYOUTS),
+        )
         for label, value, valid in checks:
             if value not in valid:
                 raise OpticalConfigError(f"DFA {label}={value!r} is not one of {', '.join(valid)}")
@@ -166,7 +143,9 @@ class DFA:
         self.model = model
         self.inner = unwrap_model(model)
         if memory == "lean" and self.inner is not model:
-            raise OpticalConfigError("DFA memory='lean' does not support DataParallel/DistributedDataParallel wrappers; use memory='standard'")
+            raise OpticalConfigError(
+                "DFA memory='lean' does not support DataParallel/DistributedDataParallel wrappers; use memory='standard'"
+            )
         self.points: list[FeedbackPoint] = resolve_feedback_points(self.inner, feedback_points)
         self.mode = mode
         self.projector_kind = projector
@@ -183,7 +162,7 @@ class DFA:
         self.stats = DFAStats()
         self._projector = None
         self._saved_projector: dict[str, Any] | None = None  # from load_state_dict, built lazily
-        self._record: _ForwardRecord | None = None
+        self._record: ForwardRecord | None = None
         self._replay = None
         self._handles: list[Any] = []
         self._install_hooks()
@@ -197,7 +176,9 @@ class DFA:
         if self.output_name is not None:
             modules = dict(root.named_modules())
             if self.output_name not in modules:
-                raise OpticalConfigError(f"DFA output={self.output_name!r} is not a sub-module of {type(root).__name__}")
+                raise OpticalConfigError(
+                    f"DFA output={self.output_name!r} is not a sub-module of {type(root).__name__}"
+                )
             out_module = modules[self.output_name]
         self._handles.append(out_module.register_forward_hook(self._on_output))
         for point in self.points:
@@ -226,7 +207,7 @@ class DFA:
             return
         first = next((a for a in list(args) + list(kwargs.values()) if isinstance(a, torch.Tensor)), None)
         _sync(first)
-        record = _ForwardRecord(started=time.perf_counter())
+        record = ForwardRecord(started=time.perf_counter())
         if self._active and self.memory == "lean":
             record.context = ForwardContext.capture(args, kwargs)
             record.grad_restored = False
@@ -281,7 +262,7 @@ class DFA:
         """Replace ``loss.backward()``: write DFA (or back-propagation) gradients into ``.grad``."""
         start = time.perf_counter()
         if not self._active:
-            _check_finite(loss.detach(), "loss")
+            check_finite(loss.detach(), "loss")
             loss.backward()
             self._record = None
         else:
@@ -298,11 +279,17 @@ class DFA:
             )
         missing = [p.name for p in self.points if p.name not in record.shapes]
         if missing:
-            raise OpticalConfigError(f"dfa.backward(loss): feedback points {', '.join(missing)} did not run in the forward pass")
+            raise OpticalConfigError(
+                f"dfa.backward(loss): feedback points {', '.join(missing)} did not run in the forward pass"
+            )
         (error,) = torch.autograd.grad(loss, record.y_hat, retain_graph=True, allow_unused=True)
         if error is None:
-            raise OpticalConfigError("dfa.backward(loss): the loss does not depend on the output of the latest forward pass")
-        _check_finite(torch.cat([loss.detach().reshape(1).float(), error.detach().reshape(-1).float()]), "loss or output error")
+            raise OpticalConfigError(
+                "dfa.backward(loss): the loss does not depend on the output of the latest forward pass"
+            )
+        check_finite(
+            torch.cat([loss.detach().reshape(1).float(), error.detach().reshape(-1).float()]), "loss or output error"
+        )
         self.stats.samples += error.shape[0]
         if self.memory == "lean":
             signals = self._signals(error.detach(), record.shapes, chunk_like_one_point=True)  # checked finite first
@@ -311,8 +298,12 @@ class DFA:
         else:
             signals = self._signals(error.detach(), record.shapes)
             if self.scale_to == "output":  # (B, ...) signal times rms(output) / rms(signal), per point
-                signals = {n: s * (_rms(record.outputs[n].detach()) / _rms(s).clamp_min(1e-12)).to(s.dtype) if n in record.outputs else s
-                           for n, s in signals.items()}
+                signals = {
+                    n: s * (_rms(record.outputs[n].detach()) / _rms(s).clamp_min(1e-12)).to(s.dtype)
+                    if n in record.outputs
+                    else s
+                    for n, s in signals.items()
+                }
             roots = [loss] + [record.outputs[n] for n in signals if n in record.outputs]
             grads = [None] + [signals[n] for n in signals if n in record.outputs]
             torch.autograd.backward(roots, grads)  # one engine pass: head + every local segment
@@ -321,7 +312,11 @@ class DFA:
         self._replay = state
 
     def _signals(
-        self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]], *, chunk_like_one_point: bool = False
+        self,
+        error: torch.Tensor,
+        shapes: dict[str, tuple[torch.Size, torch.dtype]],
+        *,
+        chunk_like_one_point: bool = False,
     ) -> dict[str, torch.Tensor]:
         """One projection of the error, split into the normalised signal of every point."""
         if self.error == "pixel":
@@ -331,7 +326,11 @@ class DFA:
         return self._row_signals(error, shapes, 1 if self.error == "sample" else 2, chunk_like_one_point)
 
     def _row_signals(
-        self, error: torch.Tensor, shapes: dict[str, tuple[torch.Size, torch.dtype]], lead: int, chunk_like_one_point: bool
+        self,
+        error: torch.Tensor,
+        shapes: dict[str, tuple[torch.Size, torch.dtype]],
+        lead: int,
+        chunk_like_one_point: bool,
     ) -> dict[str, torch.Tensor]:
         """Project each row of the error (its first ``lead`` dims: per sample or per token) to the points."""
         rows = error.reshape(math.prod(error.shape[:lead]), -1)  # (B, n_e) per sample, (B*T, F) per token
@@ -365,7 +364,9 @@ class DFA:
         joined = {key: parts[0] if len(parts) == 1 else torch.cat(parts) for key, parts in pieces.items()}
         pieces.clear()
         signals = {point.name: joined[key].reshape(shapes[point.name][0]) for point, key in zip(self.points, keys)}
-        _check_finite(torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal")
+        check_finite(
+            torch.stack([s.detach().float().abs().amax() for s in signals.values()]), "projected feedback signal"
+        )
         return signals
 
     def _pixel_signals(
@@ -469,7 +470,9 @@ class DFA:
         """Restore the projector (same seed and config give the same feedback matrix)."""
         names = [p.name for p in self.points]
         if list(state.get("feedback_points", names)) != names:
-            raise OpticalConfigError(f"DFA state has feedback points {state.get('feedback_points')}, this engine has {names}")
+            raise OpticalConfigError(
+                f"DFA state has feedback points {state.get('feedback_points')}, this engine has {names}"
+            )
         self.seed = int(state["seed"])
         self.scale = float(state.get("scale", self.scale))
         self.projector_kind = state.get("projector", self.projector_kind)
@@ -481,8 +484,3 @@ class DFA:
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.points)
         return f"DFA(mode={self.mode!r}, projector={self.projector_kind!r}, memory={self.memory!r}, points=[{names}])"
-
-
-def _check_finite(values: torch.Tensor, what: str) -> None:
-    if not bool(torch.isfinite(values).all()):
-        raise NonFiniteError(f"DFA: non-finite {what}; no gradient was written (lower the learning rate or check the data)")

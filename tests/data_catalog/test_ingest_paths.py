@@ -8,8 +8,9 @@ import pytest
 import xarray as xr
 
 from data_catalog import climatology, testing
-from data_catalog.ingest import read_pieces, write_store
+from data_catalog.ingest import write_store
 from data_catalog.stats import read_climatology, read_statistics
+from data_catalog.streaming import read_pieces
 
 VARIABLES = ["temperature", "2m_temperature"]
 
@@ -17,8 +18,9 @@ VARIABLES = ["temperature", "2m_temperature"]
 @pytest.fixture(scope="module")
 def record() -> xr.Dataset:
     """Two years and a month, 6-hourly, 4x8 grid, with missing values (one a whole row of a day)."""
-    ds = testing.canonical_dataset(n_time=2 * 1460 + 120, n_lat=4, n_lon=8, levels=(500, 850),
-                                   variables=VARIABLES, start="2019-01-01")
+    ds = testing.canonical_dataset(
+        n_time=2 * 1460 + 120, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES, start="2019-01-01"
+    )
     ds["2m_temperature"][5, 1, 2] = np.nan
     ds["temperature"][100:104, 1, 3, :] = np.nan
     return ds
@@ -99,8 +101,9 @@ def test_scratch_file_sums_equal_in_memory_sums(record, reference, tmp_path, mon
 
 def test_blocks_holding_a_day_and_hour_twice(tmp_path):
     """Monthly steps over three years: a 36-step block holds each (day, hour) up to three times."""
-    ds = testing.canonical_dataset(n_time=36, n_lat=4, n_lon=8, variables=["2m_temperature"], freq="MS",
-                                   start="2001-01-01")
+    ds = testing.canonical_dataset(
+        n_time=36, n_lat=4, n_lon=8, variables=["2m_temperature"], freq="MS", start="2001-01-01"
+    )
     one = write_store(ds, tmp_path / "one.zarr", source="test", time_chunk=36)
     small = write_store(ds, tmp_path / "small.zarr", source="test", time_chunk=4)
     a, b = read_climatology(one)["2m_temperature"].values, read_climatology(small)["2m_temperature"].values

@@ -10,8 +10,9 @@ import xarray as xr
 from data_catalog import testing
 from data_catalog.climatology import DAYS, Climatology, circular_window_sum, smooth_into, smooth_sums, window_weights
 from data_catalog.errors import DataInputError
-from data_catalog.ingest import blocks, diff_interval, write_store
+from data_catalog.ingest import write_store
 from data_catalog.stats import Moments, read_climatology, read_statistics
+from data_catalog.streaming import blocks, diff_interval
 
 VARIABLES = ["temperature", "2m_temperature", "land_sea_mask"]
 
@@ -19,15 +20,15 @@ VARIABLES = ["temperature", "2m_temperature", "land_sea_mask"]
 @pytest.fixture(scope="module")
 def two_years(tmp_path_factory):
     """Two years, 6-hourly, on a 4x8 grid with a seasonal cycle; ingested with small chunks."""
-    ds = testing.canonical_dataset(n_time=2 * 1460, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES,
-                                   start="2019-01-01")
+    ds = testing.canonical_dataset(
+        n_time=2 * 1460, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES, start="2019-01-01"
+    )
     day = ds["time"].dt.dayofyear
     cycle = 10.0 * np.cos(2 * np.pi * day / 365.25) + 2.0 * (ds["time"].dt.hour == 12)
     ds["temperature"] = (ds["temperature"] + cycle).astype("float32")
     ds["2m_temperature"] = (ds["2m_temperature"] + cycle).astype("float32")
     ds["2m_temperature"][5, 1, 2] = np.nan  # a missing value is skipped, not propagated
-    store = write_store(ds.chunk(time=100), tmp_path_factory.mktemp("stats") / "s.zarr",
-                        source="test", time_chunk=48)
+    store = write_store(ds.chunk(time=100), tmp_path_factory.mktemp("stats") / "s.zarr", source="test", time_chunk=48)
     return ds, store
 
 
@@ -52,11 +53,13 @@ def test_statistics_equal_in_memory_numpy(two_years):
     t = ds["temperature"].values.astype("float64")
     np.testing.assert_allclose(stats["temperature"].sel(statistic="mean"), t.mean(axis=(0, 2, 3)), rtol=1e-10)
     np.testing.assert_allclose(stats["temperature"].sel(statistic="std"), t.std(axis=(0, 2, 3)), rtol=1e-8)
-    np.testing.assert_allclose(stats["temperature"].sel(statistic="diff_std"),
-                               np.diff(t, axis=0).std(axis=(0, 2, 3)), rtol=1e-8)
+    np.testing.assert_allclose(
+        stats["temperature"].sel(statistic="diff_std"), np.diff(t, axis=0).std(axis=(0, 2, 3)), rtol=1e-8
+    )
     s = ds["2m_temperature"].values.astype("float64")
-    np.testing.assert_allclose(stats["2m_temperature"].values,
-                               [np.nanmean(s), np.nanstd(s), np.nanstd(np.diff(s, axis=0))], rtol=1e-8)
+    np.testing.assert_allclose(
+        stats["2m_temperature"].values, [np.nanmean(s), np.nanstd(s), np.nanstd(np.diff(s, axis=0))], rtol=1e-8
+    )
     mask = ds["land_sea_mask"].values.astype("float64")
     np.testing.assert_allclose(stats["land_sea_mask"].values, [mask.mean(), mask.std(), 0.0], rtol=1e-10)
     assert stats.attrs["diff_hours"] == 6.0
@@ -97,8 +100,9 @@ def test_climatology_equals_direct_groupby(two_years):
 
 def test_climatology_of_a_record_within_a_year_equals_direct_groupby(tmp_path):
     """One value per (day, hour) slot: the daily sums are kept in the data's float32, exactly."""
-    ds = testing.canonical_dataset(n_time=4 * 300, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES,
-                                   start="2019-03-01", seed=4)
+    ds = testing.canonical_dataset(
+        n_time=4 * 300, n_lat=4, n_lon=8, levels=(500, 850), variables=VARIABLES, start="2019-03-01", seed=4
+    )
     ds["2m_temperature"][7, 2, 3] = np.nan
     store = write_store(ds, tmp_path / "one.zarr", source="test", time_chunk=40)
     clim = read_climatology(store)
@@ -109,8 +113,10 @@ def test_climatology_of_a_record_within_a_year_equals_direct_groupby(tmp_path):
     assert np.isnan(clim["temperature"].sel(dayofyear=29).values).all()  # no data within 30 days
 
 
-@pytest.mark.parametrize("n_time, dtype, expected", [(4 * 300, "float32", "float32"), (4 * 300, "float64", "float64"),
-                                                     (4 * 400, "float32", "float64")])
+@pytest.mark.parametrize(
+    "n_time, dtype, expected",
+    [(4 * 300, "float32", "float32"), (4 * 300, "float64", "float64"), (4 * 400, "float32", "float64")],
+)
 def test_daily_sums_dtype_is_exact(tmp_path, n_time, dtype, expected):
     """Data's own dtype only when each (day, hour) slot gets one value; a second year sums in float64."""
     times = pd.date_range("2019-01-01", periods=n_time, freq="6h").values
