@@ -30,10 +30,34 @@ def cli_rate(store: Path, out: Path, nproc: int, threads: int, batch: int, steps
     """Samples/s (all ranks) of one ``torchrun`` launch of the training CLI."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-        "-m", "flows.cli", "train", "forecast", "--data", str(store), "--out", str(out), "--preset", "tiny",
-        "--mode", mode, "--steps", str(steps), "--batch-size", str(batch), "--val-every", "0",
-        "--checkpoint-every", str(steps), "--device", device,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "flows.cli",
+        "train",
+        "forecast",
+        "--data",
+        str(store),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--mode",
+        mode,
+        "--steps",
+        str(steps),
+        "--batch-size",
+        str(batch),
+        "--val-every",
+        "0",
+        "--checkpoint-every",
+        str(steps),
+        "--device",
+        device,
     ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -55,7 +79,9 @@ def main() -> None:
         for mode in ("backprop", "dfa"):
             two = cli_rate(store, Path(tmp) / f"{mode}-2", 2, max(1, cores // 2), batch, steps, mode, args.device)
             for threads in sorted({cores, 1}, reverse=True):
-                one = cli_rate(store, Path(tmp) / f"{mode}-1-{threads}", 1, threads, 2 * batch, steps, mode, args.device)
+                one = cli_rate(
+                    store, Path(tmp) / f"{mode}-1-{threads}", 1, threads, 2 * batch, steps, mode, args.device
+                )
                 case = f"tiny {mode}, global batch {2 * batch}: 2 processes vs 1 process with {threads} thread(s) ({cores} cores)"
                 rows.append(Row(NAME, case, two, one, "samples/s", two / one))
     write_results(NAME, rows)

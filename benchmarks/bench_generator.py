@@ -41,7 +41,11 @@ def year_at_native(days: float, spinup: float, work: Path) -> tuple[float, xr.Da
         native = generate(config, work / "native.zarr", progress=False)
         coarse = coarsen_conservative(xr.open_zarr(native, consolidated=False), 2)
         coarse.to_zarr(work / "coarse.zarr", zarr_format=3, consolidated=False)
-    return t.seconds * 365.0 / (days + spinup), xr.open_zarr(native, consolidated=False), xr.open_zarr(work / "coarse.zarr", consolidated=False)
+    return (
+        t.seconds * 365.0 / (days + spinup),
+        xr.open_zarr(native, consolidated=False),
+        xr.open_zarr(work / "coarse.zarr", consolidated=False),
+    )
 
 
 def model_seconds(members: int, steps: int) -> float:
@@ -64,22 +68,72 @@ def main() -> None:
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     with tempfile.TemporaryDirectory() as tmp:
         per_year, native, coarse = year_at_native(days, spinup, Path(tmp))
-        rows.append(Row(NAME, f"s per simulated year, 2.8125deg + 5.625deg output (budget 300 s; OMP_NUM_THREADS={threads})", per_year, BUDGET_S_PER_YEAR, "s", BUDGET_S_PER_YEAR / per_year, "ratio >= 1"))
+        rows.append(
+            Row(
+                NAME,
+                f"s per simulated year, 2.8125deg + 5.625deg output (budget 300 s; OMP_NUM_THREADS={threads})",
+                per_year,
+                BUDGET_S_PER_YEAR,
+                "s",
+                BUDGET_S_PER_YEAR / per_year,
+                "ratio >= 1",
+            )
+        )
         z500 = coarse.geopotential.sel(level=500).load()
         for lead in (24, 72):
-            rows.append(Row(NAME, f"Z500 persistence/seasonal-climatology RMSE at {lead} h (5.625deg, {days:.0f} d)", persistence_ratio(z500, lead), None, "1"))
+            rows.append(
+                Row(
+                    NAME,
+                    f"Z500 persistence/seasonal-climatology RMSE at {lead} h (5.625deg, {days:.0f} d)",
+                    persistence_ratio(z500, lead),
+                    None,
+                    "1",
+                )
+            )
         sel = coarse.sel(level=500)
-        rows.append(Row(NAME, "corr(u, u_geostrophic) 30-70 deg, 500 hPa", geostrophic_correlation(sel.geopotential, sel.u_component_of_wind), None, "1"))
+        rows.append(
+            Row(
+                NAME,
+                "corr(u, u_geostrophic) 30-70 deg, 500 hPa",
+                geostrophic_correlation(sel.geopotential, sel.u_component_of_wind),
+                None,
+                "1",
+            )
+        )
         fine = native.sel(level=500).isel(time=slice(None, None, 4))
-        rows.append(Row(NAME, "KE spectrum slope in zonal wavenumber 8-30 (2.8125deg)", zonal_spectrum_slope(fine.u_component_of_wind, fine.v_component_of_wind), None, "1"))
+        rows.append(
+            Row(
+                NAME,
+                "KE spectrum slope in zonal wavenumber 8-30 (2.8125deg)",
+                zonal_spectrum_slope(fine.u_component_of_wind, fine.v_component_of_wind),
+                None,
+                "1",
+            )
+        )
         steps = 24 if args.quick else 96
         batched = model_seconds(4, steps)
         separate = 4 * model_seconds(1, steps)
-        rows.append(Row(NAME, f"4 members batched vs 4 single runs ({steps} steps)", batched, separate, "s", separate / batched, "ratio >= 1.3"))
+        rows.append(
+            Row(
+                NAME,
+                f"4 members batched vs 4 single runs ({steps} steps)",
+                batched,
+                separate,
+                "s",
+                separate / batched,
+                "ratio >= 1.3",
+            )
+        )
         hires_days = 0.5 if args.quick else 2.0
         with Timer() as t:
-            generate(SyntheticConfig.for_grid("1.40625deg", days=hires_days, spinup_days=0.0), Path(tmp) / "hires.zarr", progress=False)
-        rows.append(Row(NAME, "s per simulated day at 1.40625deg (T85), output included", t.seconds / hires_days, None, "s"))
+            generate(
+                SyntheticConfig.for_grid("1.40625deg", days=hires_days, spinup_days=0.0),
+                Path(tmp) / "hires.zarr",
+                progress=False,
+            )
+        rows.append(
+            Row(NAME, "s per simulated day at 1.40625deg (T85), output included", t.seconds / hires_days, None, "s")
+        )
     write_results(NAME, rows)
 
 

@@ -29,8 +29,14 @@ from pathlib import Path
 
 import pandas as pd
 
-VARIABLES = ["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind",
-             "2m_temperature", "mean_sea_level_pressure"]
+VARIABLES = [
+    "geopotential",
+    "temperature",
+    "u_component_of_wind",
+    "v_component_of_wind",
+    "2m_temperature",
+    "mean_sea_level_pressure",
+]
 LEVELS = (50, 250, 500, 700, 850, 925, 1000)
 
 
@@ -42,8 +48,15 @@ def write_record(directory: Path, months: int, n_lat: int, n_lon: int) -> tuple[
     directory.mkdir(parents=True)
     total = 0
     for month, start in enumerate(pd.date_range("2000-01-01", periods=months, freq="30D")):
-        ds = testing.canonical_dataset(n_time=4 * 30, n_lat=n_lat, n_lon=n_lon, levels=LEVELS,
-                                       variables=VARIABLES, seed=month, start=str(start.date()))
+        ds = testing.canonical_dataset(
+            n_time=4 * 30,
+            n_lat=n_lat,
+            n_lon=n_lon,
+            levels=LEVELS,
+            variables=VARIABLES,
+            seed=month,
+            start=str(start.date()),
+        )
         encoding = {name: {"zlib": True, "complevel": 1, "shuffle": True} for name in ds.data_vars}
         ds.to_netcdf(directory / f"{start:%Y-%m-%d}.nc", encoding=encoding)
         total += sum(da.nbytes for da in ds.data_vars.values())
@@ -100,17 +113,33 @@ def breakdown(source: str, label: str, work: Path, repeats: int) -> list:
         for kind in kinds:
             runs[kind].append(measure(kind, source, work / "part.zarr")["cpu_seconds"])
     cpu = {kind: min(values) for kind, values in runs.items()}
-    rows = [Row("ingest", f"CPU seconds, {label}: ours without the {part}", cpu[f"ours-without-{part}"], cpu["ours"],
-                "s", ratio=cpu[f"ours-without-{part}"] / cpu["ours"]) for part in PARTS]
-    rows.append(Row("ingest", f"CPU seconds, {label}: plain copy vs ours", cpu["plain"], cpu["ours"], "s",
-                    ratio=cpu["plain"] / cpu["ours"]))
+    rows = [
+        Row(
+            "ingest",
+            f"CPU seconds, {label}: ours without the {part}",
+            cpu[f"ours-without-{part}"],
+            cpu["ours"],
+            "s",
+            ratio=cpu[f"ours-without-{part}"] / cpu["ours"],
+        )
+        for part in PARTS
+    ]
+    rows.append(
+        Row(
+            "ingest",
+            f"CPU seconds, {label}: plain copy vs ours",
+            cpu["plain"],
+            cpu["ours"],
+            "s",
+            ratio=cpu["plain"] / cpu["ours"],
+        )
+    )
     return rows
 
 
 def measure(kind: str, source: str, out: Path) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
-    done = subprocess.run([sys.executable, __file__, "--child", kind, source, str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--child", kind, source, str(out)], capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{kind} copy failed:\n{done.stderr[-3000:]}")
     shutil.rmtree(out, ignore_errors=True)
@@ -121,9 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3-month and 12-month records instead of 12 and 48")
     parser.add_argument("--repeats", type=int, default=None, help="runs per measurement (best time, max memory)")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="where our CPU time goes on the shorter record: ours without the statistics, without the "
-                             "climatology, and the plain copy (results/ingest-breakdown.json)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="where our CPU time goes on the shorter record: ours without the statistics, without the "
+        "climatology, and the plain copy (results/ingest-breakdown.json)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -158,18 +190,52 @@ def main() -> None:
             mb = n_bytes / 2**20
             label = f"{n_months}-month record, {mb:.0f} MiB, {n_lat}x{n_lon}x{len(LEVELS)} levels"
             ours_tp, plain_tp = mb / best["ours"], mb / best["plain"]
-            rows.append(Row("ingest", f"throughput, {label} (ours incl. statistics + climatology)",
-                            ours_tp, plain_tp, "MiB/s", ratio=ours_tp / plain_tp, target="ratio >= 0.8"))
+            rows.append(
+                Row(
+                    "ingest",
+                    f"throughput, {label} (ours incl. statistics + climatology)",
+                    ours_tp,
+                    plain_tp,
+                    "MiB/s",
+                    ratio=ours_tp / plain_tp,
+                    target="ratio >= 0.8",
+                )
+            )
             ours_cpu, plain_cpu = mb / cpu["ours"], mb / cpu["plain"]
-            rows.append(Row("ingest", f"throughput per CPU second (user + system), {label}", ours_cpu, plain_cpu,
-                            "MiB/s", ratio=ours_cpu / plain_cpu))
-            rows.append(Row("ingest", f"peak memory, {label}", peak["ours"], peak["plain"], "MiB",
-                            ratio=peak["ours"] / peak["plain"]))
+            rows.append(
+                Row(
+                    "ingest",
+                    f"throughput per CPU second (user + system), {label}",
+                    ours_cpu,
+                    plain_cpu,
+                    "MiB/s",
+                    ratio=ours_cpu / plain_cpu,
+                )
+            )
+            rows.append(
+                Row(
+                    "ingest",
+                    f"peak memory, {label}",
+                    peak["ours"],
+                    peak["plain"],
+                    "MiB",
+                    ratio=peak["ours"] / peak["plain"],
+                )
+            )
             peaks[n_months] = peak["ours"]
             shutil.rmtree(work / f"m{n_months}", ignore_errors=True)
         short, long = months
-        rows.append(Row("ingest", f"our peak memory, {long}-month vs {short}-month record", peaks[long], peaks[short],
-                        "MiB", ratio=peaks[long] / peaks[short], target="ratio <= 1.2"))
+        rows.append(
+            Row(
+                "ingest",
+                f"our peak memory, {long}-month vs {short}-month record",
+                peaks[long],
+                peaks[short],
+                "MiB",
+                ratio=peaks[long] / peaks[short],
+                target="ratio <= 1.2",
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_results("ingest", rows)

@@ -58,7 +58,9 @@ def arrays(n_time: int, n_lat: int, n_lon: int, members: int | None, seed: int =
     if members is None:
         fc = xr.DataArray(rng.normal(size=truth.shape), dims=truth.dims, coords=coords)
     else:
-        fc = xr.DataArray(rng.normal(size=(n_time, n_lat, n_lon, members)), dims=(*truth.dims, "realization"), coords=coords)
+        fc = xr.DataArray(
+            rng.normal(size=(n_time, n_lat, n_lon, members)), dims=(*truth.dims, "realization"), coords=coords
+        )
     return fc, truth
 
 
@@ -82,9 +84,16 @@ def bench_crps(quick: bool) -> Row:
     t_ours, t_ref = best_time(ours, 9), best_time(ref, 9)  # best of 9 each: the machine may be shared
     # properscoring (under xskillscore) compiles its CRPS with numba when numba is installed, as users have it
     numba = importlib.util.find_spec("numba") is not None
-    return Row(NAME, f"crps_ensemble {n_time}x{n_lat}x{n_lon}, {members} members, xskillscore "
-               f"{'with numba' if numba else 'without numba (slow path)'}", t_ours, t_ref, "s",
-               ratio=t_ref / t_ours, target="ratio >= 3" if numba else "ratio >= 10")
+    return Row(
+        NAME,
+        f"crps_ensemble {n_time}x{n_lat}x{n_lon}, {members} members, xskillscore "
+        f"{'with numba' if numba else 'without numba (slow path)'}",
+        t_ours,
+        t_ref,
+        "s",
+        ratio=t_ref / t_ours,
+        target="ratio >= 3" if numba else "ratio >= 10",
+    )
 
 
 def bench_rmse(quick: bool) -> Row:
@@ -99,7 +108,15 @@ def bench_rmse(quick: bool) -> Row:
     ref = lambda: xs.rmse(fc, truth, dim=SPACE, weights=w)  # noqa: E731
     np.testing.assert_allclose(ours().values, ref().values, rtol=1e-6)
     t_ours, t_ref = best_time(ours, 7), best_time(ref, 7)
-    return Row(NAME, f"lat-weighted rmse {n_time}x{n_lat}x{n_lon}", t_ours, t_ref, "s", ratio=t_ref / t_ours, target="ratio >= 3")
+    return Row(
+        NAME,
+        f"lat-weighted rmse {n_time}x{n_lat}x{n_lon}",
+        t_ours,
+        t_ref,
+        "s",
+        ratio=t_ref / t_ours,
+        target="ratio >= 3",
+    )
 
 
 # Runs in a fresh interpreter so that its peak RSS is the evaluation's alone.
@@ -149,21 +166,39 @@ def bench_memory(quick: bool) -> Row:
     with Timer() as t:
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_CHILD, json.dumps([n_init, n_lead, n_level, n_lat, n_lon])],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parent,  # the child imports benchkit from here
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,  # the child imports benchkit from here
         )
     if out.returncode:
         raise RuntimeError(f"memory child failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     peak_mib = result["peak_kib"] / 1024
     size_mib = result["forecast_bytes"] / 2**20
-    print(f"memory: forecast {size_mib:.0f} MiB ({n_init} inits x {n_lead} leads x {n_level}x{n_lat}x{n_lon}), "
-          f"cap {cap_mib} MiB, peak RSS {peak_mib:.0f} MiB (after imports {result['before_kib'] / 1024:.0f} MiB), {t.seconds:.0f} s")
-    return Row(NAME, f"peak RSS scoring a {size_mib:.0f} MiB dask forecast (cap {cap_mib} MiB = 1/4)", peak_mib, size_mib, "MiB",
-               ratio=size_mib / peak_mib, target="ratio >= 4")
+    print(
+        f"memory: forecast {size_mib:.0f} MiB ({n_init} inits x {n_lead} leads x {n_level}x{n_lat}x{n_lon}), "
+        f"cap {cap_mib} MiB, peak RSS {peak_mib:.0f} MiB (after imports {result['before_kib'] / 1024:.0f} MiB), {t.seconds:.0f} s"
+    )
+    return Row(
+        NAME,
+        f"peak RSS scoring a {size_mib:.0f} MiB dask forecast (cap {cap_mib} MiB = 1/4)",
+        peak_mib,
+        size_mib,
+        "MiB",
+        ratio=size_mib / peak_mib,
+        target="ratio >= 4",
+    )
 
 
-DEMO_VARIABLES = ["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind", "2m_temperature",
-                  "mean_sea_level_pressure", "land_sea_mask"]
+DEMO_VARIABLES = [
+    "geopotential",
+    "temperature",
+    "u_component_of_wind",
+    "v_component_of_wind",
+    "2m_temperature",
+    "mean_sea_level_pressure",
+    "land_sea_mask",
+]
 
 
 def demo_sized_stores(directory, n_init: int = 24, leads_h=(6, 24, 72)):
@@ -176,7 +211,7 @@ def demo_sized_stores(directory, n_init: int = 24, leads_h=(6, 24, 72)):
     source = testing.canonical_dataset(n_time=360, n_lat=32, n_lon=64, levels=(500, 850), variables=DEMO_VARIABLES)
     source.to_netcdf(directory / "source.nc")
     truth = xr.open_zarr(ingest(directory / "source.nc", directory / "data.zarr"))
-    inits = truth["time"].values[-n_init - 16:-16]
+    inits = truth["time"].values[-n_init - 16 : -16]
     leads = np.array(leads_h, dtype="timedelta64[h]").astype("timedelta64[ns]")
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
@@ -184,12 +219,25 @@ def demo_sized_stores(directory, n_init: int = 24, leads_h=(6, 24, 72)):
         for var, da in truth.data_vars.items():
             if "time" in da.dims:
                 values = np.stack([da.sel(time=inits + lead).values for lead in leads], axis=1)
-                fields[var] = (("time", "prediction_timedelta", *da.dims[1:]),
-                               (values + rng.normal(scale=float(da.std()) * 0.1, size=values.shape)).astype("float32"), da.attrs)
-        ds = xr.Dataset(fields, coords={"time": inits, "prediction_timedelta": leads, **{d: truth[d] for d in ("level", "latitude", "longitude")}},
-                        attrs={"model_name": f"vit-{name}"})
-        ds.to_zarr(directory / f"forecast-{name}.zarr", consolidated=False,
-                   encoding={v: {"chunks": (1, 1, *ds[v].shape[2:])} for v in ds.data_vars})
+                fields[var] = (
+                    ("time", "prediction_timedelta", *da.dims[1:]),
+                    (values + rng.normal(scale=float(da.std()) * 0.1, size=values.shape)).astype("float32"),
+                    da.attrs,
+                )
+        ds = xr.Dataset(
+            fields,
+            coords={
+                "time": inits,
+                "prediction_timedelta": leads,
+                **{d: truth[d] for d in ("level", "latitude", "longitude")},
+            },
+            attrs={"model_name": f"vit-{name}"},
+        )
+        ds.to_zarr(
+            directory / f"forecast-{name}.zarr",
+            consolidated=False,
+            encoding={v: {"chunks": (1, 1, *ds[v].shape[2:])} for v in ds.data_vars},
+        )
     return directory
 
 
@@ -202,12 +250,32 @@ def bench_evaluate_vs_load(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         d = demo_sized_stores(Path(tmp))
         cli = str(Path(sys.executable).with_name("climate-optics"))
-        for stores, extra in (([d / "forecast-a.zarr", d / "data.zarr"], []),
-                              ([d / "forecast-a.zarr", d / "forecast-b.zarr", d / "data.zarr"], ["--reference", f"b={d / 'forecast-b.zarr'}"])):
-            load = [sys.executable, "-W", "ignore", "-c", "import sys, xarray as xr\nfor p in sys.argv[1:]: xr.open_zarr(p).load()",
-                    *map(str, stores)]
-            evaluate = [cli, "evaluate", str(d / "forecast-a.zarr"), "--truth", str(d / "data.zarr"), "--out", str(d / "s.zarr"),
-                        "--allow-in-sample-climatology", *extra]
+        for stores, extra in (
+            ([d / "forecast-a.zarr", d / "data.zarr"], []),
+            (
+                [d / "forecast-a.zarr", d / "forecast-b.zarr", d / "data.zarr"],
+                ["--reference", f"b={d / 'forecast-b.zarr'}"],
+            ),
+        ):
+            load = [
+                sys.executable,
+                "-W",
+                "ignore",
+                "-c",
+                "import sys, xarray as xr\nfor p in sys.argv[1:]: xr.open_zarr(p).load()",
+                *map(str, stores),
+            ]
+            evaluate = [
+                cli,
+                "evaluate",
+                str(d / "forecast-a.zarr"),
+                "--truth",
+                str(d / "data.zarr"),
+                "--out",
+                str(d / "s.zarr"),
+                "--allow-in-sample-climatology",
+                *extra,
+            ]
             t_load, t_eval = float("inf"), float("inf")
             for _ in range(1 if quick else 3):  # alternated, so that load on a shared machine hits both alike
                 with Timer() as t:
@@ -219,8 +287,18 @@ def bench_evaluate_vs_load(quick: bool) -> list[Row]:
                 t_eval = min(t_eval, t.seconds)
             what = "one forecast" if not extra else "with a reference forecast"
             print(f"evaluate ({what}): {t_eval:.1f} s, loading its {len(stores)} stores: {t_load:.1f} s")
-            rows.append(Row(NAME, f"climate-optics evaluate, demo size, {what}, vs loading its {len(stores)} stores "
-                            "(fresh processes, best of 3)", t_eval, t_load, "s", ratio=t_eval / t_load, target="ratio <= 2"))
+            rows.append(
+                Row(
+                    NAME,
+                    f"climate-optics evaluate, demo size, {what}, vs loading its {len(stores)} stores "
+                    "(fresh processes, best of 3)",
+                    t_eval,
+                    t_load,
+                    "s",
+                    ratio=t_eval / t_load,
+                    target="ratio <= 2",
+                )
+            )
     return rows
 
 
@@ -230,18 +308,31 @@ def wb2_year(n_init: int, n_lead: int = 40, n_lat: int = 32, n_lon: int = 64):
     import xarray as xr
 
     lat, lon = grid(n_lat, n_lon)
-    names = ["2m_temperature", "mean_sea_level_pressure", "10m_u_component_of_wind", "10m_v_component_of_wind",
-             "total_precipitation_6hr", "temperature"]
+    names = [
+        "2m_temperature",
+        "mean_sea_level_pressure",
+        "10m_u_component_of_wind",
+        "10m_v_component_of_wind",
+        "total_precipitation_6hr",
+        "temperature",
+    ]
     times = pd.date_range("2020-01-01", periods=n_init * 2 + n_lead, freq="6h").values
     leads = (np.arange(1, n_lead + 1) * 6).astype("timedelta64[h]").astype("timedelta64[ns]")
     base = (250 + 20 * np.cos(np.deg2rad(lat))[:, None] + np.zeros((1, n_lon))).astype("float32")
     rng = np.random.default_rng(0)
     offsets = rng.normal(size=(n_init, n_lead, 1, 1)).astype("float32")
     dims = ("time", "prediction_timedelta", "latitude", "longitude")
-    forecast = xr.Dataset({n: (dims, base + offsets * (k + 1)) for k, n in enumerate(names)},
-                          coords={"time": times[:2 * n_init:2], "prediction_timedelta": leads, "latitude": lat, "longitude": lon})
-    truth = xr.Dataset({n: (("time", "latitude", "longitude"), base + rng.normal(size=(times.size, 1, 1)).astype("float32"))
-                        for n in names}, coords={"time": times, "latitude": lat, "longitude": lon})
+    forecast = xr.Dataset(
+        {n: (dims, base + offsets * (k + 1)) for k, n in enumerate(names)},
+        coords={"time": times[: 2 * n_init : 2], "prediction_timedelta": leads, "latitude": lat, "longitude": lon},
+    )
+    truth = xr.Dataset(
+        {
+            n: (("time", "latitude", "longitude"), base + rng.normal(size=(times.size, 1, 1)).astype("float32"))
+            for n in names
+        },
+        coords={"time": times, "latitude": lat, "longitude": lon},
+    )
     return forecast, truth
 
 
@@ -255,16 +346,27 @@ def bench_throughput(quick: bool) -> Row:
         scores = evaluate(forecast, truth, metrics=["rmse", "bias", "mae"])
     assert np.isfinite(scores["2m_temperature"].sel(model="persistence", metric="rmse").values).all()
     print(f"throughput: {size_mb:.0f} MB scored in {t.seconds:.1f} s ({size_mb / t.seconds:.1f} MB/s)")
-    return Row(NAME, f"scoring throughput (report), {n_init} inits x 40 leads x 6 variables at 64x32 in memory "
-               "(rmse, bias, mae; default regions; persistence)", size_mb / t.seconds, None, "MB/s")
+    return Row(
+        NAME,
+        f"scoring throughput (report), {n_init} inits x 40 leads x 6 variables at 64x32 in memory "
+        "(rmse, bias, mae; default regions; persistence)",
+        size_mb / t.seconds,
+        None,
+        "MB/s",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller arrays, for a smoke run")
     args = parser.parse_args(argv)
-    rows = [bench_crps(args.quick), bench_rmse(args.quick), bench_memory(args.quick), *bench_evaluate_vs_load(args.quick),
-            bench_throughput(args.quick)]
+    rows = [
+        bench_crps(args.quick),
+        bench_rmse(args.quick),
+        bench_memory(args.quick),
+        *bench_evaluate_vs_load(args.quick),
+        bench_throughput(args.quick),
+    ]
     write_results(NAME, rows)
     return 0
 

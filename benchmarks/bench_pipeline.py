@@ -27,8 +27,14 @@ from benchkit import Row, write_results
 
 QUICK = {
     "options": {"grid": "5.625deg", "days": 16, "spinup_days": 2, "seed": 0},
-    "model": {"dim": 32, "depth": 1, "heads": 2}, "steps": 30, "batch_size": 4, "lead_hours": [6, 24],
-    "max_inits": 4, "downscale_steps": 2, "downscale_members": 2, "downscale_sampler_steps": 4,
+    "model": {"dim": 32, "depth": 1, "heads": 2},
+    "steps": 30,
+    "batch_size": 4,
+    "lead_hours": [6, 24],
+    "max_inits": 4,
+    "downscale_steps": 2,
+    "downscale_members": 2,
+    "downscale_sampler_steps": 4,
 }
 
 
@@ -55,15 +61,45 @@ def main() -> None:
         run_demo(config, tmp_path / "warm-up", env, prefect=False)  # fills the synthetic cache for both runs
         direct_wall, direct = run_demo(config, tmp_path / "direct", env, prefect=False)
         flow_wall, flowed = run_demo(config, tmp_path / "flow", env, prefect=True)
-    rows = [Row("pipeline", f"stage {stage} (s)", flowed[stage], direct.get(stage), "s",
-                ratio=flowed[stage] / direct[stage] if direct.get(stage) else None) for stage in flowed]
+    rows = [
+        Row(
+            "pipeline",
+            f"stage {stage} (s)",
+            flowed[stage],
+            direct.get(stage),
+            "s",
+            ratio=flowed[stage] / direct[stage] if direct.get(stage) else None,
+        )
+        for stage in flowed
+    ]
     flow_total, direct_total = sum(flowed.values()), sum(direct.values())
     overhead = flow_total - direct_total
-    rows.append(Row("pipeline", "all stages: flow vs direct calls (s)", flow_total, direct_total, "s",
-                    ratio=flow_total / direct_total))
-    rows.append(Row("pipeline", "Prefect overhead after API start / direct total", overhead, direct_total, "s",
-                    ratio=overhead / direct_total, target="ratio <= 0.1"))
-    rows.append(Row("pipeline", "Prefect API start-up and teardown (s)", flow_wall - flow_total, direct_wall - direct_total, "s"))
+    rows.append(
+        Row(
+            "pipeline",
+            "all stages: flow vs direct calls (s)",
+            flow_total,
+            direct_total,
+            "s",
+            ratio=flow_total / direct_total,
+        )
+    )
+    rows.append(
+        Row(
+            "pipeline",
+            "Prefect overhead after API start / direct total",
+            overhead,
+            direct_total,
+            "s",
+            ratio=overhead / direct_total,
+            target="ratio <= 0.1",
+        )
+    )
+    rows.append(
+        Row(
+            "pipeline", "Prefect API start-up and teardown (s)", flow_wall - flow_total, direct_wall - direct_total, "s"
+        )
+    )
     write_results("pipeline" + ("-quick" if args.quick else ""), rows)
 
 

@@ -113,28 +113,92 @@ def projection_rows(quick: bool) -> list[Row]:
         if n * n * 4 <= DENSE_BUDGET_BYTES:
             dense[n] = measure_projection_seconds("dense", n, batch=BATCH)
             target = "ratio >= 10" if n == 2**14 else None
-            rows.append(Row(NAME, f"structured vs dense, {label}, s/call", structured[n], dense[n], "s", dense[n] / structured[n], target))
+            rows.append(
+                Row(
+                    NAME,
+                    f"structured vs dense, {label}, s/call",
+                    structured[n],
+                    dense[n],
+                    "s",
+                    dense[n] / structured[n],
+                    target,
+                )
+            )
         else:
             gib = n * n * 4 / 2**30
-            rows.append(Row(NAME, f"structured, {label}, dense cannot allocate ({gib:.0f} GiB matrix)", structured[n], None, "s"))
+            rows.append(
+                Row(
+                    NAME, f"structured, {label}, dense cannot allocate ({gib:.0f} GiB matrix)", structured[n], None, "s"
+                )
+            )
         if n < 2**20:
             seconds = measure_projection_seconds("optical", n, batch=BATCH, repeats=1)
-            rows.append(Row(NAME, f"optical simulator (default device) vs structured, {label}, s/call", seconds, structured[n], "s", seconds / structured[n]))
+            rows.append(
+                Row(
+                    NAME,
+                    f"optical simulator (default device) vs structured, {label}, s/call",
+                    seconds,
+                    structured[n],
+                    "s",
+                    seconds / structured[n],
+                )
+            )
     big = 2**16 if quick else 2**20
     label = f"n=2^{big.bit_length() - 1}"
-    configs = [("default device", OPUConfig())] + ([] if quick else [("single pass, 1024x1024 DMD, external arm, no residual", SINGLE_PASS)])
+    configs = [("default device", OPUConfig())] + (
+        [] if quick else [("single pass, 1024x1024 DMD, external arm, no residual", SINGLE_PASS)]
+    )
     for name, config in configs:
         m = optical_in_subprocess(big, config)
         case = f"optical {label}, batch {BATCH}, {name} ({m['passes']} pass(es))"
         target = None if quick else "ratio <= 1"
-        rows.append(Row(NAME, f"{case}: wall s (reference = 2 s budget)", m["seconds"], 2.0, "s", m["seconds"] / 2.0, target))
-        rows.append(Row(NAME, f"{case}: CPU s per core, {m['threads']} threads (reference = 2 s budget)", m["cpu_per_core"], 2.0, "s", m["cpu_per_core"] / 2.0, target))
-        rows.append(Row(NAME, f"{case}: peak RSS MB (reference = 2 GB budget)", m["peak_rss_mb"], 2048.0, "MB", m["peak_rss_mb"] / 2048.0, target))
-        rows.append(Row(NAME, f"{case}: simulated device s per call ({m['frames']} frames)", m["device_s"], m["seconds"], "s", m["device_s"] / m["seconds"]))
+        rows.append(
+            Row(NAME, f"{case}: wall s (reference = 2 s budget)", m["seconds"], 2.0, "s", m["seconds"] / 2.0, target)
+        )
+        rows.append(
+            Row(
+                NAME,
+                f"{case}: CPU s per core, {m['threads']} threads (reference = 2 s budget)",
+                m["cpu_per_core"],
+                2.0,
+                "s",
+                m["cpu_per_core"] / 2.0,
+                target,
+            )
+        )
+        rows.append(
+            Row(
+                NAME,
+                f"{case}: peak RSS MB (reference = 2 GB budget)",
+                m["peak_rss_mb"],
+                2048.0,
+                "MB",
+                m["peak_rss_mb"] / 2048.0,
+                target,
+            )
+        )
+        rows.append(
+            Row(
+                NAME,
+                f"{case}: simulated device s per call ({m['frames']} frames)",
+                m["device_s"],
+                m["seconds"],
+                "s",
+                m["device_s"] / m["seconds"],
+            )
+        )
         if name == "default device":
             floor = simulation_floor(big, config, patterns=m["frames"] // 2, threads=m["threads"])
-            rows.append(Row(NAME, f"{case}: floor CPU s per core, FFTs and sensor draws alone ({floor['what']}) vs CPU s per core",
-                            floor["per_core_s"], m["cpu_per_core"], "s", floor["per_core_s"] / m["cpu_per_core"]))
+            rows.append(
+                Row(
+                    NAME,
+                    f"{case}: floor CPU s per core, FFTs and sensor draws alone ({floor['what']}) vs CPU s per core",
+                    floor["per_core_s"],
+                    m["cpu_per_core"],
+                    "s",
+                    floor["per_core_s"] / m["cpu_per_core"],
+                )
+            )
     default = OPUConfig()
     for kind, times in (("dense", dense), ("structured", structured)):
         result = optical_breakeven(times, config=default, batch=BATCH)
@@ -171,8 +235,10 @@ def simulation_floor(n: int, config: OPUConfig, *, patterns: int, threads: int) 
     finally:
         torch.set_num_threads(threads)
     per_pattern = fft_s + noise_s
-    what = (f"{patterns} patterns x ({fft_s * 1e3:.1f} ms of FFTs + {noise_s * 1e3:.1f} ms of {2 * n} draws), "
-            f"{threads} cores")
+    what = (
+        f"{patterns} patterns x ({fft_s * 1e3:.1f} ms of FFTs + {noise_s * 1e3:.1f} ms of {2 * n} draws), "
+        f"{threads} cores"
+    )
     return {"per_core_s": patterns * per_pattern / threads, "what": what}
 
 
@@ -180,29 +246,55 @@ def modelled_rows() -> list[Row]:
     """MODELLED, not measured: the OPU's device time from its frame rate against a GPU's roofline
     time (datasheet figures, the aten ops each projector runs counted here)."""
     sizes = [2**k for k in range(10, 25, 2)]
-    devices = {"default OPUConfig (1.5 kHz, 1920x1080 camera)": OPUConfig(),
-               "LightOn's simulated OPU (500 us frames, 2040x1088 output)": OPUConfig(**LIGHTON_SIMULATED)}
+    devices = {
+        "default OPUConfig (1.5 kHz, 1920x1080 camera)": OPUConfig(),
+        "LightOn's simulated OPU (500 us frames, 2040x1088 output)": OPUConfig(**LIGHTON_SIMULATED),
+    }
     gpu = {kind: {n: modelled_gpu_seconds(kind, n, BATCH) for n in sizes} for kind in ("structured", "dense")}
     rows: list[Row] = []
     for name, config in devices.items():
         opu = {n: opu_call_seconds(n, BATCH, config) for n in sizes}
         for n in sizes:
             label = f"n=2^{n.bit_length() - 1}"
-            rows.append(Row(NAME, f"MODELLED {label}, batch {BATCH}: OPU {name} device s/call (8 frames/vector, {config.tiles(n, n)} tiles) "
-                            f"vs {H100_SXM.name.split(' (')[0]} structured (roofline)", opu[n], gpu["structured"][n], "s", opu[n] / gpu["structured"][n]))
+            rows.append(
+                Row(
+                    NAME,
+                    f"MODELLED {label}, batch {BATCH}: OPU {name} device s/call (8 frames/vector, {config.tiles(n, n)} tiles) "
+                    f"vs {H100_SXM.name.split(' (')[0]} structured (roofline)",
+                    opu[n],
+                    gpu["structured"][n],
+                    "s",
+                    opu[n] / gpu["structured"][n],
+                )
+            )
         for kind in ("structured", "dense"):
             n_star = crossing(sizes, gpu[kind], opu)
             verdict = "never up to 2^24" if n_star is None else f"from n ~ {n_star:.3g}"
             note = " (dense: only while the matrix fits the GPU's 80 GB, n <= 2^17)" if kind == "dense" else ""
-            rows.append(Row(NAME, f"MODELLED break-even, OPU {name} vs {H100_SXM.name} {kind}{note}: {verdict}",
-                            float("nan") if n_star is None else n_star, None, "n"))
+            rows.append(
+                Row(
+                    NAME,
+                    f"MODELLED break-even, OPU {name} vs {H100_SXM.name} {kind}{note}: {verdict}",
+                    float("nan") if n_star is None else n_star,
+                    None,
+                    "n",
+                )
+            )
     # a hypothetical OPU holding any n in one pass: extrapolate the GPU's modelled growth past 2^24
     one_pass = opu_call_seconds(sizes[0], BATCH, OPUConfig())
     (n0, t0), (n1, t1) = [(n, gpu["structured"][n]) for n in sizes[-2:]]
     slope = math.log(t1 / t0) / math.log(n1 / n0)
     n_star = n1 * (one_pass / t1) ** (1 / slope)
-    rows.append(Row(NAME, f"MODELLED, extrapolated: a one-pass OPU ({one_pass:.3f} s per call of {BATCH}) would match the H100 structured "
-                    f"projection at n ~ {n_star:.2g} (DMD and camera of that many pixels; GPU time ~ n^{slope:.2f} past 2^22)", n_star, None, "n"))
+    rows.append(
+        Row(
+            NAME,
+            f"MODELLED, extrapolated: a one-pass OPU ({one_pass:.3f} s per call of {BATCH}) would match the H100 structured "
+            f"projection at n ~ {n_star:.2g} (DMD and camera of that many pixels; GPU time ~ n^{slope:.2f} past 2^22)",
+            n_star,
+            None,
+            "n",
+        )
+    )
     return rows
 
 
@@ -210,15 +302,52 @@ def medium_rows() -> list[Row]:
     s = speckle_statistics()
     case = "medium 1024->8192 (screen model, default config)"
     return [
-        Row(NAME, f"{case}: intensity KS p-value vs exponential (reference: 1e-3 floor)", s["intensity_ks_pvalue"], 1e-3, "p", s["intensity_ks_pvalue"] / 1e-3, "ratio >= 1"),
+        Row(
+            NAME,
+            f"{case}: intensity KS p-value vs exponential (reference: 1e-3 floor)",
+            s["intensity_ks_pvalue"],
+            1e-3,
+            "p",
+            s["intensity_ks_pvalue"] / 1e-3,
+            "ratio >= 1",
+        ),
         Row(NAME, f"{case}: |E t^2| / E|t|^2 (circular: 0)", s["circularity"], None, ""),
-        Row(NAME, f"{case}: max intensity correlation of 16 pixel pairs over all shifts (reference: one pair's noise 1/sqrt(n_out))",
-            s["max_pair_shift_correlation"], s["pair_correlation_noise"], "", s["max_pair_shift_correlation"] / s["pair_correlation_noise"], "ratio <= 6"),
-        Row(NAME, f"{case}: distinct moduli vs i.i.d. Gaussian entries", s["distinct_moduli_vs_gaussian"], 1.0, "", s["distinct_moduli_vs_gaussian"], "ratio >= 0.98"),
-        Row(NAME, f"{case}: max/min singular value of Re(T) vs Marchenko-Pastur", s["singular_max_over_min"], s["marchenko_pastur_max_over_min"], "",
-            s["singular_max_over_min"] / s["marchenko_pastur_max_over_min"], "ratio >= 0.9"),
-        Row(NAME, f"{case}: spread of |Ax|^2/|x|^2 vs a Gaussian matrix's", s["norm_spread"], s["gaussian_norm_spread"], "",
-            s["norm_spread"] / s["gaussian_norm_spread"], "ratio >= 0.7"),
+        Row(
+            NAME,
+            f"{case}: max intensity correlation of 16 pixel pairs over all shifts (reference: one pair's noise 1/sqrt(n_out))",
+            s["max_pair_shift_correlation"],
+            s["pair_correlation_noise"],
+            "",
+            s["max_pair_shift_correlation"] / s["pair_correlation_noise"],
+            "ratio <= 6",
+        ),
+        Row(
+            NAME,
+            f"{case}: distinct moduli vs i.i.d. Gaussian entries",
+            s["distinct_moduli_vs_gaussian"],
+            1.0,
+            "",
+            s["distinct_moduli_vs_gaussian"],
+            "ratio >= 0.98",
+        ),
+        Row(
+            NAME,
+            f"{case}: max/min singular value of Re(T) vs Marchenko-Pastur",
+            s["singular_max_over_min"],
+            s["marchenko_pastur_max_over_min"],
+            "",
+            s["singular_max_over_min"] / s["marchenko_pastur_max_over_min"],
+            "ratio >= 0.9",
+        ),
+        Row(
+            NAME,
+            f"{case}: spread of |Ax|^2/|x|^2 vs a Gaussian matrix's",
+            s["norm_spread"],
+            s["gaussian_norm_spread"],
+            "",
+            s["norm_spread"] / s["gaussian_norm_spread"],
+            "ratio >= 0.7",
+        ),
     ]
 
 
@@ -240,12 +369,24 @@ def encoding_rows(quick: bool) -> list[Row]:
     rows: list[Row] = []
     families = error_families() | forecaster_families()
     for family, x in families.items():
-        draws = (1000 if quick else 4000) if x.numel() <= 4096 else (200 if quick else 600)  # long errors: fewer draws suffice
+        draws = (
+            (1000 if quick else 4000) if x.numel() <= 4096 else (200 if quick else 600)
+        )  # long errors: fewer draws suffice
         for name, config in (("default", OPUConfig()), ("no residual pair", OPUConfig(clip_residual=False))):
             m = encoding_gain(x, config, draws=draws)
             target = "ratio >= 0.98" if name == "default" else None
-            rows.append(Row(NAME, f"encoding {name}, {family} ({x.numel()} entries): mean of {draws} projections, gain vs ideal "
-                            f"({m['frames_per_vector']:.2f} frames/vector, error of the mean {m['error_of_mean']:.3f})", m["gain"], 1.0, "", m["gain"], target))
+            rows.append(
+                Row(
+                    NAME,
+                    f"encoding {name}, {family} ({x.numel()} entries): mean of {draws} projections, gain vs ideal "
+                    f"({m['frames_per_vector']:.2f} frames/vector, error of the mean {m['error_of_mean']:.3f})",
+                    m["gain"],
+                    1.0,
+                    "",
+                    m["gain"],
+                    target,
+                )
+            )
     return rows
 
 
@@ -255,7 +396,11 @@ def _step_seconds(mode: str, error: str, steps: int) -> tuple[float, float, floa
     x, y = teacher_regression(BATCH * steps, kind="image")
     model = TinyViT(depth=3, dim=32, heads=4)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    dfa = None if mode == "backprop" else DFA(model, [ViTBlock], mode="optical" if mode == "optical" else "dfa", error=error)
+    dfa = (
+        None
+        if mode == "backprop"
+        else DFA(model, [ViTBlock], mode="optical" if mode == "optical" else "dfa", error=error)
+    )
 
     def step(i: int) -> None:
         rows = slice(i * BATCH, (i + 1) * BATCH)
@@ -276,7 +421,11 @@ def _step_seconds(mode: str, error: str, steps: int) -> tuple[float, float, floa
     wall = (time.perf_counter() - start) / (steps - 1)
     if dfa is None:
         return wall, 0.0, 0.0
-    return wall, (dfa.stats.projector.device_time_s - device) / (steps - 1), (dfa.stats.projector.energy_j - energy) / (steps - 1)
+    return (
+        wall,
+        (dfa.stats.projector.device_time_s - device) / (steps - 1),
+        (dfa.stats.projector.energy_j - energy) / (steps - 1),
+    )
 
 
 def dfa_step_rows(quick: bool) -> list[Row]:
@@ -287,9 +436,29 @@ def dfa_step_rows(quick: bool) -> list[Row]:
         digital, _, _ = _step_seconds("dfa", error, steps)
         optical, device, energy = _step_seconds("optical", error, steps)
         case = f"DFA step, TinyViT depth 3, batch {BATCH}, error per {error}"
-        rows.append(Row(NAME, f"{case}: digital DFA wall s/step vs backprop", digital, backprop, "s", digital / backprop))
-        rows.append(Row(NAME, f"{case}: optical DFA wall s/step (simulator) vs backprop", optical, backprop, "s", optical / backprop))
-        rows.append(Row(NAME, f"{case}: optical DFA simulated device s/step ({energy:.1f} J/step) vs backprop wall", device, backprop, "s", device / backprop))
+        rows.append(
+            Row(NAME, f"{case}: digital DFA wall s/step vs backprop", digital, backprop, "s", digital / backprop)
+        )
+        rows.append(
+            Row(
+                NAME,
+                f"{case}: optical DFA wall s/step (simulator) vs backprop",
+                optical,
+                backprop,
+                "s",
+                optical / backprop,
+            )
+        )
+        rows.append(
+            Row(
+                NAME,
+                f"{case}: optical DFA simulated device s/step ({energy:.1f} J/step) vs backprop wall",
+                device,
+                backprop,
+                "s",
+                device / backprop,
+            )
+        )
     return rows
 
 
@@ -316,10 +485,22 @@ def dfa_loss_rows(quick: bool) -> list[Row]:
     seeds = range(2) if quick else range(4)
     pairs = [(_vit_final_loss("optical", s), _vit_final_loss("dfa", s)) for s in seeds]
     case = "TinyViT depth 3, 100 DFA steps, per-token error, default OPUConfig"
-    rows = [Row(NAME, f"{case}, seed {s}: optical vs digital DFA final loss", o, d, "mse", o / d) for s, (o, d) in zip(seeds, pairs)]
+    rows = [
+        Row(NAME, f"{case}, seed {s}: optical vs digital DFA final loss", o, d, "mse", o / d)
+        for s, (o, d) in zip(seeds, pairs)
+    ]
     optical, digital = (sum(p[i] for p in pairs) / len(pairs) for i in (0, 1))
-    rows.append(Row(NAME, f"{case}, mean of seeds {seeds.start}-{seeds.stop - 1}: optical vs digital DFA final loss",
-                    optical, digital, "mse", optical / digital, "ratio <= 1.03"))
+    rows.append(
+        Row(
+            NAME,
+            f"{case}, mean of seeds {seeds.start}-{seeds.stop - 1}: optical vs digital DFA final loss",
+            optical,
+            digital,
+            "mse",
+            optical / digital,
+            "ratio <= 1.03",
+        )
+    )
     return rows
 
 
@@ -338,7 +519,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     parser.add_argument("--skip-dfa-cases", action="store_true", help="leave out the rows of benchmarks/dfa_cases.py")
     args = parser.parse_args(argv)
-    rows = projection_rows(args.quick) + modelled_rows() + medium_rows() + encoding_rows(args.quick) + dfa_step_rows(args.quick) + dfa_loss_rows(args.quick)
+    rows = (
+        projection_rows(args.quick)
+        + modelled_rows()
+        + medium_rows()
+        + encoding_rows(args.quick)
+        + dfa_step_rows(args.quick)
+        + dfa_loss_rows(args.quick)
+    )
     if not args.skip_dfa_cases:
         rows += dfa_rows(args.quick)
     write_results(NAME, rows)

@@ -47,15 +47,52 @@ def forecast_rows(store: Path, steps: int) -> list[Row]:
             for lead in LEADS:
                 s = record[f"{channel} {lead}h scores"]
                 target = "ratio < 1" if lead == 72 else None
-                rows.append(Row(NAME, f"{tag}: {SHORT[channel]} RMSE {lead}h vs persistence", s["rmse"], s["persistence_rmse"],
-                                "phys", s["rmse"] / s["persistence_rmse"], target))
+                rows.append(
+                    Row(
+                        NAME,
+                        f"{tag}: {SHORT[channel]} RMSE {lead}h vs persistence",
+                        s["rmse"],
+                        s["persistence_rmse"],
+                        "phys",
+                        s["rmse"] / s["persistence_rmse"],
+                        target,
+                    )
+                )
         z500 = record["geopotential@500 24h scores"]
-        rows.append(Row(NAME, f"{tag}: Z500 ACC 24h vs persistence", z500["acc"], z500["persistence_acc"], "1", z500["acc"] / z500["persistence_acc"]))
-        rows.append(Row(NAME, f"{tag}: Z500 RMSE 24h vs climatology", z500["rmse"], z500["climatology_rmse"], "m2 s-2",
-                        z500["rmse"] / z500["climatology_rmse"], "ratio < 1"))
+        rows.append(
+            Row(
+                NAME,
+                f"{tag}: Z500 ACC 24h vs persistence",
+                z500["acc"],
+                z500["persistence_acc"],
+                "1",
+                z500["acc"] / z500["persistence_acc"],
+            )
+        )
+        rows.append(
+            Row(
+                NAME,
+                f"{tag}: Z500 RMSE 24h vs climatology",
+                z500["rmse"],
+                z500["climatology_rmse"],
+                "m2 s-2",
+                z500["rmse"] / z500["climatology_rmse"],
+                "ratio < 1",
+            )
+        )
         if mode != "backprop":
             reference = records["backprop"]["geopotential@500 24h scores"]["rmse"]
-            rows.append(Row(NAME, f"{tag}: Z500 RMSE 24h vs backprop's", z500["rmse"], reference, "m2 s-2", z500["rmse"] / reference, "ratio <= 1.15"))
+            rows.append(
+                Row(
+                    NAME,
+                    f"{tag}: Z500 RMSE 24h vs backprop's",
+                    z500["rmse"],
+                    reference,
+                    "m2 s-2",
+                    z500["rmse"] / reference,
+                    "ratio <= 1.15",
+                )
+            )
         rows.append(Row(NAME, f"{tag}: training wall time ({steps} steps)", record["wall_s"], None, "s"))
         if mode != "backprop":
             rows.append(Row(NAME, f"{tag}: simulated optical device time", record["device_time_s"], None, "s"))

@@ -30,8 +30,13 @@ def build_store(directory: Path, n_time: int) -> Path:
     from data_catalog.ingest import write_store
     from data_catalog.testing import canonical_dataset
 
-    ds = canonical_dataset(n_time=n_time, n_lat=32, n_lon=64, levels=(500, 850),
-                           variables=["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind", "2m_temperature"])
+    ds = canonical_dataset(
+        n_time=n_time,
+        n_lat=32,
+        n_lon=64,
+        levels=(500, 850),
+        variables=["geopotential", "temperature", "u_component_of_wind", "v_component_of_wind", "2m_temperature"],
+    )
     return write_store(ds, directory / "bench.zarr", source="bench-training", time_chunk=16)
 
 
@@ -44,7 +49,16 @@ def model_rates(store: Path, steps: int, batch: int) -> dict[str, float]:
     for mode in TRAINING_MODES:
         task = ForecastTask(store, preset="tiny")
         with tempfile.TemporaryDirectory() as out:
-            config = TrainConfig(steps=steps, batch_size=batch, warmup=1, val_every=0, checkpoint_every=steps, mode=mode, device="cpu", progress=False)
+            config = TrainConfig(
+                steps=steps,
+                batch_size=batch,
+                warmup=1,
+                val_every=0,
+                checkpoint_every=steps,
+                mode=mode,
+                device="cpu",
+                progress=False,
+            )
             rates[mode] = train(task, config, out).samples_per_s
     return rates
 
@@ -68,7 +82,9 @@ def xbatcher_rate(store: Path, variables: list[str], n_batches: int, batch: int)
     import xbatcher
 
     ds = xr.open_zarr(store)[variables]
-    gen = xbatcher.BatchGenerator(ds, input_dims={"time": batch, "latitude": ds.sizes["latitude"], "longitude": ds.sizes["longitude"]})
+    gen = xbatcher.BatchGenerator(
+        ds, input_dims={"time": batch, "latitude": ds.sizes["latitude"], "longitude": ds.sizes["longitude"]}
+    )
     start = time.perf_counter()
     for i, b in enumerate(gen):
         [b[v].values for v in variables]  # the fields, in memory
@@ -93,11 +109,40 @@ def main() -> None:
         rates = model_rates(store, steps, batch)
         for mode, rate in rates.items():
             ref = None if mode == "backprop" else rates["backprop"]
-            rows.append(Row(NAME, f"tiny forecaster samples/s, {mode}", rate, ref, "samples/s", None if ref is None else rate / ref))
+            rows.append(
+                Row(
+                    NAME,
+                    f"tiny forecaster samples/s, {mode}",
+                    rate,
+                    ref,
+                    "samples/s",
+                    None if ref is None else rate / ref,
+                )
+            )
         ours = sampler_rate(store, channels, n_batches, batch)
-        rows.append(Row(NAME, "sampler vs model consumption (backprop)", ours, rates["backprop"], "samples/s", ours / rates["backprop"], "ratio >= 3"))
+        rows.append(
+            Row(
+                NAME,
+                "sampler vs model consumption (backprop)",
+                ours,
+                rates["backprop"],
+                "samples/s",
+                ours / rates["backprop"],
+                "ratio >= 3",
+            )
+        )
         theirs = xbatcher_rate(store, variables, n_batches, batch)
-        rows.append(Row(NAME, "sampler (shuffled, chunk-aligned) vs xbatcher (sequential)", ours, theirs, "samples/s", ours / theirs, "ratio >= 2"))
+        rows.append(
+            Row(
+                NAME,
+                "sampler (shuffled, chunk-aligned) vs xbatcher (sequential)",
+                ours,
+                theirs,
+                "samples/s",
+                ours / theirs,
+                "ratio >= 2",
+            )
+        )
     rows.append(Row(NAME, "peak resident memory of this benchmark", peak_rss_mib() * 1024 / 1e6, None, "GB"))
     write_results(NAME, rows)
 

@@ -38,17 +38,31 @@ def _rows_from(records: list[dict]) -> list[Row]:
 
 
 def curve_records(size: str, steps: int, device: str = "cpu") -> list[dict]:
-    curves = measure.learning_curves(measure.vit_sizes(4, "tiny" if size == "tiny" else "cpu") | {"dim": 32}, steps, device)
+    curves = measure.learning_curves(
+        measure.vit_sizes(4, "tiny" if size == "tiny" else "cpu") | {"dim": 32}, steps, device
+    )
     out = results_dir()
     (out / "dfa_learning_curves.json").write_text(json.dumps(curves) + "\n")
     measure.plot_curves(curves, out / "dfa_learning_curves.png")
     tail = max(1, steps // 10)
     final = {k: sum(v[-tail:]) / tail for k, v in curves.items()}
     return [
-        dict(benchmark=NAME, case="learning curve: final loss, dfa lean vs dfa standard", ours=final["dfa-lean"],
-             reference=final["dfa-structured"], unit="mse", ratio=final["dfa-lean"] / final["dfa-structured"]),
-        dict(benchmark=NAME, case="learning curve: final loss, dfa standard vs backprop", ours=final["dfa-structured"],
-             reference=final["backprop"], unit="mse", ratio=final["dfa-structured"] / final["backprop"]),
+        dict(
+            benchmark=NAME,
+            case="learning curve: final loss, dfa lean vs dfa standard",
+            ours=final["dfa-lean"],
+            reference=final["dfa-structured"],
+            unit="mse",
+            ratio=final["dfa-lean"] / final["dfa-structured"],
+        ),
+        dict(
+            benchmark=NAME,
+            case="learning curve: final loss, dfa standard vs backprop",
+            ours=final["dfa-structured"],
+            reference=final["backprop"],
+            unit="mse",
+            ratio=final["dfa-structured"] / final["backprop"],
+        ),
     ]
 
 

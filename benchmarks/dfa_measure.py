@@ -185,7 +185,9 @@ def learning_curves(sizes: dict[str, Any], steps: int, device: str, lr: float = 
     curves = {}
     for method in ("backprop", "dfa-structured", "dfa-lean"):
         torch.manual_seed(0)
-        model = TinyViT(image=s["image"], patch=2, c_in=s["c_in"], c_out=s["c_in"], dim=s["dim"], depth=s["depth"], heads=s["heads"]).to(device)
+        model = TinyViT(
+            image=s["image"], patch=2, c_in=s["c_in"], c_out=s["c_in"], dim=s["dim"], depth=s["depth"], heads=s["heads"]
+        ).to(device)
         engine = _engine(model, method)
         opt = torch.optim.AdamW(model.parameters(), lr=lr)
         order = torch.Generator().manual_seed(1)
@@ -234,21 +236,50 @@ def time_records(depth: int, size: str, rounds: int, device: str = "cpu") -> lis
     times = step_times(vit_sizes(depth, size), methods, device, rounds=rounds)
     base = times["backprop"]
     return [
-        dict(benchmark=NAME, case=f"step time depth {depth}: {m} vs backprop", ours=times[m], reference=base,
-             unit="s/step", ratio=_ratio(times[m], base), target=TIME_TARGETS.get(m))
+        dict(
+            benchmark=NAME,
+            case=f"step time depth {depth}: {m} vs backprop",
+            ours=times[m],
+            reference=base,
+            unit="s/step",
+            ratio=_ratio(times[m], base),
+            target=TIME_TARGETS.get(m),
+        )
         for m in methods[1:]
     ]
 
 
 def memory_records(depth: int, size: str, device: str = "cpu", fresh_process: bool = True) -> list[dict]:
-    peaks = {m: peak_step_memory(vit_sizes(depth, size), m, device, fresh_process)
-             for m in ("backprop", "backprop+checkpoint", "dfa-structured", "dfa-lean")}
+    peaks = {
+        m: peak_step_memory(vit_sizes(depth, size), m, device, fresh_process)
+        for m in ("backprop", "backprop+checkpoint", "dfa-structured", "dfa-lean")
+    }
     bp, ckpt, lean = peaks["backprop"], peaks["backprop+checkpoint"], peaks["dfa-lean"]
     return [
-        dict(benchmark=NAME, case=f"peak step memory depth {depth}: dfa standard vs backprop", ours=peaks["dfa-structured"],
-             reference=bp, unit="MiB", ratio=_ratio(peaks["dfa-structured"], bp)),
-        dict(benchmark=NAME, case=f"peak step memory depth {depth}: dfa lean vs backprop", ours=lean, reference=bp,
-             unit="MiB", ratio=_ratio(lean, bp), target="ratio <= 0.3" if depth == 24 else None),
-        dict(benchmark=NAME, case=f"peak step memory depth {depth}: dfa lean vs backprop+checkpoint", ours=lean,
-             reference=ckpt, unit="MiB", ratio=_ratio(lean, ckpt), target="ratio < 1" if depth == 24 else None),
+        dict(
+            benchmark=NAME,
+            case=f"peak step memory depth {depth}: dfa standard vs backprop",
+            ours=peaks["dfa-structured"],
+            reference=bp,
+            unit="MiB",
+            ratio=_ratio(peaks["dfa-structured"], bp),
+        ),
+        dict(
+            benchmark=NAME,
+            case=f"peak step memory depth {depth}: dfa lean vs backprop",
+            ours=lean,
+            reference=bp,
+            unit="MiB",
+            ratio=_ratio(lean, bp),
+            target="ratio <= 0.3" if depth == 24 else None,
+        ),
+        dict(
+            benchmark=NAME,
+            case=f"peak step memory depth {depth}: dfa lean vs backprop+checkpoint",
+            ours=lean,
+            reference=ckpt,
+            unit="MiB",
+            ratio=_ratio(lean, ckpt),
+            target="ratio < 1" if depth == 24 else None,
+        ),
     ]

@@ -53,16 +53,27 @@ def load_records() -> list[dict[str, Any]]:
     for r in load_results():
         if r["row"] in MODES and ("tiny", r["row"], r["seed"], r["steps"]) not in have:
             tiny = preset_config("tiny")
-            records.append({**r, "size": "tiny", "mode": r["row"], "parameters": r.get("parameters", tiny["parameters"]),
-                            "model_config": r.get("model_config", tiny)})
+            records.append(
+                {
+                    **r,
+                    "size": "tiny",
+                    "mode": r["row"],
+                    "parameters": r.get("parameters", tiny["parameters"]),
+                    "model_config": r.get("model_config", tiny),
+                }
+            )
     return records
 
 
 def preset_config(name: str, channels: int = 14, statics: int = 2, grid: tuple[int, int] = (32, 64)) -> dict[str, Any]:
     from climate_optics.models.forecaster import ForecasterConfig, count_parameters
 
-    config = ForecasterConfig.from_preset(name, channels=tuple(f"c{i}" for i in range(channels)),
-                                          static_channels=tuple(f"s{i}" for i in range(statics)), grid=grid)
+    config = ForecasterConfig.from_preset(
+        name,
+        channels=tuple(f"c{i}" for i in range(channels)),
+        static_channels=tuple(f"s{i}" for i in range(statics)),
+        grid=grid,
+    )
     return {**config.to_dict(), "parameters": count_parameters(config)}
 
 
@@ -98,14 +109,41 @@ def rows_from(records: list[dict[str, Any]], steps: int) -> list[Row]:
         # RMSE / persistence's RMSE (the same initial times in every run, so ratios of these are RMSE ratios)
         dfa_rmse, bp_rmse = mean("dfa", lambda r: r[key]), mean("backprop", lambda r: r[key])
         trend.append((params, dfa_rmse / bp_rmse))
-        rows.append(Row(NAME, f"{label}: {CASE}, dfa vs backprop", dfa_rmse, bp_rmse, "x persistence", dfa_rmse / bp_rmse, "ratio <= 1.15"))
+        rows.append(
+            Row(
+                NAME,
+                f"{label}: {CASE}, dfa vs backprop",
+                dfa_rmse,
+                bp_rmse,
+                "x persistence",
+                dfa_rmse / bp_rmse,
+                "ratio <= 1.15",
+            )
+        )
         dfa72, bp72 = mean("dfa", lambda r: r[z72]), mean("backprop", lambda r: r[z72])
         rows.append(Row(NAME, f"{label}: Z500 RMSE 72h, dfa vs backprop", dfa72, bp72, "x persistence", dfa72 / bp72))
         dfa_step, bp_step = mean("dfa", lambda r: r["wall_s"] / steps), mean("backprop", lambda r: r["wall_s"] / steps)
-        rows.append(Row(NAME, f"{label}: digital wall time per step, dfa vs backprop", dfa_step, bp_step, "s", dfa_step / bp_step))
+        rows.append(
+            Row(
+                NAME,
+                f"{label}: digital wall time per step, dfa vs backprop",
+                dfa_step,
+                bp_step,
+                "s",
+                dfa_step / bp_step,
+            )
+        )
         cost = opu_step_cost(runs["dfa"][0]["model_config"], BATCH)
-        rows.append(Row(NAME, f"{label}: modelled OPU device time per step ({cost['vectors']} vectors)", cost["device_s"], dfa_step,
-                        "s", cost["device_s"] / dfa_step))
+        rows.append(
+            Row(
+                NAME,
+                f"{label}: modelled OPU device time per step ({cost['vectors']} vectors)",
+                cost["device_s"],
+                dfa_step,
+                "s",
+                cost["device_s"] / dfa_step,
+            )
+        )
         rows.append(Row(NAME, f"{label}: modelled OPU energy per step", cost["energy_j"], None, "J"))
     if len(trend) >= 2:
         a, b = ratio_trend(trend)
@@ -113,9 +151,24 @@ def rows_from(records: list[dict[str, Any]], steps: int) -> list[Row]:
             config = preset_config(preset)
             cost = opu_step_cost(config, BATCH)
             tag = f"{preset} preset ({config['parameters'] / 1e6:.0f} M params, batch {BATCH})"
-            rows.append(Row(NAME, f"{tag}: {CASE} dfa/backprop, extrapolated from {len(trend)} sizes", a + b * math.log10(config["parameters"]),
-                            None, "ratio"))
-            rows.append(Row(NAME, f"{tag}: modelled OPU device time per step ({cost['vectors']} vectors)", cost["device_s"], None, "s"))
+            rows.append(
+                Row(
+                    NAME,
+                    f"{tag}: {CASE} dfa/backprop, extrapolated from {len(trend)} sizes",
+                    a + b * math.log10(config["parameters"]),
+                    None,
+                    "ratio",
+                )
+            )
+            rows.append(
+                Row(
+                    NAME,
+                    f"{tag}: modelled OPU device time per step ({cost['vectors']} vectors)",
+                    cost["device_s"],
+                    None,
+                    "s",
+                )
+            )
             rows.append(Row(NAME, f"{tag}: modelled OPU energy per step", cost["energy_j"], None, "J"))
         rows.append(Row(NAME, "trend: change of the dfa/backprop ratio per decade of parameters", b, None, "ratio"))
     return rows
@@ -136,14 +189,22 @@ def main() -> None:
                 for seed in args.seeds:
                     for mode in args.modes:
                         start = time.perf_counter()
-                        record = train_and_score_with(store, f"{size} {mode}", seed, args.steps, {"mode": mode}, dict(SIZES[size]))
+                        record = train_and_score_with(
+                            store, f"{size} {mode}", seed, args.steps, {"mode": mode}, dict(SIZES[size])
+                        )
                         record.update(size=size, mode=mode, date=time.strftime("%Y-%m-%d"))
                         path = records_path(args.part)
-                        kept = [r for r in (json.loads(path.read_text()) if path.exists() else [])
-                                if (r["size"], r["mode"], r["seed"], r["steps"]) != (size, mode, seed, args.steps)]
+                        kept = [
+                            r
+                            for r in (json.loads(path.read_text()) if path.exists() else [])
+                            if (r["size"], r["mode"], r["seed"], r["steps"]) != (size, mode, seed, args.steps)
+                        ]
                         path.write_text(json.dumps(kept + [record]) + "\n")
-                        print(f"{size} {mode} seed {seed}: {time.perf_counter() - start:.0f} s, "
-                              f"Z500 24h {record['geopotential@500 24h']:.3f} x persistence", flush=True)
+                        print(
+                            f"{size} {mode} seed {seed}: {time.perf_counter() - start:.0f} s, "
+                            f"Z500 24h {record['geopotential@500 24h']:.3f} x persistence",
+                            flush=True,
+                        )
     write_results(NAME, rows_from(load_records(), args.steps))
 
 

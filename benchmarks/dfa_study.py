@@ -61,8 +61,14 @@ def results_path(part: str = "") -> Path:
 
 def load_results(part: str | None = None) -> list[dict[str, Any]]:
     """The stored records of one part, or of all parts (``None``: a row and seed run again counts once, the newest)."""
-    paths = [results_path(part)] if part is not None else sorted(results_dir().glob("dfa_study*.json"), key=lambda p: p.stat().st_mtime)
-    newest = {(r["row"], r["seed"], r["steps"]): r for path in paths if path.exists() for r in json.loads(path.read_text())}
+    paths = (
+        [results_path(part)]
+        if part is not None
+        else sorted(results_dir().glob("dfa_study*.json"), key=lambda p: p.stat().st_mtime)
+    )
+    newest = {
+        (r["row"], r["seed"], r["steps"]): r for path in paths if path.exists() for r in json.loads(path.read_text())
+    }
     return list(newest.values())
 
 
@@ -72,8 +78,16 @@ def train_and_score(store: Path, row: str, seed: int, steps: int) -> dict[str, A
     return train_and_score_with(store, row, seed, steps, config_overrides, task_overrides, points)
 
 
-def train_and_score_with(store: Path, row: str, seed: int, steps: int, config_overrides: dict[str, Any],
-                         task_overrides: dict[str, Any], points: str = "all", keep_task: bool = False) -> dict[str, Any]:
+def train_and_score_with(
+    store: Path,
+    row: str,
+    seed: int,
+    steps: int,
+    config_overrides: dict[str, Any],
+    task_overrides: dict[str, Any],
+    points: str = "all",
+    keep_task: bool = False,
+) -> dict[str, Any]:
     """Train the forecaster with the study's protocol and these departures, then score its rollouts.
 
     ``keep_task``: the record also holds the trained task under ``"task"`` (to continue from it).
@@ -87,9 +101,20 @@ def train_and_score_with(store: Path, row: str, seed: int, steps: int, config_ov
         task.feedback_points = task.feedback_points[:-1]  # the last block joins the head: true gradient
     overrides = dict(config_overrides)
     warmup = max(1, round(steps * overrides.pop("warmup_fraction", 0.05)))
-    config = TrainConfig(**{"steps": steps, "batch_size": 8, "lr": 1e-3, "warmup": warmup, "seed": seed,
-                            "val_every": max(1, steps // 10), "checkpoint_every": steps, "device": "cpu", "progress": False,
-                            **overrides})
+    config = TrainConfig(
+        **{
+            "steps": steps,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "warmup": warmup,
+            "seed": seed,
+            "val_every": max(1, steps // 10),
+            "checkpoint_every": steps,
+            "device": "cpu",
+            "progress": False,
+            **overrides,
+        }
+    )
     with tempfile.TemporaryDirectory() as out:
         result = loop.train(task, config, out)
         log = [json.loads(line) for line in (Path(out) / loop.METRICS_FILE).read_text().splitlines()]
@@ -97,24 +122,35 @@ def train_and_score_with(store: Path, row: str, seed: int, steps: int, config_ov
     return {**record, "task": task} if keep_task else record
 
 
-def score(task: Any, store: Path, row: str, seed: int, steps: int, result: Any, log: list[dict[str, Any]]) -> dict[str, Any]:
+def score(
+    task: Any, store: Path, row: str, seed: int, steps: int, result: Any, log: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The record of one trained model: training outcome, then rollout RMSE ratios to persistence."""
     import torch
 
     from climate_optics.evaluation.forecast_skill import forecast_skill
 
-    record: dict[str, Any] = {"row": row, "seed": seed, "steps": steps, "final_loss": result.final_loss,
-                              "parameters": task.model.num_parameters(), "model_config": task.config.to_dict(),
-                              "wall_s": result.wall_time_s, "device_time_s": result.engine_stats.get("projector_device_time_s", 0.0),
-                              "energy_j": result.engine_stats.get("projector_energy_j", 0.0),
-                              "curve": [(r["step"], r["loss"]) for r in log if r["kind"] == "train"],
-                              "alignment": [r for r in log if r["kind"] == "alignment"]}
+    record: dict[str, Any] = {
+        "row": row,
+        "seed": seed,
+        "steps": steps,
+        "final_loss": result.final_loss,
+        "parameters": task.model.num_parameters(),
+        "model_config": task.config.to_dict(),
+        "wall_s": result.wall_time_s,
+        "device_time_s": result.engine_stats.get("projector_device_time_s", 0.0),
+        "energy_j": result.engine_stats.get("projector_energy_j", 0.0),
+        "curve": [(r["step"], r["loss"]) for r in log if r["kind"] == "train"],
+        "alignment": [r for r in log if r["kind"] == "alignment"],
+    }
     with torch.no_grad():
         for channel in CHANNELS:
             for lead in LEADS:
                 s = forecast_skill(task.model, store, start=task.val_start, lead_hours=lead, channel=channel)
                 record[f"{channel} {lead}h"] = s["rmse"] / s["persistence_rmse"]
-                record[f"{channel} {lead}h scores"] = s  # rmse, acc, persistence_rmse, persistence_acc, climatology_rmse
+                record[f"{channel} {lead}h scores"] = (
+                    s  # rmse, acc, persistence_rmse, persistence_acc, climatology_rmse
+                )
     return record
 
 
@@ -125,15 +161,30 @@ def finetune_records(store: Path, mode: str, seed: int, steps: int) -> list[dict
     from climate_optics.training.rollout_task import RolloutForecastTask
     from climate_optics.training.task import TrainConfig
 
-    base = train_and_score_with(store, f"{mode} (fine-tune start, rerun)", seed, steps, {"mode": mode}, {}, keep_task=True)
+    base = train_and_score_with(
+        store, f"{mode} (fine-tune start, rerun)", seed, steps, {"mode": mode}, {}, keep_task=True
+    )
     trained, records = base.pop("task"), []
     ft_steps = max(1, round(steps * FINETUNE_FRACTION))
-    for depth, row in ((1, f"{mode} + 1-step fine-tune (control)"), (ROLLOUT, f"{mode} + rollout fine-tune (1-{ROLLOUT} steps)")):
+    for depth, row in (
+        (1, f"{mode} + 1-step fine-tune (control)"),
+        (ROLLOUT, f"{mode} + rollout fine-tune (1-{ROLLOUT} steps)"),
+    ):
         model = Forecaster(trained.model.config)
         model.load_state_dict(trained.model.state_dict())  # the trained weights, without the first run's hooks
         task = RolloutForecastTask(store, model, depth, seed=seed)
-        config = TrainConfig(steps=ft_steps, batch_size=8, lr=FINETUNE_LR, warmup=max(1, ft_steps // 10), seed=seed + 1000, mode=mode,
-                             val_every=ft_steps, checkpoint_every=ft_steps, device="cpu", progress=False)
+        config = TrainConfig(
+            steps=ft_steps,
+            batch_size=8,
+            lr=FINETUNE_LR,
+            warmup=max(1, ft_steps // 10),
+            seed=seed + 1000,
+            mode=mode,
+            val_every=ft_steps,
+            checkpoint_every=ft_steps,
+            device="cpu",
+            progress=False,
+        )
         with tempfile.TemporaryDirectory() as out:
             result = loop.train(task, config, out)
             log = [json.loads(line) for line in (Path(out) / loop.METRICS_FILE).read_text().splitlines()]
@@ -147,9 +198,15 @@ def finetune_records(store: Path, mode: str, seed: int, steps: int) -> list[dict
 
 def table(records: list[dict[str, Any]], steps: int) -> str:
     keys = [f"{c} {lead}h" for c in CHANNELS for lead in LEADS]
-    lines = ["| row | seeds | final loss | " + " | ".join(k.replace("geopotential@500", "Z500").replace("temperature@850", "T850")
-                                                    .replace("2m_temperature", "T2m") for k in keys) + " |",
-             "|---|---|---|" + "---|" * len(keys)]
+    lines = [
+        "| row | seeds | final loss | "
+        + " | ".join(
+            k.replace("geopotential@500", "Z500").replace("temperature@850", "T850").replace("2m_temperature", "T2m")
+            for k in keys
+        )
+        + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
     for row in ROWS:
         runs = [r for r in records if r["row"] == row and r["steps"] == steps]
         if not runs:
@@ -177,9 +234,16 @@ def study_parser(doc: str, seeds: list[int], results: str) -> argparse.ArgumentP
 
 def main() -> None:
     parser = study_parser(__doc__, [0, 1, 2], "dfa_study")
-    parser.add_argument("--rows", nargs="*", default=[r for r in ROWS if "fine-tune" not in r], choices=list(ROWS), metavar="ROW")
-    parser.add_argument("--finetune", nargs="*", default=[], choices=("backprop", "dfa", "optical"),
-                        help="train MODE, then fine-tune it one-step (control) and on rollouts (rows 'MODE + ... fine-tune')")
+    parser.add_argument(
+        "--rows", nargs="*", default=[r for r in ROWS if "fine-tune" not in r], choices=list(ROWS), metavar="ROW"
+    )
+    parser.add_argument(
+        "--finetune",
+        nargs="*",
+        default=[],
+        choices=("backprop", "dfa", "optical"),
+        help="train MODE, then fine-tune it one-step (control) and on rollouts (rows 'MODE + ... fine-tune')",
+    )
     args = parser.parse_args()
     if not args.table:
         import torch
@@ -187,16 +251,29 @@ def main() -> None:
         torch.set_num_threads(1)
         with tempfile.TemporaryDirectory() as tmp:
             store = args.store or _synthetic_store(Path(tmp))
-            jobs = [(row, seed) for row in args.rows for seed in args.seeds] + [(mode, seed, "finetune") for mode in args.finetune for seed in args.seeds]
+            jobs = [(row, seed) for row in args.rows for seed in args.seeds] + [
+                (mode, seed, "finetune") for mode in args.finetune for seed in args.seeds
+            ]
             for job in jobs:
                 start = time.perf_counter()
-                records = finetune_records(store, job[0], job[1], args.steps) if len(job) == 3 else [train_and_score(store, job[0], job[1], args.steps)]
+                records = (
+                    finetune_records(store, job[0], job[1], args.steps)
+                    if len(job) == 3
+                    else [train_and_score(store, job[0], job[1], args.steps)]
+                )
                 for record in records:
                     record["date"] = time.strftime("%Y-%m-%d")
-                    kept = [r for r in load_results(args.part) if (r["row"], r["seed"], r["steps"]) != (record["row"], record["seed"], args.steps)]
+                    kept = [
+                        r
+                        for r in load_results(args.part)
+                        if (r["row"], r["seed"], r["steps"]) != (record["row"], record["seed"], args.steps)
+                    ]
                     results_path(args.part).write_text(json.dumps(kept + [record]) + "\n")
-                print(f"{' '.join(map(str, job))}: {time.perf_counter() - start:.0f} s, Z500 24h/72h "
-                      + ", ".join(f"{r['geopotential@500 24h']:.3f}/{r['geopotential@500 72h']:.3f}" for r in records), flush=True)
+                print(
+                    f"{' '.join(map(str, job))}: {time.perf_counter() - start:.0f} s, Z500 24h/72h "
+                    + ", ".join(f"{r['geopotential@500 24h']:.3f}/{r['geopotential@500 72h']:.3f}" for r in records),
+                    flush=True,
+                )
     print(f"{args.steps} steps of 8 samples; RMSE / persistence RMSE, mean ± spread over seeds")
     print(table(load_results(), args.steps))
 

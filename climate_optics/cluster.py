@@ -32,8 +32,9 @@ def dask_cluster(workers: int | None = None, address: str | None = None) -> Iter
         return
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster:
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -69,8 +70,10 @@ def connect(address: str) -> Any:
     try:
         return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
     except (OSError, TimeoutError, ValueError) as exc:
-        raise UsageInputError(f"--dask-address {address}: no dask scheduler answers ({type(exc).__name__}: {exc}); "
-                              "start one with `dask scheduler` and `dask worker ADDRESS`") from None
+        raise UsageInputError(
+            f"--dask-address {address}: no dask scheduler answers ({type(exc).__name__}: {exc}); "
+            "start one with `dask scheduler` and `dask worker ADDRESS`"
+        ) from None
 
 
 def current_client() -> Any:

@@ -49,7 +49,9 @@ def _fractional_index(src: np.ndarray, dst: np.ndarray, periodic: bool) -> np.nd
 def _trigonometric_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(n_dst, n_src) band-limited interpolation from ``n`` equally spaced points on a circle (degrees)."""
     n = len(src)
-    theta = np.deg2rad(np.asarray(dst, dtype=np.float64)[:, None] - np.asarray(src, dtype=np.float64)[None, :])  # (m, n)
+    theta = np.deg2rad(
+        np.asarray(dst, dtype=np.float64)[:, None] - np.asarray(src, dtype=np.float64)[None, :]
+    )  # (m, n)
     k = np.arange(1, (n - 1) // 2 + 1)  # wavenumbers below Nyquist
     kernel = 1.0 + 2.0 * np.cos(theta[..., None] * k).sum(axis=-1)  # Dirichlet kernel
     if n % 2 == 0:
@@ -75,7 +77,9 @@ def _linear_extrapolating_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray
     return matrix
 
 
-def conservative_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, weights: np.ndarray | None = None) -> np.ndarray:
+def conservative_matrix(
+    src: np.ndarray, dst: np.ndarray, *, periodic: bool, weights: np.ndarray | None = None
+) -> np.ndarray:
     """(n_dst, n_src) reconstruction whose ``weights``-weighted block means give back the source values.
 
     Destination cells ``f*i ... f*i + f - 1`` (``f = n_dst / n_src``) make source cell ``i``;
@@ -87,7 +91,9 @@ def conservative_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, wei
     w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
     blocks = w.reshape(n, m // n)
     mean = np.zeros((n, m))
-    mean[np.repeat(np.arange(n), m // n), np.arange(m)] = (blocks / blocks.sum(axis=1, keepdims=True)).ravel()  # A (n, m)
+    mean[np.repeat(np.arange(n), m // n), np.arange(m)] = (
+        blocks / blocks.sum(axis=1, keepdims=True)
+    ).ravel()  # A (n, m)
     spread = _trigonometric_matrix(src, dst) if periodic else _linear_extrapolating_matrix(src, dst)  # P (m, n)
     return spread @ np.linalg.inv(mean @ spread)
 
@@ -99,10 +105,16 @@ def _is_pole_to_pole(lat: np.ndarray) -> bool:
         return False
     step = np.diff(lat)
     spacing = abs(step[0])
-    return bool(np.allclose(step, step[0], atol=1e-6 * spacing) and abs(lat.size * spacing - 180.0) < 1e-6 * 180.0 and abs(abs(lat).max() - (90.0 - spacing / 2)) < 1e-6 * spacing)
+    return bool(
+        np.allclose(step, step[0], atol=1e-6 * spacing)
+        and abs(lat.size * spacing - 180.0) < 1e-6 * 180.0
+        and abs(abs(lat).max() - (90.0 - spacing / 2)) < 1e-6 * spacing
+    )
 
 
-def great_circle_matrices(src_lat: np.ndarray, dst_lat: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+def great_circle_matrices(
+    src_lat: np.ndarray, dst_lat: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray | None:
     """Conservative meridional reconstruction along great circles through the poles: (2, n_dst, n_src), or None.
 
     A meridian and the one half a turn away form a circle of ``2 n`` equally spaced cell
@@ -124,7 +136,9 @@ def great_circle_matrices(src_lat: np.ndarray, dst_lat: np.ndarray, weights: np.
     return np.stack([circle[:m, :n], circle[:m, n:]])
 
 
-def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: str = "linear", weights: np.ndarray | None = None) -> np.ndarray:
+def interp_matrix(
+    src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: str = "linear", weights: np.ndarray | None = None
+) -> np.ndarray:
     """(n_dst, n_src) matrix interpolating values on ``src`` coordinates to ``dst`` coordinates.
 
     ``weights``: relative areas of the destination cells, used by ``conservative`` only.
@@ -147,7 +161,13 @@ def interp_matrix(src: np.ndarray, dst: np.ndarray, *, periodic: bool, method: s
 
 
 def grid_matrices(
-    src_lat: np.ndarray, src_lon: np.ndarray, dst_lat: np.ndarray, dst_lon: np.ndarray, *, method: str = "linear", great_circles: bool = True
+    src_lat: np.ndarray,
+    src_lon: np.ndarray,
+    dst_lat: np.ndarray,
+    dst_lon: np.ndarray,
+    *,
+    method: str = "linear",
+    great_circles: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(W_lat (n_lat_dst, n_lat_src), W_lon (n_lon_dst, n_lon_src)); longitude wraps if the source is global.
 
@@ -181,8 +201,12 @@ def apply(x, w_lat, w_lon):
 
     is_numpy = not isinstance(x, torch.Tensor)
     xt = torch.from_numpy(np.ascontiguousarray(x)) if is_numpy else x
-    wl = torch.as_tensor(np.asarray(w_lat) if not isinstance(w_lat, torch.Tensor) else w_lat, dtype=xt.dtype, device=xt.device)
-    wn = torch.as_tensor(np.asarray(w_lon) if not isinstance(w_lon, torch.Tensor) else w_lon, dtype=xt.dtype, device=xt.device)
+    wl = torch.as_tensor(
+        np.asarray(w_lat) if not isinstance(w_lat, torch.Tensor) else w_lat, dtype=xt.dtype, device=xt.device
+    )
+    wn = torch.as_tensor(
+        np.asarray(w_lon) if not isinstance(w_lon, torch.Tensor) else w_lon, dtype=xt.dtype, device=xt.device
+    )
     if wl.ndim == 2:
         out = wl @ xt @ wn.T  # (..., n_lat_dst, n_lon_dst)
     else:

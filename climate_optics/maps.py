@@ -75,7 +75,9 @@ def draw_field(ax: Any, field: "xr.DataArray", **style: Any) -> Any:
 def _map_axes(fig: "Figure", rows: int, cols: int, index: int) -> Any:
     import cartopy.crs as ccrs
 
-    return fig.add_subplot(rows, cols, index, projection=ccrs.PlateCarree())  # the data's own CRS: no reprojection of the mesh
+    return fig.add_subplot(
+        rows, cols, index, projection=ccrs.PlateCarree()
+    )  # the data's own CRS: no reprojection of the mesh
 
 
 def _panel(fig: "Figure", ax: Any, title: str, field: "xr.DataArray", units: str, **style: Any) -> None:
@@ -113,8 +115,17 @@ def _truth_at(truth: Any, variable: str, valid: Any, level: float | None) -> "xr
     return _pick(truth_ds[variable].sel(time=valid), "level", level, variable).load()
 
 
-def forecast_maps(forecast: Any, variable: str, *, truth: Any = None, lead: Any = "24h", init: Any = 0,
-                  level: float | None = None, member: int | None = None, cmap: str = "viridis") -> "Figure":
+def forecast_maps(
+    forecast: Any,
+    variable: str,
+    *,
+    truth: Any = None,
+    lead: Any = "24h",
+    init: Any = 0,
+    level: float | None = None,
+    member: int | None = None,
+    cmap: str = "viridis",
+) -> "Figure":
     """Maps of ``variable`` at ``lead`` from init ``init`` (index or time): forecast, truth, error.
 
     ``truth``: a canonical dataset or store verified at valid time = init + lead (omit for the
@@ -141,8 +152,18 @@ def forecast_maps(forecast: Any, variable: str, *, truth: Any = None, lead: Any 
     return fig
 
 
-def downscaling_maps(forecast: Any, downscaled: Any, truth: Any, variable: str, *, lead: Any = "24h", init: Any = 0,
-                     level: float | None = None, members: int = 2, cmap: str = "viridis") -> "Figure":
+def downscaling_maps(
+    forecast: Any,
+    downscaled: Any,
+    truth: Any,
+    variable: str,
+    *,
+    lead: Any = "24h",
+    init: Any = 0,
+    level: float | None = None,
+    members: int = 2,
+    cmap: str = "viridis",
+) -> "Figure":
     """Coarse forecast, the first ``members`` downscaled members, ensemble mean, ensemble spread and fine truth.
 
     ``downscaled``: an ensemble forecast store (``realization``) on the fine grid of ``truth``.

@@ -109,17 +109,23 @@ def check_run_dir(run_dir: str | os.PathLike, *, overwrite: bool, resume: bool =
     root = Path(run_dir)
     used = root.exists() and any(root.iterdir()) and not resume
     if used and not overwrite:
-        raise UsageInputError(f"{root} is not empty; pass --overwrite to replace its outputs, resume it, or choose another directory")
+        raise UsageInputError(
+            f"{root} is not empty; pass --overwrite to replace its outputs, resume it, or choose another directory"
+        )
     if used:
         check_own_directory(root, signature="pipeline.json")  # never clear a directory this tool did not write
     return used
 
 
-def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overwrite: bool, resume: bool = False) -> RunLayout:
+def prepare_run_dir(
+    run_dir: str | os.PathLike, config: PipelineConfig, *, overwrite: bool, resume: bool = False
+) -> RunLayout:
     """Create the run directory and save the config; a non-empty one needs ``overwrite`` (start
     over) or ``resume`` (keep its outputs: the flow's cached steps are skipped, training resumes)."""
 
-    layout = RunLayout(Path(run_dir).resolve())  # absolute: task cache keys and printed paths do not depend on the working directory
+    layout = RunLayout(
+        Path(run_dir).resolve()
+    )  # absolute: task cache keys and printed paths do not depend on the working directory
     if check_run_dir(run_dir, overwrite=overwrite, resume=resume):
         for pattern in ("train-*", "downscale-*"):  # training runs refuse to start over an old run
             for path in layout.root.glob(pattern):
@@ -133,8 +139,12 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: PipelineConfig, *, overw
 def score_modes(config: PipelineConfig, layout: RunLayout) -> dict[str, Any]:
     """Keyword arguments scoring every mode's forecast in one store: the first mode's, the others as references."""
     first, *others = config.modes
-    return dict(forecast=str(layout.forecast_of(first)), references=[str(layout.forecast_of(m)) for m in others] or None,
-                metrics=config.metrics, regions=config.regions)
+    return dict(
+        forecast=str(layout.forecast_of(first)),
+        references=[str(layout.forecast_of(m)) for m in others] or None,
+        metrics=config.metrics,
+        regions=config.regions,
+    )
 
 
 def downscale_window(forecast: str | os.PathLike, max_inits: int | None) -> tuple[str | None, str | None]:
@@ -183,8 +193,17 @@ def _score(forecast: str, truth: str, out: str, *, dask_address: str | None = No
         return score_forecast(forecast, truth, out, **kwargs)
 
 
-def _downscale(checkpoint: str, forecast: str, out: str, bilinear_out: str, *, start: str | None = None,
-               end: str | None = None, overwrite: bool = False, **kwargs: Any) -> tuple[Path, Path]:
+def _downscale(
+    checkpoint: str,
+    forecast: str,
+    out: str,
+    bilinear_out: str,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> tuple[Path, Path]:
 
     ensemble = downscale_forecast(checkpoint, forecast, out=out, start=start, end=end, overwrite=overwrite, **kwargs)
     bilinear = interpolate_forecast(checkpoint, forecast, out=bilinear_out, start=start, end=end, overwrite=overwrite)
@@ -224,55 +243,113 @@ def run_pipeline(
         return _run_steps(config, run_dir, steps, overwrite=overwrite, resume=resume, say=say, address=address)
 
 
-def _run_steps(config: PipelineConfig, run_dir: str | os.PathLike, steps: Steps, *, overwrite: bool, resume: bool,
-               say: Callable[[str], None], address: str | None) -> PipelineResult:
+def _run_steps(
+    config: PipelineConfig,
+    run_dir: str | os.PathLike,
+    steps: Steps,
+    *,
+    overwrite: bool,
+    resume: bool,
+    say: Callable[[str], None],
+    address: str | None,
+) -> PipelineResult:
     """``run_pipeline``'s steps, in order; ingest and scoring use the dask scheduler at ``address`` (None: local)."""
     clock = StageClock()
     with clock("ingest"):
         period = climatology_period(config)  # opens the source: a bad one fails before anything is written
         layout = prepare_run_dir(run_dir, config, overwrite=overwrite, resume=resume)
         say(f"ingest {config.source} -> {layout.data}")
-        data = steps.ingest(config.source, str(layout.data), options=config.options, variables=config.variables,
-                            levels=config.levels, climatology_period=period, overwrite=overwrite, dask_address=address)
+        data = steps.ingest(
+            config.source,
+            str(layout.data),
+            options=config.options,
+            variables=config.variables,
+            levels=config.levels,
+            climatology_period=period,
+            overwrite=overwrite,
+            dask_address=address,
+        )
     checkpoints, forecasts = {}, {}
     for mode in config.modes:
         say(f"train the {config.preset} forecaster ({mode}, {config.steps} steps) -> {layout.train_run(mode)}")
         with clock(f"train {mode}"):
             checkpoints[mode] = steps.train_forecaster(data, str(layout.train_run(mode)), **config.train_options(mode))
-        say(f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast_of(mode)}")
+        say(
+            f"forecast the held-out period at {', '.join(f'{h} h' for h in config.lead_hours)} -> {layout.forecast_of(mode)}"
+        )
         with clock(f"forecast {mode}"):
-            forecasts[mode] = steps.forecast(checkpoints[mode], data, str(layout.forecast_of(mode)),
-                                             lead_hours=list(config.lead_hours), max_inits=config.max_inits, overwrite=overwrite)
+            forecasts[mode] = steps.forecast(
+                checkpoints[mode],
+                data,
+                str(layout.forecast_of(mode)),
+                lead_hours=list(config.lead_hours),
+                max_inits=config.max_inits,
+                overwrite=overwrite,
+            )
     say(f"score {', '.join(config.modes)} against persistence and climatology -> {layout.scores}")
     with clock("score"):
         kwargs = score_modes(config, layout)
-        scores = steps.score(kwargs.pop("forecast"), data, str(layout.scores), overwrite=overwrite, dask_address=address, **kwargs)
+        scores = steps.score(
+            kwargs.pop("forecast"), data, str(layout.scores), overwrite=overwrite, dask_address=address, **kwargs
+        )
     result = PipelineResult(layout.root, data, checkpoints, forecasts, scores)
     if config.downscale:
         mode = config.downscale_mode
         say(f"ingest the fine grid -> {layout.hires}; train the downscaler ({mode}) -> {layout.downscale_run(mode)}")
         with clock("ingest fine grid"):
-            result.hires = hires = steps.ingest(config.source, str(layout.hires), options=hires_options(config),
-                                                variables=config.variables, levels=config.levels, climatology_period=period,
-                                                overwrite=overwrite, dask_address=address)
+            result.hires = hires = steps.ingest(
+                config.source,
+                str(layout.hires),
+                options=hires_options(config),
+                variables=config.variables,
+                levels=config.levels,
+                climatology_period=period,
+                overwrite=overwrite,
+                dask_address=address,
+            )
         with clock(f"train downscaler {mode}"):
-            result.downscale = steps.train_downscaler(hires, str(layout.downscale_run(mode)), mode=mode, projector=config.projector,
-                                                      preset=config.preset, steps=config.downscale_steps,
-                                                      diffusion_steps=config.downscale_diffusion_steps,
-                                                      batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+            result.downscale = steps.train_downscaler(
+                hires,
+                str(layout.downscale_run(mode)),
+                mode=mode,
+                projector=config.projector,
+                preset=config.preset,
+                steps=config.downscale_steps,
+                diffusion_steps=config.downscale_diffusion_steps,
+                batch_size=config.batch_size,
+                lr=config.lr,
+                seed=config.seed,
+            )
         start, end = downscale_window(forecasts[mode], config.downscale_max_inits)
-        say(f"downscale the {mode} forecast ({config.downscale_members} members) -> {layout.downscaled_of(mode)}, "
-            f"bilinear -> {layout.bilinear}")
+        say(
+            f"downscale the {mode} forecast ({config.downscale_members} members) -> {layout.downscaled_of(mode)}, "
+            f"bilinear -> {layout.bilinear}"
+        )
         with clock(f"downscale {mode}"):
             result.downscaled, result.bilinear = steps.downscale(
-                str(downscaler_checkpoint(result.downscale)), forecasts[mode], str(layout.downscaled_of(mode)),
-                str(layout.bilinear), members=config.downscale_members, steps=config.downscale_sampler_steps,
-                seed=config.seed, start=start, end=end, overwrite=overwrite)
+                str(downscaler_checkpoint(result.downscale)),
+                forecasts[mode],
+                str(layout.downscaled_of(mode)),
+                str(layout.bilinear),
+                members=config.downscale_members,
+                steps=config.downscale_sampler_steps,
+                seed=config.seed,
+                start=start,
+                end=end,
+                overwrite=overwrite,
+            )
         say(f"score both against the fine truth -> {layout.downscaled_scores}")
         with clock("score fine grid"):
-            result.downscaled_scores = steps.score(result.downscaled, hires, str(layout.downscaled_scores), metrics=config.metrics,
-                                                   regions=config.regions, references=[result.bilinear], overwrite=overwrite,
-                                                   dask_address=address)
+            result.downscaled_scores = steps.score(
+                result.downscaled,
+                hires,
+                str(layout.downscaled_scores),
+                metrics=config.metrics,
+                regions=config.regions,
+                references=[result.bilinear],
+                overwrite=overwrite,
+                dask_address=address,
+            )
     clock.save(layout.timings)  # the report shows the stage times
     say(f"report -> {layout.root / 'report.html'}")
     with clock("report"):
@@ -288,8 +365,12 @@ RUN_ENV = "CLIMATE_OPTICS_RUN"  # a run directory to explore, for the notebooks
 DEMO_DIR_NAME = "climate-optics-demo"  # where `make demo` writes, in the repository root
 TINY_RUN: dict[str, Any] = {  # a run made in about a minute on 2 cores when there is none to explore
     "options": {"grid": "5.625deg", "days": 16, "spinup_days": 2, "seed": 0},
-    "model": {"dim": 32, "depth": 1, "heads": 2}, "steps": 30, "batch_size": 4, "lead_hours": [6, 24],
-    "max_inits": 4, "downscale": False,
+    "model": {"dim": 32, "depth": 1, "heads": 2},
+    "steps": 30,
+    "batch_size": 4,
+    "lead_hours": [6, 24],
+    "max_inits": 4,
+    "downscale": False,
 }
 
 

@@ -113,7 +113,9 @@ def skill_curves(
         da = _pick(_pick(ds[name], "metric", metric, name), "region", region, name)
         da = _pick(da, "level", level, name)
         ax = fig.add_subplot(1, len(names), i + 1)
-        skill_axes(ax, da if models is None else da.sel(model=list(models)), metric, recorded_units(ds[name].attrs, metric))
+        skill_axes(
+            ax, da if models is None else da.sel(model=list(models)), metric, recorded_units(ds[name].attrs, metric)
+        )
         title = name if level is None else f"{name} {level:g} hPa"
         ax.set_title(f"{title} ({region})", fontsize=10)
         ax.legend(fontsize=8)
@@ -181,7 +183,11 @@ def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     from climate_optics.io.checkpoints import load_checkpoint
 
     state = load_checkpoint(path)
-    return {"train_config": state.get("train_config", {}), "engine_stats": state.get("engine_stats", {}), "step": state.get("step")}
+    return {
+        "train_config": state.get("train_config", {}),
+        "engine_stats": state.get("engine_stats", {}),
+        "step": state.get("step"),
+    }
 
 
 def _runs(run_dirs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -233,7 +239,14 @@ def alignment_curves(run_dirs: Any) -> "Figure":
             ax.plot(table["step"], table[point], marker=".", label=f"{label} {point}")
             drawn += 1
     if not drawn:
-        ax.text(0.5, 0.5, "no alignment logged (back-propagation runs log none)", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no alignment logged (back-propagation runs log none)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("step")
@@ -252,15 +265,17 @@ def energy_table(run_dirs: Any) -> "pd.DataFrame":
     for run in _runs(run_dirs):
         info = run_summary(run)
         stats = info.get("engine_stats", {})
-        rows.append({
-            "run": run_label(run),
-            "mode": info.get("train_config", {}).get("mode", ""),
-            "steps": info.get("step"),
-            "optical_time_s": float(stats.get("projector_device_time_s", 0.0)),
-            "optical_energy_j": float(stats.get("projector_energy_j", 0.0)),
-            "forward_wall_s": float(stats.get("forward_wall_s", np.nan)),
-            "backward_wall_s": float(stats.get("backward_wall_s", np.nan)),
-        })
+        rows.append(
+            {
+                "run": run_label(run),
+                "mode": info.get("train_config", {}).get("mode", ""),
+                "steps": info.get("step"),
+                "optical_time_s": float(stats.get("projector_device_time_s", 0.0)),
+                "optical_energy_j": float(stats.get("projector_energy_j", 0.0)),
+                "forward_wall_s": float(stats.get("forward_wall_s", np.nan)),
+                "backward_wall_s": float(stats.get("backward_wall_s", np.nan)),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -46,5 +46,7 @@ def provenance_attrs(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     for key, value in (extra or {}).items():
-        attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True, default=str)
+        attrs[key] = (
+            value if isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True, default=str)
+        )
     return redact(attrs)  # a source URL may carry a password

@@ -66,12 +66,16 @@ class ModelRegistry:
             if path.exists() and not path.is_dir():
                 raise UsageInputError(f"--registry {path}: exists and is not a directory")
             if path.is_dir() and any(path.iterdir()) and not (path / VERSIONS).is_dir():
-                raise UsageInputError(f"--registry {path}: a non-empty directory that is not a model registry "
-                                      f"(no {VERSIONS}/); choose an empty or new directory")
+                raise UsageInputError(
+                    f"--registry {path}: a non-empty directory that is not a model registry "
+                    f"(no {VERSIONS}/); choose an empty or new directory"
+                )
             (path / VERSIONS).mkdir(parents=True, exist_ok=True)
         elif not (path / VERSIONS).is_dir():
-            raise UsageInputError(f"--registry {path}: not a model registry (no {VERSIONS}/ directory); "
-                                  "a retraining run or `climate-optics models register` creates one")
+            raise UsageInputError(
+                f"--registry {path}: not a model registry (no {VERSIONS}/ directory); "
+                "a retraining run or `climate-optics models register` creates one"
+            )
         return cls(path)
 
     # -- reading ----------------------------------------------------------------------------
@@ -125,8 +129,10 @@ class ModelRegistry:
             raise UsageInputError(f"{path}: checkpoint of {version} is missing")
         actual = file_sha256(path)
         if actual != expected:
-            raise UsageInputError(f"{path}: sha256 {actual[:12]}... differs from the recorded {str(expected)[:12]}... "
-                                  f"({version} was altered or damaged)")
+            raise UsageInputError(
+                f"{path}: sha256 {actual[:12]}... differs from the recorded {str(expected)[:12]}... "
+                f"({version} was altered or damaged)"
+            )
 
     # -- changing ---------------------------------------------------------------------------
 
@@ -141,15 +147,25 @@ class ModelRegistry:
             if acquired:
                 locks.release(target)
 
-    def register(self, checkpoint: str | os.PathLike, *, validation: dict[str, Any] | None = None,
-                 data_period: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> str:
+    def register(
+        self,
+        checkpoint: str | os.PathLike,
+        *,
+        validation: dict[str, Any] | None = None,
+        data_period: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> str:
         """Copy a forecaster checkpoint in as a new version (not promoted); returns its name."""
         from climate_optics.io.checkpoints import load_checkpoint
 
         state = load_checkpoint(checkpoint)  # refuses a damaged or foreign file before anything is copied
         task = state.get("task", {})
-        training = {"train_config": state.get("train_config", {}), "model_config": task.get("model_config", {}),
-                    "step": int(state.get("step", 0)), "engine": state.get("engine", {})}
+        training = {
+            "train_config": state.get("train_config", {}),
+            "model_config": task.get("model_config", {}),
+            "step": int(state.get("step", 0)),
+            "engine": state.get("engine", {}),
+        }
         data = task.get("data", {})
         with self.locked():
             numbers = [int(name[1:]) for name in self.versions()]
@@ -165,9 +181,15 @@ class ModelRegistry:
                     "checkpoint": CHECKPOINT,
                     "sha256": file_sha256(temporary / CHECKPOINT),
                     "training": _plain(training),
-                    "provenance": redact({"source_checkpoint": str(Path(checkpoint).resolve()),
-                                          "data_store": data.get("store", ""), "source_dataset": data.get("source_dataset", ""),
-                                          **_package(), **(provenance or {})}),
+                    "provenance": redact(
+                        {
+                            "source_checkpoint": str(Path(checkpoint).resolve()),
+                            "data_store": data.get("store", ""),
+                            "source_dataset": data.get("source_dataset", ""),
+                            **_package(),
+                            **(provenance or {}),
+                        }
+                    ),
                     "validation": validation or {},
                     "data_period": data_period or {},
                 }
@@ -200,11 +222,15 @@ class ModelRegistry:
             pointer = self.pointer()
             history = [v for v in pointer["history"] if (self.root / VERSIONS / v / RECORD).is_file()]
             if not history:
-                raise UsageInputError(f"--registry {self.root}: nothing to roll back to "
-                                      f"(current {pointer['version'] or 'unset'}, no earlier current version kept)")
+                raise UsageInputError(
+                    f"--registry {self.root}: nothing to roll back to "
+                    f"(current {pointer['version'] or 'unset'}, no earlier current version kept)"
+                )
             previous = history.pop()
             self.verify(previous)
-            self._write_pointer({"version": previous, "history": history, "reason": f"rollback from {pointer['version']}"})
+            self._write_pointer(
+                {"version": previous, "history": history, "reason": f"rollback from {pointer['version']}"}
+            )
         return previous
 
     def prune(self, keep: int = DEFAULT_KEEP) -> list[str]:

@@ -121,9 +121,14 @@ def headline_lines(scores_path: str | os.PathLike, downscaled_scores: str | os.P
         fine = _open(downscaled_scores)
         for (name, level), da in _scores_table(fine, "rmse", "global").items():
             fine_lead = nearest_lead(da["lead_time"].values)
-            values = ", ".join(f"{m} {float(da.sel(model=m, lead_time=fine_lead)):.4g}" for m in da["model"].values
-                               if str(m) not in BASELINES)
-            lines.append(f"  fine grid, {_label(name, level)} RMSE at {fine_lead / np.timedelta64(1, 'h'):g} h: {values}")
+            values = ", ".join(
+                f"{m} {float(da.sel(model=m, lead_time=fine_lead)):.4g}"
+                for m in da["model"].values
+                if str(m) not in BASELINES
+            )
+            lines.append(
+                f"  fine grid, {_label(name, level)} RMSE at {fine_lead / np.timedelta64(1, 'h'):g} h: {values}"
+            )
     return lines
 
 
@@ -146,7 +151,11 @@ def gpu_estimate(train_run: str | os.PathLike) -> dict[str, float]:
     flops = count_forward_flops(model, x, torch.full((batch,), 6.0), static)
     gpu = GPUAssumptions()
     total = BACKPROP_FLOPS_PER_FORWARD * flops * int(state.get("step", 0))
-    return {"forward_flops_per_batch": flops, "gpu_s": total / gpu.flops_per_s, "gpu_j": total / gpu.flops_per_s * gpu.power_w}
+    return {
+        "forward_flops_per_batch": flops,
+        "gpu_s": total / gpu.flops_per_s,
+        "gpu_j": total / gpu.flops_per_s * gpu.power_w,
+    }
 
 
 def cost_rows(run_dir: str | os.PathLike, modes: list[str]) -> list[dict[str, Any]]:
@@ -157,10 +166,17 @@ def cost_rows(run_dir: str | os.PathLike, modes: list[str]) -> list[dict[str, An
     rows = []
     for run, (_, row) in zip(runs, energy_table(runs).iterrows()):
         gpu = gpu_estimate(run)
-        rows.append({"model": row["run"], "steps": int(row["steps"] or 0),
-                     "wall here (s)": row["forward_wall_s"] + row["backward_wall_s"],
-                     "optical device (s)": row["optical_time_s"], "optical energy (J)": row["optical_energy_j"],
-                     "GPU backprop est. (s)": gpu["gpu_s"], "GPU backprop est. (J)": gpu["gpu_j"]})
+        rows.append(
+            {
+                "model": row["run"],
+                "steps": int(row["steps"] or 0),
+                "wall here (s)": row["forward_wall_s"] + row["backward_wall_s"],
+                "optical device (s)": row["optical_time_s"],
+                "optical energy (J)": row["optical_energy_j"],
+                "GPU backprop est. (s)": gpu["gpu_s"],
+                "GPU backprop est. (J)": gpu["gpu_j"],
+            }
+        )
     return rows
 
 
@@ -170,10 +186,12 @@ def gpu_assumptions() -> str:
     from optical_backend.dfa_accounting import BACKPROP_FLOPS_PER_FORWARD, GPUAssumptions
 
     figures = ", ".join(f"{k} {v}" for k, v in asdict(GPUAssumptions()).items())
-    return (f"GPU estimate: back-propagation = {BACKPROP_FLOPS_PER_FORWARD:g} x forward FLOPs (counted on one training "
-            f"batch) x steps, at peak x utilisation, energy at board power ({figures}). The optical figures are the "
-            "simulated OPU's device time and energy for the feedback projections only; 'wall here' is the measured "
-            "forward and backward time on this machine's CPU.")
+    return (
+        f"GPU estimate: back-propagation = {BACKPROP_FLOPS_PER_FORWARD:g} x forward FLOPs (counted on one training "
+        f"batch) x steps, at peak x utilisation, energy at board power ({figures}). The optical figures are the "
+        "simulated OPU's device time and energy for the feedback projections only; 'wall here' is the measured "
+        "forward and backward time on this machine's CPU."
+    )
 
 
 # ----------------------------------------------------------------------------- figures
@@ -193,7 +211,9 @@ def forecast_map_figure(run: str | os.PathLike, mode: str, init: Any = 0) -> tup
 
 def downscaled_modes(run: str | os.PathLike) -> list[str]:
     """Modes whose forecast the run downscaled (``downscaled-<mode>.zarr``)."""
-    return [p.name.removeprefix("downscaled-").removesuffix(".zarr") for p in sorted(Path(run).glob("downscaled-*.zarr"))]
+    return [
+        p.name.removeprefix("downscaled-").removesuffix(".zarr") for p in sorted(Path(run).glob("downscaled-*.zarr"))
+    ]
 
 
 def downscaling_figure(run: str | os.PathLike, mode: str, init: Any = 0) -> tuple[Any, str]:
@@ -205,8 +225,15 @@ def downscaling_figure(run: str | os.PathLike, mode: str, init: Any = 0) -> tupl
     ds = _open(downscaled)
     var = "2m_temperature" if "2m_temperature" in ds.data_vars else str(next(iter(ds.data_vars)))
     level = float(ds["level"].values[0]) if "level" in ds[var].dims else None
-    fig = maps.downscaling_maps(run / f"forecast-{mode}.zarr", downscaled, run / "hires.zarr", var, init=init,
-                                lead=nearest_lead(ds["prediction_timedelta"].values), level=level)
+    fig = maps.downscaling_maps(
+        run / f"forecast-{mode}.zarr",
+        downscaled,
+        run / "hires.zarr",
+        var,
+        init=init,
+        lead=nearest_lead(ds["prediction_timedelta"].values),
+        level=level,
+    )
     return fig, f"vit-{mode} downscaled: {_label(var, level)}"
 
 
@@ -224,7 +251,9 @@ def _figures(run: Path, modes: list[str], out: Path) -> dict[str, list[tuple[Pat
     variables = headline_variables(scores)
     for name, level in variables:
         fig = plots.skill_curves(scores, name, metric="rmse", level=level)
-        figs["skill"].append((save(fig, f"skill-{name}{'' if level is None else f'-{level:g}'}.png"), f"RMSE of {_label(name, level)}"))
+        figs["skill"].append(
+            (save(fig, f"skill-{name}{'' if level is None else f'-{level:g}'}.png"), f"RMSE of {_label(name, level)}")
+        )
     for mode in modes:
         fig, caption = forecast_map_figure(run, mode)
         figs["maps"].append((save(fig, f"map-{mode}.png"), caption))
@@ -260,7 +289,9 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
         return "<p>(none)</p>"
     keys = list(rows[0])
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>" for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -273,27 +304,48 @@ def _blocks(run: Path) -> list[tuple[str, Any]]:
     map_lead = nearest_lead(_open(run / "scores.zarr")["lead_time"].values)  # as forecast_map_figure picks it
     blocks: list[tuple[str, Any]] = [
         ("h1", f"climate-optics run: {run.name}"),
-        ("p", f"Source {config.get('source', '?')}, modes {', '.join(modes)}, {config.get('steps', '?')} training steps "
-              f"per mode, lead times {config.get('lead_hours', '?')} h."),
-        ("h2", "Headline"), ("pre", "\n".join(headline_lines(run / "scores.zarr", run / "downscaled_scores.zarr"))),
+        (
+            "p",
+            f"Source {config.get('source', '?')}, modes {', '.join(modes)}, {config.get('steps', '?')} training steps "
+            f"per mode, lead times {config.get('lead_hours', '?')} h.",
+        ),
+        ("h2", "Headline"),
+        ("pre", "\n".join(headline_lines(run / "scores.zarr", run / "downscaled_scores.zarr"))),
         ("h2", "Skill against lead time"),
         ("p", "Global latitude-weighted RMSE of every trained model and the persistence and climatology baselines."),
         ("table", skill_rows(run / "scores.zarr")),
         *[("img", f) for f in figs["skill"]],
-        ("h2", f"Maps at {map_lead / np.timedelta64(1, 'h'):g} h"), *[("img", f) for f in figs["maps"]],
+        ("h2", f"Maps at {map_lead / np.timedelta64(1, 'h'):g} h"),
+        *[("img", f) for f in figs["maps"]],
     ]
     if figs["downscaling"]:
-        blocks += [("h2", "Downscaling"),
-                   ("p", "Coarse forecast, downscaled members, ensemble mean and spread against the fine truth; "
-                         "scores on the fine grid against the bilinear interpolation of the same forecast."),
-                   *[("img", f) for f in figs["downscaling"]],
-                   ("table", skill_rows(run / "downscaled_scores.zarr"))]
-    blocks += [("h2", "Training"), *[("img", f) for f in figs["training"]],
-               ("h2", "Optical device time and energy"), ("table", cost_rows(run, modes)), ("p", gpu_assumptions())]
+        blocks += [
+            ("h2", "Downscaling"),
+            (
+                "p",
+                "Coarse forecast, downscaled members, ensemble mean and spread against the fine truth; "
+                "scores on the fine grid against the bilinear interpolation of the same forecast.",
+            ),
+            *[("img", f) for f in figs["downscaling"]],
+            ("table", skill_rows(run / "downscaled_scores.zarr")),
+        ]
+    blocks += [
+        ("h2", "Training"),
+        *[("img", f) for f in figs["training"]],
+        ("h2", "Optical device time and energy"),
+        ("table", cost_rows(run, modes)),
+        ("p", gpu_assumptions()),
+    ]
     if timings:
-        blocks += [("h2", "Wall time per stage"),
-                   ("table", [{"stage": k, "seconds": float(v)} for k, v in timings.items()])]
-    outputs = [(p.name, p.name) for p in sorted(run.iterdir()) if p.suffix == ".zarr" or p.name.startswith(("train-", "downscale-"))]
+        blocks += [
+            ("h2", "Wall time per stage"),
+            ("table", [{"stage": k, "seconds": float(v)} for k, v in timings.items()]),
+        ]
+    outputs = [
+        (p.name, p.name)
+        for p in sorted(run.iterdir())
+        if p.suffix == ".zarr" or p.name.startswith(("train-", "downscale-"))
+    ]
     blocks += [("h2", "Outputs"), ("links", outputs)]
     return blocks
 
@@ -317,9 +369,11 @@ def _markdown(blocks: list[tuple[str, Any]], run: Path) -> str:
     return "\n\n".join(out) + "\n"
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-         "img{max-width:100%;display:block;margin:0.5em 0}figcaption{color:#555;font-size:0.9em}pre{background:#f5f5f5;padding:0.5em}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+    "img{max-width:100%;display:block;margin:0.5em 0}figcaption{color:#555;font-size:0.9em}pre{background:#f5f5f5;padding:0.5em}"
+)
 
 
 def _html(blocks: list[tuple[str, Any]]) -> str:
@@ -332,13 +386,21 @@ def _html(blocks: list[tuple[str, Any]]) -> str:
         elif kind == "img":
             png, caption = value
             data = base64.b64encode(png.read_bytes()).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            out.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
         elif kind == "links":
-            out.append("<ul>" + "".join(f'<li><a href="{html.escape(rel)}">{html.escape(name)}</a></li>' for name, rel in value) + "</ul>")
+            out.append(
+                "<ul>"
+                + "".join(f'<li><a href="{html.escape(rel)}">{html.escape(name)}</a></li>' for name, rel in value)
+                + "</ul>"
+            )
     title = html.escape(blocks[0][1])
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )
 
 
 def write_report(run_dir: str | os.PathLike) -> Path:

@@ -50,8 +50,9 @@ class PromotionGate:
         values = dict(values or {})
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
-            raise UsageInputError(f"promotion gate: unknown setting {unknown[0]!r}; "
-                                  f"known: {', '.join(cls.__dataclass_fields__)}")
+            raise UsageInputError(
+                f"promotion gate: unknown setting {unknown[0]!r}; known: {', '.join(cls.__dataclass_fields__)}"
+            )
         return cls(**values)
 
     def describe(self) -> str:
@@ -114,16 +115,32 @@ def compare_models(
     leads = sorted(set(int(h) for h in lead_hours) | {int(gate.lead_hours)})
     init = held_out_inits(candidate, store, leads, max_inits)
     work = Path(work_dir)
-    forecasts = {CANDIDATE: run_forecast(candidate, store, init=init, lead_hours=leads, out=work / "forecast-candidate.zarr")}
+    forecasts = {
+        CANDIDATE: run_forecast(candidate, store, init=init, lead_hours=leads, out=work / "forecast-candidate.zarr")
+    }
     if current is not None:
-        forecasts[CURRENT] = run_forecast(current, store, init=init, lead_hours=leads, out=work / "forecast-current.zarr")
+        forecasts[CURRENT] = run_forecast(
+            current, store, init=init, lead_hours=leads, out=work / "forecast-current.zarr"
+        )
     references = [f"{CURRENT}={forecasts[CURRENT]}"] if current is not None else []
-    scores = evaluate_stores(forecasts[CANDIDATE], store, work / "comparison.zarr", metrics=[gate.metric],
-                             regions=[gate.region], baselines=["persistence"], model_name=CANDIDATE,
-                             variables=[gate.variable], references=references, allow_in_sample_climatology=True)
-    return Comparison(candidate=gate_score(scores, CANDIDATE, gate),
-                      current=gate_score(scores, CURRENT, gate) if current is not None else None,
-                      held_out=init, scores=str(scores))
+    scores = evaluate_stores(
+        forecasts[CANDIDATE],
+        store,
+        work / "comparison.zarr",
+        metrics=[gate.metric],
+        regions=[gate.region],
+        baselines=["persistence"],
+        model_name=CANDIDATE,
+        variables=[gate.variable],
+        references=references,
+        allow_in_sample_climatology=True,
+    )
+    return Comparison(
+        candidate=gate_score(scores, CANDIDATE, gate),
+        current=gate_score(scores, CURRENT, gate) if current is not None else None,
+        held_out=init,
+        scores=str(scores),
+    )
 
 
 def gate_score(scores: str | os.PathLike, model: str, gate: PromotionGate) -> float:
@@ -134,9 +151,12 @@ def gate_score(scores: str | os.PathLike, model: str, gate: PromotionGate) -> fl
 
     ds = _open_zarr(scores)
     if gate.variable not in ds:
-        raise UsageInputError(f"promotion gate: {scores} has no scores of {gate.variable!r} (has {', '.join(ds.data_vars)})")
-    da = ds[gate.variable].sel(model=model, metric=gate.metric, region=gate.region,
-                               lead_time=np.timedelta64(int(gate.lead_hours), "h"))
+        raise UsageInputError(
+            f"promotion gate: {scores} has no scores of {gate.variable!r} (has {', '.join(ds.data_vars)})"
+        )
+    da = ds[gate.variable].sel(
+        model=model, metric=gate.metric, region=gate.region, lead_time=np.timedelta64(int(gate.lead_hours), "h")
+    )
     if "level" in da.dims:
         if gate.level is None:
             raise UsageInputError(f"promotion gate: {gate.variable} has levels; set the gate's level")
@@ -159,8 +179,10 @@ def latest_run(runs_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
     record = json.loads(path.read_text())
     if not Path(record.get("checkpoint", "")).is_file():
-        raise UsageInputError(f"{path} points to a missing checkpoint {record.get('checkpoint')!r}; "
-                              "restore it or remove the file to retrain from scratch")
+        raise UsageInputError(
+            f"{path} points to a missing checkpoint {record.get('checkpoint')!r}; "
+            "restore it or remove the file to retrain from scratch"
+        )
     return record
 
 

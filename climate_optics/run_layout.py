@@ -88,7 +88,9 @@ class PipelineConfig:
     mode: str | None = None  # a single training mode (backprop | dfa | optical): shorthand for modes=[mode]
     projector: str = "structured"  # digital DFA projector (dense | structured)
     preset: str = "tiny"  # forecaster size preset
-    architecture: str | None = None  # forecaster from the model registry (climate_optics.models.architectures; None: vit)
+    architecture: str | None = (
+        None  # forecaster from the model registry (climate_optics.models.architectures; None: vit)
+    )
     model: dict[str, Any] = field(default_factory=dict)  # ForecasterConfig overrides (e.g. dim, depth)
     steps: int = 200  # optimiser steps
     batch_size: int = 8
@@ -100,9 +102,13 @@ class PipelineConfig:
     metrics: list[str] | None = None  # None: rmse, bias, mae, acc (with the store's climatology)
     regions: list[str] | None = None  # None: the default regions
     downscale: bool | None = None  # also train a downscaler on the fine grid (None: for the synthetic source only)
-    downscale_mode: str | None = None  # mode of the downscaler and of the forecast it downscales (None: the last of modes)
+    downscale_mode: str | None = (
+        None  # mode of the downscaler and of the forecast it downscales (None: the last of modes)
+    )
     downscale_max_inits: int | None = 2  # downscale the forecasts from the first N init times only (None: all)
-    downscale_steps: int = 100  # steps of the downscaler's regression stage (and of its diffusion stage unless set below)
+    downscale_steps: int = (
+        100  # steps of the downscaler's regression stage (and of its diffusion stage unless set below)
+    )
     downscale_diffusion_steps: int | None = None  # steps of the diffusion stage (None: downscale_steps)
     downscale_members: int = 4  # ensemble members of the downscaled forecast
     downscale_sampler_steps: int | None = None  # Heun sampler steps (None: the model's)
@@ -122,15 +128,21 @@ class PipelineConfig:
         if self.downscale_mode is None:
             self.downscale_mode = self.modes[-1]
         if self.downscale_mode not in self.modes:
-            raise UsageInputError(f"pipeline: downscale_mode {self.downscale_mode!r} is not one of the modes {self.modes}")
+            raise UsageInputError(
+                f"pipeline: downscale_mode {self.downscale_mode!r} is not one of the modes {self.modes}"
+            )
         self.lead_hours = tuple(int(h) for h in self.lead_hours)
         if not self.lead_hours or min(self.lead_hours) <= 0:
             raise UsageInputError(f"pipeline: lead times must be positive hours, got {self.lead_hours}")
         if self.max_inits < 1:
             raise UsageInputError(f"pipeline: max_inits must be >= 1, got {self.max_inits}")
-        counts = {"downscale_steps": self.downscale_steps, "downscale_diffusion_steps": self.downscale_diffusion_steps,
-                  "downscale_members": self.downscale_members, "downscale_sampler_steps": self.downscale_sampler_steps,
-                  "downscale_max_inits": self.downscale_max_inits}
+        counts = {
+            "downscale_steps": self.downscale_steps,
+            "downscale_diffusion_steps": self.downscale_diffusion_steps,
+            "downscale_members": self.downscale_members,
+            "downscale_sampler_steps": self.downscale_sampler_steps,
+            "downscale_max_inits": self.downscale_max_inits,
+        }
         for name, value in counts.items():
             if value is not None and value < 1:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
@@ -138,13 +150,29 @@ class PipelineConfig:
             self.train_config(mode)  # validates mode, steps, batch size, lr
 
     def train_config(self, mode: str, **changes: Any):
-        return training_config(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed, mode=mode,
-                               projector=self.projector, **changes)
+        return training_config(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            mode=mode,
+            projector=self.projector,
+            **changes,
+        )
 
     def train_options(self, mode: str) -> dict[str, Any]:
         """Keyword arguments of ``train_forecaster`` (and of the flow's task) for one mode."""
-        return dict(mode=mode, projector=self.projector, preset=self.preset, architecture=self.architecture, model=self.model, steps=self.steps,
-                    batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+        return dict(
+            mode=mode,
+            projector=self.projector,
+            preset=self.preset,
+            architecture=self.architecture,
+            model=self.model,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

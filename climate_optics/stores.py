@@ -68,23 +68,37 @@ class ForecastStoreWriter:
 
     def dims(self, name: str) -> tuple[str, ...]:
         has_level = self.variables[name][0][1] is not None
-        return ("time", "prediction_timedelta", *(("realization",) if self.realizations else ()), *(("level",) if has_level else ()), "latitude", "longitude")
+        return (
+            "time",
+            "prediction_timedelta",
+            *(("realization",) if self.realizations else ()),
+            *(("level",) if has_level else ()),
+            "latitude",
+            "longitude",
+        )
 
     def _template(self):
 
         sizes = {
-            "time": self.init_times.size, "prediction_timedelta": self.lead_times.size, "realization": self.realizations or 0,
-            "level": len(self.levels), "latitude": self.latitude.size, "longitude": self.longitude.size,
+            "time": self.init_times.size,
+            "prediction_timedelta": self.lead_times.size,
+            "realization": self.realizations or 0,
+            "level": len(self.levels),
+            "latitude": self.latitude.size,
+            "longitude": self.longitude.size,
         }
         data = {}
         for name in self.variables:
             dims = self.dims(name)
             shape = tuple(sizes[d] for d in dims)
             chunks = (1, 1) + shape[2:]
-            attrs = {"units": VARIABLES[name].units, "long_name": VARIABLES[name].long_name} if name in VARIABLES else {}
+            attrs = (
+                {"units": VARIABLES[name].units, "long_name": VARIABLES[name].long_name} if name in VARIABLES else {}
+            )
             data[name] = xr.Variable(dims, da.full(shape, np.nan, chunks=chunks, dtype=np.float32), attrs)
         coords: dict[str, Any] = {
-            "time": self.init_times, "prediction_timedelta": self.lead_times,
+            "time": self.init_times,
+            "prediction_timedelta": self.lead_times,
             "latitude": ("latitude", self.latitude, {"units": "degrees_north"}),
             "longitude": ("longitude", self.longitude, {"units": "degrees_east"}),
         }
@@ -100,7 +114,12 @@ class ForecastStoreWriter:
         tmp = self._stack.enter_context(atomic_store(self.path, overwrite=self.overwrite))
         try:
             ds = self._template()
-            ds.to_zarr(tmp, compute=False, consolidated=False, encoding={n: {"chunks": ds[n].data.chunksize} for n in ds.data_vars})
+            ds.to_zarr(
+                tmp,
+                compute=False,
+                consolidated=False,
+                encoding={n: {"chunks": ds[n].data.chunksize} for n in ds.data_vars},
+            )
             self._group = zarr.open_group(str(tmp), mode="r+")
             self._tmp = tmp
         except BaseException:

@@ -34,7 +34,18 @@ from climate_optics.training.loop import holding_run_dir, train
 from data_catalog import open_dataset
 
 # Warm starts copy weights only between models that agree on these settings.
-ARCHITECTURE_KEYS = ("channels", "static_channels", "grid", "patch", "dim", "depth", "heads", "mlp_ratio", "head_depth", "step_hours")
+ARCHITECTURE_KEYS = (
+    "channels",
+    "static_channels",
+    "grid",
+    "patch",
+    "dim",
+    "depth",
+    "heads",
+    "mlp_ratio",
+    "head_depth",
+    "step_hours",
+)
 
 # ----------------------------------------------------------------------------- steps
 
@@ -65,8 +76,9 @@ def train_forecaster(
 
     if not Path(store).exists():
         raise UsageInputError(f"training data not found: {store}")
-    config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector,
-                             progress=progress)
+    config = training_config(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector, progress=progress
+    )
     with holding_run_dir(Path(run_dir)):  # one writer per run directory, before the data are read
         task = ForecastTask(store, preset=preset, architecture=architecture, **(model or {}))
         if warm_start is not None and not resume:
@@ -83,8 +95,10 @@ def load_weights(model: Any, checkpoint: str | os.PathLike) -> None:
     ours = model.config.to_dict()
     differ = [k for k in ARCHITECTURE_KEYS if k in saved and _plain(saved[k]) != _plain(ours[k])]
     if differ:
-        raise UsageInputError(f"warm start from {checkpoint}: model {', '.join(differ)} differ from the new model's; "
-                              "retrain from scratch or keep the same variables, grid and preset")
+        raise UsageInputError(
+            f"warm start from {checkpoint}: model {', '.join(differ)} differ from the new model's; "
+            "retrain from scratch or keep the same variables, grid and preset"
+        )
     params = {name for name, _ in model.named_parameters()}
     model.load_state_dict({k: v for k, v in state["model"].items() if k in params}, strict=False)
 
@@ -93,9 +107,10 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def held_out_inits(checkpoint: str | os.PathLike, store: str | os.PathLike, lead_hours: Sequence[int], max_inits: int) -> tuple[str, str]:
+def held_out_inits(
+    checkpoint: str | os.PathLike, store: str | os.PathLike, lead_hours: Sequence[int], max_inits: int
+) -> tuple[str, str]:
     """(first, last) init times inside the run's validation period whose longest lead still has truth."""
-
 
     data = load_checkpoint(checkpoint)["task"].get("data", {})
     times = open_store(store)["time"].values
@@ -103,8 +118,10 @@ def held_out_inits(checkpoint: str | os.PathLike, store: str | os.PathLike, lead
     last_valid = times[-1] - np.timedelta64(max(lead_hours), "h")
     inits = times[(times >= start) & (times <= last_valid)]
     if inits.size == 0:
-        raise UsageInputError(f"no held-out init time from {start} leaves truth for a {max(lead_hours)} h lead "
-                              f"(store ends {times[-1]}); use a longer record or shorter lead times")
+        raise UsageInputError(
+            f"no held-out init time from {start} leaves truth for a {max(lead_hours)} h lead "
+            f"(store ends {times[-1]}); use a longer record or shorter lead times"
+        )
     inits = inits[:max_inits]
     return str(inits[0]), str(inits[-1])
 
@@ -139,7 +156,9 @@ def score_forecast(
 
     # The pipeline ingests its truth with the climatology of the record before the held-out part
     # (``climatology_period``), so evaluate's out-of-sample check holds and is kept.
-    return evaluate_stores(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite)
+    return evaluate_stores(
+        forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite
+    )
 
 
 # ----------------------------------------------------------------------------- the whole pipeline
@@ -151,20 +170,25 @@ def climatology_period(config: PipelineConfig) -> Any:
     if config.climatology_period is not None:
         return config.climatology_period  # checked by ingest
 
-
     val_fraction = inspect.signature(ForecastTask).parameters["val_fraction"].default  # the task's split rule
-    times = open_dataset(config.source, variables=config.variables, levels=config.levels, options=config.options)["time"].values
+    times = open_dataset(config.source, variables=config.variables, levels=config.levels, options=config.options)[
+        "time"
+    ].values
     n_val = max(1, int(round(times.size * val_fraction)))
     if times.size - n_val < 1:
-        raise UsageInputError(f"{config.source}: {times.size} times leave none before the held-out part for a climatology")
+        raise UsageInputError(
+            f"{config.source}: {times.size} times leave none before the held-out part for a climatology"
+        )
     return [str(times[0]), str(times[times.size - n_val - 1])]
 
 
 def hires_options(config: PipelineConfig) -> dict[str, Any]:
     """Options of the fine-grid view of the same synthetic run (the downscaling truth)."""
     if config.source != DEMO_SOURCE:
-        raise UsageInputError("downscaling in the pipeline needs the synthetic source (its fine grid is the same run); "
-                              "use `climate-optics train downscale` for other data")
+        raise UsageInputError(
+            "downscaling in the pipeline needs the synthetic source (its fine grid is the same run); "
+            "use `climate-optics train downscale` for other data"
+        )
     return dict(config.options or {}) | {"grid": "2.8125deg"}
 
 
@@ -185,7 +209,9 @@ def train_downscaler(
 
     config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector)
     resume = (Path(run_dir) / "regression" / LATEST).exists()
-    run_downscale_training(store, run_dir, config, stage="both", preset=preset, resume=resume, diffusion_steps=diffusion_steps)
+    run_downscale_training(
+        store, run_dir, config, stage="both", preset=preset, resume=resume, diffusion_steps=diffusion_steps
+    )
     return Path(run_dir)
 
 

@@ -17,8 +17,14 @@ from data_catalog.schema import LEVEL, TIME, VARIABLES
 from data_catalog.units import conversion, known_spellings
 
 
-def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | None = None,
-                 history: list[str] | None = None, accumulate: bool = True) -> xr.Dataset:
+def to_canonical(
+    ds: xr.Dataset,
+    *,
+    source: str,
+    overrides: dict[str, str] | None = None,
+    history: list[str] | None = None,
+    accumulate: bool = True,
+) -> xr.Dataset:
     """Return ``ds`` in the canonical schema (lazy; nothing is computed).
 
     Notes on every inference are appended to ``history`` (and to the ``history`` attribute).
@@ -45,14 +51,23 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
             notes.append(f"dropped unmapped variable {native!r}")
             continue
         if name not in VARIABLES:
-            raise DataInputError(f"mapped to unknown canonical name {name!r}; expected one of"
-                                 f" {', '.join(VARIABLES)}", source=source, variable=str(native))
+            raise DataInputError(
+                f"mapped to unknown canonical name {name!r}; expected one of {', '.join(VARIABLES)}",
+                source=source,
+                variable=str(native),
+            )
         if name in out:
-            raise DataInputError(f"a second variable maps to {name!r}; expected one source per"
-                                 " canonical variable", source=source, variable=str(native))
+            raise DataInputError(
+                f"a second variable maps to {name!r}; expected one source per canonical variable",
+                source=source,
+                variable=str(native),
+            )
         if da.dtype.kind not in NUMERIC_KINDS:
-            raise DataInputError(f"holds {_dtype_words(da.dtype)}, not numbers; expected numeric values of {name}",
-                                 source=source, variable=str(native))
+            raise DataInputError(
+                f"holds {_dtype_words(da.dtype)}, not numbers; expected numeric values of {name}",
+                source=source,
+                variable=str(native),
+            )
         if how != "canonical name":
             notes.append(f"{native} -> {name} ({how})")
         if VARIABLES[name].static and TIME in da.dims:
@@ -64,8 +79,11 @@ def to_canonical(ds: xr.Dataset, *, source: str, overrides: dict[str, str] | Non
         out[name] = da
     if not out:
         found = ", ".join(map(str, ds.data_vars)) or "none"
-        raise DataInputError(f"no variable could be mapped (found: {found}); expected ERA5, NCEP,"
-                             " WeatherBench 2 names or CF standard_names", source=source)
+        raise DataInputError(
+            f"no variable could be mapped (found: {found}); expected ERA5, NCEP,"
+            " WeatherBench 2 names or CF standard_names",
+            source=source,
+        )
     result = coords.transpose_canonical(xr.Dataset(out))
     for name in result.variables:
         result[name].encoding = {}
@@ -82,7 +100,14 @@ NUMERIC_KINDS = "fiub"  # float, signed and unsigned integer, boolean (a land-se
 
 def _dtype_words(dtype: np.dtype) -> str:
     """'strings (dtype <U4)', 'Python objects (dtype object)', ... for a refusal."""
-    words = {"U": "strings", "S": "byte strings", "O": "Python objects", "M": "dates", "m": "time spans", "c": "complex numbers"}
+    words = {
+        "U": "strings",
+        "S": "byte strings",
+        "O": "Python objects",
+        "M": "dates",
+        "m": "time spans",
+        "c": "complex numbers",
+    }
     return f"{words.get(dtype.kind, 'non-numeric values')} (dtype {dtype})"
 
 
@@ -94,13 +119,19 @@ def _convert_units(da: xr.DataArray, native: str, name: str, source: str, notes:
         if standard and standard in (VARIABLES[name].standard_name, name):
             notes.append(f"{native}: no units attribute; took {target!r} from standard_name {standard!r}")
             return da
-        raise DataInputError(f"no units attribute and no CF standard_name to infer them from;"
-                             f" expected units of {name} ({target})", source=source, variable=native)
+        raise DataInputError(
+            f"no units attribute and no CF standard_name to infer them from; expected units of {name} ({target})",
+            source=source,
+            variable=native,
+        )
     factors = conversion(str(units), target)
     if factors is None:
-        raise DataInputError(f"unknown units {units!r} for {name}; expected {target!r} or one of"
-                             f" {', '.join(repr(s) for s in known_spellings(target))}",
-                             source=source, variable=native)
+        raise DataInputError(
+            f"unknown units {units!r} for {name}; expected {target!r} or one of"
+            f" {', '.join(repr(s) for s in known_spellings(target))}",
+            source=source,
+            variable=native,
+        )
     scale, offset = factors
     if scale != 1.0 or offset != 0.0:
         notes.append(f"{native}: converted {units!r} to {target!r}")
@@ -116,10 +147,14 @@ def accumulate_6h(ds: xr.Dataset, *, source: str, history: list[str]) -> xr.Data
             continue
         step = np.diff(ds[TIME].values[:2]).astype("timedelta64[h]").astype(int) if TIME in ds.dims else []
         if len(step) == 0 or int(step[0]) != hours:
-            raise DataInputError(f"holds {hours}-hour accumulations; expected {hours}-hourly times to sum"
-                                 f" into {name}", source=source, variable=da.attrs.get("native_name", str(name)))
-        history.append(f"{da.attrs.get('native_name', name)}: summed {hours}-hour accumulations over the"
-                       " trailing 6 hours")
+            raise DataInputError(
+                f"holds {hours}-hour accumulations; expected {hours}-hourly times to sum into {name}",
+                source=source,
+                variable=da.attrs.get("native_name", str(name)),
+            )
+        history.append(
+            f"{da.attrs.get('native_name', name)}: summed {hours}-hour accumulations over the trailing 6 hours"
+        )
         attrs = {k: v for k, v in da.attrs.items() if k not in ("accumulation_hours", "native_name")}
         ds[name] = da.rolling({TIME: 6 // hours}).sum().assign_attrs(attrs)
     return ds

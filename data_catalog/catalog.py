@@ -75,8 +75,9 @@ class CatalogEntry(BaseModel):
     def _known_canonical(cls, value: dict[str, str]) -> dict[str, str]:
         for native, canonical in value.items():
             if canonical not in VARIABLES:
-                raise ValueError(f"{native!r} maps to unknown canonical name {canonical!r};"
-                                 f" expected one of {', '.join(VARIABLES)}")
+                raise ValueError(
+                    f"{native!r} maps to unknown canonical name {canonical!r}; expected one of {', '.join(VARIABLES)}"
+                )
         return value
 
     @model_validator(mode="after")
@@ -120,8 +121,11 @@ def parse_entries(raw: dict[str, Any], path: Path) -> dict[str, CatalogEntry]:
             raise DataInputError(f"entry {name!r}: field {field!r}: {reason}", source=path) from None
         if entry.location and not _is_url(entry.location) and not os.path.isabs(entry.location):
             if os.path.normpath(entry.location).split(os.sep)[0] == os.pardir:
-                raise DataInputError(f"entry {name!r}: field 'location': {entry.location!r} leaves the catalog's directory;"
-                                     " relative locations stay below it (write an absolute path to mean one elsewhere)", source=path)
+                raise DataInputError(
+                    f"entry {name!r}: field 'location': {entry.location!r} leaves the catalog's directory;"
+                    " relative locations stay below it (write an absolute path to mean one elsewhere)",
+                    source=path,
+                )
             entry = entry.model_copy(update={"location": str(path.parent / entry.location)})
         entries[entry.name] = entry
     return entries

@@ -45,8 +45,9 @@ def check_not_all_nan(ds: xr.Dataset, source: str) -> None:
             if LEVEL in empty.dims:
                 levels = empty[LEVEL].values[empty.values]
                 where = f" at level(s) {', '.join(str(x) for x in levels)} hPa"
-            raise DataInputError(f"all values are NaN{where}; expected a field with data",
-                                 source=source, variable=str(name))
+            raise DataInputError(
+                f"all values are NaN{where}; expected a field with data", source=source, variable=str(name)
+            )
 
 
 def check_plausible(ds: xr.Dataset, source: str) -> None:
@@ -73,7 +74,9 @@ def check_plausible(ds: xr.Dataset, source: str) -> None:
             raise DataInputError(
                 f"values {lows[i]:.6g}..{highs[i]:.6g} {units}{at} outside the plausible range {ranges[i][0]:.6g}.."
                 f"{ranges[i][1]:.6g} {units}; likely cause: {likely_cause(units, lows, highs, ranges)}",
-                source=source, variable=str(name))
+                source=source,
+                variable=str(name),
+            )
 
 
 def likely_cause(units: str, lows: np.ndarray, highs: np.ndarray, ranges: list[tuple[float, float]]) -> str:

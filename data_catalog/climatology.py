@@ -59,8 +59,11 @@ def parse_period(period: Any, source: str) -> tuple[str, str]:
     text = str(period)
     parts = text.split("/") if "/" in text else text.split(":")
     if len(parts) != 2 or not all(p.strip() for p in parts):
-        raise DataInputError(f"climatology period {text!r}; expected START:END dates (e.g. 1990-01-01:2019-12-31)"
-                             " or START/END ISO times", source=source)
+        raise DataInputError(
+            f"climatology period {text!r}; expected START:END dates (e.g. 1990-01-01:2019-12-31)"
+            " or START/END ISO times",
+            source=source,
+        )
     return parts[0].strip(), parts[1].strip()
 
 
@@ -77,10 +80,12 @@ def period_indices(times: np.ndarray, period: Any, source: str) -> slice:
         raise DataInputError(f"climatology period {start}..{end} not understood ({exc})", source=source) from None
     first, stop, _ = chosen.indices(len(times))
     if stop <= first:
-        raise DataInputError(f"climatology period {start}..{end} holds no time of the record ({stamp(times[0])}.."
-                             f"{stamp(times[-1])}); expected a period inside it", source=source)
+        raise DataInputError(
+            f"climatology period {start}..{end} holds no time of the record ({stamp(times[0])}.."
+            f"{stamp(times[-1])}); expected a period inside it",
+            source=source,
+        )
     return slice(first, stop)
-
 
 
 def window_weights(half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
@@ -115,8 +120,10 @@ def whole_days(day: np.ndarray, hour: np.ndarray, values: np.ndarray, n_hour: in
     if len(day) == 0 or len(day) % n_hour:
         return None
     n_day = len(day) // n_hour
-    if not (np.array_equal(hour, np.tile(np.arange(n_hour), n_day))
-            and np.array_equal(day, np.repeat(np.arange(n_day), n_hour))):
+    if not (
+        np.array_equal(hour, np.tile(np.arange(n_hour), n_day))
+        and np.array_equal(day, np.repeat(np.arange(n_day), n_hour))
+    ):
         return None
     return values.reshape(n_day, n_hour, *values.shape[1:]).swapaxes(1, 2)
 
@@ -138,8 +145,9 @@ class DaySlabs:
         self.written = np.zeros(shape[0], dtype=bool)  # days holding sums
         nbytes = int(np.prod(shape)) * self.dtype.itemsize
         if path is None:
-            self.memory: np.ndarray | None = np.frombuffer(mmap.mmap(-1, max(nbytes, 1)), self.dtype,
-                                                           count=int(np.prod(shape))).reshape(shape)
+            self.memory: np.ndarray | None = np.frombuffer(
+                mmap.mmap(-1, max(nbytes, 1)), self.dtype, count=int(np.prod(shape))
+            ).reshape(shape)
         else:
             self.memory = None
             with path.open("wb") as handle:
@@ -149,8 +157,11 @@ class DaySlabs:
         """Add ``values`` (time, level, lat, lon) at slots (first + day, hour) of days first..stop-1."""
         fresh = not self.written[first:stop].any()
         once = unique_slots(day, hour, self.shape[2])
-        region = self.memory[first:stop] if self.memory is not None else np.zeros((stop - first, *self.shape[1:]),
-                                                                                  self.dtype)
+        region = (
+            self.memory[first:stop]
+            if self.memory is not None
+            else np.zeros((stop - first, *self.shape[1:]), self.dtype)
+        )
         slots = (day, slice(None), hour)
         days = whole_days(day, hour, values, self.shape[2])  # (days, level, hour, lat, lon) view, or None
         if days is not None and len(days) == len(region):  # no gather or scatter
@@ -218,8 +229,9 @@ class DailySums:
         if has_missing:
             values = np.where(missing, 0, values)
             if self.missing is None:
-                self.missing = DaySlabs(self.shape, np.int32, None if self.path is None
-                                        else self.path.with_suffix(".missing"))
+                self.missing = DaySlabs(
+                    self.shape, np.int32, None if self.path is None else self.path.with_suffix(".missing")
+                )
         day = np.asarray(doy) - 1
         for first, stop in day_runs(day):
             rows = (day >= first) & (day < stop)
@@ -239,8 +251,9 @@ class DailySums:
 class Climatology:
     """Streaming climatology of a record: daily sums per variable, then smoothing into a store."""
 
-    def __init__(self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]],
-                 period: slice | None = None):
+    def __init__(
+        self, times: np.ndarray, directory: Path, fields: dict[str, tuple[int, ...]], period: slice | None = None
+    ):
         """``fields``: each variable's field shape ([level,] lat, lon); scratch files go to ``directory``;
         ``period``: the time indices the climatology is built from (default: all)."""
         self.period = slice(*(period or slice(0, len(times))).indices(len(times)))
@@ -255,8 +268,10 @@ class Climatology:
         nbytes = sum(DAYS * n_hour * int(np.prod(field)) * 8 for field in fields.values())
         in_memory = nbytes <= SUMS_IN_MEMORY_BYTES  # the same for any record length: memory stays flat
         once = bool(self.steps.max() <= 1)  # one value per (hour, day): sums kept in the data's dtype
-        self.sums = {name: DailySums(None if in_memory else directory / f"{name}.sums", n_hour, field, once)
-                     for name, field in fields.items()}
+        self.sums = {
+            name: DailySums(None if in_memory else directory / f"{name}.sums", n_hour, field, once)
+            for name, field in fields.items()
+        }
 
     def add(self, name: str, start: int, values: np.ndarray) -> None:
         """Add a block of one variable: ``values`` (time, *field) for times start.. (those in the period)."""
@@ -264,7 +279,7 @@ class Climatology:
         if first >= stop:
             return
         if (first, stop) != (start, start + len(values)):
-            values = values[first - start:stop - start]
+            values = values[first - start : stop - start]
         self.sums[name].add(self.doy[first:stop], self.hour_index[first:stop], values)
 
     def write(self, arrays: dict, done: Callable[[int, int], None] | None = None) -> None:
@@ -291,8 +306,11 @@ class Climatology:
         for name, sums in self.sums.items():
             _, n_level, n_hour, n_lat, n_lon = sums.shape
             rows = band_rows(n_hour, n_lon)  # one stored chunk per band
-            jobs += [(name, level, slice(start, min(start + rows, n_lat)))
-                     for level in range(n_level) for start in range(0, n_lat, rows)]
+            jobs += [
+                (name, level, slice(start, min(start + rows, n_lat)))
+                for level in range(n_level)
+                for start in range(0, n_lat, rows)
+            ]
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
             for count, _ in enumerate(pool.map(lambda job: one(*job), jobs), start=1):  # numpy and zarr release the GIL
                 if done is not None:
@@ -345,8 +363,13 @@ def smooth_into(total: np.ndarray, weight: np.ndarray, dtype: Any, half_width: i
     return out
 
 
-def smooth_sums(total: np.ndarray, steps: np.ndarray, missing: np.ndarray | None = None,
-                weight: np.ndarray | None = None, half_width: int = HALF_WIDTH_DAYS) -> np.ndarray:
+def smooth_sums(
+    total: np.ndarray,
+    steps: np.ndarray,
+    missing: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+    half_width: int = HALF_WIDTH_DAYS,
+) -> np.ndarray:
     """Smoothed climatology (dayofyear, hour, ...) from daily sums ``total`` (dayofyear, hour, ...).
 
     ``steps`` (dayofyear, hour) counts the time steps summed per day and hour; ``missing``
@@ -389,8 +412,12 @@ def climatology_template(dynamic: xr.Dataset, hours: np.ndarray) -> xr.Dataset:
         out[name] = xr.Variable(dims, da.zeros(shape, dtype=var.dtype, chunks=-1), dict(var.attrs))
     coords = {"hour": hours, "dayofyear": np.arange(1, DAYS + 1)}
     coords |= {d: dynamic[d].values for d in dynamic.dims if d not in ("time", "realization")}
-    return xr.Dataset(out, coords=coords, attrs={
-        "method": "raw (hour, dayofyear) means smoothed along dayofyear with a circular triangular window of "
-                  f"half-width {HALF_WIDTH_DAYS} days, each day weighted by its number of time steps",
-        "window_half_width_days": HALF_WIDTH_DAYS,
-    })
+    return xr.Dataset(
+        out,
+        coords=coords,
+        attrs={
+            "method": "raw (hour, dayofyear) means smoothed along dayofyear with a circular triangular window of "
+            f"half-width {HALF_WIDTH_DAYS} days, each day weighted by its number of time steps",
+            "window_half_width_days": HALF_WIDTH_DAYS,
+        },
+    )

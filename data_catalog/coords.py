@@ -52,8 +52,9 @@ def rename_coordinates(ds: xr.Dataset, source: str) -> xr.Dataset:
             ds = ds.drop_vars("time")
     if "step" in ds.dims:
         if ds.sizes["step"] != 1:
-            raise DataInputError(f"forecast steps ({ds.sizes['step']}) found; expected analyses"
-                                 " with one valid time each", source=source)
+            raise DataInputError(
+                f"forecast steps ({ds.sizes['step']}) found; expected analyses with one valid time each", source=source
+            )
         ds = ds.squeeze("step", drop=True)
     names = {}
     for name in ds.variables:
@@ -61,8 +62,7 @@ def rename_coordinates(ds: xr.Dataset, source: str) -> xr.Dataset:
         if key in SPELLINGS and SPELLINGS[key] != name:
             target = SPELLINGS[key]
             if target in ds.variables or target in names.values():
-                raise DataInputError(f"two coordinates both mean {target!r} ({name!r} and another)",
-                                     source=source)
+                raise DataInputError(f"two coordinates both mean {target!r} ({name!r} and another)", source=source)
             names[name] = target
     return ds.rename(names)
 
@@ -88,11 +88,17 @@ def decode_time(ds: xr.Dataset, source: str) -> xr.Dataset:
         try:
             values = index.to_datetimeindex(time_unit="ns").values
         except (ValueError, TypeError) as exc:
-            raise DataInputError(f"time in calendar {index.calendar!r} cannot be converted to the"
-                                 f" standard calendar ({exc})", source=source, variable=TIME) from None
+            raise DataInputError(
+                f"time in calendar {index.calendar!r} cannot be converted to the standard calendar ({exc})",
+                source=source,
+                variable=TIME,
+            ) from None
     else:
-        raise DataInputError(f"time values {index[:3].tolist()} could not be decoded; expected CF"
-                             " 'units: <unit> since <date>'", source=source, variable=TIME)
+        raise DataInputError(
+            f"time values {index[:3].tolist()} could not be decoded; expected CF 'units: <unit> since <date>'",
+            source=source,
+            variable=TIME,
+        )
     return ds.assign_coords({TIME: values})
 
 
@@ -106,8 +112,11 @@ def check_time(ds: xr.Dataset, source: str) -> None:
         raise DataInputError(f"duplicated time {dup}; expected unique times", source=source, variable=TIME)
     if not index.is_monotonic_increasing:
         bad = int(np.argmax(np.diff(index.values).astype("int64") < 0)) + 1
-        raise DataInputError(f"time not increasing at {index[bad]} (after {index[bad - 1]});"
-                             " expected increasing times", source=source, variable=TIME)
+        raise DataInputError(
+            f"time not increasing at {index[bad]} (after {index[bad - 1]}); expected increasing times",
+            source=source,
+            variable=TIME,
+        )
 
 
 def _check_regular(values: np.ndarray, name: str, source: str) -> None:
@@ -115,36 +124,43 @@ def _check_regular(values: np.ndarray, name: str, source: str) -> None:
         return
     steps = np.diff(values)
     if np.any(steps == 0) or not (np.all(steps > 0) or np.all(steps < 0)):
-        raise DataInputError(f"{name} is not strictly monotonic; expected a regular grid",
-                             source=source, variable=name)
+        raise DataInputError(f"{name} is not strictly monotonic; expected a regular grid", source=source, variable=name)
     median = np.median(np.abs(steps))
     worst = np.max(np.abs(np.abs(steps) - median))
     if worst > REGULAR_RTOL * median + 1e-9:
-        raise DataInputError(f"irregular {name} spacing (steps from {np.abs(steps).min():g} to"
-                             f" {np.abs(steps).max():g} degrees); expected a regular grid",
-                             source=source, variable=name)
+        raise DataInputError(
+            f"irregular {name} spacing (steps from {np.abs(steps).min():g} to"
+            f" {np.abs(steps).max():g} degrees); expected a regular grid",
+            source=source,
+            variable=name,
+        )
 
 
 def orient(ds: xr.Dataset, source: str) -> xr.Dataset:
     """Latitude ascending, longitude rolled into 0..360, levels in hPa ascending."""
     for name in (LATITUDE, LONGITUDE):
         if name not in ds.dims:
-            raise DataInputError(f"no {name} dimension (dimensions: {', '.join(map(str, ds.dims))});"
-                                 " expected a latitude-longitude grid", source=source)
+            raise DataInputError(
+                f"no {name} dimension (dimensions: {', '.join(map(str, ds.dims))}); expected a latitude-longitude grid",
+                source=source,
+            )
         _check_regular(ds[name].values.astype("float64"), name, source)
     lat = ds[LATITUDE].values
     if lat.min() < -90.001 or lat.max() > 90.001:
-        raise DataInputError(f"latitude outside -90..90 ({lat.min():g}..{lat.max():g})",
-                             source=source, variable=LATITUDE)
+        raise DataInputError(
+            f"latitude outside -90..90 ({lat.min():g}..{lat.max():g})", source=source, variable=LATITUDE
+        )
     if lat[0] > lat[-1]:
         ds = ds.isel({LATITUDE: slice(None, None, -1)})
     ds = _roll_longitude(ds, source)
     if LEVEL in ds.dims:
         ds = _levels_in_hpa(ds)
-    return ds.assign_coords({
-        LATITUDE: ds[LATITUDE].values.astype("float64"),
-        LONGITUDE: ds[LONGITUDE].values.astype("float64"),
-    })
+    return ds.assign_coords(
+        {
+            LATITUDE: ds[LATITUDE].values.astype("float64"),
+            LONGITUDE: ds[LONGITUDE].values.astype("float64"),
+        }
+    )
 
 
 def _roll_longitude(ds: xr.Dataset, source: str) -> xr.Dataset:
@@ -154,8 +170,11 @@ def _roll_longitude(ds: xr.Dataset, source: str) -> xr.Dataset:
         lon = lon[::-1]
     wrapped = np.mod(lon, 360.0)
     if np.unique(np.round(wrapped, 6)).size != wrapped.size:
-        raise DataInputError("longitude covers the same meridian twice (e.g. both 0 and 360);"
-                             " expected each longitude once", source=source, variable=LONGITUDE)
+        raise DataInputError(
+            "longitude covers the same meridian twice (e.g. both 0 and 360); expected each longitude once",
+            source=source,
+            variable=LONGITUDE,
+        )
     shift = int(np.argmin(wrapped))
     if shift:
         ds = ds.roll({LONGITUDE: -shift}, roll_coords=True)

@@ -70,7 +70,13 @@ def reporting_damage(*sources: str | os.PathLike) -> Iterator[None]:
             found = find_damaged_chunk(path) if path.is_dir() else None
             if found is not None:
                 name, index, why = found
-                raise DataInputError(f"chunk {'.'.join(map(str, index))} cannot be decoded ({why}); the store is "
-                                     "damaged or truncated: copy or write it again", source=path, variable=name) from None
-        raise DataInputError(f"holds data that cannot be decoded ({reason}); damaged or truncated input",
-                             source=", ".join(map(str, sources))) from None
+                raise DataInputError(
+                    f"chunk {'.'.join(map(str, index))} cannot be decoded ({why}); the store is "
+                    "damaged or truncated: copy or write it again",
+                    source=path,
+                    variable=name,
+                ) from None
+        raise DataInputError(
+            f"holds data that cannot be decoded ({reason}); damaged or truncated input",
+            source=", ".join(map(str, sources)),
+        ) from None

@@ -103,8 +103,10 @@ def acquire(target: Path, *, wait: bool | None = None) -> bool:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise DataInputError(f"cannot create its lock file {path.name} ({exc.strerror}); expected a writable directory",
-                                 source=target) from None
+            raise DataInputError(
+                f"cannot create its lock file {path.name} ({exc.strerror}); expected a writable directory",
+                source=target,
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -112,7 +114,9 @@ def acquire(target: Path, *, wait: bool | None = None) -> bool:
                 if not wait:
                     raise TargetBusyError(
                         f"another climate-optics process ({_read_holder(path)}) is writing this output;"
-                        " wait for it to finish, or pass --wait to queue behind it", source=target) from None
+                        " wait for it to finish, or pass --wait to queue behind it",
+                        source=target,
+                    ) from None
                 log.warning("%s: waiting for %s to finish writing it", target, _read_holder(path))
                 fcntl.flock(fd, fcntl.LOCK_EX)
             inode = os.fstat(fd).st_ino
@@ -129,8 +133,12 @@ def acquire(target: Path, *, wait: bool | None = None) -> bool:
         break
     previous = os.pread(fd, 256, 0).decode("utf-8", "replace").split()
     if previous and previous[0].isdigit() and int(previous[0]) != os.getpid():
-        log.warning("%s: took over the lock left by pid %s on host %s (no longer running)",
-                    target, previous[0], previous[1] if len(previous) > 1 else "?")
+        log.warning(
+            "%s: took over the lock left by pid %s on host %s (no longer running)",
+            target,
+            previous[0],
+            previous[1] if len(previous) > 1 else "?",
+        )
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
     with _guard:

@@ -71,8 +71,9 @@ def lookup_pair(native: str, standard_name: str | None) -> Pair | None:
     return None
 
 
-def canonical_name(native: str, standard_name: str | None, has_level: bool,
-                   overrides: dict[str, str] | None = None) -> tuple[str | None, str]:
+def canonical_name(
+    native: str, standard_name: str | None, has_level: bool, overrides: dict[str, str] | None = None
+) -> tuple[str | None, str]:
     """The canonical name for a native variable and how it was found (for the history).
 
     Lookup order: the catalog entry's own mapping, canonical names, the source tables,

@@ -30,10 +30,16 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
 GRIB_SUFFIXES = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
 
 
-def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None = None,
-                 levels: Sequence[float] | None = None, time: Any = None,
-                 catalog: CatalogArg = None, options: dict[str, Any] | None = None,
-                 check_values: bool = True) -> xr.Dataset:
+def open_dataset(
+    source: str | os.PathLike,
+    *,
+    variables: Sequence[str] | None = None,
+    levels: Sequence[float] | None = None,
+    time: Any = None,
+    catalog: CatalogArg = None,
+    options: dict[str, Any] | None = None,
+    check_values: bool = True,
+) -> xr.Dataset:
     """Open a catalog entry name or a path (NetCDF file or glob, Zarr store, GRIB file).
 
     Returns a lazy, dask-backed dataset in the canonical schema. ``variables`` are canonical
@@ -47,8 +53,9 @@ def open_dataset(source: str | os.PathLike, *, variables: Sequence[str] | None =
     parts = DRIVERS[entry.driver](entry, opts)  # [(label, native dataset)]
     label = entry_label(name for name, _ in parts)
     notes: list[str] = []
-    canonical = [to_canonical(ds, source=name, overrides=entry.variables, history=notes, accumulate=False)
-                 for name, ds in parts]
+    canonical = [
+        to_canonical(ds, source=name, overrides=entry.variables, history=notes, accumulate=False) for name, ds in parts
+    ]
     ds = _combine(canonical, [name for name, _ in parts])
     ds = ds[[name for name in VARIABLES if name in ds.data_vars]]  # schema order
     ds = accumulate_6h(ds, source=label, history=notes)
@@ -70,10 +77,19 @@ def _resolve(source: str | os.PathLike, catalog: CatalogArg) -> CatalogEntry:
     if entry is not None:
         return entry
     if driver is None:
-        raise DataInputError(f"not a catalog entry and no such file or directory; catalog entries:"
-                             f" {', '.join(sorted(load_catalog(catalog)))}", source=text)
-    return CatalogEntry(name=text, description=f"file {text}", driver=driver, location=text,
-                        licence="unknown (user file)", citation="unknown (user file)")
+        raise DataInputError(
+            f"not a catalog entry and no such file or directory; catalog entries:"
+            f" {', '.join(sorted(load_catalog(catalog)))}",
+            source=text,
+        )
+    return CatalogEntry(
+        name=text,
+        description=f"file {text}",
+        driver=driver,
+        location=text,
+        licence="unknown (user file)",
+        citation="unknown (user file)",
+    )
 
 
 def _driver_for_path(text: str) -> str | None:
@@ -112,8 +128,10 @@ def _open_each(files: list[str], opener: Callable[[str], xr.Dataset], kind: str)
             raise
         except Exception as exc:  # noqa: BLE001 - the backends raise many types for a bad file
             reason = " ".join(str(exc).split())[:200]
-            raise DataInputError(f"unreadable or truncated file ({type(exc).__name__}: {reason});"
-                                 f" expected a readable {kind} file", source=path) from None
+            raise DataInputError(
+                f"unreadable or truncated file ({type(exc).__name__}: {reason}); expected a readable {kind} file",
+                source=path,
+            ) from None
     return datasets
 
 
@@ -125,14 +143,24 @@ def _combine(datasets: list[xr.Dataset], files: list[str]) -> xr.Dataset:
     for ds, path in zip(datasets[1:], files[1:]):
         for name in ("latitude", "longitude", LEVEL):
             if name in first.indexes and name in ds.indexes and not first.indexes[name].equals(ds.indexes[name]):
-                raise DataInputError(f"{name} differs from {files[0]}; expected the same grid in every file",
-                                     source=path, variable=name)
+                raise DataInputError(
+                    f"{name} differs from {files[0]}; expected the same grid in every file", source=path, variable=name
+                )
     try:
-        combined = xr.combine_by_coords(datasets, join="outer", data_vars="minimal", coords="minimal",
-                                        compat="no_conflicts", combine_attrs="drop_conflicts")
+        combined = xr.combine_by_coords(
+            datasets,
+            join="outer",
+            data_vars="minimal",
+            coords="minimal",
+            compat="no_conflicts",
+            combine_attrs="drop_conflicts",
+        )
     except ValueError as exc:
-        raise DataInputError(f"files cannot be combined ({' '.join(str(exc).split())[:200]}); expected"
-                             " consecutive, non-overlapping times", source=entry_label(files)) from None
+        raise DataInputError(
+            f"files cannot be combined ({' '.join(str(exc).split())[:200]}); expected"
+            " consecutive, non-overlapping times",
+            source=entry_label(files),
+        ) from None
     check_time(combined, entry_label(files))
     return combined
 
@@ -161,8 +189,9 @@ def _open_grib(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
     try:
         import_cfgrib()
     except ImportError:
-        raise DataInputError("reading GRIB needs cfgrib and ecCodes; install climate-optics[grib]",
-                             source=entry.location) from None
+        raise DataInputError(
+            "reading GRIB needs cfgrib and ecCodes; install climate-optics[grib]", source=entry.location
+        ) from None
     files = _files(entry)
     chunks = _chunks(options)
     return list(zip(files, _open_each(files, lambda p: _open_grib_file(p, chunks), "GRIB")))
@@ -191,8 +220,9 @@ def _open_zarr(entry: CatalogEntry, options: dict[str, Any]) -> xr.Dataset:
         try:
             importlib.import_module("gcsfs")
         except ImportError:
-            raise DataInputError("opening Google Cloud Storage needs gcsfs; install climate-optics[cloud]",
-                                 source=location) from None
+            raise DataInputError(
+                "opening Google Cloud Storage needs gcsfs; install climate-optics[cloud]", source=location
+            ) from None
     elif not os.path.exists(location) and "://" not in location:
         raise DataInputError("no such Zarr store; expected a directory", source=location)
     try:
@@ -227,40 +257,54 @@ def _time_bounds(time: Any) -> slice | None:
     raise DataInputError(f"time selection {time!r}; expected a slice or a (start, end) pair")
 
 
-def select(ds: xr.Dataset, *, variables: Sequence[str] | None = None, levels: Sequence[float] | None = None,
-           time: Any = None, source: str = "dataset") -> xr.Dataset:
+def select(
+    ds: xr.Dataset,
+    *,
+    variables: Sequence[str] | None = None,
+    levels: Sequence[float] | None = None,
+    time: Any = None,
+    source: str = "dataset",
+) -> xr.Dataset:
     """Select canonical variables, pressure levels (hPa) and a time range, with clear errors."""
     if variables is not None:
         names = [variables] if isinstance(variables, str) else list(variables)
         for name in names:
             if name not in ds.data_vars:
                 hint = "" if name in VARIABLES else f"; canonical names: {', '.join(VARIABLES)}"
-                raise DataInputError(f"variable not found (available: {', '.join(map(str, ds.data_vars))}){hint}",
-                                     source=source, variable=name)
+                raise DataInputError(
+                    f"variable not found (available: {', '.join(map(str, ds.data_vars))}){hint}",
+                    source=source,
+                    variable=name,
+                )
         ds = ds[names]
     if levels is not None:
         wanted = [float(x) for x in ([levels] if isinstance(levels, (int, float)) else levels)]
         if LEVEL not in ds.dims:
-            raise DataInputError(f"levels {wanted} requested but no variable has pressure levels",
-                                 source=source)
+            raise DataInputError(f"levels {wanted} requested but no variable has pressure levels", source=source)
         have = {float(x) for x in ds[LEVEL].values}
         absent = [x for x in wanted if x not in have]
         if absent:
             on = [str(v) for v in ds.data_vars if LEVEL in ds[v].dims]
-            raise DataInputError(f"level {absent[0]:g} hPa not found (available: "
-                                 f"{', '.join(f'{x:g}' for x in sorted(have))})", source=source,
-                                 variable=on[0] if len(on) == 1 else ", ".join(on))
+            raise DataInputError(
+                f"level {absent[0]:g} hPa not found (available: {', '.join(f'{x:g}' for x in sorted(have))})",
+                source=source,
+                variable=on[0] if len(on) == 1 else ", ".join(on),
+            )
         ds = ds.sel({LEVEL: [x for x in ds[LEVEL].values if float(x) in set(wanted)]})
     bounds = _time_bounds(time)
     if bounds is not None and TIME in ds.dims:
         try:
             picked = ds.sel({TIME: bounds})
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataInputError(f"time selection {bounds.start}..{bounds.stop} not understood ({exc})",
-                                 source=source, variable=TIME) from None
+            raise DataInputError(
+                f"time selection {bounds.start}..{bounds.stop} not understood ({exc})", source=source, variable=TIME
+            ) from None
         if picked.sizes[TIME] == 0:
             index = ds.indexes[TIME]
-            raise DataInputError(f"no time in {bounds.start}..{bounds.stop}; the data covers "
-                                 f"{index[0]}..{index[-1]}", source=source, variable=TIME)
+            raise DataInputError(
+                f"no time in {bounds.start}..{bounds.stop}; the data covers {index[0]}..{index[-1]}",
+                source=source,
+                variable=TIME,
+            )
         ds = picked
     return ds

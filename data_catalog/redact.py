@@ -11,9 +11,12 @@ import re
 from typing import Any
 
 REDACTED = "<redacted>"
-_SECRET_KEY = re.compile(r"token|secret|passw|credential|api[_-]?key|private[_-]?key|^key$|^auth$|authori[sz]ation|cookie",
-                         re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^@/\s]+)@", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"token|secret|passw|credential|api[_-]?key|private[_-]?key|^key$|^auth$|authori[sz]ation|cookie", re.IGNORECASE
+)
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^@/\s]+)@", re.IGNORECASE
+)
 PUBLIC_VALUES = ("anon", "anonymous", None, False, True)  # gcsfs token="anon" etc.: not a secret
 
 

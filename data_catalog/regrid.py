@@ -102,7 +102,9 @@ def coarsen_conservative(ds: xr.Dataset | xr.DataArray, factor: int) -> xr.Datas
         if dim not in ds.dims:
             raise DataInputError(f"cannot coarsen: dimension {dim!r} is missing (dims: {tuple(ds.dims)})")
         if ds.sizes[dim] % factor:
-            raise DataInputError(f"cannot coarsen {dim} of size {ds.sizes[dim]} by a factor {factor}: not a whole number of blocks")
+            raise DataInputError(
+                f"cannot coarsen {dim} of size {ds.sizes[dim]} by a factor {factor}: not a whole number of blocks"
+            )
     lon = np.asarray(ds[LONGITUDE].values, dtype=np.float64)
     lat_b = latitude_bounds(ds[LATITUDE].values)
     lon_b = longitude_bounds(lon) if _is_global(lon) else _edges_1d(lon)  # a region: its own outer edges
@@ -145,8 +147,10 @@ def grid_from_spec(spec: str) -> tuple[np.ndarray, np.ndarray]:
         else:
             n_lon, n_lat = (int(part) for part in text.split("x"))
     except ValueError:
-        raise DataInputError(f"grid {spec!r}; expected LONxLAT (one of {', '.join(NAMED_GRIDS)}, or any other),"
-                             " Ndeg with N dividing 180 (e.g. 1.5deg), or a store to match") from None
+        raise DataInputError(
+            f"grid {spec!r}; expected LONxLAT (one of {', '.join(NAMED_GRIDS)}, or any other),"
+            " Ndeg with N dividing 180 (e.g. 1.5deg), or a store to match"
+        ) from None
     if n_lon < 4 or n_lat < 2:
         raise DataInputError(f"grid {spec!r} is too coarse; expected at least 4 longitudes and 2 latitudes")
     lat = np.linspace(-90.0, 90.0, n_lat) if n_lat % 2 else equiangular_latitudes(n_lat)
@@ -181,8 +185,12 @@ def _arc_overlaps(src_bounds: np.ndarray, dst_bounds: np.ndarray, periodic: bool
     """(n_dst, n_src) overlap in radians of longitude intervals given as (n, 2) bounds in degrees."""
     total = np.zeros((len(dst_bounds), len(src_bounds)))
     for shift in (-360.0, 0.0, 360.0) if periodic else (0.0,):
-        total += np.clip(np.minimum(dst_bounds[:, None, 1], src_bounds[None, :, 1] + shift)
-                         - np.maximum(dst_bounds[:, None, 0], src_bounds[None, :, 0] + shift), 0.0, None)
+        total += np.clip(
+            np.minimum(dst_bounds[:, None, 1], src_bounds[None, :, 1] + shift)
+            - np.maximum(dst_bounds[:, None, 0], src_bounds[None, :, 0] + shift),
+            0.0,
+            None,
+        )
     return np.deg2rad(total)
 
 
@@ -207,8 +215,9 @@ def conservative_weights(src_lat, src_lon, dst_lat, dst_lon) -> tuple[np.ndarray
     and their longitude overlap in radians: first-order conservative remapping (as ESMF
     "conserve" on such cells) is two small matrices.
     """
-    return latitude_overlaps(np.asarray(src_lat), np.asarray(dst_lat)), longitude_overlaps(np.asarray(src_lon),
-                                                                                         np.asarray(dst_lon))
+    return latitude_overlaps(np.asarray(src_lat), np.asarray(dst_lat)), longitude_overlaps(
+        np.asarray(src_lon), np.asarray(dst_lon)
+    )
 
 
 def _conservative_apply(x: np.ndarray, w_lat: np.ndarray, w_lon: np.ndarray) -> np.ndarray:
@@ -250,10 +259,16 @@ def _remap(ds: xr.Dataset, w_lat: np.ndarray, w_lon: np.ndarray, lat: np.ndarray
             out[name] = da
             continue
         da = da.chunk({LATITUDE: -1, LONGITUDE: -1}) if da.chunks is not None else da
-        new = xr.apply_ufunc(_conservative_apply, da, kwargs={"w_lat": w_lat, "w_lon": w_lon},
-                             input_core_dims=[[LATITUDE, LONGITUDE]], output_core_dims=[["_lat", "_lon"]],
-                             dask="parallelized", output_dtypes=[da.dtype],
-                             dask_gufunc_kwargs={"output_sizes": {"_lat": lat.size, "_lon": lon.size}})
+        new = xr.apply_ufunc(
+            _conservative_apply,
+            da,
+            kwargs={"w_lat": w_lat, "w_lon": w_lon},
+            input_core_dims=[[LATITUDE, LONGITUDE]],
+            output_core_dims=[["_lat", "_lon"]],
+            dask="parallelized",
+            output_dtypes=[da.dtype],
+            dask_gufunc_kwargs={"output_sizes": {"_lat": lat.size, "_lon": lon.size}},
+        )
         out[name] = new.rename({"_lat": LATITUDE, "_lon": LONGITUDE}).transpose(*da.dims).assign_attrs(da.attrs)
     result = xr.Dataset(out, attrs=ds.attrs).assign_coords({LATITUDE: lat, LONGITUDE: lon})
     for dim in (LATITUDE, LONGITUDE):
@@ -264,9 +279,16 @@ def _remap(ds: xr.Dataset, w_lat: np.ndarray, w_lon: np.ndarray, lat: np.ndarray
 def _bilinear(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:
     src_lat, src_lon = ds[LATITUDE].values, ds[LONGITUDE].values
     if _is_global(src_lon):  # one wrapped column each side, so the seam at 360 degrees interpolates
-        ds = xr.concat([ds.isel({LONGITUDE: [-1]}).assign_coords({LONGITUDE: [src_lon[-1] - 360.0]}), ds,
-                        ds.isel({LONGITUDE: [0]}).assign_coords({LONGITUDE: [src_lon[0] + 360.0]})], dim=LONGITUDE,
-                       data_vars="minimal", coords="minimal")
+        ds = xr.concat(
+            [
+                ds.isel({LONGITUDE: [-1]}).assign_coords({LONGITUDE: [src_lon[-1] - 360.0]}),
+                ds,
+                ds.isel({LONGITUDE: [0]}).assign_coords({LONGITUDE: [src_lon[0] + 360.0]}),
+            ],
+            dim=LONGITUDE,
+            data_vars="minimal",
+            coords="minimal",
+        )
         ds = ds.chunk({LONGITUDE: -1}) if any(v.chunks is not None for v in ds.data_vars.values()) else ds
     wrapped = np.mod(lon - ds[LONGITUDE].values[0], 360.0) + ds[LONGITUDE].values[0]
     clamped = np.clip(lat, src_lat.min(), src_lat.max())  # beyond the outermost rows: the edge value

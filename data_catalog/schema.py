@@ -45,7 +45,14 @@ VARIABLES: dict[str, Variable] = {
         Variable("10m_v_component_of_wind", "m s-1", "10 metre V wind component", False, "northward_wind"),
         Variable("mean_sea_level_pressure", "Pa", "Mean sea level pressure", False, "air_pressure_at_mean_sea_level"),
         Variable("total_precipitation_6hr", "m", "Total precipitation over 6 hours", False, "precipitation_amount"),
-        Variable("geopotential_at_surface", "m2 s-2", "Geopotential at the surface", False, "surface_geopotential", static=True),
+        Variable(
+            "geopotential_at_surface",
+            "m2 s-2",
+            "Geopotential at the surface",
+            False,
+            "surface_geopotential",
+            static=True,
+        ),
         Variable("land_sea_mask", "1", "Land-sea mask (1 over land)", False, "land_binary_mask", static=True),
     )
 }

@@ -69,8 +69,11 @@ def check_own_directory(path: str | os.PathLike, *, signature: str, what: str = 
     """Before reusing a non-empty directory: refuse unless it holds ``signature``, a file this tool writes there."""
     path = Path(path)
     if path.is_dir() and any(path.iterdir()) and not (path / signature).is_file():
-        raise DataInputError(f"is not a {what} this tool wrote (it holds {describe_contents(path)}, but no {signature}); "
-                             f"--overwrite replaces only climate-optics {what}s", source=path)
+        raise DataInputError(
+            f"is not a {what} this tool wrote (it holds {describe_contents(path)}, but no {signature}); "
+            f"--overwrite replaces only climate-optics {what}s",
+            source=path,
+        )
 
 
 def describe_contents(path: Path, limit: int = 3) -> str:
@@ -86,16 +89,23 @@ def _check_replaceable(target: Path, *, overwrite: bool, kind: str) -> None:
     if not overwrite:
         raise DataInputError("output already exists; pass --overwrite (overwrite=True) to replace it", source=target)
     if target.is_symlink():
-        raise DataInputError("is a symbolic link; --overwrite replaces only outputs this tool wrote, not links", source=target)
+        raise DataInputError(
+            "is a symbolic link; --overwrite replaces only outputs this tool wrote, not links", source=target
+        )
     if kind == "file":
         if not target.is_file():
-            raise DataInputError("is a directory, not a file this tool wrote; --overwrite will not replace it", source=target)
+            raise DataInputError(
+                "is a directory, not a file this tool wrote; --overwrite will not replace it", source=target
+            )
         return
     if target.is_dir():
         if not any(target.iterdir()) or is_tool_store(target):
             return
-        raise DataInputError(f"is not a store this tool wrote (it holds {describe_contents(target)}); "
-                             "--overwrite replaces only climate-optics stores and empty directories", source=target)
+        raise DataInputError(
+            f"is not a store this tool wrote (it holds {describe_contents(target)}); "
+            "--overwrite replaces only climate-optics stores and empty directories",
+            source=target,
+        )
     raise DataInputError("is a file, not a store this tool wrote; --overwrite will not replace it", source=target)
 
 

@@ -16,10 +16,8 @@ import xarray as xr
 
 from data_catalog.schema import GRAVITY, VARIABLES
 
-LEVEL_VARIABLES = ("geopotential", "temperature", "u_component_of_wind", "v_component_of_wind",
-                   "specific_humidity")
-SURFACE_VARIABLES = ("2m_temperature", "10m_u_component_of_wind", "10m_v_component_of_wind",
-                     "mean_sea_level_pressure")
+LEVEL_VARIABLES = ("geopotential", "temperature", "u_component_of_wind", "v_component_of_wind", "specific_humidity")
+SURFACE_VARIABLES = ("2m_temperature", "10m_u_component_of_wind", "10m_v_component_of_wind", "mean_sea_level_pressure")
 
 # Typical magnitudes: (mean at 1000 hPa or surface, change per hPa, noise std)
 _CLIMATE = {
@@ -47,9 +45,19 @@ def grid(n_lat: int = 32, n_lon: int = 64, *, poles: bool = False) -> tuple[np.n
     return lat, lon
 
 
-def canonical_dataset(n_time: int = 4, n_lat: int = 32, n_lon: int = 64, levels: Sequence[int] = (500, 850),
-                      seed: int = 0, *, variables: Sequence[str] | None = None, start: str = "2020-01-01",
-                      freq: str = "6h", poles: bool = False, members: int = 0) -> xr.Dataset:
+def canonical_dataset(
+    n_time: int = 4,
+    n_lat: int = 32,
+    n_lon: int = 64,
+    levels: Sequence[int] = (500, 850),
+    seed: int = 0,
+    *,
+    variables: Sequence[str] | None = None,
+    start: str = "2020-01-01",
+    freq: str = "6h",
+    poles: bool = False,
+    members: int = 0,
+) -> xr.Dataset:
     """A small canonical dataset (float32, numpy-backed) with plausible values.
 
     ``members`` > 0 adds a ``realization`` dimension (after ``time``): member k is member 0
@@ -127,8 +135,7 @@ def _era5_vars(ds: xr.Dataset) -> xr.Dataset:
     out = ds.rename({n: ERA5_NAMES[n][0] for n in ds.data_vars})
     for canonical, (short, units) in ERA5_NAMES.items():
         if canonical in ds.data_vars:
-            out[short].attrs = {"units": units, "long_name": VARIABLES[canonical].long_name,
-                                "GRIB_shortName": short}
+            out[short].attrs = {"units": units, "long_name": VARIABLES[canonical].long_name, "GRIB_shortName": short}
     return out
 
 
@@ -151,8 +158,11 @@ def era5_cds_netcdf(ds: xr.Dataset, *, members_first: bool = True) -> xr.Dataset
     if "pressure_level" in out.coords:
         out["pressure_level"] = out["pressure_level"].astype("float64").assign_attrs(units="hPa")
     out["valid_time"].encoding = {"units": "seconds since 1970-01-01", "dtype": "int64"}
-    out.attrs = {"GRIB_centre": "ecmf", "Conventions": "CF-1.7", "institution": "European Centre for"
-                 " Medium-Range Weather Forecasts"}
+    out.attrs = {
+        "GRIB_centre": "ecmf",
+        "Conventions": "CF-1.7",
+        "institution": "European Centre for Medium-Range Weather Forecasts",
+    }
     return out
 
 
@@ -183,8 +193,12 @@ NCEP_NAMES = {
     "10m_v_component_of_wind": ("vwnd", "m/s", lambda x: x),
     "mean_sea_level_pressure": ("slp", "Pa", lambda x: x),
 }
-NCEP_SURFACE_STEMS = {"2m_temperature": "air.2m", "10m_u_component_of_wind": "uwnd.10m",
-                      "10m_v_component_of_wind": "vwnd.10m", "mean_sea_level_pressure": "slp"}
+NCEP_SURFACE_STEMS = {
+    "2m_temperature": "air.2m",
+    "10m_u_component_of_wind": "uwnd.10m",
+    "10m_v_component_of_wind": "vwnd.10m",
+    "mean_sea_level_pressure": "slp",
+}
 
 
 def ncep_psl(ds: xr.Dataset, *, time_units: str = "hours since 1800-01-01 00:00:0.0") -> dict[str, xr.Dataset]:
@@ -206,8 +220,11 @@ def ncep_psl(ds: xr.Dataset, *, time_units: str = "hours since 1800-01-01 00:00:
         out["time"].attrs = {"bounds": "time_bnds", "long_name": "Time"}
         out["time"].encoding = {"units": time_units, "calendar": "standard", "dtype": "float64"}
         out["time_bnds"].encoding = {"units": time_units, "calendar": "standard", "dtype": "float64"}
-        out.attrs = {"Conventions": "COARDS", "title": "4x daily NMC reanalysis", "dataset_title":
-                     "NCEP-NCAR Reanalysis 1"}
+        out.attrs = {
+            "Conventions": "COARDS",
+            "title": "4x daily NMC reanalysis",
+            "dataset_title": "NCEP-NCAR Reanalysis 1",
+        }
         files[NCEP_SURFACE_STEMS.get(str(canonical), name)] = out
     return files
 
@@ -252,10 +269,18 @@ def write_era5_grib(ds: xr.Dataset, path: Path | str) -> Path:
 
     eccodes = import_eccodes()
     lat, lon = ds["latitude"].values, ds["longitude"].values
-    keys = {"centre": "ecmf", "packingType": "grid_ieee", "Ni": lon.size, "Nj": lat.size,
-            "latitudeOfFirstGridPointInDegrees": float(lat[-1]), "latitudeOfLastGridPointInDegrees": float(lat[0]),
-            "longitudeOfFirstGridPointInDegrees": float(lon[0]), "longitudeOfLastGridPointInDegrees": float(lon[-1]),
-            "iDirectionIncrementInDegrees": float(lon[1] - lon[0]), "jDirectionIncrementInDegrees": float(lat[1] - lat[0])}
+    keys = {
+        "centre": "ecmf",
+        "packingType": "grid_ieee",
+        "Ni": lon.size,
+        "Nj": lat.size,
+        "latitudeOfFirstGridPointInDegrees": float(lat[-1]),
+        "latitudeOfLastGridPointInDegrees": float(lat[0]),
+        "longitudeOfFirstGridPointInDegrees": float(lon[0]),
+        "longitudeOfLastGridPointInDegrees": float(lon[-1]),
+        "iDirectionIncrementInDegrees": float(lon[1] - lon[0]),
+        "jDirectionIncrementInDegrees": float(lat[1] - lat[0]),
+    }
     members = ds["realization"].values if "realization" in ds.dims else [None]
     path = Path(path)
     with path.open("wb") as out:
@@ -263,20 +288,26 @@ def write_era5_grib(ds: xr.Dataset, path: Path | str) -> Path:
             stamp = pd.Timestamp(t)
             when = {"dataDate": int(stamp.strftime("%Y%m%d")), "dataTime": stamp.hour * 100}
             if member is not None:
-                when |= {"productDefinitionTemplateNumber": 1, "perturbationNumber": int(member),
-                         "numberOfForecastsInEnsemble": len(members)}
+                when |= {
+                    "productDefinitionTemplateNumber": 1,
+                    "perturbationNumber": int(member),
+                    "numberOfForecastsInEnsemble": len(members),
+                }
             for name, da in ds.data_vars.items():
                 field = da.sel(time=t) if member is None else da.sel(time=t, realization=member)
                 if "level" in da.dims:
-                    items = [(ERA5_NAMES[name][0], "isobaricInhPa", int(lev), field.sel(level=lev))
-                             for lev in ds["level"].values[::-1]]
+                    items = [
+                        (ERA5_NAMES[name][0], "isobaricInhPa", int(lev), field.sel(level=lev))
+                        for lev in ds["level"].values[::-1]
+                    ]
                 else:
                     items = [(*_GRIB_SURFACE[name], field)]
                 for short, level_type, level, values in items:
                     handle = eccodes.codes_grib_new_from_samples("regular_ll_pl_grib2")
                     try:
-                        eccodes.codes_set_key_vals(handle, {**keys, **when, "typeOfLevel": level_type,
-                                                            "level": level, "shortName": short})
+                        eccodes.codes_set_key_vals(
+                            handle, {**keys, **when, "typeOfLevel": level_type, "level": level, "shortName": short}
+                        )
                         eccodes.codes_set_values(handle, values.values[::-1].astype("float64").ravel())
                         eccodes.codes_write(handle, out)
                     finally:

@@ -23,8 +23,17 @@ from data_catalog.mappings import lookup_pair
 from data_catalog.schema import LEVEL, TIME, VARIABLES
 from data_catalog.units import LEVEL_TO_HPA, level_factor, normalise
 
-PRESSURE_NAMES = {"air_pressure", "pressure", "pressure_level", "plev", "level", "lev", "isobaricinhpa",
-                  "isobaricinpa", "p"}
+PRESSURE_NAMES = {
+    "air_pressure",
+    "pressure",
+    "pressure_level",
+    "plev",
+    "level",
+    "lev",
+    "isobaricinhpa",
+    "isobaricinpa",
+    "p",
+}
 HEIGHT_NAMES = {"height", "heightaboveground", "height_above_ground", "height2m", "height10m"}
 SURFACE_LEVEL_TYPES = {"heightaboveground", "surface", "meansea", "sfc"}
 SURFACE_WORDS = re.compile(r"\b(2|10) ?m(etre|eter)?s?\b|\bsurface\b|\bsea level\b|\bsfc\b|\bnear.surface\b", re.I)
@@ -59,8 +68,11 @@ def promote_scalar_level(ds: xr.Dataset, source: str, notes: list[str]) -> xr.Da
     if len(set(values.values())) > 1:
         raise DataInputError(f"scalar pressure coordinates disagree ({values}); expected one level", source=source)
     if LEVEL in ds.dims:
-        raise DataInputError(f"scalar pressure coordinate {scalars[0]!r} next to a level dimension; expected one"
-                             " vertical coordinate", source=source, variable=scalars[0])
+        raise DataInputError(
+            f"scalar pressure coordinate {scalars[0]!r} next to a level dimension; expected one vertical coordinate",
+            source=source,
+            variable=scalars[0],
+        )
     hpa = values[scalars[0]]
     carriers = [name for name in _carriers(ds, scalars) if not _single_level_by_name(name, ds[name])]
     ds = ds.drop_vars(scalars)
@@ -73,8 +85,14 @@ def name_pressure_dimension(ds: xr.Dataset, notes: list[str]) -> xr.Dataset:
     """A pressure dimension under another name (``pres`` with ``axis: Z``, ``standard_name: air_pressure``) -> ``level``."""
     if LEVEL in ds.variables:
         return ds
-    found = [str(d) for d in ds.dims if d in ds.coords and ds[d].ndim == 1 and str(d).lower() not in PRESSURE_NAMES
-             and is_pressure(str(d), ds[d].attrs)]
+    found = [
+        str(d)
+        for d in ds.dims
+        if d in ds.coords
+        and ds[d].ndim == 1
+        and str(d).lower() not in PRESSURE_NAMES
+        and is_pressure(str(d), ds[d].attrs)
+    ]
     if len(found) != 1:
         return ds
     notes.append(f"pressure coordinate {found[0]!r} (by its attributes) taken as the level")
@@ -121,27 +139,37 @@ def height_hints(ds: xr.Dataset) -> dict[str, str]:
     return hints
 
 
-def single_level_name(native: str, da: xr.DataArray, name: str | None, how: str, hint: str | None,
-                      source: str, notes: list[str]) -> str | None:
+def single_level_name(
+    native: str, da: xr.DataArray, name: str | None, how: str, hint: str | None, source: str, notes: list[str]
+) -> str | None:
     """The canonical name of a variable without a level dimension, decided by evidence (see module doc)."""
-    pair = lookup_pair(native, da.attrs.get("standard_name")) if how not in ("catalog mapping", "canonical name") else None
+    pair = (
+        lookup_pair(native, da.attrs.get("standard_name")) if how not in ("catalog mapping", "canonical name") else None
+    )
     if pair is None:
         return name
     on_levels, near_surface = pair
     if near_surface is None:
-        raise DataInputError(f"is {on_levels} on pressure levels, but the file has no level dimension, scalar"
-                             " pressure coordinate or level attribute; expected one", source=source, variable=native)
+        raise DataInputError(
+            f"is {on_levels} on pressure levels, but the file has no level dimension, scalar"
+            " pressure coordinate or level attribute; expected one",
+            source=source,
+            variable=native,
+        )
     if on_levels is None:
         return near_surface  # the source's own name says single level (ERA5 t2m, u10, msl)
     evidence = hint or _attribute_evidence(da) or _file_evidence(source)
     if evidence is None and TIME not in da.dims and near_surface in ("geopotential_at_surface", "land_sea_mask"):
         evidence = "no time dimension (an invariant field)"
     if evidence is None:
-        raise DataInputError(f"cannot tell whether this is {on_levels} on a pressure level or {near_surface}: no"
-                             " level dimension or scalar pressure coordinate, and neither its attributes nor the"
-                             " file name say near-surface; expected a level coordinate, a height/level attribute or"
-                             " a catalog entry mapping the variable",
-                             source=source, variable=native)
+        raise DataInputError(
+            f"cannot tell whether this is {on_levels} on a pressure level or {near_surface}: no"
+            " level dimension or scalar pressure coordinate, and neither its attributes nor the"
+            " file name say near-surface; expected a level coordinate, a height/level attribute or"
+            " a catalog entry mapping the variable",
+            source=source,
+            variable=native,
+        )
     notes.append(f"{native}: taken as {near_surface} ({evidence})")
     return near_surface
 
@@ -166,8 +194,10 @@ def _file_evidence(source: str) -> str | None:
 
 def _carriers(ds: xr.Dataset, coords: list[str]) -> list[str]:
     """Data variables that list one of ``coords`` in their CF ``coordinates`` (all of them if none lists any)."""
-    listed = {name: str(da.encoding.get("coordinates", da.attrs.get("coordinates", ""))).split()
-              for name, da in ds.data_vars.items()}
+    listed = {
+        name: str(da.encoding.get("coordinates", da.attrs.get("coordinates", ""))).split()
+        for name, da in ds.data_vars.items()
+    }
     if not any(listed.values()):
         return [str(n) for n in ds.data_vars]
     return [str(n) for n, names in listed.items() if set(names) & set(coords)]

@@ -40,7 +40,9 @@ def files_and_inputs(context: Any, parameters: dict[str, Any]) -> str | None:
         if found:
             files[name] = found if isinstance(value, (list, tuple)) else found[0]
     source = inspect.getsource(context.task.fn)
-    inputs = {k: v for k, v in parameters.items() if k not in PLACEMENT_PARAMETERS}  # a new cluster's address keeps the cache
+    inputs = {
+        k: v for k, v in parameters.items() if k not in PLACEMENT_PARAMETERS
+    }  # a new cluster's address keeps the cache
     return hash_objects(context.task.name, source, inputs, files)
 
 

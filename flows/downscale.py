@@ -14,28 +14,94 @@ from flows.caching import files_and_inputs, refresh_if_missing
 from flows.retries import retry_on_io_error
 
 
-@task(name="train-downscaler", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
-def train_downscaler_task(store: str, run_dir: str, *, mode: str = "backprop", projector: str = "structured",
-                          preset: str = "tiny", steps: int = 100, diffusion_steps: int | None = None, batch_size: int = 8,
-                          lr: float = 1e-3, seed: int = 0) -> str:
+@task(
+    name="train-downscaler",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_on_io_error,
+    cache_policy=NO_CACHE,
+)
+def train_downscaler_task(
+    store: str,
+    run_dir: str,
+    *,
+    mode: str = "backprop",
+    projector: str = "structured",
+    preset: str = "tiny",
+    steps: int = 100,
+    diffusion_steps: int | None = None,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> str:
     """``climate_optics.workflow.train_downscaler``; a retry resumes the stage that was interrupted."""
-    return str(train_downscaler(store, run_dir, mode=mode, projector=projector, preset=preset, steps=steps,
-                                diffusion_steps=diffusion_steps, batch_size=batch_size, lr=lr, seed=seed))
+    return str(
+        train_downscaler(
+            store,
+            run_dir,
+            mode=mode,
+            projector=projector,
+            preset=preset,
+            steps=steps,
+            diffusion_steps=diffusion_steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+        )
+    )
 
 
-@task(name="downscale-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
-      result_serializer="json")
-def downscale_forecast_task(checkpoint: str, forecast: str, out: str, *, members: int = 4, steps: int | None = None,
-                            seed: int = 0, start: str | None = None, end: str | None = None, overwrite: bool = False) -> str:
+@task(
+    name="downscale-forecast",
+    cache_key_fn=files_and_inputs,
+    cache_expiration=timedelta(days=7),
+    persist_result=True,
+    result_serializer="json",
+)
+def downscale_forecast_task(
+    checkpoint: str,
+    forecast: str,
+    out: str,
+    *,
+    members: int = 4,
+    steps: int | None = None,
+    seed: int = 0,
+    start: str | None = None,
+    end: str | None = None,
+    overwrite: bool = False,
+) -> str:
     """``climate_optics.inference.downscale_forecast.downscale_forecast`` (init times ``start``..``end``), cached by inputs."""
-    return str(downscale_forecast(checkpoint, forecast, out=out, members=members, steps=steps, seed=seed, start=start, end=end,
-                                  overwrite=overwrite))
+    return str(
+        downscale_forecast(
+            checkpoint,
+            forecast,
+            out=out,
+            members=members,
+            steps=steps,
+            seed=seed,
+            start=start,
+            end=end,
+            overwrite=overwrite,
+        )
+    )
 
 
-@task(name="interpolate-forecast", cache_key_fn=files_and_inputs, cache_expiration=timedelta(days=7), persist_result=True,
-      result_serializer="json")
-def interpolate_forecast_task(checkpoint: str, forecast: str, out: str, *, start: str | None = None, end: str | None = None,
-                              overwrite: bool = False) -> str:
+@task(
+    name="interpolate-forecast",
+    cache_key_fn=files_and_inputs,
+    cache_expiration=timedelta(days=7),
+    persist_result=True,
+    result_serializer="json",
+)
+def interpolate_forecast_task(
+    checkpoint: str,
+    forecast: str,
+    out: str,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    overwrite: bool = False,
+) -> str:
     """``climate_optics.inference.downscale_forecast.interpolate_forecast`` (bilinear baseline), cached by inputs."""
     return str(interpolate_forecast(checkpoint, forecast, out=out, start=start, end=end, overwrite=overwrite))
 
@@ -44,5 +110,7 @@ def downscale_with_baseline(checkpoint: str, forecast: str, out: str, bilinear_o
     """The downscaled ensemble and the bilinear baseline of ``forecast``, each anew when its output is missing."""
     same = {k: kwargs[k] for k in ("start", "end", "overwrite") if k in kwargs}  # init times kept, overwrite
     ensemble = refresh_if_missing(downscale_forecast_task, out)(checkpoint, forecast, str(out), **kwargs)
-    baseline = refresh_if_missing(interpolate_forecast_task, bilinear_out)(checkpoint, forecast, str(bilinear_out), **same)
+    baseline = refresh_if_missing(interpolate_forecast_task, bilinear_out)(
+        checkpoint, forecast, str(bilinear_out), **same
+    )
     return ensemble, baseline

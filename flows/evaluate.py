@@ -12,19 +12,38 @@ from flows.caching import files_and_inputs, refresh_if_missing
 from flows.retries import IO_RETRIES, retry_on_io_error
 
 
-@task(name="evaluate", **IO_RETRIES, retry_condition_fn=retry_on_io_error, cache_key_fn=files_and_inputs,
-      cache_expiration=timedelta(days=7), persist_result=True, result_serializer="json")
-def evaluate_task(forecast: str, truth: str, out: str, *, metrics: list[str] | None = None,
-                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False,
-                  dask_workers: int | None = None, dask_address: str | None = None) -> str:
+@task(
+    name="evaluate",
+    **IO_RETRIES,
+    retry_condition_fn=retry_on_io_error,
+    cache_key_fn=files_and_inputs,
+    cache_expiration=timedelta(days=7),
+    persist_result=True,
+    result_serializer="json",
+)
+def evaluate_task(
+    forecast: str,
+    truth: str,
+    out: str,
+    *,
+    metrics: list[str] | None = None,
+    regions: list[str] | None = None,
+    references: list[str] | None = None,
+    overwrite: bool = False,
+    dask_workers: int | None = None,
+    dask_address: str | None = None,
+) -> str:
     """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs;
     retried on a transient I/O error.
     ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths).
     ``dask_workers``/``dask_address``: score on a dask cluster (``climate_optics.cluster``)."""
 
     with dask_client(dask_workers, dask_address):
-        return str(score_forecast(forecast, truth, out, metrics=metrics, regions=regions, references=references,
-                                  overwrite=overwrite))
+        return str(
+            score_forecast(
+                forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite
+            )
+        )
 
 
 def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
@@ -33,9 +52,26 @@ def evaluate(forecast: str, truth: str, out: str, **kwargs) -> str:
 
 
 @flow(name="evaluate")
-def evaluate_flow(forecast: str, truth: str, out: str, metrics: list[str] | None = None,
-                  regions: list[str] | None = None, references: list[str] | None = None, overwrite: bool = False,
-                  dask_workers: int | None = None, dask_address: str | None = None) -> str:
+def evaluate_flow(
+    forecast: str,
+    truth: str,
+    out: str,
+    metrics: list[str] | None = None,
+    regions: list[str] | None = None,
+    references: list[str] | None = None,
+    overwrite: bool = False,
+    dask_workers: int | None = None,
+    dask_address: str | None = None,
+) -> str:
     """Score ``forecast`` (and any ``references``) against ``truth`` (a store or catalog entry) into the scores store ``out``."""
-    return evaluate(forecast, truth, out, metrics=metrics, regions=regions, references=references, overwrite=overwrite,
-                    dask_workers=dask_workers, dask_address=dask_address)
+    return evaluate(
+        forecast,
+        truth,
+        out,
+        metrics=metrics,
+        regions=regions,
+        references=references,
+        overwrite=overwrite,
+        dask_workers=dask_workers,
+        dask_address=dask_address,
+    )

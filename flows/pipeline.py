@@ -34,8 +34,15 @@ def report_task(run_dir: str) -> str:
 
 
 # The pipeline's steps as Prefect tasks (retries, cache): the step list itself is climate_optics.pipeline's.
-FLOW_STEPS = Steps(ingest=ingest, train_forecaster=train_forecaster_task, forecast=forecast, score=evaluate,
-                   train_downscaler=train_downscaler_task, downscale=downscale_with_baseline, report=report_task)
+FLOW_STEPS = Steps(
+    ingest=ingest,
+    train_forecaster=train_forecaster_task,
+    forecast=forecast,
+    score=evaluate,
+    train_downscaler=train_downscaler_task,
+    downscale=downscale_with_baseline,
+    report=report_task,
+)
 
 
 def publish_artifacts(result: PipelineResult) -> None:
@@ -44,22 +51,41 @@ def publish_artifacts(result: PipelineResult) -> None:
 
     rows = skill_rows(result.scores)
     if rows:
-        create_table_artifact(rows, key=f"{ARTIFACT_KEY}-skill", description="Skill against lead time per model (global)")
+        create_table_artifact(
+            rows, key=f"{ARTIFACT_KEY}-skill", description="Skill against lead time per model (global)"
+        )
     if result.report is not None:
         markdown = result.report.with_suffix(".md").read_text()
         create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="The run's report (report.md)")
-        create_link_artifact(Path(result.report).resolve().as_uri(), link_text="report.html", key=f"{ARTIFACT_KEY}-html",
-                             description="The self-contained report")
+        create_link_artifact(
+            Path(result.report).resolve().as_uri(),
+            link_text="report.html",
+            key=f"{ARTIFACT_KEY}-html",
+            description="The self-contained report",
+        )
     stores = "\n".join(f"- {name}: [{path}]({path})" for name, path in result.paths().items())
-    create_markdown_artifact(f"# Outputs of {result.run_dir}\n\n{stores}\n", key=f"{ARTIFACT_KEY}-outputs",
-                             description="Where the run's stores are")
+    create_markdown_artifact(
+        f"# Outputs of {result.run_dir}\n\n{stores}\n",
+        key=f"{ARTIFACT_KEY}-outputs",
+        description="Where the run's stores are",
+    )
 
 
 @flow(name="climate-optics-pipeline", log_prints=True)
-def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None = None, steps: int = 200,
-                  source: str = DEMO_SOURCE, options: dict[str, Any] | None = None, downscale: bool | None = None,
-                  settings: dict[str, Any] | None = None, overwrite: bool = False,
-                  resume: bool = False, dask_workers: int | None = None, dask_address: str | None = None) -> dict[str, str]:
+def pipeline_flow(
+    run_dir: str,
+    modes: list[str] | None = None,
+    mode: str | None = None,
+    steps: int = 200,
+    source: str = DEMO_SOURCE,
+    options: dict[str, Any] | None = None,
+    downscale: bool | None = None,
+    settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    dask_workers: int | None = None,
+    dask_address: str | None = None,
+) -> dict[str, str]:
     """Run the pipeline into ``run_dir``; ``settings`` holds further ``PipelineConfig`` fields.
 
     ``modes``: training modes trained side by side (default backprop and optical; ``mode`` for one).
@@ -71,10 +97,24 @@ def pipeline_flow(run_dir: str, modes: list[str] | None = None, mode: str | None
     ``forecast-<mode>``, scores, report; with downscaling also the downscaler run, the fine truth
     (``hires``), the downscaled ensemble, its bilinear baseline and their scores on the fine grid.
     """
-    values = {"source": source, "options": options, "modes": modes, "mode": mode, "steps": steps, "downscale": downscale}
+    values = {
+        "source": source,
+        "options": options,
+        "modes": modes,
+        "mode": mode,
+        "steps": steps,
+        "downscale": downscale,
+    }
     config = PipelineConfig(**{k: v for k, v in values.items() if v is not None} | (settings or {}))
-    result = run_pipeline(config, run_dir, overwrite=overwrite, resume=resume, dask_workers=dask_workers,
-                          dask_address=dask_address, steps=FLOW_STEPS)
+    result = run_pipeline(
+        config,
+        run_dir,
+        overwrite=overwrite,
+        resume=resume,
+        dask_workers=dask_workers,
+        dask_address=dask_address,
+        steps=FLOW_STEPS,
+    )
     publish_artifacts(result)
     print(f"report: {result.report}")
     return result.paths()

@@ -13,14 +13,45 @@ from climate_optics.workflow import train_forecaster
 from flows.retries import retry_on_io_error
 
 
-@task(name="train-forecaster", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
-def train_forecaster_task(store: str, run_dir: str, *, mode: str = "backprop", projector: str = "structured",
-                          preset: str = "tiny", architecture: str | None = None, model: dict[str, Any] | None = None,
-                          steps: int = 300,
-                          batch_size: int = 8, lr: float = 1e-3, seed: int = 0, warm_start: str | None = None) -> str:
+@task(
+    name="train-forecaster",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_on_io_error,
+    cache_policy=NO_CACHE,
+)
+def train_forecaster_task(
+    store: str,
+    run_dir: str,
+    *,
+    mode: str = "backprop",
+    projector: str = "structured",
+    preset: str = "tiny",
+    architecture: str | None = None,
+    model: dict[str, Any] | None = None,
+    steps: int = 300,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+    warm_start: str | None = None,
+) -> str:
     """``climate_optics.workflow.train_forecaster``; a retry resumes from the run's last checkpoint."""
 
     resume = (Path(run_dir) / LATEST).exists()
-    return str(train_forecaster(store, run_dir, mode=mode, projector=projector, preset=preset, architecture=architecture,
-                                model=model, steps=steps,
-                                batch_size=batch_size, lr=lr, seed=seed, warm_start=warm_start, resume=resume))
+    return str(
+        train_forecaster(
+            store,
+            run_dir,
+            mode=mode,
+            projector=projector,
+            preset=preset,
+            architecture=architecture,
+            model=model,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            warm_start=warm_start,
+            resume=resume,
+        )
+    )

@@ -144,10 +144,15 @@ def modelled_gpu_seconds(kind: str, n: int, batch: int, gpu: GPUFigures = H100_S
     if kind == "dense":
         if 4.0 * n * n > gpu.memory_bytes:
             return None
-        return max(4.0 * (n * n + 2 * batch * n) / gpu.memory_bytes_per_s, 2.0 * batch * n * n / gpu.fp32_flops) + gpu.launch_s
+        return (
+            max(4.0 * (n * n + 2 * batch * n) / gpu.memory_bytes_per_s, 2.0 * batch * n * n / gpu.fp32_flops)
+            + gpu.launch_s
+        )
     one, two = (op_traffic(kind, n, n, b) for b in (1, 2))
-    per_op = [(name, b1 + (b2 - b1) * (batch - 1), f1 + (f2 - f1) * (batch - 1))
-              for (name, b1, f1), (_, b2, f2) in zip(one.ops, two.ops)]
+    per_op = [
+        (name, b1 + (b2 - b1) * (batch - 1), f1 + (f2 - f1) * (batch - 1))
+        for (name, b1, f1), (_, b2, f2) in zip(one.ops, two.ops)
+    ]
     return OpTraffic(per_op).seconds(gpu)
 
 
@@ -161,8 +166,11 @@ def crossing(sizes: list[int], slower_until: dict[int, float], faster_after: dic
     """The first size, interpolated on a log-log scale, from which ``faster_after`` takes less
     time than ``slower_until`` (both map sizes to seconds; None where a time is unknown).
     Returns the smallest size if it is faster there already, None if it never is."""
-    gaps = [(n, math.log(faster_after[n]) - math.log(slower_until[n])) for n in sizes
-            if faster_after.get(n) is not None and slower_until.get(n) is not None]
+    gaps = [
+        (n, math.log(faster_after[n]) - math.log(slower_until[n]))
+        for n in sizes
+        if faster_after.get(n) is not None and slower_until.get(n) is not None
+    ]
     if not gaps:
         return None
     if gaps[0][1] < 0:

@@ -92,7 +92,10 @@ class HolographicCamera:
         or more, as it does at the default exposure): thousands of calibration frames cost one draw.
         """
         cfg = self.config
-        power = 1.0 + cfg.laser_power_rms * float(torch.randn(1, generator=generator, device=intensity.device)) / frames**0.5
+        power = (
+            1.0
+            + cfg.laser_power_rms * float(torch.randn(1, generator=generator, device=intensity.device)) / frames**0.5
+        )
         mean = intensity * power  # (n,) electrons
         variance = (mean.clamp_min(0) if cfg.shot_noise else torch.zeros_like(mean)) + cfg.read_noise_e**2
         if self.levels is not None:
@@ -131,14 +134,18 @@ class HolographicCamera:
                 yield slice(r0, r1), slice(c0, c1), re, im, views[:4], n0, n1
 
     # -- external reference arm -------------------------------------------------------------------
-    def read_real_part(self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def read_real_part(
+        self, field: torch.Tensor, speckle_intensity: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         """Estimate ``Re(field)`` ``(R, n)`` from two phase-stepped frames per row (external arm);
         ``speckle_intensity`` ``(R,)`` sets each row's reference power and exposure."""
         cfg = self.config
         valid = speckle_intensity > 0  # (R,): blank patterns give no light and are not read
         sigma2 = torch.where(valid, speckle_intensity, torch.ones_like(speckle_intensity))  # (R,)
         ref = torch.sqrt(cfg.reference_ratio * sigma2)[:, None]  # (R, 1) reference amplitude
-        gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[:, None] / self.unit  # (R, 1) units per intensity
+        gain = (cfg.exposure * cfg.full_well_e / (sigma2 * (1 + cfg.reference_ratio)))[
+            :, None
+        ] / self.unit  # (R, 1) units per intensity
         ref2, cross_gain = ref.square(), 2 * ref * gain  # (R, 1)
         scale = valid[:, None] / (2 * cross_gain)  # (R, 1): (I(0) - I(pi)) / (4 r gain)
         power = self._laser(field.shape[0], generator, field.device)  # (R, 2)
@@ -155,8 +162,13 @@ class HolographicCamera:
 
     # -- anchor on the DMD --------------------------------------------------------------------------
     def read_with_anchors(
-        self, field: torch.Tensor, anchors: torch.Tensor, speckle_intensity: torch.Tensor, measured: torch.Tensor,
-        reference_rms: float, generator: torch.Generator,
+        self,
+        field: torch.Tensor,
+        anchors: torch.Tensor,
+        speckle_intensity: torch.Tensor,
+        measured: torch.Tensor,
+        reference_rms: float,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         """Estimate ``Re(field conj(A1 - A2)) / reference_rms`` ``(R, n)`` from the frames
         ``|E + A1|^2`` and ``|E + A2|^2`` of every row.
@@ -169,8 +181,15 @@ class HolographicCamera:
         """
         valid = speckle_intensity > 0  # (R,)
         terms = self._anchor_terms(anchors)
-        gain = self.config.exposure * self.config.full_well_e / (float(speckle_intensity.max()) + terms.pedestal) / self.unit  # units per intensity
-        scales = self._laser(field.shape[0], generator, field.device).mul_(gain)  # (R, 2): gain x laser power of each frame
+        gain = (
+            self.config.exposure
+            * self.config.full_well_e
+            / (float(speckle_intensity.max()) + terms.pedestal)
+            / self.unit
+        )  # units per intensity
+        scales = self._laser(field.shape[0], generator, field.device).mul_(
+            gain
+        )  # (R, 2): gain x laser power of each frame
         known = measured * gain  # (n,)
         scale = valid[:, None] / (2 * gain * reference_rms)  # (R, 1)
         out = torch.empty(field.shape, device=field.device)
@@ -191,7 +210,9 @@ class HolographicCamera:
         cached = self._anchor_cache.get(id(anchors))
         if cached is None or cached.anchors is not anchors:
             intensity = anchors.abs().square()  # (2, n)
-            cached = _AnchorTerms(anchors, 2 * anchors.real, 2 * anchors.imag, intensity, float(intensity.mean(dim=1).max()))
+            cached = _AnchorTerms(
+                anchors, 2 * anchors.real, 2 * anchors.imag, intensity, float(intensity.mean(dim=1).max())
+            )
             self._anchor_cache[id(anchors)] = cached
         return cached
 

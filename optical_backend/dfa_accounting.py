@@ -53,7 +53,9 @@ def count_forward_flops(model: nn.Module, *args: Any, **kwargs: Any) -> float:
     return float(counter.get_total_flops())
 
 
-def training_costs(dfa: Any, *, forward_flops_per_step: float, gpu: GPUAssumptions = GPUAssumptions()) -> dict[str, Any]:
+def training_costs(
+    dfa: Any, *, forward_flops_per_step: float, gpu: GPUAssumptions = GPUAssumptions()
+) -> dict[str, Any]:
     """Measured, simulated and estimated costs of the steps run so far by ``dfa``.
 
     ``forward_flops_per_step``: FLOPs of one training forward pass (one micro-batch), e.g. from

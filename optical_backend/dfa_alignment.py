@@ -43,7 +43,9 @@ def gradient_alignment(dfa: "DFA", compute_loss: Callable[[], torch.Tensor]) -> 
                     if y_point is None:
                         result[point.name] = float("nan")
                         continue
-                    grads = torch.autograd.grad(y_point, params, signals[point.name], retain_graph=True, allow_unused=True)
+                    grads = torch.autograd.grad(
+                        y_point, params, signals[point.name], retain_graph=True, allow_unused=True
+                    )
                     pairs = [(g, true_grads[id(p)]) for g, p in zip(grads, params) if g is not None]
                     result[point.name] = _cosine([a for a, _ in pairs], [b for _, b in pairs])
     finally:

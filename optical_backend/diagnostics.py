@@ -45,15 +45,21 @@ def max_shift_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def speckle_statistics(n_in: int = 1024, n_out: int = 8192, seed: int = 7, config: OPUConfig | None = None) -> dict[str, float]:
+def speckle_statistics(
+    n_in: int = 1024, n_out: int = 8192, seed: int = 7, config: OPUConfig | None = None
+) -> dict[str, float]:
     """The statistics of item 1 for the default screen model (module docstring)."""
     config = config or OPUConfig()
-    model = ScreenTransmission(n_in, n_out, seed, torch.device("cpu"), screens=config.screens, oversampling=config.oversampling)
+    model = ScreenTransmission(
+        n_in, n_out, seed, torch.device("cpu"), screens=config.screens, oversampling=config.oversampling
+    )
     t = model.fields(torch.eye(n_in)) * (n_out / 2) ** 0.5  # (n_in, n_out), unit mean intensity
     gen = torch.Generator().manual_seed(seed)
     intensity = t.abs().square()
     sample = intensity.flatten()[torch.randperm(intensity.numel(), generator=gen)[:50_000]]
-    pairs = [(i, i + 1) for i in range(0, 64, 8)] + [tuple(torch.randperm(n_in, generator=gen)[:2].tolist()) for _ in range(8)]
+    pairs = [(i, i + 1) for i in range(0, 64, 8)] + [
+        tuple(torch.randperm(n_in, generator=gen)[:2].tolist()) for _ in range(8)
+    ]
     moduli = t.abs().flatten()
     gaussian = torch.complex(torch.randn(moduli.numel(), generator=gen), torch.randn(moduli.numel(), generator=gen))
     real = t.real.double() * 2**0.5  # unit-variance entries
@@ -89,7 +95,9 @@ def error_families(n: int = 1024, seed: int = 1) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def encoding_gain(x: torch.Tensor, config: OPUConfig, *, n_out: int = 256, draws: int = 4000, seed: int = 3) -> dict[str, Any]:
+def encoding_gain(
+    x: torch.Tensor, config: OPUConfig, *, n_out: int = 256, draws: int = 4000, seed: int = 3
+) -> dict[str, Any]:
     """Mean of ``draws`` projections of ``x`` against its ideal projection through the same device."""
     proj = make_projector("optical", x.numel(), n_out, seed=seed, config=config)
     ideal = proj.ideal_projection(x)[0].double()  # (n_out,): x @ effective_map(), without the matrix

@@ -47,7 +47,9 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(table.get(part, re.escape(part)) for part in parts))
 
 
-def resolve_feedback_points(model: nn.Module, specs: list[FeedbackSpec] | tuple[FeedbackSpec, ...]) -> list[FeedbackPoint]:
+def resolve_feedback_points(
+    model: nn.Module, specs: list[FeedbackSpec] | tuple[FeedbackSpec, ...]
+) -> list[FeedbackPoint]:
     """Resolve names, globs (``"blocks.*"``; ``*`` stays within a dotted segment, ``**`` spans
     segments), classes or module instances to feedback points.
 
@@ -63,11 +65,19 @@ def resolve_feedback_points(model: nn.Module, specs: list[FeedbackSpec] | tuple[
     chosen: dict[str, nn.Module] = {}
     for spec in specs:
         if not isinstance(spec, (str, type, nn.Module)):
-            raise OpticalConfigError(f"feedback point {spec!r}: expected a module name, glob pattern, module type or module")
+            raise OpticalConfigError(
+                f"feedback point {spec!r}: expected a module name, glob pattern, module type or module"
+            )
         hits = [(name, module) for name, module in named if _matches(spec, name, module)]
         if not hits:
             sample = ", ".join(name for name, _ in named[:12])
-            label = spec.__name__ if isinstance(spec, type) else repr(spec) if isinstance(spec, str) else type(spec).__name__
+            label = (
+                spec.__name__
+                if isinstance(spec, type)
+                else repr(spec)
+                if isinstance(spec, str)
+                else type(spec).__name__
+            )
             raise OpticalConfigError(
                 f"feedback point {label} matches no sub-module of {type(model).__name__}; module names include: {sample}"
             )

@@ -126,4 +126,6 @@ def replay_backward(model: nn.Module, context: ForwardContext, signals: dict[str
         replay_slot(None)
     if state.pending:
         missing = ", ".join(sorted(state.pending))
-        raise RuntimeError(f"lean DFA replay did not reach feedback points {missing}; is the forward pass deterministic?")
+        raise RuntimeError(
+            f"lean DFA replay did not reach feedback points {missing}; is the forward pass deterministic?"
+        )

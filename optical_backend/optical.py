@@ -70,8 +70,13 @@ class _Pass:
         self.n_anchor = config.anchor_mirrors(self.n_in)
         self.seed = seed
         self.transmission = transmission(
-            self.n_in + self.n_anchor, self.n_out, seed, device,
-            screens=config.screens, dense_threshold=config.dense_threshold, oversampling=config.oversampling,
+            self.n_in + self.n_anchor,
+            self.n_out,
+            seed,
+            device,
+            screens=config.screens,
+            dense_threshold=config.dense_threshold,
+            oversampling=config.oversampling,
         )
         self.anchor: torch.Tensor | None = None  # (2, n_out) complex: the speckle of the two anchor halves
         self.anchor_measured: torch.Tensor | None = None  # (n_out,) calibrated |A1|^2 - |A2|^2
@@ -103,9 +108,15 @@ class _Pass:
         self.anchor = self.transmission.fields(patterns)  # (2, n_out) complex: A1, A2
         intensity = self.anchor.abs().square()  # (2, n_out)
         electrons_per_unit = config.exposure * config.full_well_e / float(intensity.mean(dim=1).max())
-        measured = [camera.average_frames(intensity[i] * electrons_per_unit, config.calibration_frames, gen) for i in (0, 1)]
-        self.anchor_measured = (measured[0] - measured[1]).div_(electrons_per_unit)  # (n_out,) |A1|^2 - |A2|^2; black cancels
-        reference = (measured[0] + measured[1] - 2 * black).div_(electrons_per_unit)  # |A1|^2 + |A2|^2 ~ |A1 - A2|^2 on average
+        measured = [
+            camera.average_frames(intensity[i] * electrons_per_unit, config.calibration_frames, gen) for i in (0, 1)
+        ]
+        self.anchor_measured = (measured[0] - measured[1]).div_(
+            electrons_per_unit
+        )  # (n_out,) |A1|^2 - |A2|^2; black cancels
+        reference = (measured[0] + measured[1] - 2 * black).div_(
+            electrons_per_unit
+        )  # |A1|^2 + |A2|^2 ~ |A1 - A2|^2 on average
         self.anchor_rms = math.sqrt(max(float(reference.mean()), 1e-30))
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, n_out) real
@@ -146,7 +157,9 @@ class OpticalProjector(BaseProjector):
         elif isinstance(config, dict):
             config = OPUConfig.from_dict(config)
         elif not isinstance(config, OPUConfig):
-            raise OpticalConfigError(f"optical projector: config must be an OPUConfig or a dict, got {type(config).__name__}")
+            raise OpticalConfigError(
+                f"optical projector: config must be an OPUConfig or a dict, got {type(config).__name__}"
+            )
         self.opu = config
         self.rank = _data_parallel_rank() if rank is None else int(rank)
         # the seed of this device's medium and noise: the projector's own, or one per rank (separate OPUs)
@@ -232,7 +245,9 @@ class OpticalProjector(BaseProjector):
             if one.anchor is None:
                 real = self.camera.read_real_part(fields, speckle, noise)
             else:
-                real = self.camera.read_with_anchors(fields, one.anchor, speckle, one.anchor_measured, one.anchor_rms, noise)
+                real = self.camera.read_with_anchors(
+                    fields, one.anchor, speckle, one.anchor_measured, one.anchor_rms, noise
+                )
             del fields
             part = torch.bmm(weights.unsqueeze(1), real.view(c, p, one.n_out))  # (c, 1, P) @ (c, P, n_out)
             out[:, one.cols] += part.squeeze(1) * one.share  # normalised to the whole output
@@ -290,7 +305,10 @@ class OpticalProjector(BaseProjector):
     def state_dict(self) -> dict[str, Any]:
         """Seed and configuration, plus where the random streams stand (calls made, calibration
         counted): a projector rebuilt from it continues the same noise, as an exact resume needs."""
-        return {**super().state_dict(), "position": {"calls": self._call, "calibration_counted": self._calibration_counted}}
+        return {
+            **super().state_dict(),
+            "position": {"calls": self._call, "calibration_counted": self._calibration_counted},
+        }
 
     def restore_position(self, position: dict[str, Any]) -> None:
         """Continue the random streams from ``state_dict()["position"]``."""

@@ -150,17 +150,23 @@ class OPUConfig:
         if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1e6):
             raise OpticalConfigError(f"OPUConfig.dither_scale must be None or a number in (0, 1e6], got {scale!r}")
         if int(self.screens) < 3:
-            raise OpticalConfigError(f"OPUConfig.screens must be >= 3 (two screens give a Hankel-like matrix), got {self.screens!r}")
+            raise OpticalConfigError(
+                f"OPUConfig.screens must be >= 3 (two screens give a Hankel-like matrix), got {self.screens!r}"
+            )
         if int(self.oversampling) not in (1, 2, 4, 8):
             raise OpticalConfigError(f"OPUConfig.oversampling must be 1, 2, 4 or 8, got {self.oversampling!r}")
         if self.reference not in REFERENCES:
-            raise OpticalConfigError(f"OPUConfig.reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+            raise OpticalConfigError(
+                f"OPUConfig.reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}"
+            )
         if not (isinstance(self.anchor_fraction, (int, float)) and 0 < self.anchor_fraction <= 4):
             raise OpticalConfigError(f"OPUConfig.anchor_fraction must be in (0, 4], got {self.anchor_fraction!r}")
         if not (isinstance(self.laser_power_rms, (int, float)) and 0 <= self.laser_power_rms < 0.5):
             raise OpticalConfigError(f"OPUConfig.laser_power_rms must be in [0, 0.5), got {self.laser_power_rms!r}")
         if not 1 <= int(self.calibration_frames) <= 100_000:
-            raise OpticalConfigError(f"OPUConfig.calibration_frames must be in 1..100000, got {self.calibration_frames!r}")
+            raise OpticalConfigError(
+                f"OPUConfig.calibration_frames must be in 1..100000, got {self.calibration_frames!r}"
+            )
         if not (isinstance(self.black_level_e, (int, float)) and 0 <= self.black_level_e < self.full_well_e):
             raise OpticalConfigError(f"OPUConfig.black_level_e must be in [0, full_well_e), got {self.black_level_e!r}")
         if int(self.dense_threshold) < 0:
@@ -175,8 +181,13 @@ class OPUConfig:
     def ideal(cls, **overrides: Any) -> "OPUConfig":
         """No noise, no laser fluctuation, no black level, no saturation, no ADC, exact input encoding."""
         settings: dict[str, Any] = dict(
-            encoding="exact", read_noise_e=0.0, shot_noise=False, saturation=False, adc_bits=None,
-            laser_power_rms=0.0, black_level_e=0.0,
+            encoding="exact",
+            read_noise_e=0.0,
+            shot_noise=False,
+            saturation=False,
+            adc_bits=None,
+            laser_power_rms=0.0,
+            black_level_e=0.0,
         )
         settings.update(overrides)
         return cls(**settings)
@@ -195,7 +206,9 @@ class OPUConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise OpticalConfigError(f"OPUConfig: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}")
+            raise OpticalConfigError(
+                f"OPUConfig: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}"
+            )
         values = dict(data)
         for name in ("dmd_shape", "camera_shape"):
             if name in values:

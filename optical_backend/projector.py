@@ -142,7 +142,9 @@ def make_projector(
 def projector_from_state_dict(state: dict[str, Any], *, device: torch.device | str | None = None) -> Projector:
     """Rebuild a projector from ``state_dict()``: the same seed and configuration give the same map
     (and a projector with random streams continues them from the saved ``position``)."""
-    projector = make_projector(state["kind"], state["n_in"], state["n_out"], seed=state["seed"], device=device, **state.get("config", {}))
+    projector = make_projector(
+        state["kind"], state["n_in"], state["n_out"], seed=state["seed"], device=device, **state.get("config", {})
+    )
     if state.get("position") is not None and hasattr(projector, "restore_position"):
         projector.restore_position(state["position"])
     return projector

@@ -97,7 +97,9 @@ class ScreenTransmission:
         self._loss = (self.loss / root).view(self.modes_per_pixel, self.n)  # (K, N)
         self._exit = self.exit * (math.sqrt(2 * self.size / n_out) / root)  # (n_out,)
         twiddle = np.exp(-2j * np.pi * np.arange(self.n // 2) / self.n)  # (N/2,) w^k
-        self._split = tuple(torch.from_numpy(((1 + sign * 1j * twiddle) / 2).astype(np.complex64)).to(device) for sign in (-1, 1))
+        self._split = tuple(
+            torch.from_numpy(((1 + sign * 1j * twiddle) / 2).astype(np.complex64)).to(device) for sign in (-1, 1)
+        )
 
     def _spectrum(self, patterns: torch.Tensor) -> torch.Tensor:  # (R, n_in) real -> (R, N) complex
         """The signed patterns' N-point DFT from one N/2-point complex FFT per pattern: with
@@ -146,7 +148,9 @@ class ScreenTransmission:
             k, n = self.modes_per_pixel, self.n
             modes = torch.arange(self.size, dtype=torch.float64, device=self._loss.device)  # (M,)
             loss = self._loss.reshape(-1).to(torch.complex128)  # (M,)
-            combine = torch.stack([(loss * torch.exp(-2j * math.pi * j * modes / self.size)).view(k, n).sum(dim=0) for j in range(k)])
+            combine = torch.stack(
+                [(loss * torch.exp(-2j * math.pi * j * modes / self.size)).view(k, n).sum(dim=0) for j in range(k)]
+            )
             self._combine_c, self._combine_of = combine.to(self._loss.dtype), self._loss
         return self._combine_c
 

@@ -74,8 +74,18 @@ class TinyViT(nn.Module):
     built from the correlation of the error with the block outputs.
     """
 
-    def __init__(self, image: int = 8, patch: int = 2, c_in: int = 2, c_out: int = 2, dim: int = 32,
-                 depth: int = 4, heads: int = 4, dropout: float = 0.0, checkpoint_blocks: bool = False):
+    def __init__(
+        self,
+        image: int = 8,
+        patch: int = 2,
+        c_in: int = 2,
+        c_out: int = 2,
+        dim: int = 32,
+        depth: int = 4,
+        heads: int = 4,
+        dropout: float = 0.0,
+        checkpoint_blocks: bool = False,
+    ):
         super().__init__()
         self.checkpoint_blocks = checkpoint_blocks  # per-block activation checkpointing (back-propagation baseline)
         self.image, self.patch, self.c_out = image, patch, c_out
@@ -105,8 +115,9 @@ class TinyViT(nn.Module):
 
 
 @torch.no_grad()
-def teacher_regression(n: int, *, kind: str = "mlp", n_in: int = 16, n_out: int = 4, image: int = 8,
-                       channels: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def teacher_regression(
+    n: int, *, kind: str = "mlp", n_in: int = 16, n_out: int = 4, image: int = 8, channels: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets of a synthetic regression: a fixed random smooth teacher.
 
     ``kind="mlp"``: x (n, n_in), y = tanh(x A) B (n, n_out). ``kind="image"``: x (n, C, H, W),

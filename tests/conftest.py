@@ -37,7 +37,6 @@ def run_cli(capsys):
     return _run
 
 
-
 @pytest.fixture
 def holder():
     """``holder(target, hold_s=60)``: another process holding ``target``'s lock until it is told to stop (killed at teardown)."""
@@ -85,7 +84,9 @@ def _ingest_synthetic(tmp_path_factory, cache, grid):
     from data_catalog.ingest import ingest
 
     out = tmp_path_factory.mktemp(f"synthetic-{grid}") / "store.zarr"
-    return ingest("synthetic-reanalysis", out, options={**SYNTHETIC_TEST_OPTIONS, "grid": grid, "cache_dir": str(cache)})
+    return ingest(
+        "synthetic-reanalysis", out, options={**SYNTHETIC_TEST_OPTIONS, "grid": grid, "cache_dir": str(cache)}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +102,7 @@ def synthetic_store(tmp_path_factory, synthetic_cache):
 
 
 # -- one torch thread: small models on a shared 2-core machine -------------------------------
+
 
 @contextlib.contextmanager
 def _single_thread():
@@ -131,13 +133,15 @@ def torch_single_thread_module():
 
 # -- a small ERA5-layout NetCDF file ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def small_era5_file(tmp_path_factory):
     """An 8-step, 8x16 ERA5 (CDS NetCDF) file of temperature (500, 850 hPa) and 2 m temperature: ingests in ~1 s."""
     from data_catalog import testing
 
-    truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850),
-                                      variables=["temperature", "2m_temperature"], seed=3)
+    truth = testing.canonical_dataset(
+        n_time=8, n_lat=8, n_lon=16, levels=(500, 850), variables=["temperature", "2m_temperature"], seed=3
+    )
     path = tmp_path_factory.mktemp("era5") / "era5.nc"
     testing.era5_cds_netcdf(truth).to_netcdf(path)
     return path

@@ -82,11 +82,23 @@ def test_no_library_module_is_over_500_lines():
 @pytest.mark.parametrize(
     "where, code, expected",
     [
-        ("optical_backend/x.py", "from data_catalog.schema import LEVEL", "optical_backend must not import data_catalog"),
+        (
+            "optical_backend/x.py",
+            "from data_catalog.schema import LEVEL",
+            "optical_backend must not import data_catalog",
+        ),
         ("data_catalog/x.py", "def f():\n    import torch\n", "data_catalog must not import torch"),
         ("climate_optics/x.py", "from flows.cli import main", "climate_optics must not import flows"),
-        ("climate_optics/inference/x.py", "from ..training import loop", "climate_optics.inference must not import climate_optics.training"),
-        ("climate_optics/inference/x.py", "from climate_optics import training", "climate_optics.inference must not import climate_optics.training"),
+        (
+            "climate_optics/inference/x.py",
+            "from ..training import loop",
+            "climate_optics.inference must not import climate_optics.training",
+        ),
+        (
+            "climate_optics/inference/x.py",
+            "from climate_optics import training",
+            "climate_optics.inference must not import climate_optics.training",
+        ),
     ],
 )
 def test_the_rule_check_finds_a_planted_violation(tmp_path, monkeypatch, where, code, expected):
@@ -106,12 +118,20 @@ def test_docs_architecture_names_only_places_that_exist():
     text = (ROOT / "docs" / "architecture.md").read_text()
     top = "|".join(PACKAGES + ("benchmarks", "tests", "docs"))
     named = set(re.findall(rf"`((?:{top})/(?:[a-z_]+/)*[a-z_]*(?:\.py|\.yaml)?)`", text))
-    assert {"climate_optics/evaluation/metrics.py", "optical_backend/kinds.py", "climate_optics/models/architectures.py",
-            "data_catalog/readers.py"} <= named
+    assert {
+        "climate_optics/evaluation/metrics.py",
+        "optical_backend/kinds.py",
+        "climate_optics/models/architectures.py",
+        "data_catalog/readers.py",
+    } <= named
     missing = sorted(p for p in named if not (ROOT / p).exists())
     assert missing == []
-    tables = {"METRICS": "climate_optics/evaluation/metrics.py", "_BUILTINS": "optical_backend/kinds.py",
-              "ARCHITECTURES": "climate_optics/models/architectures.py", "DRIVERS": "data_catalog/readers.py"}
+    tables = {
+        "METRICS": "climate_optics/evaluation/metrics.py",
+        "_BUILTINS": "optical_backend/kinds.py",
+        "ARCHITECTURES": "climate_optics/models/architectures.py",
+        "DRIVERS": "data_catalog/readers.py",
+    }
     for name, path in tables.items():  # the registries the "where to add" section names are where it says
         assert re.search(rf"^{name}\b.*=", (ROOT / path).read_text(), re.M), (name, path)
 
@@ -120,8 +140,10 @@ def test_docs_architecture_names_only_places_that_exist():
     "modules, why",
     [
         ("flows.cli", "climate-optics --help"),
-        ("climate_optics.retraining, climate_optics.registry, climate_optics.run_layout, flows.cli.demo",
-         "climate-optics serve, before it checks its server"),
+        (
+            "climate_optics.retraining, climate_optics.registry, climate_optics.run_layout, flows.cli.demo",
+            "climate-optics serve, before it checks its server",
+        ),
     ],
 )
 def test_light_commands_do_not_import_torch_or_xarray(modules, why):

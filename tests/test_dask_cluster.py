@@ -15,8 +15,14 @@ def source(tmp_path_factory):
     """A 40-step 16x32 file: geopotential and temperature on two levels, 2 m temperature, a land mask."""
     from data_catalog import testing
 
-    ds = testing.canonical_dataset(n_time=40, n_lat=16, n_lon=32, levels=(500, 850), seed=5,
-                                   variables=["geopotential", "temperature", "2m_temperature", "land_sea_mask"])
+    ds = testing.canonical_dataset(
+        n_time=40,
+        n_lat=16,
+        n_lon=32,
+        levels=(500, 850),
+        seed=5,
+        variables=["geopotential", "temperature", "2m_temperature", "land_sea_mask"],
+    )
     path = tmp_path_factory.mktemp("cluster-source") / "source.nc"
     ds.to_netcdf(path)
     return path
@@ -40,9 +46,22 @@ def forecast_store(truth_path, out):
     for name, da in truth.data_vars.items():
         if "time" in da.dims:
             values = np.stack([da.sel(time=inits + lead).values for lead in leads], axis=1)
-            fields[name] = (("time", "prediction_timedelta", *da.dims[1:]), values + rng.normal(size=values.shape).astype("float32"), da.attrs)
-    ds = xr.Dataset(fields, coords={"time": inits, "prediction_timedelta": leads, "level": truth["level"],
-                                    "latitude": truth["latitude"], "longitude": truth["longitude"]}, attrs={"model_name": "vit-test"})
+            fields[name] = (
+                ("time", "prediction_timedelta", *da.dims[1:]),
+                values + rng.normal(size=values.shape).astype("float32"),
+                da.attrs,
+            )
+    ds = xr.Dataset(
+        fields,
+        coords={
+            "time": inits,
+            "prediction_timedelta": leads,
+            "level": truth["level"],
+            "latitude": truth["latitude"],
+            "longitude": truth["longitude"],
+        },
+        attrs={"model_name": "vit-test"},
+    )
     ds.to_zarr(out, consolidated=False, encoding={v: {"chunks": (1, 1, *ds[v].shape[2:])} for v in ds.data_vars})
     return out
 
@@ -61,7 +80,15 @@ def test_evaluate_on_the_cluster_equals_the_local_scores(source, tmp_path):
 
     truth = ingest(source, tmp_path / "truth.zarr")
     forecast = forecast_store(truth, tmp_path / "forecast.zarr")
-    common = ["evaluate", str(forecast), "--truth", str(truth), "--allow-in-sample-climatology", "--regions", "global,tropics"]
+    common = [
+        "evaluate",
+        str(forecast),
+        "--truth",
+        str(truth),
+        "--allow-in-sample-climatology",
+        "--regions",
+        "global,tropics",
+    ]
     assert main([*common, "--out", str(tmp_path / "local.zarr")]) == 0
     assert main([*common, "--out", str(tmp_path / "cluster.zarr"), "--dask-workers", "2"]) == 0
     assert_same_store(tmp_path / "local.zarr", tmp_path / "cluster.zarr")
@@ -108,14 +135,31 @@ def test_bad_dask_options_exit_2(run_cli, tmp_path, monkeypatch):
     import climate_optics.cluster as cluster
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)
-    status, _, err = run_cli("evaluate", tmp_path / "f.zarr", "--truth", tmp_path / "t.zarr", "--out", tmp_path / "s.zarr",
-                             "--dask-workers", "2", "--dask-address", "tcp://127.0.0.1:1")
+    status, _, err = run_cli(
+        "evaluate",
+        tmp_path / "f.zarr",
+        "--truth",
+        tmp_path / "t.zarr",
+        "--out",
+        tmp_path / "s.zarr",
+        "--dask-workers",
+        "2",
+        "--dask-address",
+        "tcp://127.0.0.1:1",
+    )
     assert status == 2 and "give one of them" in err and len(err.strip().splitlines()) == 1
-    status, _, err = run_cli("ingest", tmp_path / "nothing.nc", "--out", tmp_path / "o.zarr", "--dask-address", "tcp://127.0.0.1:1")
+    status, _, err = run_cli(
+        "ingest", tmp_path / "nothing.nc", "--out", tmp_path / "o.zarr", "--dask-address", "tcp://127.0.0.1:1"
+    )
     assert status == 2 and "no dask scheduler answers" in err and not (tmp_path / "o.zarr").exists()
-    for options in (["--dask-address", "tcp://127.0.0.1:1"], ["--dask-workers", "0"]):  # the pipeline: before Prefect starts
+    for options in (
+        ["--dask-address", "tcp://127.0.0.1:1"],
+        ["--dask-workers", "0"],
+    ):  # the pipeline: before Prefect starts
         status, _, err = run_cli("demo", "--out", tmp_path / "run", *options)
-        assert status == 2 and "--dask-" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+        assert (
+            status == 2 and "--dask-" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+        )
 
 
 def test_pipeline_cluster_serves_only_the_data_steps():

@@ -13,10 +13,16 @@ def fake_checkpoint(path, value: float):
 
     from climate_optics.io.checkpoints import save_checkpoint
 
-    state = {"model": {"weight": torch.full((4, 3), float(value))}, "step": 7,
-             "train_config": {"steps": 7, "lr": 0.001, "mode": "backprop"},
-             "task": {"kind": "forecast", "model_config": {"dim": 32, "depth": 1},
-                      "data": {"store": "data.zarr", "source_dataset": "synthetic", "val_start_time": "2000-01-08"}}}
+    state = {
+        "model": {"weight": torch.full((4, 3), float(value))},
+        "step": 7,
+        "train_config": {"steps": 7, "lr": 0.001, "mode": "backprop"},
+        "task": {
+            "kind": "forecast",
+            "model_config": {"dim": 32, "depth": 1},
+            "data": {"store": "data.zarr", "source_dataset": "synthetic", "val_start_time": "2000-01-08"},
+        },
+    }
     return save_checkpoint(state, path)
 
 
@@ -31,7 +37,9 @@ def test_register_copies_the_checkpoint_with_its_sha256_config_and_skill(registr
     from climate_optics.provenance import file_sha256
 
     source = fake_checkpoint(tmp_path / "a.pt", 1.0)
-    version = registry.register(source, validation={"score": 123.0}, data_period={"start": "2000-01-01", "end": "2000-02-01"})
+    version = registry.register(
+        source, validation={"score": 123.0}, data_period={"start": "2000-01-01", "end": "2000-02-01"}
+    )
     record = registry.record(version)
     assert version == "v0001" and registry.versions() == ["v0001"]
     assert record["sha256"] == file_sha256(source) == file_sha256(registry.checkpoint(version))
@@ -107,7 +115,9 @@ def test_prune_keeps_the_newest_and_the_current(registry, tmp_path):
 
 def test_models_cli(registry, tmp_path, run_cli):
     root = registry.root
-    status, out, _ = run_cli("models", "register", fake_checkpoint(tmp_path / "a.pt", 1.0), "--registry", root, "--promote")
+    status, out, _ = run_cli(
+        "models", "register", fake_checkpoint(tmp_path / "a.pt", 1.0), "--registry", root, "--promote"
+    )
     assert status == 0 and out.strip() == "v0001 (current)"
     assert run_cli("models", "register", fake_checkpoint(tmp_path / "b.pt", 2.0), "--registry", root)[0] == 0
     status, out, _ = run_cli("models", "list", "--registry", root)
@@ -123,14 +133,17 @@ def test_models_cli(registry, tmp_path, run_cli):
     assert status == 0 and json.loads(out)["current"] == "v0001"
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["models", "list", "--registry", "{missing}"], "not a model registry"),
-    (["models", "show", "v0009", "--registry", "{root}"], "no version 'v0009' (registered: v0001)"),
-    (["models", "promote", "latest", "--registry", "{root}"], "no version 'latest'"),
-    (["models", "rollback", "--registry", "{root}"], "nothing to roll back to"),
-    (["models", "prune", "--keep", "0", "--registry", "{root}"], "--keep must be at least 1"),
-    (["models", "register", "{missing}", "--registry", "{root}"], "checkpoint not found"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["models", "list", "--registry", "{missing}"], "not a model registry"),
+        (["models", "show", "v0009", "--registry", "{root}"], "no version 'v0009' (registered: v0001)"),
+        (["models", "promote", "latest", "--registry", "{root}"], "no version 'latest'"),
+        (["models", "rollback", "--registry", "{root}"], "nothing to roll back to"),
+        (["models", "prune", "--keep", "0", "--registry", "{root}"], "--keep must be at least 1"),
+        (["models", "register", "{missing}", "--registry", "{root}"], "checkpoint not found"),
+    ],
+)
 def test_models_cli_bad_input_exits_2_with_one_line(registry, tmp_path, run_cli, args, expected):
     registry.promote(registry.register(fake_checkpoint(tmp_path / "a.pt", 1.0)))
     before = (registry.root / "current.json").read_bytes()

@@ -29,7 +29,9 @@ from data_catalog.store import MARKER, atomic_store, check_target, is_tool_store
 
 
 def debris(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith(".lock"))
+    return sorted(
+        p.name for p in directory.iterdir() if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith(".lock")
+    )
 
 
 def dead_pid() -> int:
@@ -40,6 +42,7 @@ def dead_pid() -> int:
 
 
 # -- --overwrite replaces only what this tool wrote ------------------------------------------------
+
 
 def test_overwrite_refuses_a_user_directory_and_names_what_is_in_it(run_cli, small_era5_file, tmp_path):
     user_dir = tmp_path / "mine"
@@ -101,7 +104,10 @@ def test_overwrite_of_a_run_directory_needs_one_this_tool_wrote(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "thesis.tex").write_text("years of work")
-    with pytest.raises(DataInputError, match=r"home: is not a run directory this tool wrote \(it holds thesis.tex, but no pipeline.json\)"):
+    with pytest.raises(
+        DataInputError,
+        match=r"home: is not a run directory this tool wrote \(it holds thesis.tex, but no pipeline.json\)",
+    ):
         check_run_dir(home, overwrite=True)
     assert (home / "thesis.tex").read_text() == "years of work"
     run = tmp_path / "run"
@@ -113,6 +119,7 @@ def test_overwrite_of_a_run_directory_needs_one_this_tool_wrote(tmp_path):
 
 
 # -- one writer per target -------------------------------------------------------------------------
+
 
 def test_second_writer_is_refused_naming_the_holder(run_cli, small_era5_file, tmp_path, holder):
     out = tmp_path / "out.zarr"
@@ -143,7 +150,9 @@ def test_two_threads_are_two_writers(tmp_path):
     out = tmp_path / "out.zarr"
     check_target(out, overwrite=False)
     errors = []
-    thread = threading.Thread(target=lambda: errors.append(pytest.raises(locks.TargetBusyError, check_target, out, overwrite=False)))
+    thread = threading.Thread(
+        target=lambda: errors.append(pytest.raises(locks.TargetBusyError, check_target, out, overwrite=False))
+    )
     thread.start()
     thread.join()
     assert errors and f"pid {os.getpid()}" in str(errors[0].value)
@@ -181,10 +190,13 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
     locks.release(tmp_path / "out.zarr")
     assert not dead_store.exists() and not dead_file.exists() and not legacy.exists()
     assert live_tmp.exists() and foreign.exists()
-    assert f"removed {dead_store}, a temporary left by pid {pid} on host {locks.HOST} (no longer running)" in caplog.text
+    assert (
+        f"removed {dead_store}, a temporary left by pid {pid} on host {locks.HOST} (no longer running)" in caplog.text
+    )
 
 
 # -- signals ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_inside_a_write_removes_the_temporary(tmp_path, signum, status):
@@ -212,11 +224,16 @@ def test_a_signal_during_a_run_says_the_run_directory_keeps_its_finished_steps(t
                 tmp.write_bytes(b"half a checkpoint")
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(5)
-    assert caught.value.message() == f"interrupted: nothing written to {out}; {run} keeps what was finished before the signal"
+    assert (
+        caught.value.message()
+        == f"interrupted: nothing written to {out}; {run} keeps what was finished before the signal"
+    )
     assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"] and locks.held_targets(runs=True) == []
 
 
-def test_a_storage_failure_is_one_line_exit_1_and_leaves_the_earlier_store(run_cli, small_era5_file, tmp_path, monkeypatch):
+def test_a_storage_failure_is_one_line_exit_1_and_leaves_the_earlier_store(
+    run_cli, small_era5_file, tmp_path, monkeypatch
+):
     from data_catalog import faults
 
     out = tmp_path / "out.zarr"
@@ -226,16 +243,21 @@ def test_a_storage_failure_is_one_line_exit_1_and_leaves_the_earlier_store(run_c
     monkeypatch.setenv(faults.FAIL_ENV, "before-rename:out.zarr")
     status, _, err = run_cli("ingest", small_era5_file, "--out", out, "--overwrite")
     assert status == 1 and err.strip().splitlines() == [
-        f"climate-optics: error: I/O error: [Errno 5] Input/output error (injected at before-rename): '{out}'"], err
+        f"climate-optics: error: I/O error: [Errno 5] Input/output error (injected at before-rename): '{out}'"
+    ], err
     assert {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before and debris(tmp_path) == []
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
 
+
 def small_state() -> dict:
-    return {"model": {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3, dtype=torch.bfloat16)},
-            "optimizer": {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 0.1, "betas": (0.9, 0.99)}]},
-            "step": 3, "task": {"kind": "toy", "config": {"depth": 2}}}
+    return {
+        "model": {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3, dtype=torch.bfloat16)},
+        "optimizer": {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 0.1, "betas": (0.9, 0.99)}]},
+        "step": 3,
+        "task": {"kind": "toy", "config": {"depth": 2}},
+    }
 
 
 def test_checkpoint_roundtrip_records_and_verifies_its_sha256(tmp_path):
@@ -246,11 +268,14 @@ def test_checkpoint_roundtrip_records_and_verifies_its_sha256(tmp_path):
     assert load_checkpoint(path)["step"] == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
-@pytest.mark.parametrize("tamper, match", [
-    (lambda s: s | {DIGEST_KEY: "0" * 64}, "do not match their recorded sha256"),
-    (lambda s: s | {"model": {**s["model"], "w": s["model"]["w"] + 1e-3}}, "do not match their recorded sha256"),
-    (lambda s: {k: v for k, v in s.items() if k != DIGEST_KEY}, "no recorded sha256"),
-])
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (lambda s: s | {DIGEST_KEY: "0" * 64}, "do not match their recorded sha256"),
+        (lambda s: s | {"model": {**s["model"], "w": s["model"]["w"] + 1e-3}}, "do not match their recorded sha256"),
+        (lambda s: {k: v for k, v in s.items() if k != DIGEST_KEY}, "no recorded sha256"),
+    ],
+)
 def test_an_altered_checkpoint_is_refused(tmp_path, tamper, match):
     path = save_checkpoint(small_state(), tmp_path / "checkpoint.pt")
     torch.save(tamper(torch.load(path, weights_only=True)), path)
@@ -294,6 +319,7 @@ def test_a_foreign_file_at_the_checkpoint_path_is_not_replaced(tmp_path):
 
 # -- a broken catalog breaks only what needs it ----------------------------------------------------
 
+
 def test_broken_user_catalog_spares_commands_on_plain_paths(run_cli, small_era5_file, tmp_path, monkeypatch):
     broken = tmp_path / "broken.yaml"
     broken.write_text("entries: [not closed\n")
@@ -318,8 +344,11 @@ def test_credentials_in_options_never_reach_stores_or_output(tmp_path, monkeypat
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     truth = testing.canonical_dataset(n_time=4, n_lat=8, n_lon=16, levels=(500,), variables=["temperature"], seed=3)
     testing.wb2_zarr(truth).to_zarr(tmp_path / "src.zarr")
-    out = ingest(f"file://{tmp_path / 'src.zarr'}", tmp_path / "out.zarr",
-                 options={"storage_options": {"token": SECRET, "client_kwargs": {"session_token": SECRET}}})
+    out = ingest(
+        f"file://{tmp_path / 'src.zarr'}",
+        tmp_path / "out.zarr",
+        options={"storage_options": {"token": SECRET, "client_kwargs": {"session_token": SECRET}}},
+    )
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"storage_options" in written and SECRET.encode() not in written  # which options: yes; their secrets: no
     status, stdout, stderr = run_cli("ingest", f"file://{tmp_path / 'src.zarr'}", "--out", tmp_path / "cli.zarr")
@@ -329,13 +358,20 @@ def test_credentials_in_options_never_reach_stores_or_output(tmp_path, monkeypat
 def test_redact_keeps_the_harmless_and_hides_the_secret():
     from data_catalog.redact import REDACTED, redact
 
-    settings = {"storage_options": {"token": "anon", "key": "AKIA123", "secret": "s", "author": "me"},
-                "source": "https://user:pa55@example.org/era5.zarr", "levels": [500, 850]}
-    assert redact(settings) == {"storage_options": {"token": "anon", "key": REDACTED, "secret": REDACTED, "author": "me"},
-                                "source": f"https://user:{REDACTED}@example.org/era5.zarr", "levels": [500, 850]}
+    settings = {
+        "storage_options": {"token": "anon", "key": "AKIA123", "secret": "s", "author": "me"},
+        "source": "https://user:pa55@example.org/era5.zarr",
+        "levels": [500, 850],
+    }
+    assert redact(settings) == {
+        "storage_options": {"token": "anon", "key": REDACTED, "secret": REDACTED, "author": "me"},
+        "source": f"https://user:{REDACTED}@example.org/era5.zarr",
+        "levels": [500, 850],
+    }
 
 
 # -- synthetic generation resumes where it stopped -------------------------------------------------
+
 
 def test_interrupted_synthetic_generation_resumes_bit_identically(tmp_path, monkeypatch, caplog):
     from data_catalog.synthetic import SyntheticConfig, generate, writer

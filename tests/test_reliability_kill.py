@@ -75,8 +75,12 @@ def registry_with_two_versions(root: Path) -> Path:
 
     registry = ModelRegistry.open(root / "registry", create=True)
     for value in (1.0, 2.0):
-        state = {"model": {"weight": torch.full((2,), value)}, "step": 1, "train_config": {"mode": "backprop"},
-                 "task": {"kind": "forecast", "model_config": {}, "data": {}}}
+        state = {
+            "model": {"weight": torch.full((2,), value)},
+            "step": 1,
+            "train_config": {"mode": "backprop"},
+            "task": {"kind": "forecast", "model_config": {}, "data": {}},
+        }
         registry.register(save_checkpoint(state, root / f"checkpoint-{value:g}.pt"))
     assert registry.promote("v0001")
     return registry.root
@@ -118,8 +122,21 @@ def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
     from flows.cli import main
 
     root = tmp_path_factory.mktemp("victims")
-    dirs = {name: root / name for name in ("term", "int", "kill", "swap", "forecast", "scores", "checkpoint", "latest", "synthetic",
-                                           "registry")}
+    dirs = {
+        name: root / name
+        for name in (
+            "term",
+            "int",
+            "kill",
+            "swap",
+            "forecast",
+            "scores",
+            "checkpoint",
+            "latest",
+            "synthetic",
+            "registry",
+        )
+    }
     for path in dirs.values():
         path.mkdir()
     existing = dirs["swap"] / "data.zarr"
@@ -127,24 +144,78 @@ def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
     registry = registry_with_two_versions(dirs["registry"])
     kill = signal.SIGKILL
     specs = [
-        ("term", dirs["term"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["term"] / "data.zarr"), "before-rename", signal.SIGTERM),
-        ("int", dirs["int"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["int"] / "data.zarr"), "before-rename", signal.SIGINT),
-        ("kill", dirs["kill"] / "data.zarr", cli("ingest", small_era5_file, "--out", dirs["kill"] / "data.zarr"), "before-rename", kill),
-        ("swap", existing, cli("ingest", small_era5_file, "--out", existing, "--overwrite"), "after-exchange,between-renames", kill),
-        ("forecast", dirs["forecast"] / "f.zarr", python(FORECAST_SCRIPT, dirs["forecast"] / "f.zarr"), "forecast-step", kill),
+        (
+            "term",
+            dirs["term"] / "data.zarr",
+            cli("ingest", small_era5_file, "--out", dirs["term"] / "data.zarr"),
+            "before-rename",
+            signal.SIGTERM,
+        ),
+        (
+            "int",
+            dirs["int"] / "data.zarr",
+            cli("ingest", small_era5_file, "--out", dirs["int"] / "data.zarr"),
+            "before-rename",
+            signal.SIGINT,
+        ),
+        (
+            "kill",
+            dirs["kill"] / "data.zarr",
+            cli("ingest", small_era5_file, "--out", dirs["kill"] / "data.zarr"),
+            "before-rename",
+            kill,
+        ),
+        (
+            "swap",
+            existing,
+            cli("ingest", small_era5_file, "--out", existing, "--overwrite"),
+            "after-exchange,between-renames",
+            kill,
+        ),
+        (
+            "forecast",
+            dirs["forecast"] / "f.zarr",
+            python(FORECAST_SCRIPT, dirs["forecast"] / "f.zarr"),
+            "forecast-step",
+            kill,
+        ),
         ("scores", dirs["scores"] / "s.zarr", python(SCORES_SCRIPT, dirs["scores"] / "s.zarr"), "before-rename", kill),
-        ("checkpoint", dirs["checkpoint"] / "checkpoint.pt", python(CHECKPOINT_SCRIPT, dirs["checkpoint"] / "checkpoint.pt"),
-         "before-rename:checkpoint.pt@2", kill),  # the second save
-        ("latest", dirs["latest"] / "LATEST.json", python(LATEST_SCRIPT, dirs["latest"] / "LATEST.json"), "before-rename:LATEST.json@2", kill),
-        ("synthetic", dirs["synthetic"] / "entry.zarr", python(SYNTHETIC_SCRIPT, dirs["synthetic"] / "entry.zarr"), "synthetic-segment", kill),
-        ("registry", registry / "current.json", cli("models", "promote", "v0002", "--registry", registry), "before-rename:current.json",
-         kill),
+        (
+            "checkpoint",
+            dirs["checkpoint"] / "checkpoint.pt",
+            python(CHECKPOINT_SCRIPT, dirs["checkpoint"] / "checkpoint.pt"),
+            "before-rename:checkpoint.pt@2",
+            kill,
+        ),  # the second save
+        (
+            "latest",
+            dirs["latest"] / "LATEST.json",
+            python(LATEST_SCRIPT, dirs["latest"] / "LATEST.json"),
+            "before-rename:LATEST.json@2",
+            kill,
+        ),
+        (
+            "synthetic",
+            dirs["synthetic"] / "entry.zarr",
+            python(SYNTHETIC_SCRIPT, dirs["synthetic"] / "entry.zarr"),
+            "synthetic-segment",
+            kill,
+        ),
+        (
+            "registry",
+            registry / "current.json",
+            cli("models", "promote", "v0002", "--registry", registry),
+            "before-rename:current.json",
+            kill,
+        ),
     ]
     started: dict[str, Victim] = {}
     for name, out, command, pause, signum in specs:
         env = {**os.environ, PAUSE_ENV: pause, "OMP_NUM_THREADS": "1"}
         victim = Victim(name, out, command, pause, signum, env, stderr_path=root / f"{name}.stderr")
-        victim.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(victim.stderr_path, "w"))
+        victim.proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=open(victim.stderr_path, "w")
+        )
         started[name] = victim
     deadline = time.monotonic() + 240
     waiting = dict(started)
@@ -168,7 +239,9 @@ def victims(tmp_path_factory, small_era5_file) -> dict[str, Victim]:
 
 
 def run_script(script: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(python(script, out), capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        python(script, out), capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
 
 
 def paused_and_stopped(victim: Victim, status: int) -> None:

@@ -53,8 +53,13 @@ print(json.dumps(results))
 def fork_runs(runs: dict[str, list[str]], logs: Path) -> dict[str, tuple[int, str]]:
     """Run each command line in its own forked process at once; returns name -> (status, output)."""
     argv = {name: [str(a) for a in args] + [str(logs / f"{name}.log")] for name, args in runs.items()}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(FORK_RUNS), json.dumps(argv)], capture_output=True,
-                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FORK_RUNS), json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     statuses = json.loads(done.stdout.strip().splitlines()[-1])
     return {name: (statuses[name], (logs / f"{name}.log").read_text()) for name in runs}
@@ -66,12 +71,20 @@ def stores(tmp_path_factory) -> dict[str, Path]:
     from flows.cli import main
 
     root = tmp_path_factory.mktemp("load")
-    truth = testing.canonical_dataset(n_time=12, n_lat=8, n_lon=16, levels=(500, 850), variables=["temperature", "2m_temperature"], seed=6)
+    truth = testing.canonical_dataset(
+        n_time=12, n_lat=8, n_lon=16, levels=(500, 850), variables=["temperature", "2m_temperature"], seed=6
+    )
     testing.era5_cds_netcdf(truth).to_netcdf(root / "era5.nc")
     assert main(["ingest", str(root / "era5.nc"), "--out", str(root / "truth.zarr")]) == 0
-    with ForecastStoreWriter(root / "forecast.zarr", channels=["2m_temperature"], init_times=truth["time"].values[:4],
-                             lead_times=np.array([6], "timedelta64[h]"), latitude=truth["latitude"].values,
-                             longitude=truth["longitude"].values, attrs={"climate_optics_version": "test"}) as writer:
+    with ForecastStoreWriter(
+        root / "forecast.zarr",
+        channels=["2m_temperature"],
+        init_times=truth["time"].values[:4],
+        lead_times=np.array([6], "timedelta64[h]"),
+        latitude=truth["latitude"].values,
+        longitude=truth["longitude"].values,
+        attrs={"climate_optics_version": "test"},
+    ) as writer:
         for t in range(4):
             writer.write(t, 0, truth["2m_temperature"].values[t + 1][None] + 0.5)  # the truth 6 h later, 0.5 K warm
     return {"root": root, "era5": root / "era5.nc", "truth": root / "truth.zarr", "forecast": root / "forecast.zarr"}
@@ -79,22 +92,41 @@ def stores(tmp_path_factory) -> dict[str, Path]:
 
 def test_twenty_concurrent_evaluations_of_one_truth_store(stores, tmp_path):
     truth_files = {str(p): p.read_bytes() for p in stores["truth"].rglob("*") if p.is_file()}
-    runs = {f"e{i:02d}": ["evaluate", stores["forecast"], "--truth", stores["truth"], "--out", tmp_path / f"scores-{i:02d}.zarr",
-                          "--metrics", "rmse,bias", "--allow-in-sample-climatology"] for i in range(20)}
+    runs = {
+        f"e{i:02d}": [
+            "evaluate",
+            stores["forecast"],
+            "--truth",
+            stores["truth"],
+            "--out",
+            tmp_path / f"scores-{i:02d}.zarr",
+            "--metrics",
+            "rmse,bias",
+            "--allow-in-sample-climatology",
+        ]
+        for i in range(20)
+    }
     results = fork_runs(runs, tmp_path)
     failed = {name: out for name, (status, out) in results.items() if status != 0}
     assert not failed, failed
     reference = xr.open_zarr(tmp_path / "scores-00.zarr").load()
-    assert float(reference["2m_temperature"].sel(model=reference["model"].values[0], metric="rmse").max()) == pytest.approx(0.5, rel=1e-5)
+    assert float(
+        reference["2m_temperature"].sel(model=reference["model"].values[0], metric="rmse").max()
+    ) == pytest.approx(0.5, rel=1e-5)
     for i in range(1, 20):
-        xr.testing.assert_identical(xr.open_zarr(tmp_path / f"scores-{i:02d}.zarr").load().drop_attrs(), reference.drop_attrs())
+        xr.testing.assert_identical(
+            xr.open_zarr(tmp_path / f"scores-{i:02d}.zarr").load().drop_attrs(), reference.drop_attrs()
+        )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporaries or locks left
     assert {str(p): p.read_bytes() for p in stores["truth"].rglob("*") if p.is_file()} == truth_files  # truth untouched
 
 
 def test_four_concurrent_writers_in_one_directory(stores, tmp_path):
     ends = ["2020-01-01T18", "2020-01-02T06", "2020-01-02T18", "2020-01-03T06"]
-    runs = {f"w{i}": ["ingest", stores["era5"], "--out", tmp_path / f"store-{i}.zarr", "--end", end] for i, end in enumerate(ends)}
+    runs = {
+        f"w{i}": ["ingest", stores["era5"], "--out", tmp_path / f"store-{i}.zarr", "--end", end]
+        for i, end in enumerate(ends)
+    }
     results = fork_runs(runs, tmp_path)
     assert all(status == 0 for status, _ in results.values()), results
     for i, end in enumerate(ends):

@@ -29,8 +29,9 @@ def inputs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("lock-inputs")
     source = root / "source.nc"
-    canonical_dataset(n_time=40, n_lat=16, n_lon=32, levels=(500, 850),
-                      variables=["temperature", "2m_temperature", "land_sea_mask"]).to_netcdf(source)
+    canonical_dataset(
+        n_time=40, n_lat=16, n_lon=32, levels=(500, 850), variables=["temperature", "2m_temperature", "land_sea_mask"]
+    ).to_netcdf(source)
     store = root / "data.zarr"
     assert main(["ingest", str(source), "--out", str(store)]) == 0
 
@@ -38,29 +39,78 @@ def inputs(tmp_path_factory):
         lat, lon, times = ds["latitude"].values, ds["longitude"].values, ds["time"].values
         t2m = ds["2m_temperature"].values
     forecast = root / "forecast.zarr"
-    with ForecastStoreWriter(forecast, channels=["2m_temperature"], init_times=times[:2],
-                             lead_times=np.array([6], "timedelta64[h]"), latitude=lat, longitude=lon,
-                             attrs={"climate_optics_version": "test"}) as writer:
+    with ForecastStoreWriter(
+        forecast,
+        channels=["2m_temperature"],
+        init_times=times[:2],
+        lead_times=np.array([6], "timedelta64[h]"),
+        latitude=lat,
+        longitude=lon,
+        attrs={"climate_optics_version": "test"},
+    ) as writer:
         for t in range(2):
             writer.write(t, 0, t2m[t + 1][None])
     run = root / "run"
-    assert main(["train", "forecast", "--data", str(store), "--out", str(run), "--steps", "1", "--batch-size", "2"]) == 0
+    assert (
+        main(["train", "forecast", "--data", str(store), "--out", str(run), "--steps", "1", "--batch-size", "2"]) == 0
+    )
     config = root / "demo.yaml"
-    config.write_text(yaml.safe_dump({"source": str(source), "modes": ["backprop"], "steps": 1, "batch_size": 2,
-                                      "lead_hours": [6], "max_inits": 1, "model": {"dim": 16, "depth": 1, "heads": 2}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": str(source),
+                "modes": ["backprop"],
+                "steps": 1,
+                "batch_size": 2,
+                "lead_hours": [6],
+                "max_inits": 1,
+                "model": {"dim": 16, "depth": 1, "heads": 2},
+            }
+        )
+    )
     return {"store": store, "forecast": forecast, "checkpoint": run / "checkpoint.pt", "config": config}
 
 
 COMMANDS = {  # name -> (arguments given the inputs and the output, the output)
-    "forecast": lambda i, out: ["forecast", "--checkpoint", i["checkpoint"], "--data", i["store"], "--init", "2020-01-05:2020-01-06",
-                                "--lead-times", "6h",
-                                "--out", out],
+    "forecast": lambda i, out: [
+        "forecast",
+        "--checkpoint",
+        i["checkpoint"],
+        "--data",
+        i["store"],
+        "--init",
+        "2020-01-05:2020-01-06",
+        "--lead-times",
+        "6h",
+        "--out",
+        out,
+    ],
     "downscale": lambda i, out: ["downscale", "--checkpoint", i["checkpoint"], "--coarse", i["forecast"], "--out", out],
     "evaluate": lambda i, out: ["evaluate", i["forecast"], "--truth", i["store"], "--out", out],
-    "train forecast": lambda i, out: ["train", "forecast", "--data", i["store"], "--out", out, "--steps", "1",
-                                      "--batch-size", "2"],
-    "train downscale": lambda i, out: ["train", "downscale", "--data", i["store"], "--out", out, "--steps", "1",
-                                       "--batch-size", "2"],
+    "train forecast": lambda i, out: [
+        "train",
+        "forecast",
+        "--data",
+        i["store"],
+        "--out",
+        out,
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+    ],
+    "train downscale": lambda i, out: [
+        "train",
+        "downscale",
+        "--data",
+        i["store"],
+        "--out",
+        out,
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+    ],
     "demo": lambda i, out: ["demo", "--no-prefect", "--config", i["config"], "--out", out],
 }
 
@@ -97,7 +147,9 @@ def test_demo_waits_for_the_holder_then_checks_the_directory(inputs, run_cli, ho
     began = time.monotonic()
     status, _, err = run_cli("demo", "--wait", "--no-prefect", "--config", inputs["config"], "--out", out)
     assert time.monotonic() - began >= 1.0 and proc.wait() == 0  # it queued behind the holder ...
-    assert status == 2 and "is not empty" in err and len(err.strip().splitlines()) == 1, err  # ... then checked the directory
+    assert status == 2 and "is not empty" in err and len(err.strip().splitlines()) == 1, (
+        err
+    )  # ... then checked the directory
     assert leftovers(out) == ["notes.txt"]
 
 
@@ -110,6 +162,7 @@ def test_two_trainings_into_one_run_directory_in_one_process_are_two_writers(inp
     out = tmp_path / "run"
     errors: list[BaseException] = []
     with locks.holding(out):
+
         def second() -> None:
             try:
                 train_forecaster(str(inputs["store"]), out, steps=1, batch_size=2)

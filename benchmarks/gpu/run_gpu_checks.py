@@ -53,14 +53,31 @@ def machine() -> str:
     return f"{platform.machine()}, torch {torch.__version__}{gpu}"
 
 
-def row(benchmark: str, case: str, ours: float, reference: float | None, unit: str,
-        ratio: float | None = None, target: str | None = None) -> dict:
+def row(
+    benchmark: str,
+    case: str,
+    ours: float,
+    reference: float | None,
+    unit: str,
+    ratio: float | None = None,
+    target: str | None = None,
+) -> dict:
     met = None
     if target is not None and ratio is not None:
         op, value = re.fullmatch(r"ratio\s*(>=|<=|>|<)\s*([0-9.eE+-]+)", target).groups()
         met = bool(_OPS[op](ratio, float(value)))
-    return dict(benchmark=benchmark, case=case, ours=ours, reference=reference, unit=unit, ratio=ratio,
-                target=target, met=met, machine=machine(), date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return dict(
+        benchmark=benchmark,
+        case=case,
+        ours=ours,
+        reference=reference,
+        unit=unit,
+        ratio=ratio,
+        target=target,
+        met=met,
+        machine=machine(),
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _seconds_per_call(proj, x: torch.Tensor, device: str, repeats: int = 3) -> float:
@@ -93,17 +110,53 @@ def projection_rows(exponents: list[int], device: str, deadline: float) -> list[
             dense = measured["dense"][n] = _seconds_per_call(make_projector("dense", n, n, device=device), x, device)
             torch.cuda.empty_cache() if device == "cuda" else None
         target = "ratio >= 10" if k == 14 else None
-        rows.append(row("projection", f"structured vs dense, n=2^{k}", structured, dense, "s/call",
-                        None if dense is None else dense / structured, target))
+        rows.append(
+            row(
+                "projection",
+                f"structured vs dense, n=2^{k}",
+                structured,
+                dense,
+                "s/call",
+                None if dense is None else dense / structured,
+                target,
+            )
+        )
         model = modelled_gpu_seconds("structured", n, BATCH)
-        rows.append(row("projection", f"structured measured vs modelled {H100_SXM.name.split(' (')[0]} roofline, n=2^{k}",
-                        structured, model, "s/call", structured / model))
-        optical = _seconds_per_call(make_projector("optical", n, n, device=device), x, device, repeats=1)  # default device, tiled
-        rows.append(row("projection", f"optical simulator (default OPUConfig) vs structured, n=2^{k}", optical, structured, "s/call",
-                        optical / structured))
+        rows.append(
+            row(
+                "projection",
+                f"structured measured vs modelled {H100_SXM.name.split(' (')[0]} roofline, n=2^{k}",
+                structured,
+                model,
+                "s/call",
+                structured / model,
+            )
+        )
+        optical = _seconds_per_call(
+            make_projector("optical", n, n, device=device), x, device, repeats=1
+        )  # default device, tiled
+        rows.append(
+            row(
+                "projection",
+                f"optical simulator (default OPUConfig) vs structured, n=2^{k}",
+                optical,
+                structured,
+                "s/call",
+                optical / structured,
+            )
+        )
         if k == 20:
-            rows.append(row("projection", "optical simulator 2^20 -> 2^20, batch 32, default device, vs 2 s budget", optical, 2.0,
-                            "s/call", optical / 2.0, "ratio <= 1"))
+            rows.append(
+                row(
+                    "projection",
+                    "optical simulator 2^20 -> 2^20, batch 32, default device, vs 2 s budget",
+                    optical,
+                    2.0,
+                    "s/call",
+                    optical / 2.0,
+                    "ratio <= 1",
+                )
+            )
     return rows + breakeven_rows(measured)
 
 
@@ -111,7 +164,10 @@ def breakeven_rows(measured: dict[str, dict[int, float]]) -> list[dict]:
     """Break-even of the OPU's modelled device time (frames / frame rate, tiles included, 8 frames
     per vector) against the projections measured on this device."""
     rows = []
-    devices = {"default OPUConfig (1.5 kHz)": OPUConfig(), "LightOn's simulated OPU (500 us frames, 2040x1088)": OPUConfig(**LIGHTON_SIMULATED)}
+    devices = {
+        "default OPUConfig (1.5 kHz)": OPUConfig(),
+        "LightOn's simulated OPU (500 us frames, 2040x1088)": OPUConfig(**LIGHTON_SIMULATED),
+    }
     for name, config in devices.items():
         for kind, times in measured.items():
             sizes = sorted(times)
@@ -120,8 +176,15 @@ def breakeven_rows(measured: dict[str, dict[int, float]]) -> list[dict]:
             opu = {n: opu_call_seconds(n, BATCH, config) for n in sizes}
             n_star = crossing(sizes, times, opu)
             verdict = f"never up to 2^{sizes[-1].bit_length() - 1}" if n_star is None else f"from n ~ {n_star:.3g}"
-            rows.append(row("projection", f"break-even: OPU {name} (modelled) vs {kind} measured here: {verdict}",
-                            float("nan") if n_star is None else n_star, None, "n"))
+            rows.append(
+                row(
+                    "projection",
+                    f"break-even: OPU {name} (modelled) vs {kind} measured here: {verdict}",
+                    float("nan") if n_star is None else n_star,
+                    None,
+                    "n",
+                )
+            )
     return rows
 
 
@@ -152,8 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = projection_rows(exponents, device, start + BUDGET_S * 0.35)
     rows += dfa_rows(depths, size, device, start + BUDGET_S * 0.85, rounds)
     curves = measure.learning_curves(measure.vit_sizes(4, size) | {"dim": 32 if size == "tiny" else 128}, steps, device)
-    result = {"machine": machine(), "device": device, "dry_run": args.dry_run,
-              "seconds": time.perf_counter() - start, "rows": rows, "curves": curves}
+    result = {
+        "machine": machine(),
+        "device": device,
+        "dry_run": args.dry_run,
+        "seconds": time.perf_counter() - start,
+        "rows": rows,
+        "curves": curves,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(args.out.suffix + ".tmp")
     tmp.write_text(json.dumps(result, indent=1, allow_nan=True) + "\n")

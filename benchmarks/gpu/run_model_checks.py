@@ -49,7 +49,13 @@ SCALING_SIZES: dict[str, dict | None] = {
     "15M": {"dim": 384, "depth": 8, "heads": 8, "mlp_ratio": 4.0},
     "base": None,
 }
-CHANNELS = ("geopotential@500", "temperature@850", "u_component_of_wind@850", "v_component_of_wind@850", "2m_temperature")
+CHANNELS = (
+    "geopotential@500",
+    "temperature@850",
+    "u_component_of_wind@850",
+    "v_component_of_wind@850",
+    "2m_temperature",
+)
 
 
 class TensorForecastTask:
@@ -76,8 +82,14 @@ class TensorForecastTask:
             x = self.fields(gen, batch_size)  # (B, C, H, W)
             y = torch.roll(x, 1, dims=-1) - x
             # With history > 1 the model also takes the past changes; the state j steps back is x rolled west by j.
-            past = [torch.roll(x, 1 - j, dims=-1) - torch.roll(x, -j, dims=-1) for j in range(1, self.model.config.history)]
-            yield {"x": torch.cat([x, *past], dim=1), "y": y, "lead": torch.full((batch_size,), 6.0)}  # x: (B, C * history, H, W)
+            past = [
+                torch.roll(x, 1 - j, dims=-1) - torch.roll(x, -j, dims=-1) for j in range(1, self.model.config.history)
+            ]
+            yield {
+                "x": torch.cat([x, *past], dim=1),
+                "y": y,
+                "lead": torch.full((batch_size,), 6.0),
+            }  # x: (B, C * history, H, W)
             step += 1
 
     def loss(self, model, batch):
@@ -111,25 +123,56 @@ def opu_step_cost(model_config: dict, batch: int, opu_config=None) -> dict[str, 
     return {"vectors": vectors, "n_in": n_in, "n_out": n_out, "device_s": seconds, "energy_j": opu.energy_j(seconds)}
 
 
-def train_modes(preset: str, grid: tuple[int, int], steps: int, batch: int, device: str, modes: list[str],
-                overrides: dict | None = None, lr: float = 3e-4, warmup: int | None = None) -> list[dict]:
+def train_modes(
+    preset: str,
+    grid: tuple[int, int],
+    steps: int,
+    batch: int,
+    device: str,
+    modes: list[str],
+    overrides: dict | None = None,
+    lr: float = 3e-4,
+    warmup: int | None = None,
+) -> list[dict]:
     rows = []
     for mode in modes:
-        task = TensorForecastTask(ForecasterConfig.from_preset(preset, channels=CHANNELS, grid=grid, **(overrides or {})))
-        config = TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup=max(1, steps // 10) if warmup is None else warmup, val_every=0,
-                             checkpoint_every=steps, log_every=max(1, steps // 10), mode=mode, device=device, progress=False)
+        task = TensorForecastTask(
+            ForecasterConfig.from_preset(preset, channels=CHANNELS, grid=grid, **(overrides or {}))
+        )
+        config = TrainConfig(
+            steps=steps,
+            batch_size=batch,
+            lr=lr,
+            warmup=max(1, steps // 10) if warmup is None else warmup,
+            val_every=0,
+            checkpoint_every=steps,
+            log_every=max(1, steps // 10),
+            mode=mode,
+            device=device,
+            progress=False,
+        )
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         with tempfile.TemporaryDirectory() as out:
             first = task.validate(task.model.to(device))["loss"]
             result = train(task, config, out)
-        rows.append({
-            "check": f"train-{preset}", "mode": mode, "steps": steps, "batch_size": batch, "grid": list(grid),
-            "parameters": task.model.num_parameters(), "loss_before": first, "loss_after": result.val.get("loss"),
-            "samples_per_s": result.samples_per_s, "wall_s": result.wall_time_s,
-            "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None,
-            "engine": result.engine_stats, "model_config": task.model.config.to_dict(),
-        })
+        rows.append(
+            {
+                "check": f"train-{preset}",
+                "mode": mode,
+                "steps": steps,
+                "batch_size": batch,
+                "grid": list(grid),
+                "parameters": task.model.num_parameters(),
+                "loss_before": first,
+                "loss_after": result.val.get("loss"),
+                "samples_per_s": result.samples_per_s,
+                "wall_s": result.wall_time_s,
+                "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None,
+                "engine": result.engine_stats,
+                "model_config": task.model.config.to_dict(),
+            }
+        )
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "model_config"}), flush=True)
         del task
         if device == "cuda":
@@ -143,15 +186,27 @@ def scaling_ladder(sizes: list[str], grid: tuple[int, int], steps: int, batch: i
     for size in sizes:
         overrides = SCALING_SIZES[size]
         preset = "base" if overrides is None else "tiny"
-        bp, dfa = train_modes(preset, grid, steps, batch, device, ["backprop", "dfa"], overrides, lr=1e-3, warmup=max(1, steps // 20))
+        bp, dfa = train_modes(
+            preset, grid, steps, batch, device, ["backprop", "dfa"], overrides, lr=1e-3, warmup=max(1, steps // 20)
+        )
         cost = opu_step_cost(dfa["model_config"], batch)
-        rows.append({
-            "size": size, "parameters": dfa["parameters"], "steps": steps, "batch_size": batch, "grid": list(grid),
-            "loss_backprop": bp["loss_after"], "loss_dfa": dfa["loss_after"],
-            "rmse_ratio_dfa_vs_backprop": math.sqrt(dfa["loss_after"] / bp["loss_after"]),
-            "step_s_backprop": bp["wall_s"] / steps, "step_s_dfa": dfa["wall_s"] / steps,
-            "opu_device_s_per_step": cost["device_s"], "opu_energy_j_per_step": cost["energy_j"], "opu_vectors_per_step": cost["vectors"],
-        })
+        rows.append(
+            {
+                "size": size,
+                "parameters": dfa["parameters"],
+                "steps": steps,
+                "batch_size": batch,
+                "grid": list(grid),
+                "loss_backprop": bp["loss_after"],
+                "loss_dfa": dfa["loss_after"],
+                "rmse_ratio_dfa_vs_backprop": math.sqrt(dfa["loss_after"] / bp["loss_after"]),
+                "step_s_backprop": bp["wall_s"] / steps,
+                "step_s_dfa": dfa["wall_s"] / steps,
+                "opu_device_s_per_step": cost["device_s"],
+                "opu_energy_j_per_step": cost["energy_j"],
+                "opu_vectors_per_step": cost["vectors"],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -164,7 +219,9 @@ def time_big_step(preset: str, grid: tuple[int, int], batch: int, device: str, r
     engine = make_engine(model, task.feedback_points, config, output=task.feedback_output, error=task.feedback_error)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
     stream = task.batches(np.random.default_rng(0), batch)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     times = []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -183,8 +240,13 @@ def time_big_step(preset: str, grid: tuple[int, int], batch: int, device: str, r
         times.append(time.perf_counter() - start)
     stats = getattr(engine, "stats", None)
     return {
-        "check": f"step-{preset}-optical-dfa", "parameters": model.num_parameters(), "batch_size": batch, "grid": list(grid),
-        "step_s_median": float(np.median(times[1:])), "step_s_first": times[0], "loss": float(loss),
+        "check": f"step-{preset}-optical-dfa",
+        "parameters": model.num_parameters(),
+        "batch_size": batch,
+        "grid": list(grid),
+        "step_s_median": float(np.median(times[1:])),
+        "step_s_first": times[0],
+        "loss": float(loss),
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None,
         "engine": stats.as_dict() if hasattr(stats, "as_dict") else {},
     }
@@ -195,24 +257,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="model_checks.json")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU (a smoke test of this script)")
     parser.add_argument("--steps", type=int, default=60, help="training steps per mode for the base preset")
-    parser.add_argument("--scaling-steps", type=int, default=300, help="training steps per mode and size of the scaling ladder")
+    parser.add_argument(
+        "--scaling-steps", type=int, default=300, help="training steps per mode and size of the scaling ladder"
+    )
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     if args.dry_run:
-        plan = dict(preset="tiny", grid=(16, 32), steps=3, batch=2, big="tiny", big_grid=(16, 32), big_batch=2, repeats=1,
-                    scaling=["0.1M", "tiny"], scaling_steps=3, scaling_batch=2)
+        plan = dict(
+            preset="tiny",
+            grid=(16, 32),
+            steps=3,
+            batch=2,
+            big="tiny",
+            big_grid=(16, 32),
+            big_batch=2,
+            repeats=1,
+            scaling=["0.1M", "tiny"],
+            scaling_steps=3,
+            scaling_batch=2,
+        )
     else:
         if device != "cuda":
             print("run_model_checks: no CUDA device; use --dry-run on CPU", file=sys.stderr)
             return 2
-        plan = dict(preset="base", grid=(32, 64), steps=args.steps, batch=16, big="1b", big_grid=(32, 64), big_batch=4, repeats=3,
-                    scaling=list(SCALING_SIZES), scaling_steps=args.scaling_steps, scaling_batch=8)
+        plan = dict(
+            preset="base",
+            grid=(32, 64),
+            steps=args.steps,
+            batch=16,
+            big="1b",
+            big_grid=(32, 64),
+            big_batch=4,
+            repeats=3,
+            scaling=list(SCALING_SIZES),
+            scaling_steps=args.scaling_steps,
+            scaling_batch=8,
+        )
     t0 = time.perf_counter()
-    results = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__, "plan": plan, "checks": []}
-    results["checks"] += train_modes(plan["preset"], plan["grid"], plan["steps"], plan["batch"], device, ["backprop", "dfa", "optical"])
+    results = {
+        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "plan": plan,
+        "checks": [],
+    }
+    results["checks"] += train_modes(
+        plan["preset"], plan["grid"], plan["steps"], plan["batch"], device, ["backprop", "dfa", "optical"]
+    )
     results["checks"].append(time_big_step(plan["big"], plan["big_grid"], plan["big_batch"], device, plan["repeats"]))
     print(json.dumps(results["checks"][-1]), flush=True)
-    results["scaling"] = scaling_ladder(plan["scaling"], plan["grid"], plan["scaling_steps"], plan["scaling_batch"], device)
+    results["scaling"] = scaling_ladder(
+        plan["scaling"], plan["grid"], plan["scaling_steps"], plan["scaling_batch"], device
+    )
     results["total_s"] = time.perf_counter() - t0
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out} ({results['total_s']:.1f} s)")

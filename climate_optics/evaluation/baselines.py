@@ -23,7 +23,11 @@ def valid_times(init_time: Any, lead_time: Any) -> "xr.DataArray":
 
     init = init_time if isinstance(init_time, xr.DataArray) else xr.DataArray(np.asarray(init_time), dims=TIME)
     init = init.assign_coords({TIME: init.values}) if TIME in init.dims else init
-    lead = lead_time if isinstance(lead_time, xr.DataArray) else xr.DataArray(np.asarray(lead_time, dtype="timedelta64[ns]"))
+    lead = (
+        lead_time
+        if isinstance(lead_time, xr.DataArray)
+        else xr.DataArray(np.asarray(lead_time, dtype="timedelta64[ns]"))
+    )
     if lead.ndim == 1 and lead.dims[0] != PREDICTION_TIMEDELTA:
         lead = lead.rename({lead.dims[0]: PREDICTION_TIMEDELTA})
     if lead.ndim == 1:
@@ -102,7 +106,9 @@ def climatology_at(climatology: Any, times: "xr.DataArray", like: Any = None) ->
         have = climatology.indexes[dim]
         absent = np.setdiff1d(np.unique(wanted.values), have.values)
         if absent.size:
-            raise DataInputError(f"climatology has no {dim} {absent[0]} (has {have.min()}..{have.max()}, {len(have)} values)")
+            raise DataInputError(
+                f"climatology has no {dim} {absent[0]} (has {have.min()}..{have.max()}, {len(have)} values)"
+            )
     out = climatology.sel(selection).drop_vars(["dayofyear", "hour"], errors="ignore")
     return _levels_like(out, like) if like is not None else out
 
@@ -114,7 +120,8 @@ def _variable(climatology: Any, name: Any) -> "xr.DataArray":
         if key in climatology.data_vars:
             return climatology[key].rename(name)
     raise DataInputError(
-        f"climatology has no variable {name!r} (has: {', '.join(map(str, climatology.data_vars)) or 'none'})", variable=name
+        f"climatology has no variable {name!r} (has: {', '.join(map(str, climatology.data_vars)) or 'none'})",
+        variable=name,
     )
 
 

@@ -35,7 +35,6 @@ RESOLVED_FRACTION = 1e-3
 def _spectrum(x: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Zonal energy spectrum averaged over all leading dims and |lat| <= 60: (K,)."""
 
-
     dims = tuple(f"d{i}" for i in range(x.ndim - 2)) + ("latitude", "longitude")
     spec = zonal_energy_spectrum(xr.DataArray(x, dims=dims, coords={"latitude": lat, "longitude": lon}, name="x"))
     band = spec.sel(latitude=slice(-60, 60))
@@ -64,17 +63,30 @@ def downscale_skill(
 ) -> dict[str, dict[str, Any]]:
     """Scores per channel (see the module docstring) over the store's time indices ``times``."""
 
-
     config = engine.config
     reader = ZarrWindowSampler(store, config.channels, starts=np.asarray(times))
     lat, lon = reader.ds["latitude"].values, reader.ds["longitude"].values
     truth = np.stack([reader.read_times(int(t), int(t) + 1)[0] for t in times])  # (T, C, H, W)
     dims = ("time", "channel", "latitude", "longitude")
-    coarse = coarsen_conservative(xr.DataArray(truth, dims=dims, coords={"latitude": lat, "longitude": lon}), config.factor)
-    grid = target_grid(extra, coarse["latitude"].values, coarse["longitude"].values, config.interpolation, config.factor, str(store), great_circles=config.great_circles)
-    w_lat, w_lon = interpolation.grid_matrices(coarse["latitude"].values, coarse["longitude"].values, lat, lon, method="linear")
+    coarse = coarsen_conservative(
+        xr.DataArray(truth, dims=dims, coords={"latitude": lat, "longitude": lon}), config.factor
+    )
+    grid = target_grid(
+        extra,
+        coarse["latitude"].values,
+        coarse["longitude"].values,
+        config.interpolation,
+        config.factor,
+        str(store),
+        great_circles=config.great_circles,
+    )
+    w_lat, w_lon = interpolation.grid_matrices(
+        coarse["latitude"].values, coarse["longitude"].values, lat, lon, method="linear"
+    )
     bilinear = interpolation.apply(coarse.values, w_lat, w_lon)  # (T, C, H, W)
-    ensemble = np.stack([engine.ensemble(coarse.values[i], grid, members, seed=seed + i) for i in range(len(times))])  # (T, M, C, H, W)
+    ensemble = np.stack(
+        [engine.ensemble(coarse.values[i], grid, members, seed=seed + i) for i in range(len(times))]
+    )  # (T, M, C, H, W)
 
     k_coarse = coarse.sizes["longitude"] // 2  # coarse Nyquist wavenumber
     scores: dict[str, dict[str, Any]] = {}

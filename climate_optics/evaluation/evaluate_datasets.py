@@ -117,9 +117,13 @@ def evaluate(
     truth = scoring.truth_in_memory(truth, plan)
     if climatology is not None:
         climatology = scoring.climatology_in_memory(climatology, plan)
-        plan.metrics = {k: dataclasses.replace(m, climatology=climatology) if m.needs_climatology else m
-                        for k, m in plan.metrics.items()}
-    scores = xr.Dataset(scoring.score_leads(forecast, truth, climatology, plan)).rename({PREDICTION_TIMEDELTA: LEAD_TIME})
+        plan.metrics = {
+            k: dataclasses.replace(m, climatology=climatology) if m.needs_climatology else m
+            for k, m in plan.metrics.items()
+        }
+    scores = xr.Dataset(scoring.score_leads(forecast, truth, climatology, plan)).rename(
+        {PREDICTION_TIMEDELTA: LEAD_TIME}
+    )
     scores = scores.assign_coords({LEAD_TIME: plan.leads.astype("timedelta64[ns]")})
     order = [MODEL, METRIC, REGION, LEAD_TIME]
     scores = scores.transpose(*order, ...)
@@ -157,8 +161,10 @@ def describe(scores: "xr.Dataset", forecast: "xr.Dataset") -> "xr.Dataset":
     for name, da in scores.data_vars.items():
         source = forecast[name] if name in forecast.data_vars else None
         units = source.attrs.get("units") if source is not None else _wind_units(forecast, str(name))
-        da.attrs = {"long_name": f"skill scores of {name}",
-                    "metric_units": "; ".join(f"{m}: {metric_units(str(m), units)}" for m in scores[METRIC].values)}
+        da.attrs = {
+            "long_name": f"skill scores of {name}",
+            "metric_units": "; ".join(f"{m}: {metric_units(str(m), units)}" for m in scores[METRIC].values),
+        }
         if source is not None and source.attrs.get("standard_name"):
             da.attrs["forecast_standard_name"] = source.attrs["standard_name"]
     return scores
@@ -195,8 +201,10 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name,
     if TIME not in truth.dims:
         raise DataInputError(f"truth has no 'time' dimension (dims: {', '.join(map(str, truth.dims))})")
     if REALIZATION in truth.dims:
-        raise DataInputError(f"truth has {truth.sizes[REALIZATION]} ensemble members (realization); expected one"
-                             " analysis per time (select a member or the ensemble mean)")
+        raise DataInputError(
+            f"truth has {truth.sizes[REALIZATION]} ensemble members (realization); expected one"
+            " analysis per time (select a member or the ensemble mean)"
+        )
     scored = [v for v in forecast.data_vars if PREDICTION_TIMEDELTA in forecast[v].dims]
     if variables is not None:
         absent = [v for v in variables if v not in scored]
@@ -222,7 +230,9 @@ def _plan(forecast, truth, metrics, regions, climatology, baselines, model_name,
     if lsm is None and "land_sea_mask" in truth.data_vars:
         lsm = truth["land_sea_mask"]
         lsm = lsm.isel({d: 0 for d in lsm.dims if d not in (LATITUDE, LONGITUDE)})
-    area = AreaMean.build(forecast[LATITUDE], forecast[LONGITUDE], resolve_regions(regions or list(DEFAULT_REGIONS)), lsm)
+    area = AreaMean.build(
+        forecast[LATITUDE], forecast[LONGITUDE], resolve_regions(regions or list(DEFAULT_REGIONS)), lsm
+    )
 
     inits = forecast.indexes[TIME].values
     leads = forecast.indexes[PREDICTION_TIMEDELTA].values
@@ -252,8 +262,12 @@ def _check_references(forecast, references: dict[str, "xr.Dataset"], plan: _Plan
                 raise DataInputError(f"{what} lacks {dim} {missing[0]} of the forecast")
         for var in plan.variables:
             levels = forecast[LEVEL].values if LEVEL in forecast[var].dims else []
-            if var not in ref.data_vars or (len(levels) and np.setdiff1d(levels, ref[var][LEVEL].values if LEVEL in ref[var].dims else []).size):
-                raise DataInputError(f"{what} lacks variable {var!r}{' at every forecast level' if len(levels) else ''}", variable=var)
+            if var not in ref.data_vars or (
+                len(levels) and np.setdiff1d(levels, ref[var][LEVEL].values if LEVEL in ref[var].dims else []).size
+            ):
+                raise DataInputError(
+                    f"{what} lacks variable {var!r}{' at every forecast level' if len(levels) else ''}", variable=var
+                )
         ref = ref[plan.variables].sel({TIME: plan.inits})
         chosen[name] = ref.sel({LEVEL: forecast[LEVEL].values}) if LEVEL in ref.dims and LEVEL in forecast.dims else ref
     plan.models[1:1] = list(chosen)
@@ -263,14 +277,17 @@ def _check_references(forecast, references: dict[str, "xr.Dataset"], plan: _Plan
 def _check_truth_has(forecast, truth, names: list[str]) -> None:
     for name in names:
         if name not in truth.data_vars:
-            raise DataInputError(f"truth has no variable {name!r} (truth variables: {', '.join(map(str, truth.data_vars))})")
+            raise DataInputError(
+                f"truth has no variable {name!r} (truth variables: {', '.join(map(str, truth.data_vars))})"
+            )
         if LEVEL in forecast[name].dims:
             if LEVEL not in truth[name].dims:
                 raise DataInputError("forecast has levels but truth has no level dimension", variable=name)
             missing = np.setdiff1d(forecast[LEVEL].values, truth[LEVEL].values)
             if missing.size:
                 raise DataInputError(
-                    f"truth has no level {missing[0]} (truth levels: {', '.join(map(str, truth[LEVEL].values))})", variable=name
+                    f"truth has no level {missing[0]} (truth levels: {', '.join(map(str, truth[LEVEL].values))})",
+                    variable=name,
                 )
 
 
@@ -280,16 +297,27 @@ def _check_units(forecast, truth, names: list[str]) -> None:
     for name in names:
         mine, theirs = forecast[name].attrs.get("units"), truth[name].attrs.get("units")
         if mine is not None and theirs is not None and normalise(str(mine)) != normalise(str(theirs)):
-            raise DataInputError(f"forecast units {mine!r} differ from the truth's {theirs!r}; expected the same units"
-                                 " (convert the forecast)", variable=name)
+            raise DataInputError(
+                f"forecast units {mine!r} differ from the truth's {theirs!r}; expected the same units"
+                " (convert the forecast)",
+                variable=name,
+            )
 
 
 def skipped_variables(forecast, truth, scored: list[str]) -> list[str]:
     """'name (why)' for every forecast or truth field not scored."""
-    skipped = [f"{v} (forecast: not requested)" if PREDICTION_TIMEDELTA in forecast[v].dims
-               else f"{v} (forecast: no prediction_timedelta)" for v in forecast.data_vars if v not in scored]
-    skipped += [f"{v} (truth: not in the forecast)" for v in truth.data_vars
-                if v not in forecast.data_vars and TIME in truth[v].dims]
+    skipped = [
+        f"{v} (forecast: not requested)"
+        if PREDICTION_TIMEDELTA in forecast[v].dims
+        else f"{v} (forecast: no prediction_timedelta)"
+        for v in forecast.data_vars
+        if v not in scored
+    ]
+    skipped += [
+        f"{v} (truth: not in the forecast)"
+        for v in truth.data_vars
+        if v not in forecast.data_vars and TIME in truth[v].dims
+    ]
     return skipped
 
 
@@ -310,10 +338,12 @@ def _check_out_of_sample(period: tuple[str, str] | None, inits: np.ndarray, allo
     if period is None or allow or not _overlaps(period, inits):
         return
     first, last = (np.datetime_as_string(t, unit="m") for t in (inits.min(), inits.max()))
-    raise DataInputError(f"the climatology's period {period[0]}..{period[1]} overlaps the forecast's init times"
-                         f" {first}..{last}: an in-sample climatology flatters ACC and the climatology baseline;"
-                         " build one from other times (ingest --climatology-period START:END) or pass"
-                         " --allow-in-sample-climatology")
+    raise DataInputError(
+        f"the climatology's period {period[0]}..{period[1]} overlaps the forecast's init times"
+        f" {first}..{last}: an in-sample climatology flatters ACC and the climatology baseline;"
+        " build one from other times (ingest --climatology-period START:END) or pass"
+        " --allow-in-sample-climatology"
+    )
 
 
 def _check_grid(forecast, other, what: str) -> None:
@@ -344,10 +374,14 @@ def _metrics(names, climatology, ensemble: bool) -> dict[str, Metric]:
         if name in NOT_IN_SCORES:
             raise UsageInputError(f"metric {name!r} cannot go into a scores store: {NOT_IN_SCORES[name]}")
         if name in NEEDS_MEMBERS and not ensemble:
-            raise UsageInputError(f"metric {name!r} needs an ensemble forecast of several members (a realization"
-                                  " dimension); this forecast has one member")
+            raise UsageInputError(
+                f"metric {name!r} needs an ensemble forecast of several members (a realization"
+                " dimension); this forecast has one member"
+            )
         if name == "acc" and climatology is None:
-            raise UsageInputError("metric 'acc' needs a climatology (--climatology STORE, or a truth store with a climatology group)")
+            raise UsageInputError(
+                "metric 'acc' needs a climatology (--climatology STORE, or a truth store with a climatology group)"
+            )
         out[name] = make_metric(name, climatology=climatology) if name == "acc" else make_metric(name)
     if not out:
         raise UsageInputError(f"no metrics given; available: {', '.join(m for m in METRICS if m not in NOT_IN_SCORES)}")

@@ -31,7 +31,9 @@ def _open_zarr(path: str | os.PathLike, **kwargs: Any) -> "xr.Dataset":
     """``xr.open_zarr``, quiet about stores written without consolidated metadata."""
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata", category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message="Failed to open Zarr store with consolidated metadata", category=RuntimeWarning
+        )
         return xr.open_zarr(path, **kwargs)
 
 
@@ -46,7 +48,9 @@ def open_forecast(path: str | os.PathLike) -> "xr.Dataset":
     try:
         return _open_zarr(path, chunks=None)
     except Exception as exc:  # noqa: BLE001 - any failure to open is bad input here
-        raise DataInputError(f"cannot open as a Zarr forecast store ({type(exc).__name__}: {exc})", source=path) from None
+        raise DataInputError(
+            f"cannot open as a Zarr forecast store ({type(exc).__name__}: {exc})", source=path
+        ) from None
 
 
 def open_truth(source: str | os.PathLike) -> "xr.Dataset":
@@ -120,11 +124,23 @@ def evaluate_stores(
     truth_ds = open_truth(truth)
     clim = open_climatology(climatology) if climatology is not None else default_climatology(truth)
     refs = open_references(references or [])
-    inputs = [forecast, truth, *([climatology] if climatology is not None else []), *(path for path, _ in refs.values())]
+    inputs = [
+        forecast,
+        truth,
+        *([climatology] if climatology is not None else []),
+        *(path for path, _ in refs.values()),
+    ]
     with reporting_damage(*inputs):  # a chunk that cannot be decoded is named as bad input
         scores = evaluate(
-            forecast_ds, truth_ds, metrics=metrics, regions=regions, climatology=clim, baselines=baselines,
-            model_name=model_name, variables=variables, references={name: ds for name, (_, ds) in refs.items()},
+            forecast_ds,
+            truth_ds,
+            metrics=metrics,
+            regions=regions,
+            climatology=clim,
+            baselines=baselines,
+            model_name=model_name,
+            variables=variables,
+            references={name: ds for name, (_, ds) in refs.items()},
             allow_in_sample_climatology=allow_in_sample_climatology,
         )
     fa = forecast_ds.attrs
@@ -137,7 +153,9 @@ def evaluate_stores(
             "checkpoint_sha256": fa.get("checkpoint_sha256", ""),
             "forecast_source_dataset": fa.get("source_dataset", ""),
             "truth": absolute_source(truth),
-            "climatology": absolute_source(climatology) if climatology is not None else ("truth store group" if clim is not None else ""),
+            "climatology": absolute_source(climatology)
+            if climatology is not None
+            else ("truth store group" if clim is not None else ""),
             "metrics": [str(m) for m in scores["metric"].values],
             "regions": [str(r) for r in scores["region"].values],
             **({"references": {name: absolute_source(path) for name, (path, _) in refs.items()}} if refs else {}),

@@ -54,7 +54,9 @@ def forecast_skill(
     device = next(model.parameters()).device
     static = None
     if config.static_channels:
-        static = torch.from_numpy(np.stack([ds[n].values.astype(np.float32) for n in config.static_channels])).to(device)
+        static = torch.from_numpy(np.stack([ds[n].values.astype(np.float32) for n in config.static_channels])).to(
+            device
+        )
     forecasts = []
     model.eval()
     for first in range(0, inits.size, batch_size):
@@ -66,29 +68,47 @@ def forecast_skill(
         previous = earlier_states(span, local, config.history, ips)  # (B, history - 1, C, H, W) or None
         previous = None if previous is None else previous.to(device)
         stat = None if static is None else static[None].expand(len(idx), -1, -1, -1)
-        forecasts.append(model.rollout(state, [lead_hours], stat, direct=direct, previous=previous)[0][:, c].float().cpu().numpy())
+        forecasts.append(
+            model.rollout(state, [lead_hours], stat, direct=direct, previous=previous)[0][:, c].float().cpu().numpy()
+        )
     return _score(np.concatenate(forecasts), ds, store, channel, inits, k, lead_hours)
 
 
-def _score(forecast: np.ndarray, ds: Any, store: str | os.PathLike, channel: str, inits: np.ndarray, k: int,
-           lead_hours: int) -> dict[str, float]:
+def _score(
+    forecast: np.ndarray, ds: Any, store: str | os.PathLike, channel: str, inits: np.ndarray, k: int, lead_hours: int
+) -> dict[str, float]:
     """RMSE and ACC of ``forecast`` (n_init, H, W) through ``evaluate`` (the one scoring path), with its baselines."""
-
 
     var, level = parse_channel(channel)
     levels = {} if level is None else {"level": [level]}
     dims = ("time", "prediction_timedelta", *levels, "latitude", "longitude")
     values = forecast[:, None, None] if level is not None else forecast[:, None]  # (n_init, 1, [1,] H, W)
-    coords = {"time": ds["time"].values[inits], "prediction_timedelta": [np.timedelta64(lead_hours, "h")], **levels,
-              "latitude": ds["latitude"].values, "longitude": ds["longitude"].values}
+    coords = {
+        "time": ds["time"].values[inits],
+        "prediction_timedelta": [np.timedelta64(lead_hours, "h")],
+        **levels,
+        "latitude": ds["latitude"].values,
+        "longitude": ds["longitude"].values,
+    }
     prediction = xr.Dataset({var: (dims, values)}, coords=coords)
     truth = ds[[var]].isel(time=np.union1d(inits, inits + k))
     climatology = read_climatology(store)[[var]]
     if level is not None:
         truth, climatology = truth.sel(level=[level]), climatology.sel(level=[level])
     # The store's own climatology includes the held-out times: this quick score allows it (evaluate refuses by default).
-    scores = evaluate(prediction, truth, climatology=climatology, metrics=["rmse", "acc"], regions=["global"],
-                      model_name="model", allow_in_sample_climatology=True)[var].isel(lead_time=0).sel(region="global")
+    scores = (
+        evaluate(
+            prediction,
+            truth,
+            climatology=climatology,
+            metrics=["rmse", "acc"],
+            regions=["global"],
+            model_name="model",
+            allow_in_sample_climatology=True,
+        )[var]
+        .isel(lead_time=0)
+        .sel(region="global")
+    )
     if level is not None:
         scores = scores.sel(level=level)
     value = lambda model, metric: float(scores.sel(model=model, metric=metric))  # noqa: E731

@@ -66,7 +66,9 @@ class Metric:
     ensemble: ClassVar[bool] = False  # pointwise gets the members; otherwise the ensemble mean
     needs_climatology: ClassVar[bool] = False
     takes_datasets: ClassVar[bool] = False  # statistics() reads several variables of a Dataset
-    error_only: ClassVar[bool] = False  # pointwise depends on f - t alone: of_error(d) takes it, computed once per block
+    error_only: ClassVar[bool] = (
+        False  # pointwise depends on f - t alone: of_error(d) takes it, computed once per block
+    )
     spatial: bool = False
 
     def pointwise(self, f: np.ndarray, t: np.ndarray, c: np.ndarray | None) -> np.ndarray:
@@ -78,7 +80,10 @@ class Metric:
 
     def __dask_tokenize__(self) -> tuple:
         """Settings only: data (such as a climatology) reaches kernels as inputs, not through the metric."""
-        return (type(self).__name__, *((f.name, repr(getattr(self, f.name))) for f in fields(self) if f.name != "climatology"))
+        return (
+            type(self).__name__,
+            *((f.name, repr(getattr(self, f.name))) for f in fields(self) if f.name != "climatology"),
+        )
 
     def per_time(self, stats: dict[str, "xr.DataArray"]) -> dict[str, "xr.DataArray"]:
         return stats
@@ -96,12 +101,16 @@ class Metric:
         """The score at every time (no time mean), over one region or several (``region`` dim)."""
         return self._per_variable(forecast, truth, lambda f, t: self.finalize(self._stats(f, t, region, land_sea_mask)))
 
-    def compute(self, forecast: Any, truth: Any, region: Any = None, land_sea_mask: Any = None, time_dim: str = "time") -> Any:
+    def compute(
+        self, forecast: Any, truth: Any, region: Any = None, land_sea_mask: Any = None, time_dim: str = "time"
+    ) -> Any:
         """The score averaged over ``time_dim`` the WeatherBench 2 way (e.g. sqrt after the mean for RMSE)."""
 
         def one(f, t):
             stats = self._stats(f, t, region, land_sea_mask)
-            return self.finalize({k: v.mean(time_dim, skipna=False) if time_dim in v.dims else v for k, v in stats.items()})
+            return self.finalize(
+                {k: v.mean(time_dim, skipna=False) if time_dim in v.dims else v for k, v in stats.items()}
+            )
 
         return self._per_variable(forecast, truth, one)
 
@@ -116,7 +125,9 @@ class Metric:
 
         missing = [v for v in forecast.data_vars if v not in truth.data_vars]
         if missing:
-            raise DataInputError(f"truth has no variable {missing[0]!r} (truth variables: {', '.join(map(str, truth.data_vars))})")
+            raise DataInputError(
+                f"truth has no variable {missing[0]!r} (truth variables: {', '.join(map(str, truth.data_vars))})"
+            )
         return xr.Dataset({v: fn(forecast[v], truth[v]) for v in forecast.data_vars})
 
 
@@ -130,7 +141,9 @@ def area_for(forecast, region, land_sea_mask, spatial: bool) -> tuple[AreaMean |
     return AreaMean.build(forecast[LATITUDE], forecast[LONGITUDE], regions, land_sea_mask), squeeze
 
 
-def joint_statistics(metrics: list[Metric], forecast: "xr.DataArray", truth: "xr.DataArray", area: AreaMean | None) -> list[dict]:
+def joint_statistics(
+    metrics: list[Metric], forecast: "xr.DataArray", truth: "xr.DataArray", area: AreaMean | None
+) -> list[dict]:
     """Statistics of several metrics from one pass over the data (one task per block).
 
     Deterministic metrics see the ensemble mean of an ensemble forecast. All metrics must

@@ -39,18 +39,58 @@ from climate_optics.evaluation.spectrum import ZonalEnergySpectrum
 from climate_optics.evaluation.weights import lat_weights
 
 __all__ = [
-    "Metric", "MSE", "RMSE", "RMSESqrtBeforeTimeMean", "Bias", "MAE", "ACC", "WindVectorMSE", "WindVectorRMSE",
-    "EnsembleMeanRMSE", "EnsembleSpread", "SpreadSkillRatio", "CRPS", "StandardCRPS", "RankHistogram", "ZonalEnergySpectrum",
-    "METRICS", "make_metric", "joint_statistics", "crps_pointwise", "lat_weights", "AreaMean",
-    "rmse", "mse", "bias", "mae", "acc", "crps", "spread_skill_ratio", "ensemble_mean_rmse", "ensemble_spread",
-    "wind_vector_rmse", "rank_histogram", "rmse_sqrt_before_time_mean", "zonal_energy_spectrum",
+    "Metric",
+    "MSE",
+    "RMSE",
+    "RMSESqrtBeforeTimeMean",
+    "Bias",
+    "MAE",
+    "ACC",
+    "WindVectorMSE",
+    "WindVectorRMSE",
+    "EnsembleMeanRMSE",
+    "EnsembleSpread",
+    "SpreadSkillRatio",
+    "CRPS",
+    "StandardCRPS",
+    "RankHistogram",
+    "ZonalEnergySpectrum",
+    "METRICS",
+    "make_metric",
+    "joint_statistics",
+    "crps_pointwise",
+    "lat_weights",
+    "AreaMean",
+    "rmse",
+    "mse",
+    "bias",
+    "mae",
+    "acc",
+    "crps",
+    "spread_skill_ratio",
+    "ensemble_mean_rmse",
+    "ensemble_spread",
+    "wind_vector_rmse",
+    "rank_histogram",
+    "rmse_sqrt_before_time_mean",
+    "zonal_energy_spectrum",
 ]
 
 METRICS: dict[str, type[Metric]] = {
     cls.name: cls
     for cls in (
-        MSE, RMSE, RMSESqrtBeforeTimeMean, Bias, MAE, ACC, EnsembleMeanRMSE, EnsembleSpread, SpreadSkillRatio, CRPS,
-        StandardCRPS, RankHistogram,
+        MSE,
+        RMSE,
+        RMSESqrtBeforeTimeMean,
+        Bias,
+        MAE,
+        ACC,
+        EnsembleMeanRMSE,
+        EnsembleSpread,
+        SpreadSkillRatio,
+        CRPS,
+        StandardCRPS,
+        RankHistogram,
     )
 }
 
@@ -75,7 +115,9 @@ def _shortcut(cls: type[Metric], forecast: Any, truth: Any, options: dict[str, A
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise UsageInputError(f"{cls.name}: unknown option {unknown[0]!r}; options: {', '.join(sorted(known | set(_CALL_OPTIONS)))}")
+        raise UsageInputError(
+            f"{cls.name}: unknown option {unknown[0]!r}; options: {', '.join(sorted(known | set(_CALL_OPTIONS)))}"
+        )
     return cls(**options).compute_chunk(forecast, truth, **call)
 
 

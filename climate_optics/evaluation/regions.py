@@ -47,8 +47,16 @@ class BoxRegion(Region):
     def mask(self, latitude, longitude, land_sea_mask=None):
         lat = np.asarray(latitude, dtype=float)
         lon = np.mod(np.asarray(longitude, dtype=float), 360.0)
-        in_lat = np.ones(lat.shape, bool) if self.lat is None else np.any([(lat >= lo) & (lat <= hi) for lo, hi in self.lat], axis=0)
-        in_lon = np.ones(lon.shape, bool) if self.lon is None else np.any([_in_lon_range(lon, lo, hi) for lo, hi in self.lon], axis=0)
+        in_lat = (
+            np.ones(lat.shape, bool)
+            if self.lat is None
+            else np.any([(lat >= lo) & (lat <= hi) for lo, hi in self.lat], axis=0)
+        )
+        in_lon = (
+            np.ones(lon.shape, bool)
+            if self.lon is None
+            else np.any([_in_lon_range(lon, lo, hi) for lo, hi in self.lon], axis=0)
+        )
         return (in_lat[:, None] & in_lon[None, :]).astype(float)
 
 
@@ -78,7 +86,9 @@ class LandSeaRegion(Region):
             )
         lsm = np.asarray(land_sea_mask, dtype=float)
         if lsm.shape != (len(latitude), len(longitude)):
-            raise DataInputError(f"land_sea_mask has shape {lsm.shape}, expected (latitude, longitude) = {(len(latitude), len(longitude))}")
+            raise DataInputError(
+                f"land_sea_mask has shape {lsm.shape}, expected (latitude, longitude) = {(len(latitude), len(longitude))}"
+            )
         selected = lsm > self.threshold if self.land else lsm <= self.threshold
         box = 1.0 if self.within is None else self.within.mask(latitude, longitude)
         return selected.astype(float) * box
@@ -101,7 +111,14 @@ REGIONS: dict[str, Region] = {
 }
 """Built-in regions by name (WeatherBench 2 spellings)."""
 
-DEFAULT_REGIONS: tuple[str, ...] = ("global", "tropics", "northern-hemisphere", "southern-hemisphere", "europe", "north-america")
+DEFAULT_REGIONS: tuple[str, ...] = (
+    "global",
+    "tropics",
+    "northern-hemisphere",
+    "southern-hemisphere",
+    "europe",
+    "north-america",
+)
 
 
 def parse_region(spec: str) -> tuple[str, Region]:
@@ -109,13 +126,17 @@ def parse_region(spec: str) -> tuple[str, Region]:
     spec = spec.strip()
     if "=" not in spec:
         if spec not in REGIONS:
-            raise UsageInputError(f"unknown region {spec!r}; built-in regions: {', '.join(REGIONS)}; or NAME=LAT_MIN,LAT_MAX,LON_MIN,LON_MAX")
+            raise UsageInputError(
+                f"unknown region {spec!r}; built-in regions: {', '.join(REGIONS)}; or NAME=LAT_MIN,LAT_MAX,LON_MIN,LON_MAX"
+            )
         return spec, REGIONS[spec]
     name, _, bounds = spec.partition("=")
     try:
         lat0, lat1, lon0, lon1 = (float(v) for v in bounds.split(","))
     except ValueError:
-        raise UsageInputError(f"region {spec!r}: expected NAME=LAT_MIN,LAT_MAX,LON_MIN,LON_MAX with four numbers") from None
+        raise UsageInputError(
+            f"region {spec!r}: expected NAME=LAT_MIN,LAT_MAX,LON_MIN,LON_MAX with four numbers"
+        ) from None
     if not name.strip():
         raise UsageInputError(f"region {spec!r} has no name before '='")
     return name.strip(), BoxRegion(lat=((lat0, lat1),), lon=((lon0, lon1),))

@@ -38,7 +38,9 @@ HEADLINE: tuple[tuple[str, int | None], ...] = (
 )
 
 
-def write_scores(scores: "xr.Dataset", out: str | os.PathLike, *, overwrite: bool = False, attrs: dict[str, Any] | None = None) -> Path:
+def write_scores(
+    scores: "xr.Dataset", out: str | os.PathLike, *, overwrite: bool = False, attrs: dict[str, Any] | None = None
+) -> Path:
     """Write the scores store, its ``scores.md`` and its figures atomically; returns the store path."""
     ds = scores.copy()
     for dim in ("model", "metric", "region"):  # variable-length strings (Zarr v3 has no fixed-width spec)
@@ -76,7 +78,15 @@ def scores_markdown(scores: "xr.Dataset") -> str:
     """One table per variable, level and region: rows model x metric, columns lead times."""
     leads = [_lead_label(v) for v in scores["lead_time"].values]
     lines = ["# Skill scores", ""]
-    for key in ("time_mean", "n_init_times", "first_init_time", "last_init_time", "ensemble_size", "source_dataset", "truth"):
+    for key in (
+        "time_mean",
+        "n_init_times",
+        "first_init_time",
+        "last_init_time",
+        "ensemble_size",
+        "source_dataset",
+        "truth",
+    ):
         if key in scores.attrs:
             lines.append(f"- {key.replace('_', ' ')}: {scores.attrs[key]}")
     for name, level, da in _panels(scores):
@@ -137,7 +147,9 @@ def plot_headline_skill(scores: "xr.Dataset", directory: str | os.PathLike, regi
             ax.set_title(str(metric), y=1.01)  # a fixed place: no tight-bbox search per draw
         axes[0][0].legend(fontsize="small")
         fig.suptitle(f"{name}{' ' + level if level else ''} ({region})")
-        fig.subplots_adjust(left=0.08 / len(metrics) + 0.04, right=0.98, bottom=0.16, top=0.84, wspace=0.3)  # no tight_layout: it draws the figure once more
+        fig.subplots_adjust(
+            left=0.08 / len(metrics) + 0.04, right=0.98, bottom=0.16, top=0.84, wspace=0.3
+        )  # no tight_layout: it draws the figure once more
         path = directory / f"skill_{name}{'_' + level.split()[0] if level else ''}.png"
         fig.savefig(path, dpi=100, pil_kwargs={"compress_level": 1})  # fast zlib: encoding was a tenth of the time
         paths.append(path)

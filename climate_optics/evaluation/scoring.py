@@ -29,7 +29,9 @@ from climate_optics.evaluation.baselines import climatology_like
 from climate_optics.evaluation.metrics import Metric, WindVectorMSE, WindVectorRMSE, joint_statistics
 from data_catalog.schema import PREDICTION_TIMEDELTA, TIME
 
-BATCH_BYTES = 16 * 2**20  # fields of one variable and one model read and scored together (the kernel holds several copies)
+BATCH_BYTES = (
+    16 * 2**20
+)  # fields of one variable and one model read and scored together (the kernel holds several copies)
 IN_MEMORY_BYTES = 256 * 2**20  # truth (and climatology) at the scored times are read once when no larger
 WIND_METRICS = {"mse": WindVectorMSE, "rmse": WindVectorRMSE}
 LEAD = PREDICTION_TIMEDELTA
@@ -43,14 +45,25 @@ def score_leads(forecast, truth, climatology, plan) -> dict[str, "xr.DataArray"]
     valid = reference.valid_times(forecast[TIME], leads)  # (time, lead): for ACC's climatology
     valid = {"valid_time": valid.drop_vars(list(valid.coords))}
     verifying = _bare(reference.verifying_truth(truth, forecast[TIME], leads)).assign_coords(valid)
-    inputs = {m: _bare(_model_input(m, forecast, truth, climatology, plan, leads)).assign_coords(valid) for m in plan.models}
+    inputs = {
+        m: _bare(_model_input(m, forecast, truth, climatology, plan, leads)).assign_coords(valid) for m in plan.models
+    }
     keys, units = [], []  # (variable, first lead of the batch); (function, arguments) of each batch
     for var in plan.variables:
         for inits, lead_batch in batches(forecast[var]):
             where = {TIME: inits, LEAD: lead_batch}
             keys.append((var, lead_batch.start))
-            units.append((variable_batch, ([_isel(inputs[m][var], where) for m in plan.models], verifying[var].isel(where),
-                                           plan.metrics, plan.area)))
+            units.append(
+                (
+                    variable_batch,
+                    (
+                        [_isel(inputs[m][var], where) for m in plan.models],
+                        verifying[var].isel(where),
+                        plan.metrics,
+                        plan.area,
+                    ),
+                )
+            )
     finalizers = {(var, name): metric for var in plan.variables for name, metric in plan.metrics.items()}
     for u, v, vector in plan.wind:
         winds = {name: WIND_METRICS[name](u_name=u, v_name=v) for name in WIND_METRICS if name in plan.metrics}
@@ -58,8 +71,17 @@ def score_leads(forecast, truth, climatology, plan) -> dict[str, "xr.DataArray"]
         for inits, lead_batch in batches(forecast[u], parts=2):
             where = {TIME: inits, LEAD: lead_batch}
             keys.append((vector, lead_batch.start))
-            units.append((wind_batch, ([_isel(inputs[m][[u, v]], where) for m in plan.models], verifying[[u, v]].isel(where),
-                                       winds, plan.area)))
+            units.append(
+                (
+                    wind_batch,
+                    (
+                        [_isel(inputs[m][[u, v]], where) for m in plan.models],
+                        verifying[[u, v]].isel(where),
+                        winds,
+                        plan.area,
+                    ),
+                )
+            )
     per_init: dict[tuple, list] = {}  # (model, variable, metric, lead batch) -> statistics of each init batch
     for (var, lead_start), result in zip(keys, run(units)):
         per_model = len(result) // len(plan.models)
@@ -78,7 +100,11 @@ def variable_batch(fields: list, truth: "xr.DataArray", metrics: dict[str, Metri
     *fields, truth = load([*fields, truth])
     known = next((f for f in fields if f.attrs.get(CLIMATOLOGY_MARK)), None)
     metrics = _aligned_climatology(metrics, fields[0], known)
-    return [(name, stats) for fc in fields for name, stats in zip(metrics, joint_statistics(list(metrics.values()), fc, truth, area))]
+    return [
+        (name, stats)
+        for fc in fields
+        for name, stats in zip(metrics, joint_statistics(list(metrics.values()), fc, truth, area))
+    ]
 
 
 def wind_batch(fields: list, truth: "xr.Dataset", winds: dict[str, Metric], area) -> list[tuple[str, dict]]:
@@ -110,8 +136,11 @@ def batches(da: "xr.DataArray", parts: int = 1) -> list[tuple[slice, slice]]:
     n_init, n_lead = da.sizes[TIME], da.sizes[LEAD]
     leads_per = min(n_lead, max(1, BATCH_BYTES // max(1, field)))
     inits_per = max(1, BATCH_BYTES // max(1, field * n_lead)) if leads_per == n_lead else 1
-    return [(slice(i, min(i + inits_per, n_init)), slice(j, min(j + leads_per, n_lead)))
-            for j in range(0, n_lead, leads_per) for i in range(0, n_init, inits_per)]
+    return [
+        (slice(i, min(i + inits_per, n_init)), slice(j, min(j + leads_per, n_lead)))
+        for j in range(0, n_lead, leads_per)
+        for i in range(0, n_init, inits_per)
+    ]
 
 
 def load(items: list[Any]) -> list[Any]:
@@ -171,7 +200,9 @@ def _model_input(model: str, forecast, truth, climatology, plan, leads) -> "xr.D
     return forecast[plan.variables]  # plan.leads are its leads: no selection (which would copy fields held in memory)
 
 
-def _aligned_climatology(metrics: dict[str, Metric], like: "xr.DataArray", known: "xr.DataArray | None") -> dict[str, Metric]:
+def _aligned_climatology(
+    metrics: dict[str, Metric], like: "xr.DataArray", known: "xr.DataArray | None"
+) -> dict[str, Metric]:
     """The metrics, those needing a climatology given it at ``like``'s valid times, read once per batch
     (``known``: the climatology baseline's fields of this batch, the same values, when it is scored)."""
 
@@ -205,7 +236,11 @@ def _stacked(computed: dict[tuple[str, str, str], "xr.DataArray"], var: str, pla
         for j, name in enumerate(plan.metrics):
             if (model, name) in found:
                 data[i, j] = found[(model, name)].transpose(*first.dims).values
-    coords = {"model": plan.models, "metric": list(plan.metrics), **{d: first[d].values for d in first.dims if d in first.coords}}
+    coords = {
+        "model": plan.models,
+        "metric": list(plan.metrics),
+        **{d: first[d].values for d in first.dims if d in first.coords},
+    }
     return xr.DataArray(data, dims=("model", "metric", *first.dims), coords=coords)
 
 

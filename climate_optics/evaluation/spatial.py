@@ -206,7 +206,9 @@ def _in_memory(func: Any, arrays: list[Any], cores: list[list[str]], out_core: l
                     indexes[name] = da.xindexes[name]  # reused: no new pandas index per call
                     if len(da.xindexes.get_all_coords(name)) > 1:  # a multi-coordinate index: xarray's rules
                         return None
-            elif variables[name] is not variable and not variables[name].equals(variable):  # join="exact", or a conflict
+            elif variables[name] is not variable and not variables[name].equals(
+                variable
+            ):  # join="exact", or a conflict
                 return None
     blocks = []
     for da, size, core in zip(arrays, sizes, cores):
@@ -217,8 +219,13 @@ def _in_memory(func: Any, arrays: list[Any], cores: list[list[str]], out_core: l
     for name, values in extra.items():
         added = _index_coordinate(name, tuple(values))
         variables[name], indexes[name] = added.variables[name], added.xindexes[name]
-    return xr.DataArray(result, dims=[*loop, *out_core], coords=xr.Coordinates(variables, indexes=indexes),
-                        name=arrays[0].name, attrs=dict(arrays[0].attrs))
+    return xr.DataArray(
+        result,
+        dims=[*loop, *out_core],
+        coords=xr.Coordinates(variables, indexes=indexes),
+        name=arrays[0].name,
+        attrs=dict(arrays[0].attrs),
+    )
 
 
 @lru_cache(maxsize=4)

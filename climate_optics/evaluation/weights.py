@@ -24,7 +24,9 @@ def lat_weights(latitude: Any) -> Any:
     ``latitude``: an xarray object with a latitude coordinate (returns a DataArray on
     ``latitude``) or an array of latitudes in degrees, ascending (returns an ndarray).
     """
-    lat = np.asarray(getattr(latitude[LATITUDE] if hasattr(latitude, "coords") else latitude, "values", latitude), dtype=np.float64)
+    lat = np.asarray(
+        getattr(latitude[LATITUDE] if hasattr(latitude, "coords") else latitude, "values", latitude), dtype=np.float64
+    )
     if lat.ndim != 1 or lat.size == 0:
         raise DataInputError(f"latitude must be a non-empty 1-D coordinate, got shape {lat.shape}", variable=LATITUDE)
     if lat.size > 1 and not np.all(np.diff(lat) > 0):

@@ -56,14 +56,28 @@ def _axis_indices(values: np.ndarray, reference: np.ndarray, name: str, source: 
     if values.size == 0 or np.any(np.abs(reference[idx] - values) > 1e-3 * step):
         raise DataInputError(
             f"{name} values do not lie on the model's coarse grid ({reference.size} points from {reference[0]:g} to {reference[-1]:g});"
-            " pass --coarsen N if the source is on the fine grid", source=source, variable=name)
+            " pass --coarsen N if the source is on the fine grid",
+            source=source,
+            variable=name,
+        )
     if np.any(np.diff(idx) != 1):
-        raise DataInputError(f"{name} must be a contiguous, ascending range of the model's coarse grid (a region crossing 0 degrees east is not supported)", source=source, variable=name)
+        raise DataInputError(
+            f"{name} must be a contiguous, ascending range of the model's coarse grid (a region crossing 0 degrees east is not supported)",
+            source=source,
+            variable=name,
+        )
     return idx
 
 
 def target_grid(
-    extra: dict[str, Any], coarse_lat: np.ndarray, coarse_lon: np.ndarray, method: str, factor: int, source: str, *, great_circles: bool = True
+    extra: dict[str, Any],
+    coarse_lat: np.ndarray,
+    coarse_lon: np.ndarray,
+    method: str,
+    factor: int,
+    source: str,
+    *,
+    great_circles: bool = True,
 ) -> TargetGrid:
     """The fine grid under the coarse cells of the input, from the checkpoint's grids and static fields.
 
@@ -79,20 +93,32 @@ def target_grid(
     lat, lon = extra["latitude"].numpy()[rows], extra["longitude"].numpy()[cols]
     periodic = i_lon.size == ref_lon.size
     if periodic and i_lat.size == ref_lat.size:  # the whole globe: the matrices training used
-        w_lat, w_lon = interpolation.grid_matrices(ref_lat, ref_lon, lat, lon, method=method, great_circles=great_circles)
+        w_lat, w_lon = interpolation.grid_matrices(
+            ref_lat, ref_lon, lat, lon, method=method, great_circles=great_circles
+        )
     else:
         areas = cell_area_weights(extra["latitude"].numpy())[rows]  # the fine rows' areas, as in training
         w_lat = interpolation.interp_matrix(ref_lat[i_lat], lat, periodic=False, method=method, weights=areas)
         w_lon = interpolation.interp_matrix(ref_lon[i_lon], lon, periodic=periodic, method=method)
     static = extra["static"][:, rows][:, :, cols]  # (2, H, W)
     geo = torch.from_numpy(geo_channels(lat, lon))  # (4, H, W)
-    return TargetGrid(lat, lon, periodic, w_lat.astype(np.float32), w_lon.astype(np.float32), torch.cat([static.float(), geo]))
+    return TargetGrid(
+        lat, lon, periodic, w_lat.astype(np.float32), w_lon.astype(np.float32), torch.cat([static.float(), geo])
+    )
 
 
 class EnsembleDownscaler:
     """A trained ``Downscaler`` with its statistics: coarse physical fields -> fine ensemble."""
 
-    def __init__(self, model: Downscaler, extra: dict[str, Any], *, device: str | torch.device = "cpu", sampler_steps: int | None = None, max_batch: int = 64):
+    def __init__(
+        self,
+        model: Downscaler,
+        extra: dict[str, Any],
+        *,
+        device: str | torch.device = "cpu",
+        sampler_steps: int | None = None,
+        max_batch: int = 64,
+    ):
         self.model = model.to(device).eval()
         self.config = model.config
         self.device = torch.device(device)
@@ -103,7 +129,16 @@ class EnsembleDownscaler:
 
     def _tiled(self, fn, x: torch.Tensor, periodic: bool) -> torch.Tensor:
         c = self.config
-        return tiled_apply(fn, x, tile=c.tile, overlap=c.overlap, margin=c.margin, window=c.window, periodic_lon=periodic, max_batch=self.max_batch)
+        return tiled_apply(
+            fn,
+            x,
+            tile=c.tile,
+            overlap=c.overlap,
+            margin=c.margin,
+            window=c.window,
+            periodic_lon=periodic,
+            max_batch=self.max_batch,
+        )
 
     def conditioning(self, coarse: np.ndarray, grid: TargetGrid) -> torch.Tensor:
         """Physical coarse fields (B, C, Hc, Wc) -> conditioning (B, K, H, W)."""
@@ -134,7 +169,9 @@ class EnsembleDownscaler:
 
         shape = (members, c, *cond.shape[-2:])
         latents = torch.randn(shape, generator=generator, dtype=torch.float64).to(self.device)
-        residual = heun_sample(denoiser, shape, config=self.sampler, device=self.device, latents=latents, generator=None)
+        residual = heun_sample(
+            denoiser, shape, config=self.sampler, device=self.device, latents=latents, generator=None
+        )
         return mean + self.model.residual_std.reshape(1, -1, 1, 1) * residual  # (M, C, H, W)
 
     def to_physical(self, x: torch.Tensor) -> np.ndarray:
@@ -148,17 +185,24 @@ class EnsembleDownscaler:
         return self.to_physical(self.sample(cond, members, grid.periodic, generator=generator))
 
 
-def load_downscaler(checkpoint: str | os.PathLike, *, device: str = "cpu", sampler_steps: int | None = None) -> tuple[EnsembleDownscaler, dict[str, Any]]:
+def load_downscaler(
+    checkpoint: str | os.PathLike, *, device: str = "cpu", sampler_steps: int | None = None
+) -> tuple[EnsembleDownscaler, dict[str, Any]]:
     """An ``EnsembleDownscaler`` from a diffusion-stage checkpoint (file or run directory)."""
     state = load_downscaler_checkpoint(checkpoint)
     if state["task"].get("stage") != "diffusion":
-        raise UsageInputError(f"{state['path']}: holds only the regression stage; train the diffusion stage (train downscale --stage diffusion --init ...)")
-    return EnsembleDownscaler(downscaler_from_checkpoint(state), state["task"], device=device, sampler_steps=sampler_steps), state
+        raise UsageInputError(
+            f"{state['path']}: holds only the regression stage; train the diffusion stage (train downscale --stage diffusion --init ...)"
+        )
+    return EnsembleDownscaler(
+        downscaler_from_checkpoint(state), state["task"], device=device, sampler_steps=sampler_steps
+    ), state
 
 
-def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = None, end: Any = None, coarsen: int = 1):
+def open_coarse(
+    source: str | os.PathLike, channels: list[str], *, start: Any = None, end: Any = None, coarsen: int = 1
+):
     """The coarse input as an xarray Dataset with the model's variables (forecast stores keep their leads)."""
-
 
     variables = sorted({parse_channel(c)[0] for c in channels})
     path = Path(source)
@@ -171,7 +215,9 @@ def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = 
         ds = open_dataset(str(source), variables=variables)
     check_channels(ds, channels, source)
     if "realization" in ds.dims:
-        raise DataInputError("coarse input is an ensemble (realization dimension); select one member first", source=source)
+        raise DataInputError(
+            "coarse input is an ensemble (realization dimension); select one member first", source=source
+        )
     for dim in ("time", "latitude", "longitude"):
         if dim not in ds.dims:
             raise DataInputError(f"coarse input has no {dim!r} dimension", source=source)
@@ -184,7 +230,10 @@ def open_coarse(source: str | os.PathLike, channels: list[str], *, start: Any = 
         lon = ds["longitude"].values
         if lon.size < 2 or abs(lon.size * float(np.median(np.diff(lon))) - 360.0) > 1e-6 * 360.0:
             # data_catalog.regrid takes longitude as periodic when it makes cell bounds.
-            raise DataInputError("--coarsen needs a source covering every longitude; coarsen the region's global field instead", source=source)
+            raise DataInputError(
+                "--coarsen needs a source covering every longitude; coarsen the region's global field instead",
+                source=source,
+            )
         ds = coarsen_conservative(ds, coarsen)
     return ds
 
@@ -206,7 +255,16 @@ def coarse_fields(ds, channels: list[str], source: str) -> np.ndarray:
     return fields
 
 
-FORECASTER_KEYS = ("checkpoint_sha256", "model_config", "training_backend", "opu_config", "trained_steps", "rollout", "input_store", "created")
+FORECASTER_KEYS = (
+    "checkpoint_sha256",
+    "model_config",
+    "training_backend",
+    "opu_config",
+    "trained_steps",
+    "rollout",
+    "input_store",
+    "created",
+)
 
 
 def check_channels(ds, channels: list[str], source: str | os.PathLike) -> None:
@@ -218,10 +276,15 @@ def check_channels(ds, channels: list[str], source: str | os.PathLike) -> None:
     for channel in channels:
         var, level = parse_channel(channel)
         present = var in ds.data_vars and (
-            level is None or ("level" in ds[var].dims and bool(np.any(np.isclose(ds["level"].values, level)))))
+            level is None or ("level" in ds[var].dims and bool(np.any(np.isclose(ds["level"].values, level))))
+        )
         if not present:
-            raise DataInputError(f"the downscaler needs channel {channel!r}, absent from the input "
-                                 f"(it holds {', '.join(available) or 'no variables'})", source=source, variable=var)
+            raise DataInputError(
+                f"the downscaler needs channel {channel!r}, absent from the input "
+                f"(it holds {', '.join(available) or 'no variables'})",
+                source=source,
+                variable=var,
+            )
 
 
 def forecaster_provenance(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -265,22 +328,52 @@ def run_downscale(
     config, extra = engine.config, state["task"]
     channels = list(config.channels)
     ds = open_coarse(coarse, channels, start=start, end=end, coarsen=coarsen)
-    grid = target_grid(extra, ds["latitude"].values, ds["longitude"].values, config.interpolation, config.factor, str(coarse), great_circles=config.great_circles)
+    grid = target_grid(
+        extra,
+        ds["latitude"].values,
+        ds["longitude"].values,
+        config.interpolation,
+        config.factor,
+        str(coarse),
+        great_circles=config.great_circles,
+    )
     has_lead = "prediction_timedelta" in ds.dims
     leads = ds["prediction_timedelta"].values if has_lead else np.array([0], dtype="timedelta64[ns]")
     backend = state.get("train_config", {}).get("mode", "backprop")
-    attrs = forecast_provenance(state["path"], {**state, "task": {**extra, "model_config": extra["config"]}}, ds.attrs.get("source_dataset", absolute_source(coarse)), {
-        "model_name": f"downscaler-{backend}", "product": "downscaled forecast ensemble" if has_lead else "downscaled ensemble",
-        "input_store": absolute_source(coarse), "members": members, "seed": seed, "sampler_steps": engine.sampler.steps,
-        "coarsen_input": coarsen, "channels": channels, **forecaster_provenance(ds.attrs),
-    })
-    writer = ForecastStoreWriter(out, channels=channels, init_times=ds["time"].values, lead_times=leads,
-                                 latitude=grid.lat, longitude=grid.lon, realizations=members, attrs=attrs, overwrite=overwrite)
+    attrs = forecast_provenance(
+        state["path"],
+        {**state, "task": {**extra, "model_config": extra["config"]}},
+        ds.attrs.get("source_dataset", absolute_source(coarse)),
+        {
+            "model_name": f"downscaler-{backend}",
+            "product": "downscaled forecast ensemble" if has_lead else "downscaled ensemble",
+            "input_store": absolute_source(coarse),
+            "members": members,
+            "seed": seed,
+            "sampler_steps": engine.sampler.steps,
+            "coarsen_input": coarsen,
+            "channels": channels,
+            **forecaster_provenance(ds.attrs),
+        },
+    )
+    writer = ForecastStoreWriter(
+        out,
+        channels=channels,
+        init_times=ds["time"].values,
+        lead_times=leads,
+        latitude=grid.lat,
+        longitude=grid.lon,
+        realizations=members,
+        attrs=attrs,
+        overwrite=overwrite,
+    )
     with writer:
         for i_time, time in enumerate(ds["time"].values):
             one_time = ds.isel(time=i_time).load()  # every lead of one time in memory: (L, C, Hc, Wc)
             for i_lead, lead in enumerate(leads):
                 slab = one_time.isel(prediction_timedelta=i_lead) if has_lead else one_time
                 fields = coarse_fields(slab, channels, str(coarse))  # (C, Hc, Wc)
-                writer.write(i_time, i_lead, engine.ensemble(fields, grid, members, seed=field_seed(seed, time, lead)))  # (M, C, H, W)
+                writer.write(
+                    i_time, i_lead, engine.ensemble(fields, grid, members, seed=field_seed(seed, time, lead))
+                )  # (M, C, H, W)
     return Path(out)

@@ -55,8 +55,9 @@ def _require_forecast(forecast: str | os.PathLike) -> None:
         raise DataInputError("not a forecast store: no prediction_timedelta dimension", source=forecast)
 
 
-def downscale_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathLike, out: str | os.PathLike, *, members: int,
-                       **options: Any) -> Path:
+def downscale_forecast(
+    checkpoint: str | os.PathLike, forecast: str | os.PathLike, out: str | os.PathLike, *, members: int, **options: Any
+) -> Path:
     """``run_downscale`` for a store that must be a forecast (``prediction_timedelta``), checked first.
 
     ``options``: ``seed``, ``steps`` (Heun sampler steps), ``start``/``end`` (init times kept,
@@ -66,9 +67,17 @@ def downscale_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathLik
     return run_downscale(checkpoint, forecast, out=out, members=members, **options)
 
 
-def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathLike, out: str | os.PathLike, *,
-                         method: str = "linear", start: Any = None, end: Any = None, coarsen: int = 1,
-                         overwrite: bool = False) -> Path:
+def interpolate_forecast(
+    checkpoint: str | os.PathLike,
+    forecast: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    method: str = "linear",
+    start: Any = None,
+    end: Any = None,
+    coarsen: int = 1,
+    overwrite: bool = False,
+) -> Path:
     """The baseline: the forecast interpolated (bilinear by default) to the downscaler's fine grid."""
 
     check_target(out, overwrite=overwrite)
@@ -76,22 +85,50 @@ def interpolate_forecast(checkpoint: str | os.PathLike, forecast: str | os.PathL
     _require_forecast(forecast)
     channels = list(engine.config.channels)
     ds = open_coarse(forecast, channels, start=start, end=end, coarsen=coarsen)
-    grid = target_grid(state["task"], ds["latitude"].values, ds["longitude"].values, method, engine.config.factor, str(forecast), great_circles=engine.config.great_circles)
+    grid = target_grid(
+        state["task"],
+        ds["latitude"].values,
+        ds["longitude"].values,
+        method,
+        engine.config.factor,
+        str(forecast),
+        great_circles=engine.config.great_circles,
+    )
     attrs = provenance_attrs(
-        source_dataset=ds.attrs.get("source_dataset", absolute_source(forecast)), model_config={"interpolation": method},
-        training_backend="none", opu_config=None, checkpoint=None,
-        extra={"model_name": "bilinear" if method == "linear" else method, "product": f"{method} interpolation of a forecast",
-               "input_store": absolute_source(forecast), "grid_from": absolute_source(state["path"]), "channels": channels,
-               **forecaster_provenance(ds.attrs)},
+        source_dataset=ds.attrs.get("source_dataset", absolute_source(forecast)),
+        model_config={"interpolation": method},
+        training_backend="none",
+        opu_config=None,
+        checkpoint=None,
+        extra={
+            "model_name": "bilinear" if method == "linear" else method,
+            "product": f"{method} interpolation of a forecast",
+            "input_store": absolute_source(forecast),
+            "grid_from": absolute_source(state["path"]),
+            "channels": channels,
+            **forecaster_provenance(ds.attrs),
+        },
     )
     inits, leads = ds["time"].values, ds[PREDICTION_TIMEDELTA].values
-    writer = ForecastStoreWriter(out, channels=channels, init_times=inits, lead_times=leads, latitude=grid.lat,
-                                 longitude=grid.lon, attrs=attrs, overwrite=overwrite)
+    writer = ForecastStoreWriter(
+        out,
+        channels=channels,
+        init_times=inits,
+        lead_times=leads,
+        latitude=grid.lat,
+        longitude=grid.lon,
+        attrs=attrs,
+        overwrite=overwrite,
+    )
     with writer:
         for i_time in range(inits.size):
             one_init = ds.isel(time=i_time).load()
-            coarse = np.stack([coarse_fields(one_init.isel({PREDICTION_TIMEDELTA: i}), channels, str(forecast))
-                               for i in range(leads.size)])  # (L, C, Hc, Wc)
+            coarse = np.stack(
+                [
+                    coarse_fields(one_init.isel({PREDICTION_TIMEDELTA: i}), channels, str(forecast))
+                    for i in range(leads.size)
+                ]
+            )  # (L, C, Hc, Wc)
             fine = interpolation.apply(coarse, grid.w_lat, grid.w_lon)  # (L, C, H, W)
             for i_lead in range(leads.size):
                 writer.write(i_time, i_lead, np.asarray(fine[i_lead]))

@@ -59,7 +59,9 @@ def parse_init(text: str) -> tuple[np.datetime64, np.datetime64]:
     return start, end
 
 
-def forecast_provenance(checkpoint: str | os.PathLike, state: dict[str, Any], source: str, extra: dict[str, Any]) -> dict[str, Any]:
+def forecast_provenance(
+    checkpoint: str | os.PathLike, state: dict[str, Any], source: str, extra: dict[str, Any]
+) -> dict[str, Any]:
     train_config = state.get("train_config", {})
     engine = state.get("engine", {})
     mode = train_config.get("mode", "backprop")
@@ -104,28 +106,49 @@ def run_forecast(
     start, end = np.datetime64(init[0], "ns"), np.datetime64(init[1], "ns")
     indices = np.flatnonzero((times >= start) & (times <= end))
     if indices.size == 0:
-        raise DataInputError(f"no initial times between {start} and {end} (store covers {times[0]} to {times[-1]})", source=data)
+        raise DataInputError(
+            f"no initial times between {start} and {end} (store covers {times[0]} to {times[-1]})", source=data
+        )
     ips, back = 1, 0  # time indices per model step; the model's input history in time indices
     if config.history > 1:
         ips = max(1, config.step_hours // time_step_hours(ds, data))
         back = (config.history - 1) * ips
         if indices[0] < back:
-            raise DataInputError(f"the model needs {config.history - 1} earlier state(s) {config.step_hours} h apart before the first initial time {times[indices[0]]}", source=data)
+            raise DataInputError(
+                f"the model needs {config.history - 1} earlier state(s) {config.step_hours} h apart before the first initial time {times[indices[0]]}",
+                source=data,
+            )
     reader = ZarrWindowSampler(data, config.channels, starts=indices, group_chunks=1)
     static = None
     if config.static_channels:
         missing = [n for n in config.static_channels if n not in ds.data_vars]
         if missing:
             raise DataInputError("static field needed by the model is missing", source=data, variable=missing[0])
-        static = torch.from_numpy(np.stack([ds[n].transpose("latitude", "longitude").values.astype(np.float32) for n in config.static_channels]))
+        static = torch.from_numpy(
+            np.stack(
+                [ds[n].transpose("latitude", "longitude").values.astype(np.float32) for n in config.static_channels]
+            )
+        )
     lead_hours = sorted(lead_hours)
-    attrs = forecast_provenance(checkpoint, state, ds.attrs.get("source_dataset", absolute_source(data)), {
-        "input_store": absolute_source(data), "rollout": "direct" if direct else "autoregressive", "step_hours": config.step_hours,
-    })
+    attrs = forecast_provenance(
+        checkpoint,
+        state,
+        ds.attrs.get("source_dataset", absolute_source(data)),
+        {
+            "input_store": absolute_source(data),
+            "rollout": "direct" if direct else "autoregressive",
+            "step_hours": config.step_hours,
+        },
+    )
     writer = ForecastStoreWriter(
-        out, channels=config.channels, init_times=times[indices],
+        out,
+        channels=config.channels,
+        init_times=times[indices],
         lead_times=np.asarray(lead_hours, dtype="timedelta64[h]"),
-        latitude=ds["latitude"].values, longitude=ds["longitude"].values, attrs=attrs, overwrite=overwrite,
+        latitude=ds["latitude"].values,
+        longitude=ds["longitude"].values,
+        attrs=attrs,
+        overwrite=overwrite,
     )
     with writer:
         for first in range(0, indices.size, batch_size):

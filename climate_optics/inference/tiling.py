@@ -42,7 +42,9 @@ def ramp(tile: int, overlap: int, margin: int, kind: str) -> torch.Tensor:
     return w
 
 
-def _axis_windows(size: int, tile: int, overlap: int, margin: int, kind: str, periodic: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _axis_windows(
+    size: int, tile: int, overlap: int, margin: int, kind: str, periodic: bool
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each tile along one axis: (indices into the axis (tile,), weights (tile,))."""
     starts = tile_starts(size, tile, overlap, periodic=periodic)
     if size <= tile and not periodic:

@@ -66,7 +66,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         try:
             load_checkpoint(path)
         except UsageInputError as exc:
-            raise UsageInputError(f"{path}: exists and is not a checkpoint this tool wrote; it will not be replaced ({exc})") from None
+            raise UsageInputError(
+                f"{path}: exists and is not a checkpoint this tool wrote; it will not be replaced ({exc})"
+            ) from None
     with atomic_store(path, overwrite=True, kind="file") as tmp:
         torch.save({**state, DIGEST_KEY: state_digest(state)}, tmp)
     _known[str(path.absolute())] = _stamp(path)
@@ -81,8 +83,10 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     if not path.is_file():
         raise UsageInputError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise UsageInputError(f"{path}: not a climate-optics checkpoint (not a torch zip archive: truncated, or another"
-                              " format such as a raw pickle, which is never loaded)")
+        raise UsageInputError(
+            f"{path}: not a climate-optics checkpoint (not a torch zip archive: truncated, or another"
+            " format such as a raw pickle, which is never loaded)"
+        )
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols would add lines to the one-line error
             warnings.simplefilter("ignore")
@@ -93,7 +97,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise UsageInputError(f"{path}: not a climate-optics checkpoint (missing 'model' or 'task')")
     recorded = state.get(DIGEST_KEY)
     if not isinstance(recorded, str):
-        raise UsageInputError(f"{path}: checkpoint has no recorded sha256 (not written by this version of climate-optics)")
+        raise UsageInputError(
+            f"{path}: checkpoint has no recorded sha256 (not written by this version of climate-optics)"
+        )
     if recorded != state_digest(state):
         raise UsageInputError(f"{path}: checkpoint contents do not match their recorded sha256 (corrupted or altered)")
     _known[str(path.absolute())] = _stamp(path)

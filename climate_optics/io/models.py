@@ -14,7 +14,9 @@ from climate_optics.models import architectures
 from climate_optics.models.protocols import DownscaleModel, ForecastModel
 
 
-def load_forecaster(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[ForecastModel, dict[str, Any]]:
+def load_forecaster(
+    checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu"
+) -> tuple[ForecastModel, dict[str, Any]]:
     """The forecaster of a checkpoint (its architecture from the model registry, statistics included)
     and the checkpoint dict."""
     state = load_checkpoint(checkpoint, map_location=device)

@@ -126,7 +126,11 @@ class ZarrWindowSampler:
                 raise DataInputError(f"channel {name!r} has no time dimension", source=self.store, variable=var)
             has_level = "level" in self.ds[var].dims
             if (level is None) == has_level:
-                raise DataInputError(f"channel {name!r}: level given/omitted but the variable {'has' if has_level else 'has no'} levels", source=self.store, variable=var)
+                raise DataInputError(
+                    f"channel {name!r}: level given/omitted but the variable {'has' if has_level else 'has no'} levels",
+                    source=self.store,
+                    variable=var,
+                )
             levels, positions = plan.setdefault(var, ([] if has_level else None, []))
             if has_level:
                 found = np.flatnonzero(np.isclose(self.ds["level"].values, level))

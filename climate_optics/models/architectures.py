@@ -46,15 +46,25 @@ class Architecture:
         model = self._load(self.model)(config)
         protocol = ForecastModel if self.role == FORECASTER else DownscaleModel
         if not isinstance(model, protocol):
-            raise UsageInputError(f"model architecture {self.name!r}: {type(model).__name__} does not implement {protocol.__name__}")
+            raise UsageInputError(
+                f"model architecture {self.name!r}: {type(model).__name__} does not implement {protocol.__name__}"
+            )
         return model
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "vit": Architecture("vit", FORECASTER, "climate_optics.models.forecaster:Forecaster",
-                        "climate_optics.models.forecaster:ForecasterConfig"),
-    "diffusion": Architecture("diffusion", DOWNSCALER, "climate_optics.models.downscaler:Downscaler",
-                              "climate_optics.models.downscaler:DownscalerConfig"),
+    "vit": Architecture(
+        "vit",
+        FORECASTER,
+        "climate_optics.models.forecaster:Forecaster",
+        "climate_optics.models.forecaster:ForecasterConfig",
+    ),
+    "diffusion": Architecture(
+        "diffusion",
+        DOWNSCALER,
+        "climate_optics.models.downscaler:Downscaler",
+        "climate_optics.models.downscaler:DownscalerConfig",
+    ),
 }
 DEFAULT = {FORECASTER: "vit", DOWNSCALER: "diffusion"}  # also what checkpoints without a name hold
 

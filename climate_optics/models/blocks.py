@@ -89,7 +89,9 @@ class ScalarEmbedding(nn.Module):
     def forward(self, value: torch.Tensor) -> torch.Tensor:
         value = value.reshape(-1).float() * self.scale  # (B,)
         half = self.features // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=value.device, dtype=torch.float32) / half)  # (F/2,)
+        freqs = torch.exp(
+            -math.log(10000.0) * torch.arange(half, device=value.device, dtype=torch.float32) / half
+        )  # (F/2,)
         angles = value[:, None] * freqs[None, :]  # (B, F/2)
         feats = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)  # (B, F)
         return self.mlp(feats.to(self.mlp[0].weight.dtype))  # (B, D)
@@ -108,7 +110,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape  # (B, N, D)
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, heads, N, D/heads)
+        qkv = (
+            self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        )  # (3, B, heads, N, D/heads)
         y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, heads, N, D/heads)
         return self.out(y.transpose(1, 2).reshape(b, n, d))  # (B, N, D)
 

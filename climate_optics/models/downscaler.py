@@ -74,7 +74,9 @@ class DownscalerConfig:
 
     channels: tuple[str, ...] = ()  # fine-field channels, "name" or "name@level" (filled from the store)
     factor: int = 2  # fine cells per coarse cell along each axis
-    interpolation: str = "conservative"  # coarse -> fine interpolation of the conditioning: conservative | linear | cubic
+    interpolation: str = (
+        "conservative"  # coarse -> fine interpolation of the conditioning: conservative | linear | cubic
+    )
     great_circles: bool = True  # conservative on a global grid: meridians band-limited along great circles (interpolation.great_circle_matrices)
     tile: int = 32  # side of training patches and inference tiles, in fine cells
     overlap: int = 8  # tile overlap at inference, in fine cells
@@ -99,13 +101,28 @@ class DownscalerConfig:
         self.channels = tuple(self.channels)
         checks = [
             (self.factor >= 1, f"factor must be >= 1, got {self.factor}"),
-            (self.interpolation in INTERPOLATIONS, f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"),
-            (self.patch >= 1 and self.tile % self.patch == 0, f"tile ({self.tile}) must be a multiple of patch ({self.patch})"),
-            (0 <= 2 * self.margin < self.overlap < self.tile, f"need 0 <= 2*margin < overlap < tile, got margin={self.margin}, overlap={self.overlap}, tile={self.tile}"),
+            (
+                self.interpolation in INTERPOLATIONS,
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}",
+            ),
+            (
+                self.patch >= 1 and self.tile % self.patch == 0,
+                f"tile ({self.tile}) must be a multiple of patch ({self.patch})",
+            ),
+            (
+                0 <= 2 * self.margin < self.overlap < self.tile,
+                f"need 0 <= 2*margin < overlap < tile, got margin={self.margin}, overlap={self.overlap}, tile={self.tile}",
+            ),
             (self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"),
-            (self.backbone != "unet" or (self.tile % 2 == 0 and self.unet_width % 4 == 0), "the unet backbone needs an even tile and a width divisible by 4"),
+            (
+                self.backbone != "unet" or (self.tile % 2 == 0 and self.unet_width % 4 == 0),
+                "the unet backbone needs an even tile and a width divisible by 4",
+            ),
             (self.window in WINDOWS, f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}"),
-            (self.dim % 4 == 0 and self.dim % self.heads == 0, f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})"),
+            (
+                self.dim % 4 == 0 and self.dim % self.heads == 0,
+                f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})",
+            ),
             (self.depth >= 1, f"depth must be >= 1, got {self.depth}"),
             (self.sigma_data > 0, f"sigma_data must be positive, got {self.sigma_data}"),
             (self.sampler_steps >= 1, f"sampler_steps must be >= 1, got {self.sampler_steps}"),
@@ -130,7 +147,9 @@ class DownscalerConfig:
         return len(self.channels) + len(STATIC_CHANNELS) + len(GEO_CHANNELS)
 
     def sampler(self, **overrides: Any) -> SamplerConfig:
-        values = dict(steps=self.sampler_steps, s_churn=self.s_churn, sigma_max=self.sigma_max, sigma_min=self.sigma_min)
+        values = dict(
+            steps=self.sampler_steps, s_churn=self.s_churn, sigma_max=self.sigma_max, sigma_min=self.sigma_min
+        )
         values.update(overrides)
         return SamplerConfig(**values)
 
@@ -145,13 +164,18 @@ class DownscalerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DownscalerConfig":
         known = {f.name for f in fields(cls)}
-        values = {"great_circles": False, **values}  # checkpoints from before great circles interpolated meridians linearly
+        values = {
+            "great_circles": False,
+            **values,
+        }  # checkpoints from before great circles interpolated meridians linearly
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
 PRESETS: dict[str, DownscalerConfig] = {
     "tiny": DownscalerConfig(),
-    "base": DownscalerConfig(tile=128, overlap=32, margin=4, unet_width=256, patch=4, dim=512, depth=12, heads=8, mlp_ratio=4.0),
+    "base": DownscalerConfig(
+        tile=128, overlap=32, margin=4, unet_width=256, patch=4, dim=512, depth=12, heads=8, mlp_ratio=4.0
+    ),
 }
 
 
@@ -167,13 +191,17 @@ class FieldViT(nn.Module):
     (adaLN-Zero); the blocks are the DFA feedback points (``blocks.0`` ...).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False):
+    def __init__(
+        self, in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False
+    ):
         super().__init__()
         self.patch, self.dim = config.patch, config.dim
         self.embed = nn.Conv2d(in_channels, config.dim, kernel_size=config.patch, stride=config.patch)
         self.noise_embed = ScalarEmbedding(config.dim) if noise_conditioned else None
         cond_dim = config.dim if noise_conditioned else None
-        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, cond_dim=cond_dim) for _ in range(config.depth))
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.heads, config.mlp_ratio, cond_dim=cond_dim) for _ in range(config.depth)
+        )
         self.norm = nn.LayerNorm(config.dim)
         self.head = PatchHead(config.dim, out_channels, config.patch)
         nn.init.zeros_(self.head.mlp[-1].weight)  # start as "no correction" (DiT zero-inits its final layer too)
@@ -191,7 +219,9 @@ class FieldViT(nn.Module):
         return out[..., :height, :width]  # (B, C_out, H, W)
 
 
-def backbone(in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False) -> nn.Module:
+def backbone(
+    in_channels: int, out_channels: int, config: DownscalerConfig, *, noise_conditioned: bool = False
+) -> nn.Module:
     """The configured fields-to-fields network; ``forward(x, noise_label=None)``."""
     if config.backbone == "unet":
         return FieldUNet(in_channels, out_channels, config.unet_width, noise_conditioned=noise_conditioned)

@@ -81,7 +81,9 @@ class EDMLossConfig:
     p_std: float = 1.2  # standard deviation of ln(sigma)
 
 
-def sample_sigma(batch: int, config: EDMLossConfig, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+def sample_sigma(
+    batch: int, config: EDMLossConfig, *, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
     """ln(sigma) ~ N(p_mean, p_std^2) -> (B,)."""
     normal = torch.randn(batch, generator=generator, device=device)
     return torch.exp(config.p_mean + config.p_std * normal)  # (B,)

@@ -88,14 +88,23 @@ class ForecasterConfig:
         self.train_lead_steps = tuple(int(k) for k in self.train_lead_steps)
         checks = [
             (len(self.channels) >= 1, "channels must name at least one prognostic channel"),
-            (len(set(self.channels + self.static_channels)) == len(self.channels) + len(self.static_channels), "channel names must be unique"),
+            (
+                len(set(self.channels + self.static_channels)) == len(self.channels) + len(self.static_channels),
+                "channel names must be unique",
+            ),
             (len(self.grid) == 2 and min(self.grid) >= 1, f"grid must be two positive sizes, got {self.grid}"),
             (self.patch >= 1, f"patch must be >= 1, got {self.patch}"),
             (self.depth >= 1 and self.heads >= 1, "depth and heads must be >= 1"),
-            (self.dim % 4 == 0 and self.dim % self.heads == 0, f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})"),
+            (
+                self.dim % 4 == 0 and self.dim % self.heads == 0,
+                f"dim ({self.dim}) must be divisible by 4 and by heads ({self.heads})",
+            ),
             (self.mlp_ratio > 0 and self.head_depth >= 1, "mlp_ratio must be positive and head_depth >= 1"),
             (self.step_hours >= 1, f"step_hours must be >= 1, got {self.step_hours}"),
-            (len(self.train_lead_steps) >= 1 and min(self.train_lead_steps) >= 1, "train_lead_steps must be positive step counts"),
+            (
+                len(self.train_lead_steps) >= 1 and min(self.train_lead_steps) >= 1,
+                "train_lead_steps must be positive step counts",
+            ),
             (self.history >= 1, f"history must be >= 1, got {self.history}"),
         ]
         for ok, message in checks:
@@ -140,7 +149,9 @@ class Forecaster(nn.Module):
         self.h = math.ceil(height / config.patch)
         self.w = math.ceil(width / config.patch)
         self.embed = VariablePatchEmbed(c * config.history + s, config.patch, config.dim, config.heads)
-        self.register_buffer("pos_embed", sincos_pos_embed_2d(config.dim, self.h, self.w)[None], persistent=False)  # (1, N, D)
+        self.register_buffer(
+            "pos_embed", sincos_pos_embed_2d(config.dim, self.h, self.w)[None], persistent=False
+        )  # (1, N, D)
         self.lead_embed = ScalarEmbedding(config.dim, scale=1.0 / config.step_hours)
         self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.dim)
@@ -162,7 +173,13 @@ class Forecaster(nn.Module):
 
     def set_statistics(self, mean, std, diff_std, static_mean=None, static_std=None) -> None:
         """Per-channel statistics in physical units (sequences or tensors of length C / S)."""
-        for name, value in (("mean", mean), ("std", std), ("diff_std", diff_std), ("static_mean", static_mean), ("static_std", static_std)):
+        for name, value in (
+            ("mean", mean),
+            ("std", std),
+            ("diff_std", diff_std),
+            ("static_mean", static_mean),
+            ("static_std", static_std),
+        ):
             if value is not None:
                 getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
 
@@ -204,7 +221,9 @@ class Forecaster(nn.Module):
         if need == 0:
             return x
         if previous is None:
-            raise UsageInputError(f"this forecaster needs the {need} previous state(s), {self.config.step_hours} h apart, besides the current one")
+            raise UsageInputError(
+                f"this forecaster needs the {need} previous state(s), {self.config.step_hours} h apart, besides the current one"
+            )
         if previous.dim() == state.dim():
             previous = previous[:, None]  # (B, 1, C, H, W)
         if previous.shape[1] < need:
@@ -224,7 +243,11 @@ class Forecaster(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, state: torch.Tensor, lead_hours: float | torch.Tensor, static: torch.Tensor | None = None, previous: torch.Tensor | None = None
+        self,
+        state: torch.Tensor,
+        lead_hours: float | torch.Tensor,
+        static: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Physical state (B, C, H, W) -> physical state ``lead_hours`` later, in one direct step.
 
@@ -244,7 +267,13 @@ class Forecaster(nn.Module):
 
     @torch.no_grad()
     def rollout(
-        self, state: torch.Tensor, lead_hours: list[int], static: torch.Tensor | None = None, *, direct: bool = False, previous: torch.Tensor | None = None
+        self,
+        state: torch.Tensor,
+        lead_hours: list[int],
+        static: torch.Tensor | None = None,
+        *,
+        direct: bool = False,
+        previous: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Forecasts at each lead in ``lead_hours`` (multiples of ``step_hours``), physical units.
 
@@ -261,7 +290,9 @@ class Forecaster(nn.Module):
         need = self.config.history - 1
         past = None
         if need:
-            past = previous[:, None] if previous.dim() == state.dim() else previous[:, :need]  # (B, history - 1, C, H, W)
+            past = (
+                previous[:, None] if previous.dim() == state.dim() else previous[:, :need]
+            )  # (B, history - 1, C, H, W)
         out, current, done = [], state, 0
         for hours in sorted(lead_hours):
             while done < hours:

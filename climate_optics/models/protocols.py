@@ -33,7 +33,9 @@ class ForecastModel(Protocol):
 
     config: Any
 
-    def set_statistics(self, mean: Any, std: Any, diff_std: Any, static_mean: Any = None, static_std: Any = None) -> None: ...
+    def set_statistics(
+        self, mean: Any, std: Any, diff_std: Any, static_mean: Any = None, static_std: Any = None
+    ) -> None: ...
 
     def inputs(self, state: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor: ...
 
@@ -44,7 +46,12 @@ class ForecastModel(Protocol):
     def tendency_scale(self, lead_hours: torch.Tensor) -> torch.Tensor: ...
 
     def rollout(
-        self, state: torch.Tensor, lead_hours: list[int], static: torch.Tensor | None = None, *, direct: bool = False,
+        self,
+        state: torch.Tensor,
+        lead_hours: list[int],
+        static: torch.Tensor | None = None,
+        *,
+        direct: bool = False,
         previous: torch.Tensor | None = None,
     ) -> list[torch.Tensor]: ...
 

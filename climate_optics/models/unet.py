@@ -48,13 +48,15 @@ class FieldUNet(nn.Module):
         emb_dim = 4 * width if noise_conditioned else None
         self.noise_embed = ScalarEmbedding(emb_dim) if noise_conditioned else None
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1)
-        self.blocks = nn.ModuleList([
-            ResBlock(width, width, emb_dim),  # encoder, full resolution
-            ResBlock(2 * width, 2 * width, emb_dim),  # encoder, half resolution
-            ResBlock(2 * width, 2 * width, emb_dim),  # middle, half resolution
-            ResBlock(4 * width, width, emb_dim),  # decoder, half resolution (with skip), narrows
-            ResBlock(2 * width, width, emb_dim),  # decoder, full resolution (with skip)
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                ResBlock(width, width, emb_dim),  # encoder, full resolution
+                ResBlock(2 * width, 2 * width, emb_dim),  # encoder, half resolution
+                ResBlock(2 * width, 2 * width, emb_dim),  # middle, half resolution
+                ResBlock(4 * width, width, emb_dim),  # decoder, half resolution (with skip), narrows
+                ResBlock(2 * width, width, emb_dim),  # decoder, full resolution (with skip)
+            ]
+        )
         self.down = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
         self.out_norm = nn.GroupNorm(_groups(width), width)
         self.out = nn.Conv2d(width, out_channels, 3, padding=1)

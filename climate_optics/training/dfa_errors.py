@@ -13,7 +13,9 @@ import torch
 from climate_optics.training.forecast_task import ForecastTask
 
 
-def forecaster_errors(task: ForecastTask, *, steps: int = 20, batch_size: int = 8, lr: float = 1e-3, seed: int = 0) -> dict[str, torch.Tensor]:
+def forecaster_errors(
+    task: ForecastTask, *, steps: int = 20, batch_size: int = 8, lr: float = 1e-3, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """After ``steps`` back-propagation steps on ``task`` (AdamW), one sample's error ``(C H W,)``
     and the error of the token with the largest one ``(patch values,)``, from one further batch."""
     torch.manual_seed(seed)

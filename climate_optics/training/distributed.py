@@ -68,7 +68,9 @@ def join(world: World, device: torch.device) -> World:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(_leave)
     if dist.get_world_size() != world.size:
-        raise UsageInputError(f"WORLD_SIZE={world.size} but the running process group has {dist.get_world_size()} ranks")
+        raise UsageInputError(
+            f"WORLD_SIZE={world.size} but the running process group has {dist.get_world_size()} ranks"
+        )
     return replace(world, rank=dist.get_rank())
 
 
@@ -170,7 +172,9 @@ def tensor_checksum(tensor: torch.Tensor) -> torch.Tensor:
     total = torch.zeros((), dtype=torch.int32, device=device)
     full = x.numel() // DIGEST_ROW
     for r0 in range(0, full, DIGEST_CHUNK_ROWS):
-        block = x[r0 * DIGEST_ROW : min(full, r0 + DIGEST_CHUNK_ROWS) * DIGEST_ROW].view(-1, DIGEST_ROW)  # (R, DIGEST_ROW)
+        block = x[r0 * DIGEST_ROW : min(full, r0 + DIGEST_CHUNK_ROWS) * DIGEST_ROW].view(
+            -1, DIGEST_ROW
+        )  # (R, DIGEST_ROW)
         total += ((block * w).sum(1, dtype=torch.int32) * v[r0 : r0 + block.shape[0]]).sum(dtype=torch.int32)
     tail = x[full * DIGEST_ROW :]  # (n mod DIGEST_ROW,): the last, partial row
     if tail.numel():
@@ -206,8 +210,10 @@ def check_same_weights(module: torch.nn.Module, world: World, step: int) -> None
         where = (everyone[differ[0]] != everyone[0]).nonzero().flatten().tolist()
         first = names[where[0]] if where[0] < len(names) else "the names, dtypes or shapes of the state dict"
         ranks = ", ".join(map(str, differ))
-        raise RuntimeError(f"data parallel ranks diverged at step {step}: the weights of rank(s) {ranks} differ from "
-                           f"rank 0's (first in {first})")
+        raise RuntimeError(
+            f"data parallel ranks diverged at step {step}: the weights of rank(s) {ranks} differ from "
+            f"rank 0's (first in {first})"
+        )
 
 
 def barrier(world: World) -> None:

@@ -35,8 +35,11 @@ STAT_SAMPLE_TIMES = 64  # times read to estimate statistics when the store has n
 def coarse_grid(lat: np.ndarray, lon: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
     """Latitudes and longitudes of the grid ``coarsen_conservative`` makes from (lat, lon)."""
 
-
-    probe = xr.DataArray(np.zeros((lat.size, lon.size), np.float32), dims=("latitude", "longitude"), coords={"latitude": lat, "longitude": lon})
+    probe = xr.DataArray(
+        np.zeros((lat.size, lon.size), np.float32),
+        dims=("latitude", "longitude"),
+        coords={"latitude": lat, "longitude": lon},
+    )
     out = coarsen_conservative(probe, factor)
     return out["latitude"].values, out["longitude"].values
 
@@ -60,7 +63,11 @@ def channel_statistics(store: str | Path, ds, channels: Sequence[str]) -> tuple[
             values = np.asarray(da.isel(time=np.unique(times)).values, dtype=np.float64)
             mean[i], std[i] = values.mean(), values.std()
         if not np.isfinite(std[i]) or std[i] <= 0:
-            raise DataInputError(f"channel {name!r} has zero or undefined standard deviation; it cannot be downscaled", source=store, variable=var)
+            raise DataInputError(
+                f"channel {name!r} has zero or undefined standard deviation; it cannot be downscaled",
+                source=store,
+                variable=var,
+            )
     return mean.astype(np.float32), std.astype(np.float32)
 
 
@@ -69,10 +76,16 @@ def static_fields(store: str | Path, ds) -> np.ndarray:
     out = []
     for name in STATIC_CHANNELS:
         if name not in ds:
-            raise DataInputError(f"static field {name!r} is missing; the downscaler needs {', '.join(STATIC_CHANNELS)}", source=store, variable=name)
+            raise DataInputError(
+                f"static field {name!r} is missing; the downscaler needs {', '.join(STATIC_CHANNELS)}",
+                source=store,
+                variable=name,
+            )
         values = np.asarray(ds[name].values, dtype=np.float64)
         if values.shape != (ds.sizes["latitude"], ds.sizes["longitude"]):
-            raise DataInputError(f"static field must have dims (latitude, longitude), got {ds[name].dims}", source=store, variable=name)
+            raise DataInputError(
+                f"static field must have dims (latitude, longitude), got {ds[name].dims}", source=store, variable=name
+            )
         if name == "geopotential_at_surface":
             values = (values - values.mean()) / max(values.std(), 1e-6)
         out.append(values.astype(np.float32))
@@ -89,14 +102,18 @@ class DownscaleData:
         self.ds = open_store(store)
         for dim in ("time", "latitude", "longitude"):
             if dim not in self.ds.dims:
-                raise DataInputError(f"store has no {dim!r} dimension; expected an ingested canonical store", source=store)
+                raise DataInputError(
+                    f"store has no {dim!r} dimension; expected an ingested canonical store", source=store
+                )
         self.config = config
         self.channels = tuple(config.channels)
         self.lat = self.ds["latitude"].values.astype(np.float64)
         self.lon = self.ds["longitude"].values.astype(np.float64)
         height, width = self.lat.size, self.lon.size
         if height % config.factor or width % config.factor:
-            raise DataInputError(f"grid {height}x{width} does not divide by the coarsening factor {config.factor}", source=store)
+            raise DataInputError(
+                f"grid {height}x{width} does not divide by the coarsening factor {config.factor}", source=store
+            )
         if height < config.tile or width < config.tile:
             raise DataInputError(f"grid {height}x{width} is smaller than the training tile {config.tile}", source=store)
         n_time = self.ds.sizes["time"]
@@ -109,14 +126,20 @@ class DownscaleData:
         self.static = static_fields(store, self.ds)  # (2, H, W)
         self.geo = geo_channels(self.lat, self.lon)  # (4, H, W)
         self.coarse_lat, self.coarse_lon = coarse_grid(self.lat, self.lon, config.factor)
-        w_lat, w_lon = interpolation.grid_matrices(self.coarse_lat, self.coarse_lon, self.lat, self.lon, method=config.interpolation, great_circles=config.great_circles)
+        w_lat, w_lon = interpolation.grid_matrices(
+            self.coarse_lat,
+            self.coarse_lon,
+            self.lat,
+            self.lon,
+            method=config.interpolation,
+            great_circles=config.great_circles,
+        )
         self.w_lat, self.w_lon = w_lat.astype(np.float32), w_lon.astype(np.float32)
         self._val: dict[str, torch.Tensor] | None = None
 
     # -- transforms ------------------------------------------------------------------------------
     def coarsen(self, fields: np.ndarray) -> np.ndarray:
         """Physical fine fields (..., C, H, W) -> conservatively coarsened (..., C, Hc, Wc)."""
-
 
         dims = tuple(f"d{i}" for i in range(fields.ndim - 2)) + ("latitude", "longitude")
         da = xr.DataArray(fields, dims=dims, coords={"latitude": self.lat, "longitude": self.lon})
@@ -138,13 +161,17 @@ class DownscaleData:
     def crop(self, array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Regional patches (B, *, tile, tile) of a (B, *, H, W) array; longitude wraps."""
         t, width = self.config.tile, self.lon.size
-        return np.stack([array[b, ..., r : r + t, :][..., np.arange(c, c + t) % width] for b, (r, c) in enumerate(zip(rows, cols))])
+        return np.stack(
+            [array[b, ..., r : r + t, :][..., np.arange(c, c + t) % width] for b, (r, c) in enumerate(zip(rows, cols))]
+        )
 
     # -- streams ---------------------------------------------------------------------------------
     def sampler(self, times: np.ndarray, seed: int, **kwargs: Any) -> "PatchSampler":
         return PatchSampler(self, times, seed=seed, **kwargs)
 
-    def batches(self, seed: int, batch_size: int, start_step: int = 0, shard: tuple[int, int] = (0, 1)) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(
+        self, seed: int, batch_size: int, start_step: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[dict[str, torch.Tensor]]:
         """Endless, deterministic stream of training patches (batch ``k`` depends on seed and k only).
 
         ``shard=(rank, world)``: this rank's share of a global batch of ``world * batch_size``.
@@ -201,4 +228,7 @@ class PatchSampler(ZarrWindowSampler):
         extra = np.broadcast_to(self.data.extra, (batch_size, *self.data.extra.shape))  # (B, 6, H, W)
         patches = self.data.crop(np.concatenate([fields, extra], axis=1), rows, cols)  # (B, 2C + 6, t, t)
         c = len(self.data.channels)
-        return {"cond": torch.from_numpy(np.ascontiguousarray(patches[:, c:])), "target": torch.from_numpy(np.ascontiguousarray(patches[:, :c]))}
+        return {
+            "cond": torch.from_numpy(np.ascontiguousarray(patches[:, c:])),
+            "target": torch.from_numpy(np.ascontiguousarray(patches[:, :c])),
+        }

@@ -74,7 +74,9 @@ class DownscaleTask:
             scale = model.correction_std.reshape(1, -1, 1, 1)
             return F.mse_loss(model(cond) / scale, target / scale)
         residual, cond_full = self.residual(model, cond, target)
-        return edm_loss(model, residual, cond_full, sigma_data=model.config.sigma_data, config=model.config.loss_config())
+        return edm_loss(
+            model, residual, cond_full, sigma_data=model.config.sigma_data, config=model.config.loss_config()
+        )
 
     @staticmethod
     def residual(model: Downscaler, cond: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,20 +91,30 @@ class DownscaleTask:
         cond, target = batch["cond"], batch["target"]
         if self.stage == "regression":
             interp = cond[:, : target.shape[1]]
-            return {"val_mse": float(F.mse_loss(model(cond), target)), "val_mse_interpolation": float(F.mse_loss(interp, target))}
+            return {
+                "val_mse": float(F.mse_loss(model(cond), target)),
+                "val_mse_interpolation": float(F.mse_loss(interp, target)),
+            }
         residual, cond_full = self.residual(model, cond, target)
         generator = torch.Generator(device=residual.device).manual_seed(0)
         scores = {}
         for sigma in VAL_SIGMAS:
             s = torch.full((residual.shape[0],), sigma, device=residual.device)
-            loss = edm_loss(model, residual, cond_full, sigma_data=model.config.sigma_data, generator=generator, sigma=s)
+            loss = edm_loss(
+                model, residual, cond_full, sigma_data=model.config.sigma_data, generator=generator, sigma=s
+            )
             scores[f"val_edm_loss_sigma{sigma:g}"] = float(loss)
         scores["val_edm_loss"] = float(np.mean(list(scores.values())))
         return scores
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        return {"kind": "downscaler", "architecture": self.architecture, "stage": self.stage, "config": self.model.config.to_dict(),
-                **self.data.checkpoint_extra()}
+        return {
+            "kind": "downscaler",
+            "architecture": self.architecture,
+            "stage": self.stage,
+            "config": self.model.config.to_dict(),
+            **self.data.checkpoint_extra(),
+        }
 
 
 @torch.no_grad()
@@ -161,7 +173,9 @@ def build_downscale_task(
         config, architecture = model.config, state["task"].get("architecture")
     else:
         if stage == "diffusion":
-            raise UsageInputError("the diffusion stage needs the trained regression network: pass --init REGRESSION_RUN (or use --stage both)")
+            raise UsageInputError(
+                "the diffusion stage needs the trained regression network: pass --init REGRESSION_RUN (or use --stage both)"
+            )
         arch = architectures.get(architecture, architectures.DOWNSCALER)
         config = arch.make_config(preset, **(overrides or {}))
         if channels is None and not config.channels:
@@ -186,8 +200,14 @@ def scaled_config(config: TrainConfig, steps: int) -> TrainConfig:
     def interval(n: int) -> int:
         return max(1, round(n * scale))
 
-    return replace(config, steps=steps, warmup=round(config.warmup * scale), checkpoint_every=interval(config.checkpoint_every),
-                   val_every=0 if config.val_every == 0 else interval(config.val_every), log_every=interval(config.log_every))
+    return replace(
+        config,
+        steps=steps,
+        warmup=round(config.warmup * scale),
+        checkpoint_every=interval(config.checkpoint_every),
+        val_every=0 if config.val_every == 0 else interval(config.val_every),
+        log_every=interval(config.log_every),
+    )
 
 
 def run_downscale_training(
@@ -212,12 +232,31 @@ def run_downscale_training(
         raise UsageInputError(f"--stage must be regression, diffusion or both, got {stage!r}")
     out = Path(out_dir)
     with holding_run_dir(out):  # one writer per run directory, before the data are read
-        return _train_stages(data, out, config, stage=stage, preset=preset, init=init, diffusion_steps=diffusion_steps,
-                             resume=resume, **task_kwargs)
+        return _train_stages(
+            data,
+            out,
+            config,
+            stage=stage,
+            preset=preset,
+            init=init,
+            diffusion_steps=diffusion_steps,
+            resume=resume,
+            **task_kwargs,
+        )
 
 
-def _train_stages(data: str | os.PathLike, out: Path, config: TrainConfig, *, stage: str, preset: str,
-                  init: str | os.PathLike | None, diffusion_steps: int | None, resume: bool, **task_kwargs: Any) -> dict[str, Any]:
+def _train_stages(
+    data: str | os.PathLike,
+    out: Path,
+    config: TrainConfig,
+    *,
+    stage: str,
+    preset: str,
+    init: str | os.PathLike | None,
+    diffusion_steps: int | None,
+    resume: bool,
+    **task_kwargs: Any,
+) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if stage != "both":

@@ -73,23 +73,33 @@ class ForecastTask:
         self.architecture = architectures.get(architecture, architectures.FORECASTER)
         if config is None:
             config = self.architecture.make_config(
-                preset, channels=tuple(channels), static_channels=tuple(statics),
-                grid=(ds.sizes["latitude"], ds.sizes["longitude"]), **overrides,
+                preset,
+                channels=tuple(channels),
+                static_channels=tuple(statics),
+                grid=(ds.sizes["latitude"], ds.sizes["longitude"]),
+                **overrides,
             )
         if config.step_hours % dt:
-            raise DataInputError(f"model step {config.step_hours} h is not a multiple of the store's {dt} h time step", source=store)
+            raise DataInputError(
+                f"model step {config.step_hours} h is not a multiple of the store's {dt} h time step", source=store
+            )
         self.config = config
         self.index_per_step = config.step_hours // dt
         stats = read_statistics(store)
         self.statistics = channel_statistics(stats, config.channels, store)
-        self.static_statistics = channel_statistics(stats, config.static_channels, store) if config.static_channels else None
+        self.static_statistics = (
+            channel_statistics(stats, config.static_channels, store) if config.static_channels else None
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # weights depend on the seed only, not on earlier random draws
             self.model = self.architecture.build(config)
         s = self.static_statistics
         self.model.set_statistics(
-            self.statistics["mean"], self.statistics["std"], self.statistics["diff_std"],
-            None if s is None else s["mean"], None if s is None else s["std"],
+            self.statistics["mean"],
+            self.statistics["std"],
+            self.statistics["diff_std"],
+            None if s is None else s["mean"],
+            None if s is None else s["std"],
         )
         self.feedback_points = self.model.feedback_points()
         self.feedback_output, self.feedback_error = self.model.feedback_error()  # the ViT: per-token DFA error
@@ -112,12 +122,23 @@ class ForecastTask:
     def _read_static(self, ds) -> torch.Tensor | None:
         if not self.config.static_channels:
             return None
-        fields = [np.asarray(ds[n].transpose("latitude", "longitude").values, dtype=np.float32) for n in self.config.static_channels]
+        fields = [
+            np.asarray(ds[n].transpose("latitude", "longitude").values, dtype=np.float32)
+            for n in self.config.static_channels
+        ]
         return torch.from_numpy(np.stack(fields))  # (S, H, W)
 
     def sampler(self, seed: int, shard: tuple[int, int] = (0, 1)) -> ZarrWindowSampler:
         starts = np.arange(-min(self.offsets), self.val_start - max(self.offsets))
-        return ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=self.offsets, seed=seed, shard=shard, **self.sampler_options)
+        return ZarrWindowSampler(
+            self.store,
+            self.config.channels,
+            starts=starts,
+            offsets=self.offsets,
+            seed=seed,
+            shard=shard,
+            **self.sampler_options,
+        )
 
     # -- TrainTask -------------------------------------------------------------------------------
     def batches(
@@ -141,10 +162,16 @@ class ForecastTask:
             choice = draw[sampler.own(batch_size)]  # (B,)
             future = fields[np.arange(batch_size), 1 + choice]  # (B, C, H, W)
             k = leads[choice].astype(np.float32)[:, None, None, None]
-            states = np.concatenate([fields[:, :1], fields[:, 1 + n_lead :]], axis=1)  # (B, history, C, H, W), newest first
+            states = np.concatenate(
+                [fields[:, :1], fields[:, 1 + n_lead :]], axis=1
+            )  # (B, history, C, H, W), newest first
             changes = (states[:, :-1] - states[:, 1:]) / diff_std  # (B, history - 1, C, H, W)
             batch = {
-                "x": torch.from_numpy(np.concatenate([(fields[:, 0] - mean) / std, changes.reshape(batch_size, -1, *changes.shape[-2:])], axis=1)),
+                "x": torch.from_numpy(
+                    np.concatenate(
+                        [(fields[:, 0] - mean) / std, changes.reshape(batch_size, -1, *changes.shape[-2:])], axis=1
+                    )
+                ),
                 "y": torch.from_numpy((future - fields[:, 0]) / (diff_std * np.sqrt(k))),
                 "lead": torch.from_numpy(leads[choice].astype(np.float32) * self.config.step_hours),
             }
@@ -163,12 +190,22 @@ class ForecastTask:
             ips, back = self.index_per_step, (self.config.history - 1) * self.index_per_step
             starts = np.arange(max(self.val_start, back), self.ds.sizes["time"] - ips)
             if starts.size == 0:
-                raise DataInputError("validation split too short for one model step; raise val_fraction", source=self.store)
+                raise DataInputError(
+                    "validation split too short for one model step; raise val_fraction", source=self.store
+                )
             starts = starts[np.linspace(0, starts.size - 1, min(self.val_samples, starts.size)).round().astype(int)]
-            sampler = ZarrWindowSampler(self.store, self.config.channels, starts=starts, offsets=(-back, ips), group_chunks=1)
+            sampler = ZarrWindowSampler(
+                self.store, self.config.channels, starts=starts, offsets=(-back, ips), group_chunks=1
+            )
             picks = [back + ips] + [back - j * ips for j in range(self.config.history)]  # future, state, earlier states
-            fields = np.stack([sampler.read_times(t - back, t + ips + 1)[picks] for t in starts])  # (V, 1 + history, C, H, W)
-            self._val_batch = {"future": torch.from_numpy(fields[:, 0]), "state": torch.from_numpy(fields[:, 1]), "previous": torch.from_numpy(fields[:, 2:])}
+            fields = np.stack(
+                [sampler.read_times(t - back, t + ips + 1)[picks] for t in starts]
+            )  # (V, 1 + history, C, H, W)
+            self._val_batch = {
+                "future": torch.from_numpy(fields[:, 0]),
+                "state": torch.from_numpy(fields[:, 1]),
+                "previous": torch.from_numpy(fields[:, 2:]),
+            }
         return self._val_batch
 
     def validate(self, model: torch.nn.Module) -> dict[str, float]:
@@ -176,9 +213,15 @@ class ForecastTask:
         device = next(model.parameters()).device
         batch = {k: v.to(device) for k, v in self.validation_batch().items()}
         state, future = batch["state"], batch["future"]
-        static = None if self.static_fields is None else self.static_fields[None].expand(state.shape[0], -1, -1, -1).to(device)
+        static = (
+            None
+            if self.static_fields is None
+            else self.static_fields[None].expand(state.shape[0], -1, -1, -1).to(device)
+        )
         lead = torch.full((state.shape[0],), float(self.config.step_hours), device=device)
-        pred = model(model.inputs(state, batch["previous"]), lead, model.normalise_static(static)).float()  # (V, C, H, W)
+        pred = model(
+            model.inputs(state, batch["previous"]), lead, model.normalise_static(static)
+        ).float()  # (V, C, H, W)
         weights = self.weights.to(device)
         scores = {"loss": float(lat_weighted_mse(pred, model.target(state, future, lead), weights))}
         forecast = state + pred * model.tendency_scale(lead)
@@ -186,7 +229,9 @@ class ForecastTask:
             c = self.config.channels.index(VALIDATION_CHANNEL)
             lead_h = self.config.step_hours
             scores[f"rmse_z500_{lead_h}h"] = float(lat_weighted_mse(forecast[:, c], future[:, c], weights).sqrt())
-            scores[f"persistence_rmse_z500_{lead_h}h"] = float(lat_weighted_mse(state[:, c], future[:, c], weights).sqrt())
+            scores[f"persistence_rmse_z500_{lead_h}h"] = float(
+                lat_weighted_mse(state[:, c], future[:, c], weights).sqrt()
+            )
         return scores
 
     def checkpoint_extra(self) -> dict[str, Any]:

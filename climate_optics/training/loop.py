@@ -45,7 +45,21 @@ from optical_backend.dfa import DFA
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
-RESUME_KEYS = ("steps", "batch_size", "lr", "seed", "mode", "projector", "warmup", "min_lr_ratio", "weight_decay", "error", "feedback", "feedback_scale", "opu_config")
+RESUME_KEYS = (
+    "steps",
+    "batch_size",
+    "lr",
+    "seed",
+    "mode",
+    "projector",
+    "warmup",
+    "min_lr_ratio",
+    "weight_decay",
+    "error",
+    "feedback",
+    "feedback_scale",
+    "opu_config",
+)
 
 
 @dataclass
@@ -64,15 +78,27 @@ class TrainResult:
 
 
 def make_engine(
-    model: torch.nn.Module, feedback_points: list[str], config: TrainConfig, *, output: str | None = None, error: str = "sample"
+    model: torch.nn.Module,
+    feedback_points: list[str],
+    config: TrainConfig,
+    *,
+    output: str | None = None,
+    error: str = "sample",
 ) -> Any:
     """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``.
 
     ``output`` and ``error`` are the task's feedback output and error granularity (see
     ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``.
     """
-    kwargs: dict[str, Any] = dict(feedback_points=list(feedback_points), mode=config.mode, projector=config.projector, seed=config.seed,
-                                  error=error if config.error == "auto" else config.error, output=output, feedback=config.feedback)
+    kwargs: dict[str, Any] = dict(
+        feedback_points=list(feedback_points),
+        mode=config.mode,
+        projector=config.projector,
+        seed=config.seed,
+        error=error if config.error == "auto" else config.error,
+        output=output,
+        feedback=config.feedback,
+    )
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     if config.feedback_scale != "error":
@@ -151,9 +177,13 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4g}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
-                TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4g}"),
+                TextColumn("{task.fields[rate]:.1f} samples/s"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
             )
             self.bar.start()
             self.task_id = self.bar.add_task("train", total=total, completed=start, loss=float("nan"), rate=0.0)
@@ -186,7 +216,9 @@ def _start_log_afresh(path: Path) -> None:
     except ValueError:  # not JSON lines (UnicodeDecodeError is a ValueError too)
         ours = False
     if not ours:
-        raise UsageInputError(f"{path}: is not a training log this tool wrote; it will not be replaced (choose another --out)")
+        raise UsageInputError(
+            f"{path}: is not a training log this tool wrote; it will not be replaced (choose another --out)"
+        )
     path.unlink()
 
 
@@ -221,7 +253,9 @@ def train(
     world = distributed.world_from_env()
     with holding_run_dir(out):  # one writer per run directory, for the whole run
         if ckpt_path.exists() and not resume:
-            raise UsageInputError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+            raise UsageInputError(
+                f"{out} already holds a training run; pass --resume to continue it or choose another --out"
+            )
         if resume and not ckpt_path.exists():
             raise UsageInputError(f"--resume: no checkpoint in {out}")
         if not resume and world.main:
@@ -239,7 +273,14 @@ def train(
 
 
 def _run(
-    task: TrainTask, config: TrainConfig, out: Path, *, resume: bool, stop_after: int | None, world: distributed.World, device: torch.device
+    task: TrainTask,
+    config: TrainConfig,
+    out: Path,
+    *,
+    resume: bool,
+    stop_after: int | None,
+    world: distributed.World,
+    device: torch.device,
 ) -> TrainResult:
     ckpt_path = out / LATEST
     seed_everything(config.seed)
@@ -247,13 +288,19 @@ def _run(
     model = task.model.to(device)
     if world.size > 1:
         distributed.broadcast_module(model)
-    engine = make_engine(model, task.feedback_points, config, output=getattr(task, "feedback_output", None),
-                         error=getattr(task, "feedback_error", "sample"))
+    engine = make_engine(
+        model,
+        task.feedback_points,
+        config,
+        output=getattr(task, "feedback_output", None),
+        error=getattr(task, "feedback_error", "sample"),
+    )
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=config.betas,
+        lr=config.lr,
+        betas=config.betas,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
 
@@ -264,7 +311,9 @@ def _run(
         saved = state.get("train_config", {})
         changed = [k for k in RESUME_KEYS if k in saved and saved[k] != config.to_dict()[k]]
         if changed:
-            raise UsageInputError(f"--resume: {', '.join(changed)} differ from the run in {out}; keep the original settings")
+            raise UsageInputError(
+                f"--resume: {', '.join(changed)} differ from the run in {out}; keep the original settings"
+            )
         if int(state.get("world_size", 1)) != world.size:
             raise UsageInputError(
                 f"--resume: the run in {out} used {state.get('world_size', 1)} process(es), this launch has {world.size}; "
@@ -280,7 +329,11 @@ def _run(
         if world.main:
             _truncate_metrics(metrics_path, start)
 
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
     stream = batch_stream(task, config, start, world)
     progress = Progress(config.steps, start, config.progress and world.main, config.log_every)
     t0 = time.perf_counter()
@@ -312,11 +365,23 @@ def _run(
             samples += config.batch_size * world.size
             elapsed = time.perf_counter() - t0
             rate = samples / max(elapsed, 1e-9)
-            progress.update(step, mean_loss, rate, (config.steps - step) * config.batch_size * world.size / max(rate, 1e-9))
+            progress.update(
+                step, mean_loss, rate, (config.steps - step) * config.batch_size * world.size / max(rate, 1e-9)
+            )
             if world.main and (step % config.log_every == 0 or step == config.steps):
                 last_loss = window_loss / window_n
-                _append_jsonl(metrics_path, {"step": step, "kind": "train", "loss": last_loss, "lr": scheduler.get_last_lr()[0], "samples_per_s": rate,
-                                             "wall_s": elapsed, **_feedback_costs(engine)})
+                _append_jsonl(
+                    metrics_path,
+                    {
+                        "step": step,
+                        "kind": "train",
+                        "loss": last_loss,
+                        "lr": scheduler.get_last_lr()[0],
+                        "samples_per_s": rate,
+                        "wall_s": elapsed,
+                        **_feedback_costs(engine),
+                    },
+                )
                 window_loss, window_n = 0.0, 0
             if world.main and ((config.val_every and step % config.val_every == 0) or step == config.steps):
                 val = _validate(task, model, autocast)
@@ -375,7 +440,9 @@ def _feedback_costs(engine: Any) -> dict[str, Any]:
     return {"error": engine.error, "device_time_s": projector.device_time_s, "energy_j": projector.energy_j}
 
 
-def _alignment(task: TrainTask, model: torch.nn.Module, engine: Any, batch: dict[str, Any], autocast: Any) -> dict[str, float]:
+def _alignment(
+    task: TrainTask, model: torch.nn.Module, engine: Any, batch: dict[str, Any], autocast: Any
+) -> dict[str, float]:
     """Per feedback point, cosine of the DFA and back-propagation gradients on ``batch`` (DFA modes only).
 
     Logged beside each validation so that a user sees whether DFA is learning: cosines well above

@@ -82,7 +82,9 @@ class TrainConfig:
     memory: str = "standard"  # standard | lean (DFA memory mode, see optical_backend.DFA)
     error: str = "auto"  # DFA error granularity: auto (the task's feedback_error) | sample | token
     feedback: str = "shared"  # DFA feedback layout: shared (one projection for every point) | split (one slice each)
-    feedback_scale: str = "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
+    feedback_scale: str = (
+        "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
+    )
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
@@ -106,13 +108,22 @@ class TrainConfig:
             (self.projector in digital, f"projector must be one of {', '.join(digital)}, got {self.projector!r}"),
             (self.memory in MEMORY_MODES, f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}"),
             (self.error in ERRORS, f"error must be one of {', '.join(ERRORS)}, got {self.error!r}"),
-            (self.feedback in FEEDBACK_LAYOUTS, f"feedback must be one of {', '.join(FEEDBACK_LAYOUTS)}, got {self.feedback!r}"),
-            (self.feedback_scale in ("error", "output"), f"feedback_scale must be error or output, got {self.feedback_scale!r}"),
+            (
+                self.feedback in FEEDBACK_LAYOUTS,
+                f"feedback must be one of {', '.join(FEEDBACK_LAYOUTS)}, got {self.feedback!r}",
+            ),
+            (
+                self.feedback_scale in ("error", "output"),
+                f"feedback_scale must be error or output, got {self.feedback_scale!r}",
+            ),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
-            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas}"),
+            (
+                len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                f"betas must be two numbers in [0, 1), got {self.betas}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -125,8 +136,12 @@ class TrainConfig:
         """The config of a ``steps``-step run, the one rule for defaults that scale with the run's length:
         warm-up 5 % of the steps, ten checkpoints and validations, about twenty log lines.
         ``values`` override them (``None`` means not given)."""
-        defaults = dict(warmup=max(1, steps // 20), checkpoint_every=max(1, steps // 10), val_every=max(1, steps // 10),
-                        log_every=max(1, min(50, steps // 20)))
+        defaults = dict(
+            warmup=max(1, steps // 20),
+            checkpoint_every=max(1, steps // 10),
+            val_every=max(1, steps // 10),
+            log_every=max(1, min(50, steps // 20)),
+        )
         return cls(steps=steps, **(defaults | {k: v for k, v in values.items() if v is not None}))
 
     def opu(self):

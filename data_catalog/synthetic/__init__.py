@@ -13,7 +13,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["open_synthetic", "SyntheticConfig", "generate", "config_from_options", "store_path", "ensure_store", "run_model"]
+__all__ = [
+    "open_synthetic",
+    "SyntheticConfig",
+    "generate",
+    "config_from_options",
+    "store_path",
+    "ensure_store",
+    "run_model",
+]
 
 _LAZY = {
     "open_synthetic": "data_catalog.synthetic.cache",

@@ -27,7 +27,9 @@ def config_from_options(options: dict[str, Any] | None) -> tuple[SyntheticConfig
     opts = {k: v for k, v in dict(options or {}).items() if v is not None}
     unknown = sorted(set(opts) - set(FIELD_NAMES) - set(RUN_OPTIONS))
     if unknown:
-        raise DataInputError(f"unknown synthetic option(s) {unknown}; valid: {sorted(FIELD_NAMES + RUN_OPTIONS)}", source=SOURCE)
+        raise DataInputError(
+            f"unknown synthetic option(s) {unknown}; valid: {sorted(FIELD_NAMES + RUN_OPTIONS)}", source=SOURCE
+        )
     opts.pop("progress", None)
     if "years" in opts:
         if "days" in opts:
@@ -51,7 +53,9 @@ def config_from_options(options: dict[str, Any] | None) -> tuple[SyntheticConfig
             try:
                 opts[name] = int(opts[name])
             except (TypeError, ValueError) as exc:
-                raise DataInputError(f"synthetic option {name!r} must be an integer, got {opts[name]!r}", source=SOURCE) from exc
+                raise DataInputError(
+                    f"synthetic option {name!r} must be an integer, got {opts[name]!r}", source=SOURCE
+                ) from exc
     try:
         config = SyntheticConfig.for_grid(native, **opts)
     except TypeError as exc:
@@ -65,7 +69,9 @@ def store_path(config: SyntheticConfig, cache_dir: str | os.PathLike | None = No
     return root / f"synthetic-{config.grid}-seed{config.seed}-{config.digest()}.zarr"
 
 
-def ensure_store(config: SyntheticConfig, cache_dir: str | os.PathLike | None = None, *, progress: bool | None = None) -> Path:
+def ensure_store(
+    config: SyntheticConfig, cache_dir: str | os.PathLike | None = None, *, progress: bool | None = None
+) -> Path:
     """Path of the cached store for ``config``, generating it first when absent."""
     from data_catalog.synthetic.writer import ensure_generated
 
@@ -87,6 +93,8 @@ def open_synthetic(options: dict[str, Any] | None = None, *, cache_dir: str | os
     ds = xr.open_zarr(path, consolidated=False, chunks={})
     if factor > 1:
         ds = coarsen_conservative(ds, factor)
-        ds.attrs["grid"] = next(name for name, (native, f) in COARSE_VIEWS.items() if native == config.grid and f == factor)
+        ds.attrs["grid"] = next(
+            name for name, (native, f) in COARSE_VIEWS.items() if native == config.grid and f == factor
+        )
         ds.attrs["regridding"] = f"conservative (area-weighted) {factor}x{factor} coarsening of the {config.grid} run"
     return ds

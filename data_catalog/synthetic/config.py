@@ -87,7 +87,14 @@ class SyntheticConfig:
         lo, hi = self.forcing_band
         if not 1 <= lo <= hi <= self.truncation:
             raise bad("forcing_band", f"needs 1 <= low <= high <= truncation, got {self.forcing_band!r}")
-        for name in ("relaxation_days", "forcing_memory_days", "hyperdiffusion_hours", "topography_depth_m", "temperature_relaxation_days", "jet_width"):
+        for name in (
+            "relaxation_days",
+            "forcing_memory_days",
+            "hyperdiffusion_hours",
+            "topography_depth_m",
+            "temperature_relaxation_days",
+            "jet_width",
+        ):
             if not getattr(self, name) > 0:
                 raise bad(name, f"must be positive, got {getattr(self, name)!r}")
 
@@ -95,9 +102,16 @@ class SyntheticConfig:
     def for_grid(cls, grid: str, **overrides: Any) -> "SyntheticConfig":
         """Defaults for a native grid (truncation and time step follow the resolution)."""
         if grid not in NATIVE_GRIDS:
-            raise DataInputError(f"synthetic option 'grid': must be one of {GRIDS}, got {grid!r}", source="synthetic-reanalysis")
+            raise DataInputError(
+                f"synthetic option 'grid': must be one of {GRIDS}, got {grid!r}", source="synthetic-reanalysis"
+            )
         _, trunc, dt = NATIVE_GRIDS[grid]
-        return cls(grid=grid, truncation=overrides.pop("truncation", trunc), dt_seconds=overrides.pop("dt_seconds", dt), **overrides)
+        return cls(
+            grid=grid,
+            truncation=overrides.pop("truncation", trunc),
+            dt_seconds=overrides.pop("dt_seconds", dt),
+            **overrides,
+        )
 
     @property
     def output_shape(self) -> tuple[int, int]:

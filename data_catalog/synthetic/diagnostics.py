@@ -57,7 +57,9 @@ class Diagnostics:
         self.land = statics["land_sea_mask"]  # (J, I)
         self.surface_geopotential = statics["geopotential_at_surface"]  # (J, I)
         self.mslp_zonal = zonal_mslp_profile(lat)[:, None]  # (J, 1)
-        self.diurnal_amplitude = (model.config.diurnal_sea + (model.config.diurnal_land - model.config.diurnal_sea) * self.land) * np.cos(np.deg2rad(lat))[:, None]
+        self.diurnal_amplitude = (
+            model.config.diurnal_sea + (model.config.diurnal_land - model.config.diurnal_sea) * self.land
+        ) * np.cos(np.deg2rad(lat))[:, None]
 
     def balanced_geopotential(self, psi: np.ndarray) -> np.ndarray:
         """Spectrum of the linear-balance geopotential anomaly (zero global mean) from the streamfunction."""

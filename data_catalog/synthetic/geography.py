@@ -52,7 +52,9 @@ def _box(lat: np.ndarray, lon: np.ndarray, box: tuple[float, float, float, float
         centre = west + width / 2.0
         dist = np.abs(_wrap(lon - centre)) - width / 2.0  # < 0 inside
         in_lon = 0.5 * (1.0 - np.tanh(dist / EDGE_WIDTH_DEG))
-    in_lat = 0.5 * (1.0 - np.tanh((south - lat) / EDGE_WIDTH_DEG)) * 0.5 * (1.0 - np.tanh((lat - north) / EDGE_WIDTH_DEG))
+    in_lat = (
+        0.5 * (1.0 - np.tanh((south - lat) / EDGE_WIDTH_DEG)) * 0.5 * (1.0 - np.tanh((lat - north) / EDGE_WIDTH_DEG))
+    )
     return in_lon * in_lat
 
 

@@ -86,7 +86,11 @@ class EquivalentBarotropicModel:
         self.forcing_mask = (sh.valid & (sh.l >= lo) & (sh.l <= hi)).astype(float)
         self.forcing_ar = float(np.exp(-self.dt / (c.forcing_memory_days * DAY)))
         # storm tracks: the eddy forcing is concentrated in the mid-latitudes of both hemispheres
-        self.storm_track = c.forcing_floor + (1.0 - c.forcing_floor) * np.exp(-(((np.abs(sh.lat) - c.storm_track_latitude) / c.storm_track_width) ** 2))[:, None]  # (J, 1)
+        self.storm_track = (
+            c.forcing_floor
+            + (1.0 - c.forcing_floor)
+            * np.exp(-(((np.abs(sh.lat) - c.storm_track_latitude) / c.storm_track_width) ** 2))[:, None]
+        )  # (J, 1)
         shape = (c.members, c.truncation + 1, c.truncation + 1)
         self.q = np.zeros(shape, complex)
         self.temp = np.zeros(shape, complex)
@@ -131,12 +135,16 @@ class EquivalentBarotropicModel:
         phase = seasonal_phase(time, NH_WINTER_PEAK_DAY)
         self.q = self.q_eq_mean + phase * self.q_eq_season + pv_scale * noise * band
         self.q[..., 0, :] = self.q[..., 0, :].real
-        self.temp = np.broadcast_to(self.t_eq_mean + seasonal_phase(time, NH_SUMMER_PEAK_DAY) * self.t_eq_season, shape).copy()
+        self.temp = np.broadcast_to(
+            self.t_eq_mean + seasonal_phase(time, NH_SUMMER_PEAK_DAY) * self.t_eq_season, shape
+        ).copy()
 
     def streamfunction(self, q: np.ndarray | None = None) -> np.ndarray:
         return (self.q if q is None else q) / self.q_to_psi_eigen
 
-    def _tendencies(self, q: np.ndarray, temp: np.ndarray, q_eq: np.ndarray, t_eq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _tendencies(
+        self, q: np.ndarray, temp: np.ndarray, q_eq: np.ndarray, t_eq: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         sh, c = self.sh, self.config
         psi = q / self.q_to_psi_eigen
         east, north = sh.scaled_gradient(psi)  # (B, J, I): v cos, -u cos

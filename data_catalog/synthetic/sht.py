@@ -54,7 +54,9 @@ def legendre_tables(mmax: int, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     l_idx = np.arange(lmax + 1)[None, :]
     m_idx = np.arange(mmax + 1)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        eps = np.where(l_idx >= m_idx, np.sqrt(np.clip(l_idx**2 - m_idx**2, 0, None) / (4.0 * l_idx**2 - 1.0)), 0.0)  # (M+1, L+2)
+        eps = np.where(
+            l_idx >= m_idx, np.sqrt(np.clip(l_idx**2 - m_idx**2, 0, None) / (4.0 * l_idx**2 - 1.0)), 0.0
+        )  # (M+1, L+2)
     h = np.zeros((mmax + 1, n, mmax + 1))
     for l in range(mmax + 1):
         # (1 - mu^2) dP_l/dmu = -l eps_{l+1} P_{l+1} + (l + 1) eps_l P_{l-1}
@@ -104,7 +106,9 @@ class SphericalHarmonics:
         """sum_l table[m, j, l] c[..., m, l] -> (..., J, M+1) complex."""
         lead = coeffs.shape[:-2]
         mm, ll = coeffs.shape[-2:]
-        c = np.ascontiguousarray(np.moveaxis(coeffs.astype(np.complex128, copy=False).reshape(-1, mm, ll), 0, -1))  # (M+1, L, B)
+        c = np.ascontiguousarray(
+            np.moveaxis(coeffs.astype(np.complex128, copy=False).reshape(-1, mm, ll), 0, -1)
+        )  # (M+1, L, B)
         c = c.view(np.float64).reshape(mm, ll, -1)  # (M+1, L, 2B) real and imaginary parts interleaved
         out = np.matmul(table, c)  # (M+1, J, 2B)
         out = np.ascontiguousarray(out).view(np.complex128)  # (M+1, J, B)
@@ -115,7 +119,9 @@ class SphericalHarmonics:
         """sum_j table[m, l, j] F[..., j, m] -> (..., M+1, L) complex."""
         lead = fourier.shape[:-2]
         jj, mm = fourier.shape[-2:]
-        f = np.ascontiguousarray(fourier.astype(np.complex128, copy=False).reshape(-1, jj, mm).transpose(2, 1, 0))  # (M+1, J, B)
+        f = np.ascontiguousarray(
+            fourier.astype(np.complex128, copy=False).reshape(-1, jj, mm).transpose(2, 1, 0)
+        )  # (M+1, J, B)
         f = f.view(np.float64).reshape(mm, jj, -1)  # (M+1, J, 2B)
         out = np.ascontiguousarray(np.matmul(table, f)).view(np.complex128)  # (M+1, L, B)
         return np.moveaxis(out, -1, 0).reshape(*lead, mm, table.shape[1])
@@ -144,7 +150,9 @@ class SphericalHarmonics:
         north = self._from_fourier(self._legendre_synth(at.h, coeffs), at.n_lon) / self.radius
         return east, north
 
-    def winds_from_streamfunction(self, psi: np.ndarray, at: LatitudeTables | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def winds_from_streamfunction(
+        self, psi: np.ndarray, at: LatitudeTables | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Non-divergent wind (u, v) = k x grad psi, each (..., J, I)."""
         at = at or self.grid
         east, north = self.scaled_gradient(psi, at)

@@ -82,7 +82,9 @@ def persistence_ratio(field: xr.DataArray, lead_hours: float, climatology: str =
     return rmse(values[lag:] - values[:-lag]) / rmse(values - reference)
 
 
-def geostrophic_correlation(geopotential: xr.DataArray, u: xr.DataArray, band: tuple[float, float] = (30.0, 70.0)) -> float:
+def geostrophic_correlation(
+    geopotential: xr.DataArray, u: xr.DataArray, band: tuple[float, float] = (30.0, 70.0)
+) -> float:
     """corr(u, u_geostrophic) over |latitude| in ``band``; inputs (time, latitude, longitude)."""
     phi = geopotential.transpose("time", "latitude", "longitude").values.astype(np.float64)
     lat = np.deg2rad(geopotential.latitude.values)

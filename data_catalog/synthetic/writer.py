@@ -62,7 +62,9 @@ def _var_attrs(name: str) -> dict[str, str]:
     return attrs
 
 
-def _chunk_dataset(config: SyntheticConfig, times: np.ndarray, fields: dict[str, np.ndarray], coords: dict[str, np.ndarray]) -> xr.Dataset:
+def _chunk_dataset(
+    config: SyntheticConfig, times: np.ndarray, fields: dict[str, np.ndarray], coords: dict[str, np.ndarray]
+) -> xr.Dataset:
     """fields: name -> (T, B, [2,] J, I) float32."""
     members = config.members > 1
     data_vars = {}
@@ -85,13 +87,21 @@ def _progress(enabled: bool, total: int, description: str) -> Iterator:
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True, console=None) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
 
 
-def run_model(config: SyntheticConfig, *, chunk_days: float = 30.0, progress: bool | None = None) -> Iterator[xr.Dataset]:
+def run_model(
+    config: SyntheticConfig, *, chunk_days: float = 30.0, progress: bool | None = None
+) -> Iterator[xr.Dataset]:
     """Yield the output record as canonical datasets of at most ``chunk_days`` each (first one with statics)."""
     for ds, _ in _segments(config, chunk_days=chunk_days, progress=progress):
         yield ds
@@ -100,8 +110,9 @@ def run_model(config: SyntheticConfig, *, chunk_days: float = 30.0, progress: bo
 MODEL_STATE = ("q", "temp", "noise", "forcing")  # the model's prognostic and forcing spectra
 
 
-def _segments(config: SyntheticConfig, *, chunk_days: float, progress: bool | None,
-              resume: dict[str, Any] | None = None) -> Iterator[tuple[xr.Dataset, dict[str, Any]]]:
+def _segments(
+    config: SyntheticConfig, *, chunk_days: float, progress: bool | None, resume: dict[str, Any] | None = None
+) -> Iterator[tuple[xr.Dataset, dict[str, Any]]]:
     """Yield (dataset, state to resume after it) per chunk; ``resume`` continues from such a state."""
     if progress is None:
         progress = sys.stderr.isatty()
@@ -143,13 +154,20 @@ def _segments(config: SyntheticConfig, *, chunk_days: float, progress: bool | No
                         model.step(time)
                         time += step
                         advance()
-            ds = _chunk_dataset(config, times.astype("datetime64[ns]"), {n: np.stack(v) for n, v in buffers.items()}, coords)
+            ds = _chunk_dataset(
+                config, times.astype("datetime64[ns]"), {n: np.stack(v) for n, v in buffers.items()}, coords
+            )
             if begin == 0:
                 for name, values in diag.static().items():
                     ds[name] = xr.Variable((LATITUDE, LONGITUDE), values.astype(np.float32), _var_attrs(name))
             ds.attrs.update(_attrs(config))  # on every segment: an append replaces the root attributes
-            state = {"next": begin + count, "per_chunk": per_chunk, "time": str(time), "rng": rng.bit_generator.state,
-                     "arrays": {name: getattr(model, name) for name in MODEL_STATE}}
+            state = {
+                "next": begin + count,
+                "per_chunk": per_chunk,
+                "time": str(time),
+                "rng": rng.bit_generator.state,
+                "arrays": {name: getattr(model, name) for name in MODEL_STATE},
+            }
             yield ds, state
 
 
@@ -161,8 +179,15 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict]:
     return enc
 
 
-def generate(config: SyntheticConfig, path: str | Path, *, overwrite: bool = False, chunk_days: float = 30.0,
-             progress: bool | None = None, resumable: bool = False) -> Path:
+def generate(
+    config: SyntheticConfig,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    chunk_days: float = 30.0,
+    progress: bool | None = None,
+    resumable: bool = False,
+) -> Path:
     """Integrate ``config`` and write the canonical store at ``path`` atomically; returns the path.
 
     ``resumable``: segments are kept in ``.NAME.partial`` (with the model state after each), so a
@@ -190,7 +215,10 @@ def generate(config: SyntheticConfig, path: str | Path, *, overwrite: bool = Fal
     return path
 
 
-RESUME_JSON, RESUME_ARRAYS = ".json", ".npz"  # beside a partial store (a Zarr store holds only Zarr), removed when complete
+RESUME_JSON, RESUME_ARRAYS = (
+    ".json",
+    ".npz",
+)  # beside a partial store (a Zarr store holds only Zarr), removed when complete
 
 
 def _beside(work: Path, suffix: str) -> Path:
@@ -225,8 +253,12 @@ def _load_resume(work: Path, config: SyntheticConfig, *, per_chunk: int) -> dict
         log.warning("discarding %s: it does not match its recorded state (killed between two writes)", work)
         _discard(work)
         return None
-    log.warning("continuing %s from time step %d of %d (a partial run kept by an interrupted generation)",
-                work, record["next"], config.n_times)
+    log.warning(
+        "continuing %s from time step %d of %d (a partial run kept by an interrupted generation)",
+        work,
+        record["next"],
+        config.n_times,
+    )
     return record | {"arrays": arrays}
 
 
@@ -236,7 +268,9 @@ def _discard(work: Path) -> None:
         _beside(work, suffix).unlink(missing_ok=True)
 
 
-def ensure_generated(config: SyntheticConfig, path: str | Path, *, progress: bool | None = None, chunk_days: float = 30.0) -> Path:
+def ensure_generated(
+    config: SyntheticConfig, path: str | Path, *, progress: bool | None = None, chunk_days: float = 30.0
+) -> Path:
     """The store at ``path``, generated (resumably) unless present; concurrent callers wait for one generation."""
     path = Path(path)
     if path.exists():

@@ -30,7 +30,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    wait: bool = typer.Option(False, "--wait", help="Wait for another process writing the same output instead of failing."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait for another process writing the same output instead of failing."
+    ),
 ) -> None:
     """Train climate forecasting and downscaling models with optical direct feedback alignment."""
     from data_catalog import locks

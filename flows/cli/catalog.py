@@ -46,13 +46,19 @@ def register(app: typer.Typer) -> None:
         for column in ("name", "driver", "grid", "time", "location"):
             table.add_column(column, overflow="fold")
         for entry in list_entries(catalog):
-            table.add_row(entry.name, entry.driver, _grid_text(entry), _time_text(entry),
-                          entry.location or "(generated on this machine)")
+            table.add_row(
+                entry.name,
+                entry.driver,
+                _grid_text(entry),
+                _time_text(entry),
+                entry.location or "(generated on this machine)",
+            )
         _console().print(table)
 
     @group.command("show")
-    def show_command(name: str = typer.Argument(..., help="Entry name."),
-                     catalog: Optional[Path] = CATALOG_OPTION) -> None:
+    def show_command(
+        name: str = typer.Argument(..., help="Entry name."), catalog: Optional[Path] = CATALOG_OPTION
+    ) -> None:
         """Every field of one catalog entry."""
         import yaml
 
@@ -64,9 +70,11 @@ def register(app: typer.Typer) -> None:
         print(yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, width=100).rstrip())
 
     @group.command("inspect")
-    def inspect_command(source: str = typer.Argument(..., help="Entry name or path (NetCDF file or glob, Zarr, GRIB)."),
-                        variables: Optional[list[str]] = typer.Option(None, "--variables", help="Canonical names."),
-                        catalog: Optional[Path] = CATALOG_OPTION) -> None:
+    def inspect_command(
+        source: str = typer.Argument(..., help="Entry name or path (NetCDF file or glob, Zarr, GRIB)."),
+        variables: Optional[list[str]] = typer.Option(None, "--variables", help="Canonical names."),
+        catalog: Optional[Path] = CATALOG_OPTION,
+    ) -> None:
         """Open a source through the readers and print its canonical form (nothing is loaded)."""
         from data_catalog.readers import open_dataset
 

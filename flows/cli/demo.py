@@ -69,7 +69,10 @@ def console_without_tracebacks() -> Iterator[None]:
     """Prefect's console handlers print one line per record (a failed step's error, not its traceback)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict) if n.startswith("prefect"))]
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict) if n.startswith("prefect")),
+    ]
     handlers = {h for lg in loggers for h in getattr(lg, "handlers", []) if isinstance(h, PrefectConsoleHandler)}
     saved = {h: h.formatter for h in handlers}
     for handler in handlers:
@@ -130,16 +133,32 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="Run directory for the stores, the report and figures."),
-        mode: Optional[str] = typer.Option(None, "--mode", help="Training mode(s), comma-separated: backprop, dfa, optical (default backprop,optical)."),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Forecaster training steps per mode (default 200)."),
+        mode: Optional[str] = typer.Option(
+            None, "--mode", help="Training mode(s), comma-separated: backprop, dfa, optical (default backprop,optical)."
+        ),
+        steps: Optional[int] = typer.Option(
+            None, "--steps", min=1, help="Forecaster training steps per mode (default 200)."
+        ),
         days: Optional[float] = typer.Option(None, "--days", min=1, help="Days of synthetic reanalysis (default 90)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data and of training (default 0)."),
-        downscale: Optional[bool] = typer.Option(None, "--downscale/--no-downscale", help="Train the diffusion downscaler and downscale the forecast (default: with the synthetic source)."),
-        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline settings (source, modes, preset, lead_hours, ...)."),
-        prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as the Prefect flow (default), or call the steps directly."),
+        downscale: Optional[bool] = typer.Option(
+            None,
+            "--downscale/--no-downscale",
+            help="Train the diffusion downscaler and downscale the forecast (default: with the synthetic source).",
+        ),
+        config: Optional[Path] = typer.Option(
+            None, "--config", help="YAML file of pipeline settings (source, modes, preset, lead_hours, ...)."
+        ),
+        prefect: bool = typer.Option(
+            True, "--prefect/--no-prefect", help="Run as the Prefect flow (default), or call the steps directly."
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of a previous run in --out."),
-        dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Ingest and score on a local dask cluster of N worker processes."),
-        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Ingest and score on a running dask scheduler (tcp://HOST:PORT)."),
+        dask_workers: Optional[int] = typer.Option(
+            None, "--dask-workers", help="Ingest and score on a local dask cluster of N worker processes."
+        ),
+        dask_address: Optional[str] = typer.Option(
+            None, "--dask-address", help="Ingest and score on a running dask scheduler (tcp://HOST:PORT)."
+        ),
     ) -> None:
         """Run the whole pipeline on the embedded synthetic reanalysis and print the headline skill and where everything is."""
         from climate_optics.run_layout import DEMO_OPTIONS, DEMO_SOURCE
@@ -151,20 +170,26 @@ def register(app: typer.Typer) -> None:
             if settings.get("source", DEMO_SOURCE) != DEMO_SOURCE:
                 from climate_optics.errors import UsageInputError
 
-                raise UsageInputError("--days and --seed set the synthetic reanalysis; the --config source is not synthetic")
+                raise UsageInputError(
+                    "--days and --seed set the synthetic reanalysis; the --config source is not synthetic"
+                )
             settings["options"] = dict(settings.get("options") or DEMO_OPTIONS) | given(days=days, seed=seed)
         cfg = pipeline_config(settings)  # bad settings fail here, before anything is written
         from climate_optics.pipeline import check_run_dir
         from climate_optics.workflow import climatology_period
         from data_catalog import locks
 
-        with locks.holding(out):  # one writer per run directory: a second demo is refused (or waits) before Prefect starts
+        with locks.holding(
+            out
+        ):  # one writer per run directory: a second demo is refused (or waits) before Prefect starts
             check_run_dir(out, overwrite=overwrite)  # a used directory too
             if dask_workers is not None or dask_address:
                 from climate_optics.cluster import check_dask_options
 
                 check_dask_options(dask_workers, dask_address)  # before Prefect starts
-            if cfg.source != DEMO_SOURCE:  # opens a file or catalog entry lazily: a bad one fails here, before Prefect starts
+            if (
+                cfg.source != DEMO_SOURCE
+            ):  # opens a file or catalog entry lazily: a bad one fails here, before Prefect starts
                 cfg.climatology_period = climatology_period(cfg)
             say = lambda message: typer.echo(f"[demo] {message}", err=True)  # noqa: E731
             cluster = given(dask_workers=dask_workers, dask_address=dask_address)
@@ -181,7 +206,9 @@ def register(app: typer.Typer) -> None:
         timings = Path(paths["run_dir"]) / "timings.json"
         typer.echo(summary_text(paths, json.loads(timings.read_text()) if timings.is_file() else {}))
         found = Path(paths["run_dir"]).name == DEMO_DIR_NAME  # what the notebooks look for beside notebooks/
-        typer.echo("explore it: jupyter lab notebooks/" + ("" if found else f"  (with CLIMATE_OPTICS_RUN={paths['run_dir']})"))
+        typer.echo(
+            "explore it: jupyter lab notebooks/" + ("" if found else f"  (with CLIMATE_OPTICS_RUN={paths['run_dir']})")
+        )
 
 
 def run_flow(cfg: Any, out: Path, *, overwrite: bool, say: Any, **cluster: Any) -> dict[str, str]:

@@ -17,8 +17,12 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def downscale(
-        checkpoint: Path = typer.Option(..., "--checkpoint", help="Diffusion-stage checkpoint or run directory of `train downscale`."),
-        coarse: str = typer.Option(..., "--coarse", help="Coarse input: catalog entry, analysis store or forecast store."),
+        checkpoint: Path = typer.Option(
+            ..., "--checkpoint", help="Diffusion-stage checkpoint or run directory of `train downscale`."
+        ),
+        coarse: str = typer.Option(
+            ..., "--coarse", help="Coarse input: catalog entry, analysis store or forecast store."
+        ),
         members: int = typer.Option(4, "--members", help="Ensemble members (realization)."),
         out: Path = typer.Option(..., "--out", help="Output Zarr store (forecast-store layout with realization)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output store."),
@@ -26,9 +30,15 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the ensemble noise."),
         start: Optional[str] = typer.Option(None, "--start", help="First time to downscale (ISO date)."),
         end: Optional[str] = typer.Option(None, "--end", help="Last time to downscale (ISO date, inclusive)."),
-        coarsen: int = typer.Option(1, "--coarsen", help="Coarsen the input conservatively by this factor first (for fine-grid sources)."),
+        coarsen: int = typer.Option(
+            1, "--coarsen", help="Coarsen the input conservatively by this factor first (for fine-grid sources)."
+        ),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-        bilinear: bool = typer.Option(False, "--bilinear", help="Forecast stores only: write the bilinear interpolation to the fine grid (the baseline) instead."),
+        bilinear: bool = typer.Option(
+            False,
+            "--bilinear",
+            help="Forecast stores only: write the bilinear interpolation to the fine grid (the baseline) instead.",
+        ),
     ) -> None:
         """Downscale coarse fields into an M-member ensemble on the model's fine grid."""
         from climate_optics.errors import UsageInputError
@@ -40,11 +50,25 @@ def register(app: typer.Typer) -> None:
         if coarsen < 1:
             raise UsageInputError(f"--coarsen must be >= 1, got {coarsen}")
         if bilinear and not forecasts.is_forecast_store(coarse):
-            raise UsageInputError(f"--bilinear needs a forecast store as --coarse; {coarse} has no prediction_timedelta")
+            raise UsageInputError(
+                f"--bilinear needs a forecast store as --coarse; {coarse} has no prediction_timedelta"
+            )
         if bilinear:
-            path = forecasts.interpolate_forecast(checkpoint, coarse, out=out, overwrite=overwrite, start=start, end=end,
-                                                  coarsen=coarsen)
+            path = forecasts.interpolate_forecast(
+                checkpoint, coarse, out=out, overwrite=overwrite, start=start, end=end, coarsen=coarsen
+            )
         else:  # analyses and forecasts alike
-            path = run_downscale(checkpoint, coarse, members=members, out=out, overwrite=overwrite, seed=seed, steps=steps,
-                                 start=start, end=end, coarsen=coarsen, device=device)
+            path = run_downscale(
+                checkpoint,
+                coarse,
+                members=members,
+                out=out,
+                overwrite=overwrite,
+                seed=seed,
+                steps=steps,
+                start=start,
+                end=end,
+                coarsen=coarsen,
+                device=device,
+            )
         print(f"wrote {path}")

@@ -53,7 +53,9 @@ def run_ingest(source: str, out: Path, *, show_progress: bool = True, **kwargs: 
 
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=not (show_progress and console.is_terminal)) as bar:
+    with Progress(
+        *columns, console=console, transient=True, disable=not (show_progress and console.is_terminal)
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -80,26 +82,45 @@ def register(app: typer.Typer) -> None:
         years: Optional[int] = typer.Option(None, "--years", help="Synthetic reanalysis: years to generate."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Synthetic reanalysis: random seed."),
         grid: Optional[str] = typer.Option(
-            None, "--grid",
+            None,
+            "--grid",
             help="Regrid to 64x32, 240x121, 128x64, 360x181 (any LONxLAT), Ndeg (e.g. 1.5deg) or the grid of a store;"
-                 " for the synthetic reanalysis, the generated grid's view (e.g. 5.625deg)."),
-        regrid_method: str = typer.Option("conservative", "--regrid-method", help="conservative (area-weighted) or bilinear."),
-        time_chunk: Optional[int] = typer.Option(None, "--time-chunk", min=1, help="Time steps per chunk (default: about 4 MiB)."),
+            " for the synthetic reanalysis, the generated grid's view (e.g. 5.625deg).",
+        ),
+        regrid_method: str = typer.Option(
+            "conservative", "--regrid-method", help="conservative (area-weighted) or bilinear."
+        ),
+        time_chunk: Optional[int] = typer.Option(
+            None, "--time-chunk", min=1, help="Time steps per chunk (default: about 4 MiB)."
+        ),
         climatology_period: Optional[str] = typer.Option(
-            None, "--climatology-period",
-            help="Build the climatology from START:END only (dates, inclusive; e.g. 1990-01-01:2019-12-31), recorded in the store."),
-        dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Read the source on a local dask cluster of N worker processes."),
-        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Read the source on a running dask scheduler (tcp://HOST:PORT)."),
+            None,
+            "--climatology-period",
+            help="Build the climatology from START:END only (dates, inclusive; e.g. 1990-01-01:2019-12-31), recorded in the store.",
+        ),
+        dask_workers: Optional[int] = typer.Option(
+            None, "--dask-workers", help="Read the source on a local dask cluster of N worker processes."
+        ),
+        dask_address: Optional[str] = typer.Option(
+            None, "--dask-address", help="Read the source on a running dask scheduler (tcp://HOST:PORT)."
+        ),
     ) -> None:
         """Write SOURCE as a canonical Zarr v3 store with statistics and a climatology (atomic)."""
         from climate_optics.cluster import dask_client
 
         with dask_client(dask_workers, dask_address):
             run_ingest(
-                source, out,
+                source,
+                out,
                 variables=split_list(variables, "--variables"),
                 levels=split_list(levels, "--levels", float),
-                start=start, end=end, overwrite=overwrite, catalog=catalog,
-                options=synthetic_options(years, seed), time_chunk=time_chunk,
-                climatology_period=climatology_period, grid=grid, regrid_method=regrid_method,
+                start=start,
+                end=end,
+                overwrite=overwrite,
+                catalog=catalog,
+                options=synthetic_options(years, seed),
+                time_chunk=time_chunk,
+                climatology_period=climatology_period,
+                grid=grid,
+                regrid_method=regrid_method,
             )

@@ -13,8 +13,10 @@ from typing import Optional
 
 import typer
 
-SERVER_HINT = ("start one with `prefect server start --host 127.0.0.1` and set "
-               "PREFECT_API_URL=http://127.0.0.1:4200/api (or `prefect config set PREFECT_API_URL=...`)")
+SERVER_HINT = (
+    "start one with `prefect server start --host 127.0.0.1` and set "
+    "PREFECT_API_URL=http://127.0.0.1:4200/api (or `prefect config set PREFECT_API_URL=...`)"
+)
 
 
 def check_cron(cron: str, *, parse: bool = True) -> str:
@@ -73,18 +75,34 @@ def check_server(timeout: float = 5.0) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        registry: Path = typer.Option(Path("climate-optics-registry"), "--registry", help="The model registry each retraining writes to (created if missing)."),
-        data: str = typer.Option("synthetic-reanalysis", "--data", help="Catalog entry or path of the data to retrain on."),
+        registry: Path = typer.Option(
+            Path("climate-optics-registry"),
+            "--registry",
+            help="The model registry each retraining writes to (created if missing).",
+        ),
+        data: str = typer.Option(
+            "synthetic-reanalysis", "--data", help="Catalog entry or path of the data to retrain on."
+        ),
         cron: str = typer.Option("0 3 * * 1", "--cron", help="Schedule, cron syntax in UTC (default: Mondays 03:00)."),
-        window_days: Optional[float] = typer.Option(None, "--window-days", min=1, help="Train on the trailing days of the record only."),
+        window_days: Optional[float] = typer.Option(
+            None, "--window-days", min=1, help="Train on the trailing days of the record only."
+        ),
         mode: str = typer.Option("backprop", "--mode", help="Training mode: backprop, dfa or optical."),
         steps: int = typer.Option(200, "--steps", min=1, help="Training steps per retraining."),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of further pipeline settings."),
-        gate_metric: str = typer.Option("rmse", "--gate-metric", help="Score deciding promotion: rmse, mse, mae, bias or acc."),
+        gate_metric: str = typer.Option(
+            "rmse", "--gate-metric", help="Score deciding promotion: rmse, mse, mae, bias or acc."
+        ),
         gate_variable: str = typer.Option("geopotential", "--gate-variable", help="Variable of the deciding score."),
-        gate_level: Optional[float] = typer.Option(500.0, "--gate-level", help="Pressure level (hPa) of the deciding score."),
-        gate_lead_hours: int = typer.Option(24, "--gate-lead-hours", min=1, help="Lead time (hours) of the deciding score."),
-        keep: int = typer.Option(5, "--keep", min=1, help="Registry versions kept (besides current and its predecessor)."),
+        gate_level: Optional[float] = typer.Option(
+            500.0, "--gate-level", help="Pressure level (hPa) of the deciding score."
+        ),
+        gate_lead_hours: int = typer.Option(
+            24, "--gate-lead-hours", min=1, help="Lead time (hours) of the deciding score."
+        ),
+        keep: int = typer.Option(
+            5, "--keep", min=1, help="Registry versions kept (besides current and its predecessor)."
+        ),
         name: str = typer.Option("scheduled-retraining", "--name", help="Deployment name."),
     ) -> None:
         """Serve the scheduled retraining deployment until interrupted (needs a Prefect server)."""
@@ -102,5 +120,15 @@ def register(app: typer.Typer) -> None:
         from flows.retrain import serve_retraining
 
         typer.echo(f"serving '{name}' ({cron}) on {url}; registry {registry}; Ctrl-C to stop", err=True)
-        serve_retraining(str(registry.resolve()), cron=cron, name=name, source=data, window_days=window_days, mode=mode,
-                         steps=steps, settings=settings or None, gate=vars(gate).copy(), keep=keep)
+        serve_retraining(
+            str(registry.resolve()),
+            cron=cron,
+            name=name,
+            source=data,
+            window_days=window_days,
+            mode=mode,
+            steps=steps,
+            settings=settings or None,
+            gate=vars(gate).copy(),
+            keep=keep,
+        )

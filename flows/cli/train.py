@@ -31,11 +31,15 @@ DATA = typer.Option(..., "--data", help="Ingested Zarr store (written by `climat
 OUT = typer.Option(..., "--out", help="Run directory for checkpoints and metrics.jsonl.")
 MODE = typer.Option(Mode("backprop"), "--mode", help="Training mode.")
 PROJECTOR = typer.Option(
-    DEFAULT_DIGITAL_KIND, "--projector", help="Digital DFA feedback projector: dense, structured or an installed projector kind.",
+    DEFAULT_DIGITAL_KIND,
+    "--projector",
+    help="Digital DFA feedback projector: dense, structured or an installed projector kind.",
 )
 PRESET = typer.Option("tiny", "--preset", help="Model size preset: tiny, base or 1b.")
 MODEL = typer.Option(
-    None, "--model", help="Model architecture from the model registry (default: vit for forecast, diffusion for downscale).",
+    None,
+    "--model",
+    help="Model architecture from the model registry (default: vit for forecast, diffusion for downscale).",
 )
 STEPS = typer.Option(1000, "--steps", min=1, help="Optimiser steps.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Samples per step.")
@@ -47,10 +51,13 @@ WARMUP = typer.Option(None, "--warmup", min=0, help="Warm-up steps (default: 5% 
 CKPT_EVERY = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints (default: steps/10).")
 VAL_EVERY = typer.Option(None, "--val-every", min=0, help="Steps between validations (default: steps/10).")
 OPU_CONFIG = typer.Option(
-    None, "--opu-config", help="YAML file of OPUConfig fields for --mode optical (default: the simulated default device).",
+    None,
+    "--opu-config",
+    help="YAML file of OPUConfig fields for --mode optical (default: the simulated default device).",
 )
 ERROR = typer.Option(
-    ErrorGranularity.auto, "--error",
+    ErrorGranularity.auto,
+    "--error",
     help="DFA error granularity: auto (the model's choice: per token, i.e. per patch, for the ViTs), sample or token.",
 )
 
@@ -68,25 +75,54 @@ def _opu_fields(path: Optional[Path], mode: Mode) -> dict[str, Any] | None:
 
 
 def _summary(result: Any) -> str:
-    return json.dumps({"steps": result.steps, "final_loss": result.final_loss, "val": result.val,
-                       "samples_per_s": round(result.samples_per_s, 2), "checkpoint": str(result.checkpoint)})
+    return json.dumps(
+        {
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "val": result.val,
+            "samples_per_s": round(result.samples_per_s, 2),
+            "checkpoint": str(result.checkpoint),
+        }
+    )
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Train the forecaster or the downscaler (backprop, DFA or optical DFA).", no_args_is_help=True)
+    group = typer.Typer(
+        help="Train the forecaster or the downscaler (backprop, DFA or optical DFA).", no_args_is_help=True
+    )
 
     @group.command("forecast")
     def forecast_command(
-        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET, model: Optional[str] = MODEL,
-        steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
-        device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
-        val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
+        data: Path = DATA,
+        out: Path = OUT,
+        mode: Mode = MODE,
+        projector: str = PROJECTOR,
+        preset: str = PRESET,
+        model: Optional[str] = MODEL,
+        steps: int = STEPS,
+        batch_size: int = BATCH,
+        lr: float = LR,
+        seed: int = SEED,
+        resume: bool = RESUME,
+        device: Device = DEVICE,
+        warmup: Optional[int] = WARMUP,
+        checkpoint_every: Optional[int] = CKPT_EVERY,
+        val_every: Optional[int] = VAL_EVERY,
+        error: ErrorGranularity = ERROR,
         opu_config: Optional[Path] = OPU_CONFIG,
-        lead_steps: str = typer.Option("1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."),
-        init: Optional[Path] = typer.Option(None, "--init", help="Forecaster run or checkpoint whose weights start this run (fine-tuning)."),
+        lead_steps: str = typer.Option(
+            "1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."
+        ),
+        init: Optional[Path] = typer.Option(
+            None, "--init", help="Forecaster run or checkpoint whose weights start this run (fine-tuning)."
+        ),
         rollout: int = typer.Option(
-            1, "--rollout", min=1, help="Train the k-th step of the model's own rollout, k drawn in 1..N (autoregressive "
-            "fine-tuning for longer leads; with --init, e.g. --rollout 4 --steps 60 --lr 3e-4)."),
+            1,
+            "--rollout",
+            min=1,
+            help="Train the k-th step of the model's own rollout, k drawn in 1..N (autoregressive "
+            "fine-tuning for longer leads; with --init, e.g. --rollout 4 --steps 60 --lr 3e-4).",
+        ),
     ) -> None:
         """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
         from climate_optics.errors import UsageInputError
@@ -98,9 +134,20 @@ def register(app: typer.Typer) -> None:
             leads = tuple(int(x) for x in lead_steps.split(","))
         except ValueError:
             raise UsageInputError(f"--lead-steps: {lead_steps!r} is not a comma-separated list of integers") from None
-        config = TrainConfig.for_steps(steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector,
-                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
-                              error=error.value, opu_config=_opu_fields(opu_config, mode))
+        config = TrainConfig.for_steps(
+            steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            mode=mode.value,
+            projector=projector,
+            device=device.value,
+            warmup=warmup,
+            checkpoint_every=checkpoint_every,
+            val_every=val_every,
+            error=error.value,
+            opu_config=_opu_fields(opu_config, mode),
+        )
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         if rollout > 1 and leads != (1,):
@@ -123,29 +170,63 @@ def register(app: typer.Typer) -> None:
 
     @group.command("downscale")
     def downscale_command(
-        data: Path = DATA, out: Path = OUT, mode: Mode = MODE, projector: str = PROJECTOR, preset: str = PRESET, model: Optional[str] = MODEL,
-        steps: int = STEPS, batch_size: int = BATCH, lr: float = LR, seed: int = SEED, resume: bool = RESUME,
-        device: Device = DEVICE, warmup: Optional[int] = WARMUP, checkpoint_every: Optional[int] = CKPT_EVERY,
-        val_every: Optional[int] = VAL_EVERY, error: ErrorGranularity = ERROR,
+        data: Path = DATA,
+        out: Path = OUT,
+        mode: Mode = MODE,
+        projector: str = PROJECTOR,
+        preset: str = PRESET,
+        model: Optional[str] = MODEL,
+        steps: int = STEPS,
+        batch_size: int = BATCH,
+        lr: float = LR,
+        seed: int = SEED,
+        resume: bool = RESUME,
+        device: Device = DEVICE,
+        warmup: Optional[int] = WARMUP,
+        checkpoint_every: Optional[int] = CKPT_EVERY,
+        val_every: Optional[int] = VAL_EVERY,
+        error: ErrorGranularity = ERROR,
         opu_config: Optional[Path] = OPU_CONFIG,
         stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
         init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
-        diffusion_steps: Optional[int] = typer.Option(None, "--diffusion-steps", min=1, help="Steps of the diffusion stage of --stage both (default: --steps)."),
+        diffusion_steps: Optional[int] = typer.Option(
+            None, "--diffusion-steps", min=1, help="Steps of the diffusion stage of --stage both (default: --steps)."
+        ),
     ) -> None:
         """Train the diffusion downscaler (regression mean + EDM residual) on a fine-grid store."""
         from climate_optics.errors import UsageInputError
         from climate_optics.training.downscale_task import run_downscale_training
         from climate_optics.training.task import TrainConfig
 
-        config = TrainConfig.for_steps(steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode.value, projector=projector,
-                              device=device.value, warmup=warmup, checkpoint_every=checkpoint_every, val_every=val_every,
-                              error=error.value, opu_config=_opu_fields(opu_config, mode))
+        config = TrainConfig.for_steps(
+            steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            mode=mode.value,
+            projector=projector,
+            device=device.value,
+            warmup=warmup,
+            checkpoint_every=checkpoint_every,
+            val_every=val_every,
+            error=error.value,
+            opu_config=_opu_fields(opu_config, mode),
+        )
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
         if diffusion_steps is not None and stage != "both":
             raise UsageInputError("--diffusion-steps applies to --stage both; for one stage use --steps")
-        results = run_downscale_training(data, out, config, stage=stage, preset=preset, init=init, resume=resume, diffusion_steps=diffusion_steps,
-                                         architecture=model)
+        results = run_downscale_training(
+            data,
+            out,
+            config,
+            stage=stage,
+            preset=preset,
+            init=init,
+            resume=resume,
+            diffusion_steps=diffusion_steps,
+            architecture=model,
+        )
         for name, result in results.items():
             if result.rank == 0:
                 print(f"{name}: {_summary(result)}")

@@ -29,14 +29,23 @@ def advecting_waves(n_time: int, n_lat: int = 16, n_lon: int = 32, seed: int = 0
     levels = np.array([500, 850])
     z = np.stack([5.5e4 + 800 * pattern, 1.4e4 + 500 * pattern], axis=1)
     t = np.stack([255 + 4 * pattern, 280 + 5 * pattern], axis=1)
-    coords = {"time": pd.date_range("2000-01-01", periods=n_time, freq="6h").values, "level": levels, "latitude": lat, "longitude": lon}
+    coords = {
+        "time": pd.date_range("2000-01-01", periods=n_time, freq="6h").values,
+        "level": levels,
+        "latitude": lat,
+        "longitude": lon,
+    }
     dims4, dims3 = ("time", "level", "latitude", "longitude"), ("time", "latitude", "longitude")
     return xr.Dataset(
         {
             "geopotential": (dims4, z.astype(np.float32), {"units": "m2 s-2"}),
             "temperature": (dims4, t.astype(np.float32), {"units": "K"}),
             "2m_temperature": (dims3, (288 + 6 * pattern).astype(np.float32), {"units": "K"}),
-            "land_sea_mask": (("latitude", "longitude"), (np.cos(3 * lam) * np.cos(phi) > 0.2).astype(np.float32), {"units": "1"}),
+            "land_sea_mask": (
+                ("latitude", "longitude"),
+                (np.cos(3 * lam) * np.cos(phi) > 0.2).astype(np.float32),
+                {"units": "1"},
+            ),
         },
         coords=coords,
     )

@@ -27,9 +27,15 @@ def forecast(seed=0, members=None):
     rng = np.random.default_rng(seed)
     dims = ["time", "prediction_timedelta", "level", "latitude", "longitude"] + (["realization"] if members else [])
     shape = [3, 2, 2, 8, 16] + ([members] if members else [])
-    coords = {"time": INITS, "prediction_timedelta": LEADS, "level": [500, 850], "latitude": LAT, "longitude": LON,
-              "valid_time": (("time", "prediction_timedelta"), INITS.values[:, None] + LEADS.values[None, :]),
-              "source": "test"}
+    coords = {
+        "time": INITS,
+        "prediction_timedelta": LEADS,
+        "level": [500, 850],
+        "latitude": LAT,
+        "longitude": LON,
+        "valid_time": (("time", "prediction_timedelta"), INITS.values[:, None] + LEADS.values[None, :]),
+        "source": "test",
+    }
     out = xr.DataArray(rng.normal(size=shape), dims=dims, coords=coords, name="temperature", attrs={"units": "K"})
     out["latitude"].attrs = {"units": "degrees_north"}
     return out
@@ -38,9 +44,13 @@ def forecast(seed=0, members=None):
 def truth(seed=1):
     """(time, level, latitude, longitude), dims in another order than the forecast's."""
     rng = np.random.default_rng(seed)
-    return xr.DataArray(rng.normal(size=(2, 3, 16, 8)), dims=("level", "time", "longitude", "latitude"),
-                        coords={"time": INITS, "level": [500, 850], "latitude": LAT, "longitude": LON}, name="temperature",
-                        attrs={"units": "kelvin", "source": "truth"})
+    return xr.DataArray(
+        rng.normal(size=(2, 3, 16, 8)),
+        dims=("level", "time", "longitude", "latitude"),
+        coords={"time": INITS, "level": [500, 850], "latitude": LAT, "longitude": LON},
+        name="temperature",
+        attrs={"units": "kelvin", "source": "truth"},
+    )
 
 
 def both_paths(fn, *arrays, **kwargs):
@@ -67,9 +77,11 @@ def test_in_memory_equals_apply_ufunc(metric):
 @pytest.mark.parametrize("case", ["scalar level", "other name", "no coordinates"])
 def test_engine_broadcasts_and_merges_coordinates_as_xarray_does(case, keep_attrs):
     f = forecast()
-    t = {"scalar level": truth().isel(level=0),  # conflicts with the forecast's level dim: xarray decides
-         "other name": truth().rename("other"),
-         "no coordinates": truth().drop_vars(["time", "level"])}[case]
+    t = {
+        "scalar level": truth().isel(level=0),  # conflicts with the forecast's level dim: xarray decides
+        "other name": truth().rename("other"),
+        "no coordinates": truth().drop_vars(["time", "level"]),
+    }[case]
     area = AreaMean.build(LAT, LON, resolve_regions(["global", "tropics"]))
 
     def kernel(a, b):  # (..., lat, lon) twice -> (..., 2, lat, lon)
@@ -115,5 +127,6 @@ def test_metrics_scored_together_equal_each_alone():
             np.testing.assert_array_equal(stats[name].values, alone[name].values)
     error = (f.mean("realization") - t).transpose(*f.dims[:-1])
     expected = np.tensordot(error.values, area.weights, axes=([-2, -1], [1, 2]))  # (time, lead, level, region)
-    np.testing.assert_allclose(together[1]["bias"].transpose("time", "prediction_timedelta", "level", "region").values,
-                               expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        together[1]["bias"].transpose("time", "prediction_timedelta", "level", "region").values, expected, rtol=1e-12
+    )

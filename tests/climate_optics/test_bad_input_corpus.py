@@ -59,6 +59,7 @@ def era5_file(d: Path, ds: xr.Dataset, name: str = "era5.nc") -> Path:
 
 # -- NetCDF and GRIB files ----------------------------------------------------------------------------
 
+
 @case
 def zero_byte_netcdf(d, i):
     (d / "empty.nc").write_bytes(b"")
@@ -138,8 +139,11 @@ def no_latitude(d, i):
 def all_nan_field(d, i):
     ds = i.era5.copy()
     ds["t2m"] = ds["t2m"] * np.nan
-    return Case(["evaluate", i.forecast, "--truth", era5_file(d, ds), "--out", d / "scores.zarr"],
-                d / "era5.nc", "all values are NaN")
+    return Case(
+        ["evaluate", i.forecast, "--truth", era5_file(d, ds), "--out", d / "scores.zarr"],
+        d / "era5.nc",
+        "all values are NaN",
+    )
 
 
 @case
@@ -161,10 +165,13 @@ def absent_level(d, i):
 
 @case
 def period_outside_the_data(d, i):
-    return Case(ingest(era5_file(d, i.era5), d, "--start", "1990-01-01", "--end", "1990-02-01"), d / "era5.nc", "no time in")
+    return Case(
+        ingest(era5_file(d, i.era5), d, "--start", "1990-01-01", "--end", "1990-02-01"), d / "era5.nc", "no time in"
+    )
 
 
 # -- Zarr stores --------------------------------------------------------------------------------------
+
 
 def copy_store(d: Path, i: Inputs) -> Path:
     shutil.copytree(i.store, d / "src.zarr")
@@ -202,15 +209,21 @@ def corrupt_zarr_chunk(d, i):
 def corrupt_truth_chunk_in_evaluate(d, i):
     store = copy_store(d, i)
     truncate_first_chunk(store, "2m_temperature")
-    return Case(["evaluate", i.forecast, "--truth", store, "--out", d / "scores.zarr", "--allow-in-sample-climatology"],
-                store, "chunk 0.0.0 cannot be decoded")
+    return Case(
+        ["evaluate", i.forecast, "--truth", store, "--out", d / "scores.zarr", "--allow-in-sample-climatology"],
+        store,
+        "chunk 0.0.0 cannot be decoded",
+    )
 
 
 @case
 def forecast_store_is_a_file(d, i):
     (d / "forecast.zarr").write_text("not a store")
-    return Case(["evaluate", d / "forecast.zarr", "--truth", i.store, "--out", d / "scores.zarr"],
-                d / "forecast.zarr", "forecast")
+    return Case(
+        ["evaluate", d / "forecast.zarr", "--truth", i.store, "--out", d / "scores.zarr"],
+        d / "forecast.zarr",
+        "forecast",
+    )
 
 
 @case
@@ -247,8 +260,12 @@ def catalog_python_object_tag(d, i):
 
 @case
 def catalog_location_escaping_its_directory(d, i):
-    return catalog_case(d, i, "entries:\n  mine: {description: d, driver: netcdf, location: ../../etc/passwd, licence: l, citation: c}\n",
-                        "leaves the catalog's directory")
+    return catalog_case(
+        d,
+        i,
+        "entries:\n  mine: {description: d, driver: netcdf, location: ../../etc/passwd, licence: l, citation: c}\n",
+        "leaves the catalog's directory",
+    )
 
 
 @case
@@ -263,7 +280,9 @@ def catalog_invalid_yaml(d, i):
 
 @case
 def catalog_missing_field(d, i):
-    return catalog_case(d, i, "entries:\n  mine: {description: d, driver: netcdf, location: era5.nc, citation: c}\n", "licence")
+    return catalog_case(
+        d, i, "entries:\n  mine: {description: d, driver: netcdf, location: era5.nc, citation: c}\n", "licence"
+    )
 
 
 @case
@@ -273,10 +292,15 @@ def catalog_unknown_canonical_name(d, i):
 
 @case
 def catalog_file_missing(d, i):
-    return Case(["ingest", "mine", "--catalog", d / "nope.yaml", "--out", d / "out.zarr"], d / "nope.yaml", "catalog file not found")
+    return Case(
+        ["ingest", "mine", "--catalog", d / "nope.yaml", "--out", d / "out.zarr"],
+        d / "nope.yaml",
+        "catalog file not found",
+    )
 
 
 # -- checkpoints --------------------------------------------------------------------------------------
+
 
 class Payload:
     def __reduce__(self):
@@ -284,12 +308,29 @@ class Payload:
 
 
 def forecast_case(d: Path, i: Inputs, says: str) -> Case:
-    return Case(["forecast", "--checkpoint", d / "checkpoint.pt", "--data", i.store, "--init", "2020-01-01:2020-01-01",
-                 "--lead-times", "6h", "--out", d / "forecast.zarr"], d / "checkpoint.pt", says)
+    return Case(
+        [
+            "forecast",
+            "--checkpoint",
+            d / "checkpoint.pt",
+            "--data",
+            i.store,
+            "--init",
+            "2020-01-01:2020-01-01",
+            "--lead-times",
+            "6h",
+            "--out",
+            d / "forecast.zarr",
+        ],
+        d / "checkpoint.pt",
+        says,
+    )
 
 
 def saved_checkpoint(d: Path) -> Path:
-    return save_checkpoint({"model": {"w": torch.ones(2)}, "task": {"kind": "forecast"}, "step": 1}, d / "checkpoint.pt")
+    return save_checkpoint(
+        {"model": {"w": torch.ones(2)}, "task": {"kind": "forecast"}, "step": 1}, d / "checkpoint.pt"
+    )
 
 
 @case
@@ -339,6 +380,7 @@ def missing_checkpoint(d, i):
 
 # -- pipeline settings --------------------------------------------------------------------------------
 
+
 @case
 def pipeline_settings_with_python_tag(d, i):
     (d / "settings.yaml").write_text("steps: !!python/object/apply:os.system ['touch pwned']\n")
@@ -346,6 +388,7 @@ def pipeline_settings_with_python_tag(d, i):
 
 
 # -- the test -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Inputs:
@@ -358,9 +401,15 @@ def inputs(tmp_path_factory) -> Inputs:
     era5.to_netcdf(root / "era5.nc")
     assert main(["ingest", str(root / "era5.nc"), "--out", str(root / "truth.zarr")]) == 0
     for name, ds in (("forecast.zarr", truth), ("coarse-forecast.zarr", truth.isel(latitude=slice(0, None, 2)))):
-        with ForecastStoreWriter(root / name, channels=["2m_temperature"], init_times=ds["time"].values[:2],
-                                 lead_times=np.array([6], "timedelta64[h]"), latitude=ds["latitude"].values,
-                                 longitude=ds["longitude"].values, attrs={"climate_optics_version": "test"}) as writer:
+        with ForecastStoreWriter(
+            root / name,
+            channels=["2m_temperature"],
+            init_times=ds["time"].values[:2],
+            lead_times=np.array([6], "timedelta64[h]"),
+            latitude=ds["latitude"].values,
+            longitude=ds["longitude"].values,
+            attrs={"climate_optics_version": "test"},
+        ) as writer:
             for t in range(2):
                 writer.write(t, 0, ds["2m_temperature"].values[t + 1][None])
     return Inputs(truth, era5, root / "truth.zarr", root / "forecast.zarr")
@@ -374,13 +423,16 @@ def test_the_corpus_is_large_enough():
     assert len(CASES) >= 30
 
 
-@pytest.mark.parametrize("text, says", [
-    ("frame_rate_hz: -1\n", "OPUConfig.frame_rate_hz must be a positive number"),
-    ("bits: 0\n", "OPUConfig.bits must be in 1..16"),
-    ("encoding: smoke\n", "OPUConfig.encoding must be one of"),
-    ("dmd_shape: [0, 5]\n", "OPUConfig.dmd_shape must be two positive integers"),
-    ("power_w: !!python/object/apply:os.system ['touch pwned']\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("frame_rate_hz: -1\n", "OPUConfig.frame_rate_hz must be a positive number"),
+        ("bits: 0\n", "OPUConfig.bits must be in 1..16"),
+        ("encoding: smoke\n", "OPUConfig.encoding must be one of"),
+        ("dmd_shape: [0, 5]\n", "OPUConfig.dmd_shape must be two positive integers"),
+        ("power_w: !!python/object/apply:os.system ['touch pwned']\n", "not valid YAML"),
+    ],
+)
 def test_an_impossible_opu_configuration_is_bad_input(tmp_path, monkeypatch, text, says):
     """No command reads an OPU configuration file yet: the file reader, and the CLI's mapping of its error."""
     from climate_optics.errors import BAD_INPUT_ERRORS

@@ -30,7 +30,9 @@ def log_lines(run, kind: str) -> list[dict]:
 @pytest.mark.parametrize("mode", ["dfa", "optical"])
 def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, run_cli):
     run = tmp_path / mode
-    status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", run, "--mode", mode, "--steps", STEPS)
+    status, _, err = run_cli(
+        "train", "forecast", "--data", synthetic_store, "--out", run, "--mode", mode, "--steps", STEPS
+    )
     assert status == 0, err
     val = log_lines(run, "val")[-1]
     assert val["rmse_z500_6h"] < 0.93 * val["persistence_rmse_z500_6h"], val
@@ -49,15 +51,26 @@ def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, 
 
 def test_forecast_task_feeds_the_error_back_per_token(synthetic_store):
     task = ForecastTask(synthetic_store, preset="tiny", variables=["geopotential"], static=False)
-    engine = make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa"), output=task.feedback_output, error=task.feedback_error)
+    engine = make_engine(
+        task.model,
+        task.feedback_points,
+        TrainConfig(mode="dfa"),
+        output=task.feedback_output,
+        error=task.feedback_error,
+    )
     assert isinstance(engine, DFA) and engine.error == "token" and engine.output_name == "head.mlp"
     batch = next(iter(task.batches(np.random.default_rng(0), 2)))
     engine.backward(task.loss(task.model, batch))
     n_tokens, width = task.model.h * task.model.w, task.config.dim
     patch_values = task.config.patch**2 * len(task.config.channels)
-    assert (engine.projector.n_in, engine.projector.n_out) == (patch_values, width)  # one patch's error -> one token's signal
+    assert (engine.projector.n_in, engine.projector.n_out) == (
+        patch_values,
+        width,
+    )  # one patch's error -> one token's signal
     assert engine.stats.projector.vectors == 2 * n_tokens
-    overridden = make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa", error="sample"), output=None, error="token")
+    overridden = make_engine(
+        task.model, task.feedback_points, TrainConfig(mode="dfa", error="sample"), output=None, error="token"
+    )
     assert overridden.error == "sample"
     overridden.remove_hooks()
     engine.remove_hooks()
@@ -84,5 +97,7 @@ def test_cli_takes_an_opu_config_file_and_records_it(waves_store, tmp_path, run_
     status, _, err = run_cli(*args, "--out", tmp_path / "bad-run", "--opu-config", bad)
     assert status == 2 and "frame_rate_hz" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad-run").exists()
-    status, _, err = run_cli(*args[:-1], "dfa", "--out", tmp_path / "dfa-run", "--opu-config", tmp_path / "opu1500.yaml")
+    status, _, err = run_cli(
+        *args[:-1], "dfa", "--out", tmp_path / "dfa-run", "--opu-config", tmp_path / "opu1500.yaml"
+    )
     assert status == 2 and "--mode optical" in err

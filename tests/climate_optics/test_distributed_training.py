@@ -40,7 +40,11 @@ class ShardedToy:
             if (rank, step) == self.raise_on:
                 raise OSError(f"toy data unreadable on rank {rank}")
             g = np.random.default_rng([seed, step])
-            x = torch.from_numpy(g.standard_normal((world * batch_size, 4)).astype(np.float32)[rank * batch_size : (rank + 1) * batch_size])
+            x = torch.from_numpy(
+                g.standard_normal((world * batch_size, 4)).astype(np.float32)[
+                    rank * batch_size : (rank + 1) * batch_size
+                ]
+            )
             yield {"x": x, "y": x @ W, "fault": (rank, step) == self.nan_on}
 
     def loss(self, model, batch):
@@ -56,8 +60,19 @@ class ShardedToy:
 
 
 def toy_config(mode, batch_size=B, **kw):
-    base = dict(steps=4, batch_size=batch_size, lr=3e-2, warmup=1, checkpoint_every=2, val_every=2, log_every=1,
-                mode=mode, device="cpu", deterministic=True, progress=False)
+    base = dict(
+        steps=4,
+        batch_size=batch_size,
+        lr=3e-2,
+        warmup=1,
+        checkpoint_every=2,
+        val_every=2,
+        log_every=1,
+        mode=mode,
+        device="cpu",
+        deterministic=True,
+        progress=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -177,7 +192,9 @@ def test_errors_stop_every_rank(toy_runs):
     for rank in (0, 1):
         errors = json.loads((out / f"errors{rank}.json").read_text())
         assert "nan on rank 1 at step 3" in errors["nan"]  # stream batch 2 is step 3; both ranks stop, naming rank 1
-        assert "rank(s) 1 differ from rank 0's (first in 2.bias)" in errors["diverged"]  # a 1e-7 difference is caught, and placed
+        assert (
+            "rank(s) 1 differ from rank 0's (first in 2.bias)" in errors["diverged"]
+        )  # a 1e-7 difference is caught, and placed
     # Rank 1 fails alone (unreadable data): the launch ends (no hang until the timeout) and fails.
     assert proc.returncode != 0
     assert "toy data unreadable on rank 1" in proc.stderr
@@ -190,7 +207,9 @@ def test_ranks_see_disjoint_samples_that_together_make_the_single_process_batch(
     from climate_optics.training.forecast_task import ForecastTask
 
     def sampler(shard):
-        return ZarrWindowSampler(synthetic_store, ["2m_temperature"], starts=np.arange(200), window=(8, 8), seed=5, shard=shard)
+        return ZarrWindowSampler(
+            synthetic_store, ["2m_temperature"], starts=np.arange(200), window=(8, 8), seed=5, shard=shard
+        )
 
     one, rank0, rank1 = sampler((0, 1)), sampler((0, 2)), sampler((1, 2))
     for step in (0, 3, 40):  # 40 * 8 samples crosses into the second epoch
@@ -227,8 +246,18 @@ def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_sto
     state = load(tmp_path / "run" / "checkpoint.pt")
     assert state["world_size"] == 2 and state["train_config"]["batch_size"] == 2
 
-    config = TrainConfig.for_steps(3, batch_size=4, lr=1e-3, seed=0, mode="dfa", projector="structured", device="cpu",
-                          warmup=None, checkpoint_every=None, val_every=None)
+    config = TrainConfig.for_steps(
+        3,
+        batch_size=4,
+        lr=1e-3,
+        seed=0,
+        mode="dfa",
+        projector="structured",
+        device="cpu",
+        warmup=None,
+        checkpoint_every=None,
+        val_every=None,
+    )
     task = ForecastTask(synthetic_store, preset="tiny", seed=0, train_lead_steps=(1,))
     train(task, config, tmp_path / "single")
     assert_same(task.model.state_dict(), state["model"], atol=1e-5)

@@ -48,7 +48,9 @@ def test_interpolation_works_on_numpy_and_torch_alike():
     c_lat, c_lon, f_lat, f_lon = _coarse_and_fine()
     w_lat, w_lon = interpolation.grid_matrices(c_lat, c_lon, f_lat, f_lon, method="cubic")
     x = np.random.default_rng(0).standard_normal((2, 3, c_lat.size, c_lon.size))
-    np.testing.assert_allclose(interpolation.apply(torch.from_numpy(x), w_lat, w_lon).numpy(), interpolation.apply(x, w_lat, w_lon), rtol=1e-12)
+    np.testing.assert_allclose(
+        interpolation.apply(torch.from_numpy(x), w_lat, w_lon).numpy(), interpolation.apply(x, w_lat, w_lon), rtol=1e-12
+    )
     with pytest.raises(ValueError, match="method"):
         interpolation.interp_matrix(c_lat, f_lat, periodic=False, method="spline")
 
@@ -117,7 +119,11 @@ def test_conservative_interpolation_is_band_limited_along_great_circles_on_a_glo
         power = np.abs(np.fft.rfft(_great_circle_sequence(fine), axis=-1)) ** 2
         assert (power[..., above].sum() > 1e-3 * power.sum()) == images
     # The same on torch tensors, and a latitude band (not pole to pole) falls back to linear meridians.
-    np.testing.assert_allclose(interpolation.apply(torch.from_numpy(coarse), w_lat, w_lon).numpy(), interpolation.apply(coarse, w_lat, w_lon), atol=1e-12)
+    np.testing.assert_allclose(
+        interpolation.apply(torch.from_numpy(coarse), w_lat, w_lon).numpy(),
+        interpolation.apply(coarse, w_lat, w_lon),
+        atol=1e-12,
+    )
     band, _ = interpolation.grid_matrices(c_lat[2:-2], c_lon, f_lat[4:-4], f_lon, method="conservative")
     assert band.shape == (f_lat.size - 8, c_lat.size - 4)
 
@@ -135,7 +141,9 @@ class CircularConv(torch.nn.Module):
 
     def __init__(self, periodic: bool):
         super().__init__()
-        self.weight = torch.nn.Parameter(torch.randn(3, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+        self.weight = torch.nn.Parameter(
+            torch.randn(3, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        )
         self.periodic = periodic
 
     def forward(self, x):
@@ -169,7 +177,9 @@ def test_tiling_a_region_smaller_than_a_tile():
 
 @pytest.mark.parametrize("backbone", ["vit", "unet"])
 def test_model_stages_shapes_and_feedback_points(backbone):
-    config = DownscalerConfig.from_preset("tiny", channels=("2m_temperature", "geopotential@500"), backbone=backbone, tile=16, overlap=6)
+    config = DownscalerConfig.from_preset(
+        "tiny", channels=("2m_temperature", "geopotential@500"), backbone=backbone, tile=16, overlap=6
+    )
     model = Downscaler(config)
     names = dict(model.named_modules())
     cond = torch.randn(3, config.n_cond, 16, 16)
@@ -183,7 +193,9 @@ def test_model_stages_shapes_and_feedback_points(backbone):
     assert denoised.shape == (3, 2, 16, 16)
     # At sigma -> 0 the preconditioned denoiser returns its input.
     r = torch.randn(3, 2, 16, 16)
-    torch.testing.assert_close(model(r, torch.full((3,), 1e-6), torch.cat([cond, mean.detach()], dim=1)), r, atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        model(r, torch.full((3,), 1e-6), torch.cat([cond, mean.detach()], dim=1)), r, atol=1e-4, rtol=0
+    )
 
 
 @pytest.mark.parametrize("backbone", ["vit", "unet"])
@@ -206,7 +218,9 @@ def test_regression_correction_is_scaled_per_channel_and_old_checkpoints_load_un
     cond = torch.randn(2, config.n_cond, 16, 16)
     unscaled = model.regress(cond) - cond[:, :2]  # (2, 2, 16, 16)
     model.correction_std.copy_(torch.tensor([0.5, 0.01]))
-    torch.testing.assert_close(model.regress(cond) - cond[:, :2], unscaled * torch.tensor([0.5, 0.01]).reshape(1, 2, 1, 1))
+    torch.testing.assert_close(
+        model.regress(cond) - cond[:, :2], unscaled * torch.tensor([0.5, 0.01]).reshape(1, 2, 1, 1)
+    )
     state = {k: v for k, v in model.state_dict().items() if k != "correction_std"}  # saved before the buffer existed
     restored = Downscaler(config)
     restored.correction_std.fill_(3.0)

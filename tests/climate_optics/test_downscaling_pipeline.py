@@ -34,11 +34,20 @@ def small_fine_dataset(seed: int = 0) -> xr.Dataset:
     return xr.Dataset(
         {
             "2m_temperature": (("time", "latitude", "longitude"), t2m.astype(np.float32), {"units": "K"}),
-            "geopotential": (("time", "level", "latitude", "longitude"), z500[:, None].astype(np.float32), {"units": "m2 s-2"}),
+            "geopotential": (
+                ("time", "level", "latitude", "longitude"),
+                z500[:, None].astype(np.float32),
+                {"units": "m2 s-2"},
+            ),
             "land_sea_mask": (("latitude", "longitude"), (orography > 100).astype(np.float32), {"units": "1"}),
             "geopotential_at_surface": (("latitude", "longitude"), orography.astype(np.float32), {"units": "m2 s-2"}),
         },
-        coords={"time": pd.date_range("2001-01-01", periods=N_TIME, freq="6h").values, "level": [500], "latitude": lat, "longitude": lon},
+        coords={
+            "time": pd.date_range("2001-01-01", periods=N_TIME, freq="6h").values,
+            "level": [500],
+            "latitude": lat,
+            "longitude": lon,
+        },
     )
 
 
@@ -65,16 +74,47 @@ def trained_run(fine_store, tmp_path_factory):
     from flows.cli import main
 
     out = tmp_path_factory.mktemp("downscale-run") / "run"
-    args = ["train", "downscale", "--data", str(fine_store), "--out", str(out), "--steps", "3", "--diffusion-steps", "4", "--batch-size", "2", "--seed", "1"]
+    args = [
+        "train",
+        "downscale",
+        "--data",
+        str(fine_store),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--diffusion-steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--seed",
+        "1",
+    ]
     assert main(args) == 0
     return out
 
 
 def test_cli_trains_each_stage_its_own_number_of_steps(trained_run, fine_store, tmp_path, run_cli):
-    steps = {stage: torch.load(trained_run / stage / "checkpoint.pt", weights_only=True)["train_config"] for stage in ("regression", "diffusion")}
+    steps = {
+        stage: torch.load(trained_run / stage / "checkpoint.pt", weights_only=True)["train_config"]
+        for stage in ("regression", "diffusion")
+    }
     assert (steps["regression"]["steps"], steps["diffusion"]["steps"]) == (3, 4)
-    assert steps["diffusion"]["checkpoint_every"] >= steps["regression"]["checkpoint_every"]  # intervals scale with the steps
-    status, _, err = run_cli("train", "downscale", "--data", fine_store, "--out", tmp_path / "x", "--stage", "regression", "--diffusion-steps", "4")
+    assert (
+        steps["diffusion"]["checkpoint_every"] >= steps["regression"]["checkpoint_every"]
+    )  # intervals scale with the steps
+    status, _, err = run_cli(
+        "train",
+        "downscale",
+        "--data",
+        fine_store,
+        "--out",
+        tmp_path / "x",
+        "--stage",
+        "regression",
+        "--diffusion-steps",
+        "4",
+    )
     assert status == 2 and "--diffusion-steps" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
@@ -99,7 +139,9 @@ def test_patches_are_deterministic_and_match_the_truth(fine_store):
 
 @pytest.mark.parametrize("mode", ["dfa", "optical"])
 def test_both_stages_train_in_dfa_and_optical_modes(fine_store, tmp_path, mode):
-    config = TrainConfig(steps=2, batch_size=2, lr=1e-3, warmup=1, mode=mode, progress=False, checkpoint_every=10, val_every=0)
+    config = TrainConfig(
+        steps=2, batch_size=2, lr=1e-3, warmup=1, mode=mode, progress=False, checkpoint_every=10, val_every=0
+    )
     results = run_downscale_training(fine_store, tmp_path / "run", config, stage="both")
     assert set(results) == {"regression", "diffusion"}
     for result in results.values():
@@ -112,28 +154,77 @@ def test_both_stages_train_in_dfa_and_optical_modes(fine_store, tmp_path, mode):
 
 
 def test_diffusion_stage_needs_a_regression_run(fine_store, tmp_path, run_cli):
-    status, _, err = run_cli("train", "downscale", "--data", fine_store, "--out", tmp_path / "x", "--stage", "diffusion", "--steps", "1")
+    status, _, err = run_cli(
+        "train", "downscale", "--data", fine_store, "--out", tmp_path / "x", "--stage", "diffusion", "--steps", "1"
+    )
     assert status == 2 and "--init" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_downscale_writes_an_ensemble_store(trained_run, coarse_store, tmp_path, run_cli):
     out = tmp_path / "downscaled.zarr"
-    status, stdout, err = run_cli("downscale", "--checkpoint", trained_run, "--coarse", coarse_store, "--members", "3", "--steps", "2", "--out", out)
+    status, stdout, err = run_cli(
+        "downscale",
+        "--checkpoint",
+        trained_run,
+        "--coarse",
+        coarse_store,
+        "--members",
+        "3",
+        "--steps",
+        "2",
+        "--out",
+        out,
+    )
     assert status == 0, err
     ds = xr.open_zarr(out)
     assert ds["2m_temperature"].dims == ("time", "prediction_timedelta", "realization", "latitude", "longitude")
     assert ds["geopotential"].dims == ("time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
-    assert ds.sizes == {"time": 2, "prediction_timedelta": 1, "realization": 3, "level": 1, "latitude": N_LAT, "longitude": N_LON}
+    assert ds.sizes == {
+        "time": 2,
+        "prediction_timedelta": 1,
+        "realization": 3,
+        "level": 1,
+        "latitude": N_LAT,
+        "longitude": N_LON,
+    }
     assert ds["2m_temperature"].attrs["units"] == "K"
     t2m = ds["2m_temperature"].values
     assert np.all(np.isfinite(t2m)) and 230 < t2m.mean() < 320  # physical units, not normalised
     assert float(ds["2m_temperature"].std("realization").mean()) > 0  # members differ
-    assert len(ds.attrs["checkpoint_sha256"]) == 64 and json.loads(ds.attrs["model_config"])["channels"] == ["2m_temperature", "geopotential@500"]
+    assert len(ds.attrs["checkpoint_sha256"]) == 64 and json.loads(ds.attrs["model_config"])["channels"] == [
+        "2m_temperature",
+        "geopotential@500",
+    ]
     np.testing.assert_array_equal(ds["time"].values, xr.open_zarr(coarse_store)["time"].values)
     # Same seed, same ensemble; an existing store needs --overwrite.
-    status, _, err = run_cli("downscale", "--checkpoint", trained_run, "--coarse", coarse_store, "--members", "3", "--steps", "2", "--out", out)
+    status, _, err = run_cli(
+        "downscale",
+        "--checkpoint",
+        trained_run,
+        "--coarse",
+        coarse_store,
+        "--members",
+        "3",
+        "--steps",
+        "2",
+        "--out",
+        out,
+    )
     assert status == 2 and "overwrite" in err
-    status, _, _ = run_cli("downscale", "--checkpoint", trained_run, "--coarse", coarse_store, "--members", "3", "--steps", "2", "--out", out, "--overwrite")
+    status, _, _ = run_cli(
+        "downscale",
+        "--checkpoint",
+        trained_run,
+        "--coarse",
+        coarse_store,
+        "--members",
+        "3",
+        "--steps",
+        "2",
+        "--out",
+        out,
+        "--overwrite",
+    )
     assert status == 0
     np.testing.assert_array_equal(xr.open_zarr(out)["2m_temperature"].values, t2m)
 
@@ -142,7 +233,9 @@ def test_cli_downscale_a_region(trained_run, coarse_store, tmp_path, run_cli):
     region = tmp_path / "region.zarr"
     xr.open_zarr(coarse_store).isel(time=[1], latitude=slice(4, 12), longitude=slice(2, 18)).to_zarr(region)
     out = tmp_path / "region-down.zarr"
-    status, _, err = run_cli("downscale", "--checkpoint", trained_run, "--coarse", region, "--members", "2", "--steps", "2", "--out", out)
+    status, _, err = run_cli(
+        "downscale", "--checkpoint", trained_run, "--coarse", region, "--members", "2", "--steps", "2", "--out", out
+    )
     assert status == 0, err
     ds = xr.open_zarr(out)
     assert ds.sizes["latitude"] == 16 and ds.sizes["longitude"] == 32 and ds.sizes["realization"] == 2
@@ -160,7 +253,9 @@ def test_cli_downscale_a_region(trained_run, coarse_store, tmp_path, run_cli):
         ("forecast-missing-channel", "geopotential@500"),
     ],
 )
-def test_cli_downscale_bad_input_exits_2_and_writes_nothing(case, message, trained_run, coarse_store, fine_store, tmp_path, run_cli):
+def test_cli_downscale_bad_input_exits_2_and_writes_nothing(
+    case, message, trained_run, coarse_store, fine_store, tmp_path, run_cli
+):
     coarse, checkpoint, members = coarse_store, trained_run, "2"
     if case == "wrong-grid":
         coarse = fine_store  # fine grid given as coarse
@@ -180,7 +275,20 @@ def test_cli_downscale_bad_input_exits_2_and_writes_nothing(case, message, train
         xr.open_zarr(coarse_store)[["2m_temperature"]].expand_dims(leads, axis=1).to_zarr(coarse)
     out = tmp_path / "never.zarr"
     extra = ["--coarsen", "2"] if case == "coarsen-region" else []
-    status, _, err = run_cli("downscale", "--checkpoint", checkpoint, "--coarse", coarse, "--members", members, "--steps", "2", "--out", out, *extra)
+    status, _, err = run_cli(
+        "downscale",
+        "--checkpoint",
+        checkpoint,
+        "--coarse",
+        coarse,
+        "--members",
+        members,
+        "--steps",
+        "2",
+        "--out",
+        out,
+        *extra,
+    )
     assert status == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not out.exists() and not list(tmp_path.glob(".never.zarr*"))

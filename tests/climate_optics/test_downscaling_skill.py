@@ -20,7 +20,9 @@ CHANNELS = ["2m_temperature", "geopotential@500"]
 
 @pytest.fixture(scope="module")
 def skill(synthetic_hires_store, tmp_path_factory, torch_single_thread_module):
-    config = TrainConfig(steps=100, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=1000, progress=False, seed=0)
+    config = TrainConfig(
+        steps=100, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=1000, progress=False, seed=0
+    )
     out = tmp_path_factory.mktemp("downscale-skill") / "run"
     # The fine texture above the coarse grid is the diffusion stage's alone: it gets 6x the
     # regression's steps and the default 18 sampler steps (8 leave geopotential@500 over).

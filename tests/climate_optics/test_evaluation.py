@@ -44,7 +44,9 @@ def forecast_from(truth, error=0.0, members=None):
         fields[name] = (valid + err).transpose("time", "prediction_timedelta", ...)
     ds = xr.Dataset(fields)
     if members:
-        ds = xr.concat([ds + k for k in np.linspace(-1, 1, members)], dim="realization").transpose("time", "prediction_timedelta", "realization", ...)
+        ds = xr.concat([ds + k for k in np.linspace(-1, 1, members)], dim="realization").transpose(
+            "time", "prediction_timedelta", "realization", ...
+        )
     return ds.drop_vars([c for c in ds.coords if c not in ds.dims]).assign_attrs(training_backend="optical")
 
 
@@ -64,13 +66,19 @@ def test_persistence_is_truth_at_init_verified_at_valid_time(truth):
     verifying = baselines.verifying_truth(t2m, INITS, LEADS)
     assert persisted.dims[:2] == ("time", "prediction_timedelta")
     # init index i (0, 2, 4, 6), lead k steps: persistence holds value i, truth i + k
-    np.testing.assert_allclose(persisted.mean(["latitude", "longitude"]).values - T2M_BASE, [[i] * 3 for i in (0, 2, 4, 6)],
-                               atol=0.05)
-    np.testing.assert_allclose(verifying.mean(["latitude", "longitude"]).values - T2M_BASE,
-                               [[i, i + 1, i + 2] for i in (0, 2, 4, 6)], atol=0.05)
+    np.testing.assert_allclose(
+        persisted.mean(["latitude", "longitude"]).values - T2M_BASE, [[i] * 3 for i in (0, 2, 4, 6)], atol=0.05
+    )
+    np.testing.assert_allclose(
+        verifying.mean(["latitude", "longitude"]).values - T2M_BASE,
+        [[i, i + 1, i + 2] for i in (0, 2, 4, 6)],
+        atol=0.05,
+    )
     np.testing.assert_array_equal(verifying["time"].values, INITS)
 
-    scores = evaluate(forecast_from(truth), truth, metrics=["bias", "rmse"], regions="global", variables=["2m_temperature"])
+    scores = evaluate(
+        forecast_from(truth), truth, metrics=["bias", "rmse"], regions="global", variables=["2m_temperature"]
+    )
     s = scores["2m_temperature"].sel(region="global")
     np.testing.assert_allclose(s.sel(model="persistence", metric="bias").values, [0.0, -1.0, -2.0], atol=0.01)
     np.testing.assert_allclose(s.sel(model="vit-optical", metric="rmse").values, 0.0, atol=1e-12)
@@ -99,7 +107,9 @@ def test_scores_layout_time_mean_and_baselines(truth):
 
 def test_ensemble_forecast_and_dask_match_numpy(truth):
     fc = forecast_from(truth, 0.5, members=4)
-    kwargs = dict(metrics=["crps", "rmse", "spread_skill_ratio"], regions=["global", "europe"], baselines=["persistence"])
+    kwargs = dict(
+        metrics=["crps", "rmse", "spread_skill_ratio"], regions=["global", "europe"], baselines=["persistence"]
+    )
     eager = evaluate(fc, truth, **kwargs)
     lazy = evaluate(fc.chunk({"time": 1, "prediction_timedelta": 1}), truth.chunk({"time": 5}), **kwargs)
     xr.testing.assert_allclose(eager, lazy, rtol=1e-10)
@@ -141,16 +151,28 @@ def test_usage_errors(truth):
 def stores(tmp_path_factory, truth):
     root = tmp_path_factory.mktemp("evaluate")
     truth.to_zarr(root / "truth.zarr", consolidated=False)
-    climatology_of(truth).chunk({"dayofyear": 61}).to_zarr(root / "truth.zarr", group="climatology", mode="a", consolidated=False)
-    forecast_from(truth, 1.0).chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(root / "forecast.zarr", consolidated=False)
+    climatology_of(truth).chunk({"dayofyear": 61}).to_zarr(
+        root / "truth.zarr", group="climatology", mode="a", consolidated=False
+    )
+    forecast_from(truth, 1.0).chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(
+        root / "forecast.zarr", consolidated=False
+    )
     return root
 
 
 def test_cli_end_to_end(run_cli, stores):
     out = stores / "scores.zarr"
     status, stdout, stderr = run_cli(
-        "evaluate", stores / "forecast.zarr", "--truth", stores / "truth.zarr", "--out", out,
-        "--metrics", "rmse,acc,bias", "--regions", "global,tropics,land,box=30,60,0,50",
+        "evaluate",
+        stores / "forecast.zarr",
+        "--truth",
+        stores / "truth.zarr",
+        "--out",
+        out,
+        "--metrics",
+        "rmse,acc,bias",
+        "--regions",
+        "global,tropics,land,box=30,60,0,50",
     )
     assert status == 0, stderr
     scores = xr.open_zarr(out)
@@ -178,7 +200,9 @@ def test_cli_end_to_end(run_cli, stores):
 )
 def test_cli_bad_input_is_status_2_and_writes_nothing(run_cli, stores, args, match):
     out = stores / f"bad-{len(args[1])}.zarr"
-    status, _, stderr = run_cli("evaluate", stores / "forecast.zarr", "--truth", stores / "truth.zarr", "--out", out, *args)
+    status, _, stderr = run_cli(
+        "evaluate", stores / "forecast.zarr", "--truth", stores / "truth.zarr", "--out", out, *args
+    )
     assert status == 2
     assert len(stderr.strip().splitlines()) == 1 and match in stderr
     assert not out.exists() and not list(stores.glob(f".{out.name}*"))
@@ -188,12 +212,17 @@ def test_wind_vector_and_weatherbench2_spellings(truth):
     rng = np.random.default_rng(1)
     shape = (TIMES.size, LAT.size, LON.size)
     winds = xr.Dataset(
-        {n: (("time", "latitude", "longitude"), rng.normal(size=shape)) for n in ("10m_u_component_of_wind", "10m_v_component_of_wind")},
+        {
+            n: (("time", "latitude", "longitude"), rng.normal(size=shape))
+            for n in ("10m_u_component_of_wind", "10m_v_component_of_wind")
+        },
         coords={"time": TIMES, "latitude": LAT, "longitude": LON},
     )
     fc = xr.Dataset({n: baselines.verifying_truth(winds[n], INITS, LEADS[:2]) + 1.0 for n in winds.data_vars})
     fc = fc.rename({"time": "init_time", "prediction_timedelta": "lead_time"}).isel(latitude=slice(None, None, -1))
-    scores = evaluate(fc.drop_vars("valid_time", errors="ignore"), winds, metrics="rmse", regions="global", baselines="none")
+    scores = evaluate(
+        fc.drop_vars("valid_time", errors="ignore"), winds, metrics="rmse", regions="global", baselines="none"
+    )
     np.testing.assert_allclose(scores["10m_wind_vector"].values, np.sqrt(2.0), rtol=1e-10)  # |(1, 1)|
     np.testing.assert_allclose(scores["10m_u_component_of_wind"].values, 1.0, rtol=1e-10)
     assert list(scores.model.values) == ["forecast"]
@@ -210,12 +239,21 @@ def all_nan(fc):
     return fc.assign({"temperature": fc["temperature"] * np.nan})
 
 
-@pytest.mark.parametrize("change, kwargs, error, match", [
-    (celsius, {}, DataInputError, "variable '2m_temperature': forecast units 'degC' differ from the truth's 'K'"),
-    (all_nan, {}, DataInputError, "forecast: variable 'temperature': all values are NaN"),
-    (lambda f: f, {"variables": ["geopotential"]}, DataInputError, "forecast has no variable 'geopotential'"),
-    (lambda f: f, {"metrics": "rmse,ensemble_spread"}, UsageInputError, "'ensemble_spread' needs an ensemble forecast"),
-], ids=["units", "all-nan", "variable", "metric"])
+@pytest.mark.parametrize(
+    "change, kwargs, error, match",
+    [
+        (celsius, {}, DataInputError, "variable '2m_temperature': forecast units 'degC' differ from the truth's 'K'"),
+        (all_nan, {}, DataInputError, "forecast: variable 'temperature': all values are NaN"),
+        (lambda f: f, {"variables": ["geopotential"]}, DataInputError, "forecast has no variable 'geopotential'"),
+        (
+            lambda f: f,
+            {"metrics": "rmse,ensemble_spread"},
+            UsageInputError,
+            "'ensemble_spread' needs an ensemble forecast",
+        ),
+    ],
+    ids=["units", "all-nan", "variable", "metric"],
+)
 def test_refuses_what_it_cannot_score(truth, change, kwargs, error, match):
     fc = change(forecast_from(truth).assign({k: v.assign_attrs(units="K") for k, v in forecast_from(truth).items()}))
     with pytest.raises(error, match=match):
@@ -238,7 +276,8 @@ def ingested(tmp_path_factory, truth):
     later = write_store(truth, root / "later.zarr", source="truth", climatology_period="2020-03-02T18/2020-03-03T18")
     forecast = root / "forecast.zarr"
     forecast_from(truth, 1.0).drop_vars("temperature").chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(
-        forecast, consolidated=False)
+        forecast, consolidated=False
+    )
     return {"whole": whole, "later": later, "forecast": forecast, "root": root}
 
 
@@ -249,11 +288,14 @@ def test_in_sample_climatology_is_refused_naming_both_periods(run_cli, ingested)
     assert "period 2020-03-01T00:00:00..2020-03-03T18:00:00 overlaps the forecast's init times" in stderr
     assert "2020-03-01T00:00..2020-03-02T12:00" in stderr and not out.exists()
 
-    status, _, stderr = run_cli("evaluate", ingested["forecast"], "--truth", ingested["whole"], "--out", out,
-                                "--allow-in-sample-climatology")
+    status, _, stderr = run_cli(
+        "evaluate", ingested["forecast"], "--truth", ingested["whole"], "--out", out, "--allow-in-sample-climatology"
+    )
     assert status == 0, stderr
     attrs = xr.open_zarr(out).attrs
-    assert attrs["climatology_period"] == "2020-03-01T00:00:00/2020-03-03T18:00:00" and attrs["climatology_in_sample"] == 1
+    assert (
+        attrs["climatology_period"] == "2020-03-01T00:00:00/2020-03-03T18:00:00" and attrs["climatology_in_sample"] == 1
+    )
 
 
 def test_out_of_sample_climatology_is_recorded_and_skips_named(run_cli, ingested):
@@ -270,7 +312,9 @@ def test_out_of_sample_climatology_is_recorded_and_skips_named(run_cli, ingested
 
 def test_ensemble_forecast_store_gets_the_ensemble_metrics(run_cli, ingested, truth):
     store = ingested["root"] / "ensemble.zarr"
-    forecast_from(truth, 0.5, members=4).chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(store, consolidated=False)
+    forecast_from(truth, 0.5, members=4).chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(
+        store, consolidated=False
+    )
     out = ingested["root"] / "ensemble-scores.zarr"
     status, _, stderr = run_cli("evaluate", store, "--truth", ingested["later"], "--out", out)
     assert status == 0, stderr
@@ -291,8 +335,16 @@ def test_scores_store_is_cf_with_metric_units_and_absolute_provenance(run_cli, i
     pytest.importorskip("cf_xarray", reason="the CF checks use cf_xarray (dev extra)")
     root = ingested["root"]
     monkeypatch.chdir(root)
-    status, _, stderr = run_cli("evaluate", "forecast.zarr", "--truth", "later.zarr", "--out", "cf-scores.zarr",
-                                "--metrics", "rmse,mse,acc,bias")
+    status, _, stderr = run_cli(
+        "evaluate",
+        "forecast.zarr",
+        "--truth",
+        "later.zarr",
+        "--out",
+        "cf-scores.zarr",
+        "--metrics",
+        "rmse,mse,acc,bias",
+    )
     assert status == 0, stderr
     scores = xr.open_zarr(root / "cf-scores.zarr")
     assert scores.attrs["Conventions"].startswith("CF-")
@@ -302,4 +354,6 @@ def test_scores_store_is_cf_with_metric_units_and_absolute_provenance(run_cli, i
     assert t2m.attrs["metric_units"] == "rmse: K; mse: (K)2; acc: 1; bias: K"
     for coord in ("model", "metric", "region", "lead_time"):
         assert scores[coord].attrs["long_name"], coord
-    assert scores.attrs["truth"] == str(root / "later.zarr") and scores.attrs["source_dataset"] == str(root / "forecast.zarr")
+    assert scores.attrs["truth"] == str(root / "later.zarr") and scores.attrs["source_dataset"] == str(
+        root / "forecast.zarr"
+    )

@@ -21,8 +21,9 @@ def fine_truth() -> xr.Dataset:
     from data_catalog.testing import canonical_dataset
 
     variables = ["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"]
-    return canonical_dataset(n_time=N_TIME, n_lat=N_LAT, n_lon=N_LON, levels=(500, 850), seed=3, variables=variables,
-                             start="2001-01-01")
+    return canonical_dataset(
+        n_time=N_TIME, n_lat=N_LAT, n_lon=N_LON, levels=(500, 850), seed=3, variables=variables, start="2001-01-01"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,25 @@ def downscaler(tmp_path_factory):
     data = tmp_path_factory.mktemp("fine-500") / "fine500.zarr"
     fine_truth().sel(level=[500]).chunk({"time": 8}).to_zarr(data)
     out = tmp_path_factory.mktemp("downscaler") / "run"
-    assert main(["train", "downscale", "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "2", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "downscale",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+                "--batch-size",
+                "2",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -53,11 +72,21 @@ def write_forecast(path, inits: slice = slice(14, 17), variables=("2m_temperatur
     init_times = coarse["time"].values[inits]
     leads = np.asarray(LEADS_H, dtype="timedelta64[h]").astype("timedelta64[ns]")
     per_lead = [coarse.sel(time=init_times + lead).assign_coords(time=init_times) for lead in leads]
-    ds = xr.concat(per_lead, pd.Index(leads, name="prediction_timedelta")).transpose("time", "prediction_timedelta", ...)
+    ds = xr.concat(per_lead, pd.Index(leads, name="prediction_timedelta")).transpose(
+        "time", "prediction_timedelta", ...
+    )
     rng = np.random.default_rng(0)
     ds = ds.map(lambda da: da + np.float32(0.01 * float(da.std())) * rng.standard_normal(da.shape).astype(np.float32))
-    ds.attrs = attrs if attrs is not None else {"checkpoint_sha256": "f" * 64, "training_backend": "dfa-structured",
-                                                "model_config": json.dumps({"preset": "tiny"}), "source_dataset": "fine-test"}
+    ds.attrs = (
+        attrs
+        if attrs is not None
+        else {
+            "checkpoint_sha256": "f" * 64,
+            "training_backend": "dfa-structured",
+            "model_config": json.dumps({"preset": "tiny"}),
+            "source_dataset": "fine-test",
+        }
+    )
     ds.chunk({"time": 1, "prediction_timedelta": 1}).to_zarr(path)
     return path
 
@@ -72,7 +101,17 @@ def downscaled(downscaler, forecast_store, tmp_path_factory):
     from flows.cli import main
 
     out = tmp_path_factory.mktemp("downscaled") / "downscaled.zarr"
-    args = ["downscale", "--checkpoint", str(downscaler), "--coarse", str(forecast_store), "--members", "3", "--steps", "2"]
+    args = [
+        "downscale",
+        "--checkpoint",
+        str(downscaler),
+        "--coarse",
+        str(forecast_store),
+        "--members",
+        "3",
+        "--steps",
+        "2",
+    ]
     assert main([*args, "--out", str(out)]) == 0
     return out
 
@@ -82,7 +121,21 @@ def bilinear(downscaler, forecast_store, tmp_path_factory):
     from flows.cli import main
 
     out = tmp_path_factory.mktemp("bilinear") / "bilinear.zarr"
-    assert main(["downscale", "--checkpoint", str(downscaler), "--coarse", str(forecast_store), "--bilinear", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "downscale",
+                "--checkpoint",
+                str(downscaler),
+                "--coarse",
+                str(forecast_store),
+                "--bilinear",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -92,7 +145,14 @@ def test_forecast_store_becomes_an_ensemble_forecast_store(downscaled, downscale
     ds, fc = xr.open_zarr(downscaled), xr.open_zarr(forecast_store)
     assert ds["2m_temperature"].dims == ("time", "prediction_timedelta", "realization", "latitude", "longitude")
     assert ds["geopotential"].dims == ("time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
-    assert ds.sizes == {"time": 3, "prediction_timedelta": 2, "realization": 3, "level": 1, "latitude": N_LAT, "longitude": N_LON}
+    assert ds.sizes == {
+        "time": 3,
+        "prediction_timedelta": 2,
+        "realization": 3,
+        "level": 1,
+        "latitude": N_LAT,
+        "longitude": N_LON,
+    }
     assert ds["level"].values.tolist() == [500]  # the downscaler's channel, not the forecast's 850 hPa
     assert ds["2m_temperature"].encoding["chunks"] == (1, 1, 3, N_LAT, N_LON)
     np.testing.assert_array_equal(ds["time"].values, fc["time"].values)
@@ -113,7 +173,9 @@ def test_members_do_not_depend_on_which_inits_are_downscaled(downscaled, downsca
 
     fc = xr.open_zarr(forecast_store)
     second = str(fc["time"].values[1])
-    part = downscale_forecast(downscaler, forecast_store, members=3, steps=2, out=tmp_path / "part.zarr", start=second, end=second)
+    part = downscale_forecast(
+        downscaler, forecast_store, members=3, steps=2, out=tmp_path / "part.zarr", start=second, end=second
+    )
     full = xr.open_zarr(downscaled)
     one = xr.open_zarr(part)
     assert one.sizes["time"] == 1
@@ -121,10 +183,14 @@ def test_members_do_not_depend_on_which_inits_are_downscaled(downscaled, downsca
     # and the store holds what the engine gives for that field directly (lead 12 h of the second init)
     engine, state = load_downscaler(downscaler, sampler_steps=2)
     config = engine.config
-    grid = target_grid(state["task"], fc["latitude"].values, fc["longitude"].values, config.interpolation, config.factor, "test")
+    grid = target_grid(
+        state["task"], fc["latitude"].values, fc["longitude"].values, config.interpolation, config.factor, "test"
+    )
     field = fc.isel(time=1, prediction_timedelta=1)
     coarse = np.stack([field["2m_temperature"].values, field["geopotential"].sel(level=500).values])  # (C, Hc, Wc)
-    direct = engine.ensemble(coarse, grid, 3, seed=field_seed(0, fc["time"].values[1], fc["prediction_timedelta"].values[1]))
+    direct = engine.ensemble(
+        coarse, grid, 3, seed=field_seed(0, fc["time"].values[1], fc["prediction_timedelta"].values[1])
+    )
     np.testing.assert_allclose(full["2m_temperature"].values[1, 1], direct[:, 0], rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(full["geopotential"].values[1, 1, :, 0], direct[:, 1], rtol=1e-5, atol=1e-2)
 
@@ -140,7 +206,9 @@ def test_bilinear_baseline_matches_scipy_inside_the_grid(bilinear, forecast_stor
     lat, lon = fine["latitude"].values, fine["longitude"].values
     inside_lat = lat[(lat > coarse["latitude"].values[0]) & (lat < coarse["latitude"].values[-1])]
     inside_lon = lon[(lon > coarse["longitude"].values[0]) & (lon < coarse["longitude"].values[-1])]
-    reference = RegularGridInterpolator((coarse["latitude"].values, coarse["longitude"].values), coarse.values.astype(np.float64))
+    reference = RegularGridInterpolator(
+        (coarse["latitude"].values, coarse["longitude"].values), coarse.values.astype(np.float64)
+    )
     points = np.stack(np.meshgrid(inside_lat, inside_lon, indexing="ij"), axis=-1)
     np.testing.assert_allclose(fine.sel(latitude=inside_lat, longitude=inside_lon).values, reference(points), rtol=1e-5)
 
@@ -149,8 +217,9 @@ def test_evaluate_scores_the_ensemble_and_the_bilinear_reference(downscaled, bil
     from climate_optics.evaluation.metrics import crps
 
     out = tmp_path / "scores.zarr"
-    status, stdout, err = run_cli("evaluate", downscaled, "--truth", fine_store, "--reference", bilinear,
-                                  "--regions", "global", "--out", out)
+    status, stdout, err = run_cli(
+        "evaluate", downscaled, "--truth", fine_store, "--reference", bilinear, "--regions", "global", "--out", out
+    )
     assert status == 0, err
     scores = xr.open_zarr(out)
     assert list(scores["model"].values) == ["downscaler-backprop", "bilinear", "persistence"]
@@ -159,22 +228,29 @@ def test_evaluate_scores_the_ensemble_and_the_bilinear_reference(downscaled, bil
     t2m = scores["2m_temperature"].sel(region="global")
     assert float(t2m.sel(model="downscaler-backprop", metric="ensemble_spread").min()) > 0
     # the bilinear reference is deterministic: its CRPS is its MAE, and equals a direct computation
-    np.testing.assert_allclose(t2m.sel(model="bilinear", metric="crps").values, t2m.sel(model="bilinear", metric="mae").values)
+    np.testing.assert_allclose(
+        t2m.sel(model="bilinear", metric="crps").values, t2m.sel(model="bilinear", metric="mae").values
+    )
     truth = xr.open_zarr(fine_store)["2m_temperature"]
     for name, store in (("bilinear", bilinear), ("downscaler-backprop", downscaled)):
         fc = xr.open_zarr(store)["2m_temperature"].sel(prediction_timedelta=np.timedelta64(12, "h"))
         verifying = truth.sel(time=fc["time"].values + np.timedelta64(12, "h")).assign_coords(time=fc["time"].values)
         direct = float(crps(fc, verifying).mean("time"))
-        np.testing.assert_allclose(float(t2m.sel(model=name, metric="crps", lead_time=np.timedelta64(12, "h"))), direct, rtol=1e-4)
+        np.testing.assert_allclose(
+            float(t2m.sel(model=name, metric="crps", lead_time=np.timedelta64(12, "h"))), direct, rtol=1e-4
+        )
     assert "bilinear" in (out / "scores.md").read_text()
     assert json.loads(scores.attrs["references"]) == {"bilinear": str(bilinear)}
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing-channel", "geopotential@500"),
-    ("missing-level", "geopotential@500"),
-    ("bilinear-analysis", "--bilinear"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing-channel", "geopotential@500"),
+        ("missing-level", "geopotential@500"),
+        ("bilinear-analysis", "--bilinear"),
+    ],
+)
 def test_forecast_bad_input_exits_2_and_writes_nothing(case, message, downscaler, fine_store, tmp_path, run_cli):
     coarse, extra = tmp_path / "fc.zarr", []
     if case == "missing-channel":
@@ -184,7 +260,20 @@ def test_forecast_bad_input_exits_2_and_writes_nothing(case, message, downscaler
     else:
         coarse, extra = fine_store, ["--bilinear"]
     out = tmp_path / "never.zarr"
-    status, _, err = run_cli("downscale", "--checkpoint", downscaler, "--coarse", coarse, "--members", "2", "--steps", "1", "--out", out, *extra)
+    status, _, err = run_cli(
+        "downscale",
+        "--checkpoint",
+        downscaler,
+        "--coarse",
+        coarse,
+        "--members",
+        "2",
+        "--steps",
+        "1",
+        "--out",
+        out,
+        *extra,
+    )
     assert status == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not out.exists() and not list(tmp_path.glob(".never.zarr*"))
@@ -192,6 +281,8 @@ def test_forecast_bad_input_exits_2_and_writes_nothing(case, message, downscaler
 
 def test_evaluate_refuses_a_reference_on_another_grid(downscaled, forecast_store, fine_store, tmp_path, run_cli):
     out = tmp_path / "scores.zarr"
-    status, _, err = run_cli("evaluate", downscaled, "--truth", fine_store, "--reference", f"coarse={forecast_store}", "--out", out)
+    status, _, err = run_cli(
+        "evaluate", downscaled, "--truth", fine_store, "--reference", f"coarse={forecast_store}", "--out", out
+    )
     assert status == 2 and "reference 'coarse'" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()

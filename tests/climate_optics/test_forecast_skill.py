@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 # Equal budgets for the three modes. Z500 dynamics are equivalent-barotropic, so geopotential
 # (500 and 850 hPa) suffices; the model is trained at the 24-hour lead it is scored at.
 TASK = dict(preset="tiny", variables=["geopotential"], static=False, train_lead_steps=(4,))
-BUDGET = dict(steps=200, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=200, device="cpu", progress=False)
+BUDGET = dict(
+    steps=200, batch_size=8, lr=3e-3, warmup=10, val_every=0, checkpoint_every=200, device="cpu", progress=False
+)
 
 
 @pytest.fixture(scope="module")

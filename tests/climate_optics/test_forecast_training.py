@@ -64,12 +64,24 @@ def test_window_sampling(waves_store):
     assert batch["fields"].shape == (6, 2, 3, 8, 8)
     ds = xr.open_zarr(waves_store)
     t, r, c = batch["time"][0], batch["row"][0], batch["col"][0]
-    np.testing.assert_array_equal(batch["fields"][0, 0, 2], ds["2m_temperature"].isel(time=t).values[r : r + 8, c : c + 8])
+    np.testing.assert_array_equal(
+        batch["fields"][0, 0, 2], ds["2m_temperature"].isel(time=t).values[r : r + 8, c : c + 8]
+    )
 
 
 def cfg(**kw):
-    base = dict(steps=8, batch_size=4, lr=2e-3, warmup=2, checkpoint_every=3, val_every=4, log_every=2, device="cpu",
-                deterministic=True, progress=False)
+    base = dict(
+        steps=8,
+        batch_size=4,
+        lr=2e-3,
+        warmup=2,
+        checkpoint_every=3,
+        val_every=4,
+        log_every=2,
+        device="cpu",
+        deterministic=True,
+        progress=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -93,8 +105,22 @@ def test_forecast_task_resume_is_exact(waves_store, tmp_path):
 
 def test_cli_train_then_forecast_store(waves_store, tmp_path, run_cli):
     run = tmp_path / "run"
-    status, out, err = run_cli("train", "forecast", "--data", waves_store, "--out", run, "--steps", "4", "--batch-size", "2",
-                               "--mode", "backprop", "--device", "cpu")
+    status, out, err = run_cli(
+        "train",
+        "forecast",
+        "--data",
+        waves_store,
+        "--out",
+        run,
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--mode",
+        "backprop",
+        "--device",
+        "cpu",
+    )
     assert status == 0, err
     assert json.loads(out.strip().splitlines()[-1])["steps"] == 4
     status, _, err = run_cli("train", "forecast", "--data", waves_store, "--out", run, "--steps", "4")
@@ -103,8 +129,19 @@ def test_cli_train_then_forecast_store(waves_store, tmp_path, run_cli):
     assert status == 2 and "preset" in err and len(err.strip().splitlines()) == 1
 
     store = tmp_path / "fc.zarr"
-    args = ["forecast", "--checkpoint", run, "--data", waves_store, "--init", "2000-02-25:2000-02-26",
-            "--lead-times", "24h,6h", "--out", store]
+    args = [
+        "forecast",
+        "--checkpoint",
+        run,
+        "--data",
+        waves_store,
+        "--init",
+        "2000-02-25:2000-02-26",
+        "--lead-times",
+        "24h,6h",
+        "--out",
+        store,
+    ]
     status, _, err = run_cli(*args)
     assert status == 0, err
     ds = xr.open_zarr(store)
@@ -119,11 +156,38 @@ def test_cli_train_then_forecast_store(waves_store, tmp_path, run_cli):
     status, _, err = run_cli(*args)
     assert status == 2 and "overwrite" in err
     status, _, err = run_cli(
-        "forecast", "--checkpoint", run, "--data", waves_store, "--init", "2000-02-25", "--lead-times", "9h", "--out", tmp_path / "bad.zarr")
+        "forecast",
+        "--checkpoint",
+        run,
+        "--data",
+        waves_store,
+        "--init",
+        "2000-02-25",
+        "--lead-times",
+        "9h",
+        "--out",
+        tmp_path / "bad.zarr",
+    )
     assert status == 2 and "multiple" in err and not (tmp_path / "bad.zarr").exists()
     first = str(xr.open_zarr(waves_store).time.values[0])[:19]  # the tiny preset needs the state 6 h earlier too
     status, _, err = run_cli(
-        "forecast", "--checkpoint", run, "--data", waves_store, "--init", f"{first}:{first}", "--lead-times", "6h", "--out", tmp_path / "bad.zarr")
-    assert status == 2 and "earlier state" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "bad.zarr").exists()
+        "forecast",
+        "--checkpoint",
+        run,
+        "--data",
+        waves_store,
+        "--init",
+        f"{first}:{first}",
+        "--lead-times",
+        "6h",
+        "--out",
+        tmp_path / "bad.zarr",
+    )
+    assert (
+        status == 2
+        and "earlier state" in err
+        and len(err.strip().splitlines()) == 1
+        and not (tmp_path / "bad.zarr").exists()
+    )
     status, _, err = run_cli(*args, "--overwrite")
     assert status == 0, err

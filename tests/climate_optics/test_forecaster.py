@@ -18,7 +18,12 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def small(**kw):
-    return ForecasterConfig(**{**dict(channels=("geopotential@500", "2m_temperature"), grid=(10, 20), patch=4, dim=32, depth=2, heads=2), **kw})
+    return ForecasterConfig(
+        **{
+            **dict(channels=("geopotential@500", "2m_temperature"), grid=(10, 20), patch=4, dim=32, depth=2, heads=2),
+            **kw,
+        }
+    )
 
 
 def test_sincos_embedding_is_distinct_per_patch():
@@ -93,7 +98,9 @@ def test_history_inputs_and_rollout_carry_the_previous_state():
     torch.manual_seed(0)
     model = Forecaster(small(history=3)).eval()
     model.set_statistics([5e4, 280.0], [3e3, 10.0], [300.0, 2.0])
-    states = torch.randn(4, 1, 2, 10, 20) * torch.tensor([300.0, 2.0]).view(1, 1, 2, 1, 1) + torch.tensor([5e4, 280.0]).view(1, 1, 2, 1, 1)
+    states = torch.randn(4, 1, 2, 10, 20) * torch.tensor([300.0, 2.0]).view(1, 1, 2, 1, 1) + torch.tensor(
+        [5e4, 280.0]
+    ).view(1, 1, 2, 1, 1)
     t0, t1, t2, t3 = states.unbind(0)  # (1, C, H, W) each, 6 h apart, t3 the newest
     x = model.inputs(t3, torch.stack([t2, t1], dim=1))  # (1, C * 3, H, W)
     assert x.shape == (1, 6, 10, 20)

@@ -31,8 +31,10 @@ def test_default_encoding_is_unbiased_on_the_forecasters_errors(errors, granular
     error = errors[granularity]
     assert bool(torch.isfinite(error).all()) and float(error.abs().max()) > 0
     m = encoding_gain(error, OPUConfig(), draws=DRAWS[granularity])
-    print(f"{granularity} error ({error.numel()} entries): gain {m['gain']:.4f}, error of the mean "
-          f"{m['error_of_mean']:.3f}, {m['frames_per_vector']:.2f} frames per vector")
+    print(
+        f"{granularity} error ({error.numel()} entries): gain {m['gain']:.4f}, error of the mean "
+        f"{m['error_of_mean']:.3f}, {m['frames_per_vector']:.2f} frames per vector"
+    )
     assert m["gain"] == pytest.approx(1.0, abs=0.02)
     assert m["frames_per_vector"] > 6  # the residual pair was shown: something above 2 mean|x| was clipped
     clipped = encoding_gain(error, OPUConfig(clip_residual=False), draws=DRAWS[granularity])

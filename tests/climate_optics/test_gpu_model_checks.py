@@ -28,7 +28,9 @@ def test_dry_run_writes_json_without_store_libraries(tmp_path):
     assert results["checks"][-1]["check"] == "step-tiny-optical-dfa" and results["checks"][-1]["step_s_median"] > 0
     assert all(c["engine"]["backward_calls"] >= 1 for c in results["checks"])
     dfa = next(c for c in results["checks"] if c["check"] == "train-tiny" and c["mode"] == "dfa")
-    assert dfa["engine"]["projector_vectors"] == 3 * 2 * 32  # per-token error, as users train: 32 tokens x 2 samples x 3 steps
+    assert (
+        dfa["engine"]["projector_vectors"] == 3 * 2 * 32
+    )  # per-token error, as users train: 32 tokens x 2 samples x 3 steps
     ladder = results["scaling"]  # DFA vs backprop per size, with the modelled OPU cost of a step
     assert [r["size"] for r in ladder] == ["0.1M", "tiny"] and ladder[0]["parameters"] < ladder[1]["parameters"]
     assert all(r["rmse_ratio_dfa_vs_backprop"] > 0 and r["step_s_dfa"] > 0 for r in ladder)

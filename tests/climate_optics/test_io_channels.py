@@ -8,7 +8,9 @@ from climate_optics.io.channels import channel_name, parse_channel, store_channe
 from data_catalog.errors import DataInputError
 
 
-@pytest.mark.parametrize("variable, level", [("geopotential", 500), ("temperature", 850.0), ("2m_temperature", None), ("ozone", 0.5)])
+@pytest.mark.parametrize(
+    "variable, level", [("geopotential", 500), ("temperature", 850.0), ("2m_temperature", None), ("ozone", 0.5)]
+)
 def test_format_and_parse_round_trip(variable, level):
     name = channel_name(variable, level)
     assert parse_channel(name) == (variable, level)

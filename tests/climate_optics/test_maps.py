@@ -29,7 +29,11 @@ def fields():
 
     truth = canonical_dataset(n_time=8, n_lat=32, n_lon=64, variables=["2m_temperature"])
     lead = np.timedelta64(24, "h")
-    forecast = truth.isel(time=slice(0, 2)).expand_dims(prediction_timedelta=[lead]).transpose("time", "prediction_timedelta", ...)
+    forecast = (
+        truth.isel(time=slice(0, 2))
+        .expand_dims(prediction_timedelta=[lead])
+        .transpose("time", "prediction_timedelta", ...)
+    )
     forecast = forecast + 1.5  # a biased forecast: the error panel is not zero
     noise = np.random.default_rng(0).normal(0.0, 2.0, size=(3, *forecast["2m_temperature"].shape))
     ensemble = forecast.expand_dims(realization=3).copy()
@@ -52,7 +56,7 @@ def check_not_blank(fig, panels):
     assert len(maps) == panels and len(bars) == panels
     for ax in maps:
         box = ax.get_window_extent()
-        inner = rgba[int(height - box.y1) + 4: int(height - box.y0) - 4, int(box.x0) + 4: int(box.x1) - 4]
+        inner = rgba[int(height - box.y1) + 4 : int(height - box.y0) - 4, int(box.x0) + 4 : int(box.x1) - 4]
         black = (inner.max(axis=-1) < 40).sum()  # coastlines are black; no colour map used here reaches black
         colours = len(np.unique(inner.reshape(-1, 3), axis=0))
         assert black > 300, f"{ax.get_title()}: {black} coastline pixels"
@@ -69,7 +73,10 @@ def test_shipped_coastlines_are_where_the_continents_end():
     lon0, lat0, lon1, lat1 = coast.bounds
     assert lon0 < -170 and lon1 > 170 and lat0 < -75 and lat1 > 80
     for lon, lat in ((-5.6, 36.0), (18.47, -34.36), (-70.0, -54.9), (151.2, -33.9), (-74.0, 40.6)):
-        assert coast.distance(Point(lon, lat)) < 1.0, (lon, lat)  # Gibraltar, Cape of Good Hope, Tierra del Fuego, Sydney, New York
+        assert coast.distance(Point(lon, lat)) < 1.0, (
+            lon,
+            lat,
+        )  # Gibraltar, Cape of Good Hope, Tierra del Fuego, Sydney, New York
     for lon, lat in ((-150.0, 0.0), (-30.0, 30.0), (80.0, -20.0)):
         assert coast.distance(Point(lon, lat)) > 5.0, (lon, lat)  # open Pacific, Atlantic, Indian Ocean
 

@@ -30,7 +30,9 @@ def field(seed, *extra, dims=()):
 
 def grid2d(values):
     """Field on the hand-worked grid latitude (-45, 45), longitude (0, 180): weights [1, 1]."""
-    return xr.DataArray(np.asarray(values, float), dims=SPACE, coords={"latitude": [-45.0, 45.0], "longitude": [0.0, 180.0]})
+    return xr.DataArray(
+        np.asarray(values, float), dims=SPACE, coords={"latitude": [-45.0, 45.0], "longitude": [0.0, 180.0]}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +133,11 @@ def test_acc_selects_climatology_by_dayofyear_and_hour():
     t = field(5)
     doy = np.arange(1, 367)
     clim = xr.DataArray(
-        np.broadcast_to(doy[None, :, None, None] * 1.0 + np.array([0, 6, 12, 18])[:, None, None, None], (4, 366, 8, 16)),
-        dims=("hour", "dayofyear", *SPACE), coords={"hour": [0, 6, 12, 18], "dayofyear": doy, "latitude": LAT, "longitude": LON},
+        np.broadcast_to(
+            doy[None, :, None, None] * 1.0 + np.array([0, 6, 12, 18])[:, None, None, None], (4, 366, 8, 16)
+        ),
+        dims=("hour", "dayofyear", *SPACE),
+        coords={"hour": [0, 6, 12, 18], "dayofyear": doy, "latitude": LAT, "longitude": LON},
         name="temperature",
     )
     aligned = xr.DataArray(np.array([1.0, 7.0, 13.0])[:, None, None] + 0 * t.values, dims=t.dims, coords=t.coords)
@@ -145,9 +150,13 @@ def test_zonal_energy_spectrum_parseval():
     spec = m.zonal_energy_spectrum(data)
     assert spec.dims == ("time", "latitude", "zonal_wavenumber") and spec.sizes["zonal_wavenumber"] == 9
     circumference = 2 * np.pi * 6_371_000.0 * np.cos(np.deg2rad(LAT))
-    discrete_integral = (data**2).sum("longitude") * xr.DataArray(circumference / LON.size, dims="latitude", coords={"latitude": LAT})
+    discrete_integral = (data**2).sum("longitude") * xr.DataArray(
+        circumference / LON.size, dims="latitude", coords={"latitude": LAT}
+    )
     np.testing.assert_allclose(spec.sum("zonal_wavenumber").values, discrete_integral.values, rtol=1e-10)
-    wave = xr.DataArray(np.cos(2 * np.pi * 3 * LON / 360)[None, :] * np.ones((LAT.size, 1)), dims=SPACE, coords=data.isel(time=0).coords)
+    wave = xr.DataArray(
+        np.cos(2 * np.pi * 3 * LON / 360)[None, :] * np.ones((LAT.size, 1)), dims=SPACE, coords=data.isel(time=0).coords
+    )
     single = m.zonal_energy_spectrum(wave)
     assert int(np.argmax(single.isel(latitude=0).values)) == 3
     np.testing.assert_allclose(single.wavelength.isel(latitude=0, zonal_wavenumber=3), circumference[0] / 3)
@@ -171,7 +180,9 @@ def test_ensemble_mean_rmse_spread_and_ratio(weights):
 
 
 def test_rank_histogram_hand_worked():
-    members = xr.DataArray(np.array([[[0.0, 1.0, 2.0]] * 2] * 2), dims=(*SPACE, "realization"), coords=grid2d(np.zeros((2, 2))).coords)
+    members = xr.DataArray(
+        np.array([[[0.0, 1.0, 2.0]] * 2] * 2), dims=(*SPACE, "realization"), coords=grid2d(np.zeros((2, 2))).coords
+    )
     truth = grid2d([[-1.0, 0.5], [1.5, 3.0]])  # ranks 0, 1, 2, 3 with equal area weights
     hist = m.rank_histogram(members, truth)
     np.testing.assert_allclose(hist.values, [0.25, 0.25, 0.25, 0.25])

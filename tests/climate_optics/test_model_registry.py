@@ -16,7 +16,7 @@ from climate_optics.models.architectures import FORECASTER, Architecture
 from climate_optics.models.protocols import DownscaleModel, ForecastModel
 
 # A forecaster that is not a ViT: the Forecaster's normalisation and rollout, a 3x3 convolution as the network.
-CONV_MODULE = textwrap.dedent('''
+CONV_MODULE = textwrap.dedent("""
     import torch
     from torch import nn
 
@@ -44,7 +44,7 @@ CONV_MODULE = textwrap.dedent('''
         def __init__(self, config):
             super().__init__()
             self.config = config
-''')
+""")
 
 
 @pytest.fixture
@@ -52,8 +52,16 @@ def conv_architecture(tmp_path, monkeypatch):
     (tmp_path / "conv_forecaster_test.py").write_text(CONV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     config = "climate_optics.models.forecaster:ForecasterConfig"
-    monkeypatch.setitem(architectures.ARCHITECTURES, "conv-test", Architecture("conv-test", FORECASTER, "conv_forecaster_test:ConvForecaster", config))
-    monkeypatch.setitem(architectures.ARCHITECTURES, "broken-test", Architecture("broken-test", FORECASTER, "conv_forecaster_test:NotAModel", config))
+    monkeypatch.setitem(
+        architectures.ARCHITECTURES,
+        "conv-test",
+        Architecture("conv-test", FORECASTER, "conv_forecaster_test:ConvForecaster", config),
+    )
+    monkeypatch.setitem(
+        architectures.ARCHITECTURES,
+        "broken-test",
+        Architecture("broken-test", FORECASTER, "conv_forecaster_test:NotAModel", config),
+    )
 
 
 def test_the_shipped_models_implement_their_protocols():
@@ -75,19 +83,48 @@ def test_a_model_missing_the_protocol_is_refused(conv_architecture):
 
 def test_a_registered_model_trains_and_forecasts_through_the_cli(conv_architecture, synthetic_store, tmp_path, run_cli):
     run = tmp_path / "run"
-    status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", run, "--model", "conv-test",
-                             "--steps", "3", "--batch-size", "2", "--device", "cpu")
+    status, _, err = run_cli(
+        "train",
+        "forecast",
+        "--data",
+        synthetic_store,
+        "--out",
+        run,
+        "--model",
+        "conv-test",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert status == 0, err
     state = load_checkpoint(run)
     assert state["task"]["architecture"] == "conv-test"
-    assert any(k.startswith("conv.") for k in state["model"]) and not any(k.startswith("blocks.") for k in state["model"])
+    assert any(k.startswith("conv.") for k in state["model"]) and not any(
+        k.startswith("blocks.") for k in state["model"]
+    )
     times = xr.open_zarr(synthetic_store)["time"].values
-    status, _, err = run_cli("forecast", "--checkpoint", run, "--data", synthetic_store, "--init", str(times[-8])[:19],
-                             "--lead-times", "6h,12h", "--out", tmp_path / "forecast.zarr")
+    status, _, err = run_cli(
+        "forecast",
+        "--checkpoint",
+        run,
+        "--data",
+        synthetic_store,
+        "--init",
+        str(times[-8])[:19],
+        "--lead-times",
+        "6h,12h",
+        "--out",
+        tmp_path / "forecast.zarr",
+    )
     assert status == 0, err
     forecast = xr.open_zarr(tmp_path / "forecast.zarr")
     assert forecast.sizes["prediction_timedelta"] == 2 and bool(forecast["2m_temperature"].notnull().all())
-    status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", tmp_path / "other", "--model", "nope")
+    status, _, err = run_cli(
+        "train", "forecast", "--data", synthetic_store, "--out", tmp_path / "other", "--model", "nope"
+    )
     assert status == 2 and "unknown forecaster model 'nope'" in err and "conv-test" in err
     assert torch.is_tensor(state["model"]["conv.weight"])
 

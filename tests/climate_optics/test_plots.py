@@ -30,7 +30,9 @@ def test_recorded_units_per_metric(scores):
     assert [recorded_units(scores["mystery"].attrs, m) for m in METRICS] == ["", "", "", "", ""]  # unknown: no label
 
 
-@pytest.mark.parametrize("metric, label", [("rmse", "rmse [K]"), ("mse", "mse [(K)2]"), ("acc", "acc"), ("crps", "crps [K]")])
+@pytest.mark.parametrize(
+    "metric, label", [("rmse", "rmse [K]"), ("mse", "mse [(K)2]"), ("acc", "acc"), ("crps", "crps [K]")]
+)
 def test_skill_curves_label_the_recorded_units(scores, metric, label):
     import matplotlib.pyplot as plt
 

@@ -76,15 +76,32 @@ def test_an_installed_entry_point_kind_is_listed_and_built(sign_module):
     dist = sign_module / "sign_projector_test-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sign-projector-test\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{kinds.ENTRY_POINT_GROUP}]\nsign-ep = sign_projector_test:SignProjector\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{kinds.ENTRY_POINT_GROUP}]\nsign-ep = sign_projector_test:SignProjector\n"
+    )
     assert "sign-ep" in kinds.projector_kinds()
     assert type(make_projector("sign-ep", 4, 3)).__name__ == "SignProjector"
     assert TrainConfig(mode="dfa", projector="sign-ep").projector == "sign-ep"
 
 
-def test_the_cli_trains_with_a_registered_kind_and_refuses_an_unknown_one(sign_module, synthetic_store, tmp_path, run_cli):
+def test_the_cli_trains_with_a_registered_kind_and_refuses_an_unknown_one(
+    sign_module, synthetic_store, tmp_path, run_cli
+):
     kinds.register_projector("sign-test", "sign_projector_test:SignProjector")
-    args = ["train", "forecast", "--data", synthetic_store, "--mode", "dfa", "--steps", "2", "--batch-size", "2", "--device", "cpu"]
+    args = [
+        "train",
+        "forecast",
+        "--data",
+        synthetic_store,
+        "--mode",
+        "dfa",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
     status, out, err = run_cli(*args, "--projector", "sign-test", "--out", tmp_path / "run")
     assert status == 0, err
     assert json.loads(out.strip().splitlines()[-1])["steps"] == 2

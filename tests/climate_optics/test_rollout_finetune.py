@@ -59,7 +59,9 @@ def test_deeper_samples_train_the_step_after_the_models_own_rollout(base, synthe
 @pytest.mark.parametrize("mode", ["dfa", "backprop"])
 def test_rollout_loss_trains_every_block(base, synthetic_store, mode):
     ft = RolloutForecastTask(synthetic_store, base.model, 3, seed=0)
-    engine = make_engine(ft.model, ft.feedback_points, TrainConfig(mode=mode), output=ft.feedback_output, error=ft.feedback_error)
+    engine = make_engine(
+        ft.model, ft.feedback_points, TrainConfig(mode=mode), output=ft.feedback_output, error=ft.feedback_error
+    )
     batch = next(iter(ft.batches(np.random.default_rng(1), 4)))
     engine.backward(ft.loss(ft.model, batch))
     grads = [p.grad for p in ft.model.blocks.parameters() if p.ndim >= 2]
@@ -72,22 +74,33 @@ def test_rollout_loss_trains_every_block(base, synthetic_store, mode):
 def test_cli_fine_tunes_a_run_on_rollouts(synthetic_store, tmp_path, run_cli):
     common = ("--data", synthetic_store, "--mode", "dfa", "--steps", "4", "--batch-size", "2")
     assert run_cli("train", "forecast", *common, "--out", tmp_path / "first")[0] == 0
-    status, _, err = run_cli("train", "forecast", *common, "--out", tmp_path / "tuned", "--init", tmp_path / "first", "--rollout", "3")
+    status, _, err = run_cli(
+        "train", "forecast", *common, "--out", tmp_path / "tuned", "--init", tmp_path / "first", "--rollout", "3"
+    )
     assert status == 0, err
     first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)
     tuned = torch.load(tmp_path / "tuned" / "checkpoint.pt", weights_only=True)
     assert tuned["task"]["model_config"] == first["task"]["model_config"]  # the model's own config, one-step leads
     assert run_cli("train", "forecast", *common, "--out", tmp_path / "scratch", "--rollout", "3")[0] == 0
     scratch = torch.load(tmp_path / "scratch" / "checkpoint.pt", weights_only=True)
-    name = "blocks.0.mlp.0.weight" if "blocks.0.mlp.0.weight" in tuned["model"] else next(k for k in tuned["model"] if k.startswith("blocks.0"))
+    name = (
+        "blocks.0.mlp.0.weight"
+        if "blocks.0.mlp.0.weight" in tuned["model"]
+        else next(k for k in tuned["model"] if k.startswith("blocks.0"))
+    )
     assert not torch.equal(tuned["model"][name], scratch["model"][name])  # --init's weights were the start
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--init", "no-such-run"), "--init"),
-    (("--rollout", "2", "--lead-steps", "1,2"), "--rollout"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--init", "no-such-run"), "--init"),
+        (("--rollout", "2", "--lead-steps", "1,2"), "--rollout"),
+    ],
+)
 def test_cli_refuses_bad_fine_tuning_options(synthetic_store, tmp_path, run_cli, extra, message):
-    status, _, err = run_cli("train", "forecast", "--data", synthetic_store, "--out", tmp_path / "run", "--steps", "2", *extra)
+    status, _, err = run_cli(
+        "train", "forecast", "--data", synthetic_store, "--out", tmp_path / "run", "--steps", "2", *extra
+    )
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

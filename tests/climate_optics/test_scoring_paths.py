@@ -22,24 +22,47 @@ def stores():
     rng = np.random.default_rng(1)
     shape = (TIMES.size, 2, LAT.size, LON.size)
     truth = xr.Dataset(
-        {"temperature": (("time", "level", "latitude", "longitude"), 250 + rng.normal(size=shape), {"units": "K"}),
-         "u_component_of_wind": (("time", "level", "latitude", "longitude"), rng.normal(size=shape), {"units": "m s-1"}),
-         "v_component_of_wind": (("time", "level", "latitude", "longitude"), rng.normal(size=shape), {"units": "m s-1"})},
-        coords={"time": TIMES, "level": [500, 850], "latitude": LAT, "longitude": LON})
+        {
+            "temperature": (("time", "level", "latitude", "longitude"), 250 + rng.normal(size=shape), {"units": "K"}),
+            "u_component_of_wind": (
+                ("time", "level", "latitude", "longitude"),
+                rng.normal(size=shape),
+                {"units": "m s-1"},
+            ),
+            "v_component_of_wind": (
+                ("time", "level", "latitude", "longitude"),
+                rng.normal(size=shape),
+                {"units": "m s-1"},
+            ),
+        },
+        coords={"time": TIMES, "level": [500, 850], "latitude": LAT, "longitude": LON},
+    )
     fields = {}
     for name, da in truth.data_vars.items():
         valid = np.stack([da.sel(time=INITS + lead).values for lead in LEADS], axis=1)
-        fields[name] = (("time", "prediction_timedelta", "level", "latitude", "longitude"),
-                        valid + rng.normal(scale=0.5, size=valid.shape), {"units": da.attrs["units"]})
-    forecast = xr.Dataset(fields, coords={"time": INITS, "prediction_timedelta": LEADS, "level": [500, 850],
-                                          "latitude": LAT, "longitude": LON}, attrs={"model_name": "vit-test"})
+        fields[name] = (
+            ("time", "prediction_timedelta", "level", "latitude", "longitude"),
+            valid + rng.normal(scale=0.5, size=valid.shape),
+            {"units": da.attrs["units"]},
+        )
+    forecast = xr.Dataset(
+        fields,
+        coords={"time": INITS, "prediction_timedelta": LEADS, "level": [500, 850], "latitude": LAT, "longitude": LON},
+        attrs={"model_name": "vit-test"},
+    )
     clim = truth.mean("time").expand_dims(hour=[0, 6, 12, 18], dayofyear=np.arange(1, 367))
     return forecast, truth, clim
 
 
 def score(forecast, truth, clim):
-    return evaluation.evaluate(forecast, truth, climatology=clim, metrics=["rmse", "bias", "acc"],
-                               regions=["global", "tropics"], allow_in_sample_climatology=True)
+    return evaluation.evaluate(
+        forecast,
+        truth,
+        climatology=clim,
+        metrics=["rmse", "bias", "acc"],
+        regions=["global", "tropics"],
+        allow_in_sample_climatology=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +71,19 @@ def plain():
     forecast, truth, clim = stores()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scoring, "IN_MEMORY_BYTES", 0)
-        return score(forecast.chunk({"time": 1, "prediction_timedelta": 1}), truth.chunk({"time": 4}), clim.chunk({"dayofyear": 30}))
+        return score(
+            forecast.chunk({"time": 1, "prediction_timedelta": 1}),
+            truth.chunk({"time": 4}),
+            clim.chunk({"dayofyear": 30}),
+        )
 
 
 FIELD_BYTES = 2 * LAT.size * LON.size * 8  # one (init, lead) field of a two-level float64 variable
 
 
-@pytest.mark.parametrize("batch_bytes, n_batches", [(3 * LEADS.size * FIELD_BYTES, 3), (FIELD_BYTES, INITS.size * LEADS.size)])
+@pytest.mark.parametrize(
+    "batch_bytes, n_batches", [(3 * LEADS.size * FIELD_BYTES, 3), (FIELD_BYTES, INITS.size * LEADS.size)]
+)
 def test_batches_and_memory_paths_agree_with_the_plain_path(plain, monkeypatch, batch_bytes, n_batches):
     """3 batches of 3 init times and every lead; then one (init, lead) field per batch."""
     forecast, truth, clim = stores()

@@ -43,8 +43,18 @@ class ToyTask:
 
 
 def cfg(**kw):
-    base = dict(steps=12, batch_size=8, lr=3e-2, warmup=2, checkpoint_every=4, val_every=6, log_every=2,
-                device="cpu", deterministic=True, progress=False)
+    base = dict(
+        steps=12,
+        batch_size=8,
+        lr=3e-2,
+        warmup=2,
+        checkpoint_every=4,
+        val_every=6,
+        log_every=2,
+        device="cpu",
+        deterministic=True,
+        progress=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -77,8 +87,11 @@ def test_resume_is_exact(tmp_path, mode):
     train(resumed, cfg(mode=mode), tmp_path / "killed", resume=True)
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
+
     def logged(run):
-        return [(r["step"], r["kind"]) for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())]
+        return [
+            (r["step"], r["kind"]) for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())
+        ]
 
     assert logged("killed") == logged("full")  # lines after the step-4 checkpoint were dropped, not duplicated
 
@@ -86,11 +99,15 @@ def test_resume_is_exact(tmp_path, mode):
 def test_a_new_run_drops_the_log_of_a_run_killed_before_its_first_checkpoint(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "kind": "train", "loss": 12345.0}) + "\n")  # no checkpoint
+    (run / "metrics.jsonl").write_text(
+        json.dumps({"step": 1, "kind": "train", "loss": 12345.0}) + "\n"
+    )  # no checkpoint
     train(ToyTask(), cfg(steps=4), run)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert lines and all(line.get("loss") != 12345.0 for line in lines)
-    assert [line["step"] for line in lines if line["kind"] == "train"] == sorted({line["step"] for line in lines if line["kind"] == "train"})
+    assert [line["step"] for line in lines if line["kind"] == "train"] == sorted(
+        {line["step"] for line in lines if line["kind"] == "train"}
+    )
 
 
 def test_a_log_this_tool_did_not_write_is_refused_not_replaced(tmp_path):
@@ -99,7 +116,9 @@ def test_a_log_this_tool_did_not_write_is_refused_not_replaced(tmp_path):
     (run / "metrics.jsonl").write_text("my own notes\n")
     with pytest.raises(UsageInputError, match="not a training log this tool wrote"):
         train(ToyTask(), cfg(steps=4), run)
-    assert (run / "metrics.jsonl").read_text() == "my own notes\n" and sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"]
+    assert (run / "metrics.jsonl").read_text() == "my own notes\n" and sorted(p.name for p in run.iterdir()) == [
+        "metrics.jsonl"
+    ]
 
 
 def test_resume_refuses_changed_settings(tmp_path):

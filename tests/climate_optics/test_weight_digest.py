@@ -35,7 +35,9 @@ def reference_checksum(tensor: torch.Tensor) -> int:
     return total - 2**32 if total >= 2**31 else total  # as int32
 
 
-@pytest.mark.parametrize("n", [1, DIGEST_ROW - 1, DIGEST_ROW, 3 * DIGEST_ROW + 17, (DIGEST_CHUNK_ROWS + 2) * DIGEST_ROW + 5])
+@pytest.mark.parametrize(
+    "n", [1, DIGEST_ROW - 1, DIGEST_ROW, 3 * DIGEST_ROW + 17, (DIGEST_CHUNK_ROWS + 2) * DIGEST_ROW + 5]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int64, torch.bool])
 def test_checksum_equals_the_reference_formula(n, dtype):
     g = torch.Generator().manual_seed(n)

@@ -50,7 +50,11 @@ def test_absent_variable_and_level(tmp_path, era5):
     assert "era5.nc" in message and "available: temperature, 2m_temperature" in message
     message = fails(tmp_path / "era5.nc", "level 700 hPa not found", levels=[700])
     assert "era5.nc" in message and "variable 'temperature'" in message and "available: 500, 850" in message
-    fails(tmp_path / "era5.nc", "no time in 1990-01-01..1990-02-01; the data covers 2020-01-01", time=("1990-01-01", "1990-02-01"))
+    fails(
+        tmp_path / "era5.nc",
+        "no time in 1990-01-01..1990-02-01; the data covers 2020-01-01",
+        time=("1990-01-01", "1990-02-01"),
+    )
 
 
 def test_unknown_units(tmp_path, era5):
@@ -66,8 +70,13 @@ def test_missing_units_without_standard_name(tmp_path, era5):
     fails(tmp_path / "era5.nc", r"era5.nc: variable 't': no units attribute and no CF standard_name")
 
 
-@pytest.mark.parametrize("order, match", [([0, 1, 1, 3], "duplicated time 2020-01-01 06:00:00; expected unique"),
-                                          ([0, 2, 1, 3], "time not increasing at 2020-01-01 06:00")])
+@pytest.mark.parametrize(
+    "order, match",
+    [
+        ([0, 1, 1, 3], "duplicated time 2020-01-01 06:00:00; expected unique"),
+        ([0, 2, 1, 3], "time not increasing at 2020-01-01 06:00"),
+    ],
+)
 def test_bad_times(tmp_path, era5, order, match):
     era5.assign_coords(valid_time=era5["valid_time"].values[order]).to_netcdf(tmp_path / "era5.nc")
     message = fails(tmp_path / "era5.nc", match)
@@ -130,7 +139,7 @@ def test_cli_inspect_bad_file_exit_status_2(run_cli, tmp_path, era5):
     (tmp_path / "cut.nc").write_bytes(b"CDF\x01\x00")
     status, _, err = run_cli("catalog", "inspect", tmp_path / "cut.nc")
     assert status == 2
-    line, = err.strip().splitlines()
+    (line,) = err.strip().splitlines()
     assert "cut.nc: unreadable or truncated file" in line
     era5.to_netcdf(tmp_path / "era5.nc")
     status, _, err = run_cli("catalog", "inspect", tmp_path / "era5.nc", "--variables", "geopotential")

@@ -34,7 +34,9 @@ def test_shipped_entries():
 
 
 def test_user_catalog_adds_and_overrides_with_relative_location(tmp_path):
-    user = write(tmp_path / "mine.yaml", """
+    user = write(
+        tmp_path / "mine.yaml",
+        """
         entries:
           my-era5:
             description: local ERA5
@@ -48,7 +50,8 @@ def test_user_catalog_adds_and_overrides_with_relative_location(tmp_path):
             driver: synthetic
             licence: x
             citation: y
-    """)
+    """,
+    )
     entries = load_catalog(user)
     assert entries["my-era5"].location == str(tmp_path / "data" / "*.nc")
     assert entries["my-era5"].variables == {"temp": "temperature"}
@@ -57,26 +60,35 @@ def test_user_catalog_adds_and_overrides_with_relative_location(tmp_path):
 
 
 def test_environment_variable_catalog(tmp_path, monkeypatch):
-    user = write(tmp_path / "env.yaml", """
+    user = write(
+        tmp_path / "env.yaml",
+        """
         entries:
           from-env: {description: d, driver: zarr, location: /x.zarr, licence: l, citation: c}
-    """)
+    """,
+    )
     monkeypatch.setenv(ENV_VAR, str(user))
     assert get_entry("from-env").location == "/x.zarr"
 
 
-@pytest.mark.parametrize("fields, field, reason", [
-    ("driver: ftp, location: /x", "driver", "'zarr', 'netcdf', 'grib' or 'synthetic'"),
-    ("driver: netcdf", "(entry)", "needs a location"),
-    ("driver: zarr, location: /x, colour: red", "colour", "Extra inputs"),
-    ("driver: zarr, location: /x, variables: {t: temp}", "variables", "unknown canonical name 'temp'"),
-    ("driver: zarr, location: /x, grid: {resolution_deg: -1}", "grid.resolution_deg", "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "fields, field, reason",
+    [
+        ("driver: ftp, location: /x", "driver", "'zarr', 'netcdf', 'grib' or 'synthetic'"),
+        ("driver: netcdf", "(entry)", "needs a location"),
+        ("driver: zarr, location: /x, colour: red", "colour", "Extra inputs"),
+        ("driver: zarr, location: /x, variables: {t: temp}", "variables", "unknown canonical name 'temp'"),
+        ("driver: zarr, location: /x, grid: {resolution_deg: -1}", "grid.resolution_deg", "greater than 0"),
+    ],
+)
 def test_bad_entry_names_entry_field_and_reason(tmp_path, fields, field, reason):
-    user = write(tmp_path / "bad.yaml", f"""
+    user = write(
+        tmp_path / "bad.yaml",
+        f"""
         entries:
           broken: {{description: d, licence: l, citation: c, {fields}}}
-    """)
+    """,
+    )
     with pytest.raises(DataInputError) as err:
         load_catalog(user)
     message = str(err.value)
@@ -85,7 +97,7 @@ def test_bad_entry_names_entry_field_and_reason(tmp_path, fields, field, reason)
 
 
 def test_unsafe_yaml_is_rejected(tmp_path):
-    user = write(tmp_path / "evil.yaml", 'entries: !!python/object/apply:os.getcwd []\n')
+    user = write(tmp_path / "evil.yaml", "entries: !!python/object/apply:os.getcwd []\n")
     with pytest.raises(DataInputError, match="not valid YAML"):
         load_catalog(user)
 
@@ -107,8 +119,9 @@ def test_synthetic_driver_passes_merged_options(monkeypatch, tmp_path):
     module = types.ModuleType("data_catalog.synthetic")
     module.open_synthetic = open_synthetic
     monkeypatch.setitem(sys.modules, "data_catalog.synthetic", module)
-    ds = open_dataset("synthetic-reanalysis-hires", variables=["temperature"],
-                      options={"seed": 3, "cache_dir": str(tmp_path)})
+    ds = open_dataset(
+        "synthetic-reanalysis-hires", variables=["temperature"], options={"seed": 3, "cache_dir": str(tmp_path)}
+    )
     assert calls == [({"grid": "1.40625deg", "seed": 3}, str(tmp_path))]
     assert list(ds.data_vars) == ["temperature"] and ds.sizes["latitude"] == 8
 
@@ -121,10 +134,13 @@ def test_cli_catalog_list_and_show(run_cli, tmp_path):
     status, out, _ = run_cli("catalog", "show", "era5-wb2-240x121")
     assert status == 0
     assert WB2 + "240x121_equiangular_with_poles_conservative.zarr" in out and "Rasp et al." in out
-    user = write(tmp_path / "mine.yaml", """
+    user = write(
+        tmp_path / "mine.yaml",
+        """
         entries:
           my-ncep: {description: NCEP files, driver: netcdf, location: /data/*.nc, licence: l, citation: c}
-    """)
+    """,
+    )
     status, out, _ = run_cli("catalog", "list", "--catalog", user)
     assert status == 0 and "my-ncep" in out
 
@@ -135,7 +151,7 @@ def test_cli_bad_input_is_one_line_and_status_2(run_cli, tmp_path):
     user = write(tmp_path / "bad.yaml", "entries:\n  oops: {description: d, driver: ftp, licence: l, citation: c}\n")
     status, _, err = run_cli("catalog", "list", "--catalog", user)
     assert status == 2
-    line, = err.strip().splitlines()
+    (line,) = err.strip().splitlines()
     assert "entry 'oops'" in line and "field 'driver'" in line
 
 

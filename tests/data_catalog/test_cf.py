@@ -19,8 +19,14 @@ def store(tmp_path_factory):
     from flows.cli import main
 
     root = tmp_path_factory.mktemp("cf")
-    truth = testing.canonical_dataset(n_time=8, n_lat=8, n_lon=16, levels=(500, 850), members=2,
-                                      variables=["temperature", "2m_temperature", "land_sea_mask"])
+    truth = testing.canonical_dataset(
+        n_time=8,
+        n_lat=8,
+        n_lon=16,
+        levels=(500, 850),
+        members=2,
+        variables=["temperature", "2m_temperature", "land_sea_mask"],
+    )
     testing.write_netcdf({"ens": testing.era5_cds_netcdf(truth)}, root)
     here = os.getcwd()
     os.chdir(root)
@@ -37,7 +43,11 @@ def test_root_group_is_cf(store):
     assert ds.cf.axes == {"X": ["longitude"], "Y": ["latitude"], "Z": ["level"], "T": ["time"]}
     coords = ds.cf.coordinates
     assert (coords["latitude"], coords["longitude"], coords["time"], coords["vertical"]) == (
-        ["latitude"], ["longitude"], ["time"], ["level"])
+        ["latitude"],
+        ["longitude"],
+        ["time"],
+        ["level"],
+    )
     assert ds.cf.standard_names["air_temperature"] == ["2m_temperature", "temperature"]
     assert ds.cf.standard_names["realization"] == ["realization"]
     assert ds["level"].attrs["units"] == "hPa" and ds["latitude"].attrs["units"] == "degrees_north"

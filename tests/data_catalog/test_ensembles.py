@@ -51,7 +51,13 @@ def stores(sources, tmp_path_factory) -> dict[str, Path]:
 
 
 def test_native_member_layouts(sources):
-    assert xr.open_dataset(sources["cds"])["t"].dims == ("number", "valid_time", "pressure_level", "latitude", "longitude")
+    assert xr.open_dataset(sources["cds"])["t"].dims == (
+        "number",
+        "valid_time",
+        "pressure_level",
+        "latitude",
+        "longitude",
+    )
     assert xr.open_dataset(sources["legacy"])["t"].dims[:2] == ("valid_time", "number")
 
 
@@ -72,8 +78,9 @@ def test_ensemble_statistics_pool_every_member(stores, truth):
     np.testing.assert_allclose(stats["temperature"].sel(statistic="mean").values, t.mean(axis=(0, 1, 3, 4)), rtol=1e-6)
     np.testing.assert_allclose(stats["temperature"].sel(statistic="std").values, t.std(axis=(0, 1, 3, 4)), rtol=1e-5)
     diffs = t[1:] - t[:-1]  # 6-hourly steps: differences one step apart, every member
-    np.testing.assert_allclose(stats["temperature"].sel(statistic="diff_std").values, diffs.std(axis=(0, 1, 3, 4)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        stats["temperature"].sel(statistic="diff_std").values, diffs.std(axis=(0, 1, 3, 4)), rtol=1e-5
+    )
 
 
 def test_ensemble_climatology_is_that_of_the_member_mean(stores, truth, tmp_path):

@@ -60,8 +60,9 @@ def test_era5_and_ncep_layouts_give_identical_stores(stores, truth):
     for coord in ("time", "level", "latitude", "longitude"):
         np.testing.assert_array_equal(era5[coord].values, ncep[coord].values)
     xr.testing.assert_allclose(read_statistics(stores["era5"]), read_statistics(stores["ncep"]), rtol=1e-6)
-    xr.testing.assert_allclose(read_climatology(stores["era5"]).load(), read_climatology(stores["ncep"]).load(),
-                               rtol=1e-6)
+    xr.testing.assert_allclose(
+        read_climatology(stores["era5"]).load(), read_climatology(stores["ncep"]).load(), rtol=1e-6
+    )
 
 
 def test_store_layout_chunks_codec_and_provenance(stores):
@@ -79,19 +80,27 @@ def test_store_layout_chunks_codec_and_provenance(stores):
 
 
 def test_ingest_selection_matches_open_dataset(layouts, tmp_path):
-    path = ingest(layouts["era5"], tmp_path / "sel.zarr", variables=["temperature"], levels=[850],
-                  start="2020-01-03", end="2020-01-06T06:00")
+    path = ingest(
+        layouts["era5"],
+        tmp_path / "sel.zarr",
+        variables=["temperature"],
+        levels=[850],
+        start="2020-01-03",
+        end="2020-01-06T06:00",
+    )
     got = xr.open_zarr(path)
-    expected = open_dataset(layouts["era5"], variables=["temperature"], levels=[850],
-                            time=("2020-01-03", "2020-01-06T06:00"))
+    expected = open_dataset(
+        layouts["era5"], variables=["temperature"], levels=[850], time=("2020-01-03", "2020-01-06T06:00")
+    )
     assert list(got.data_vars) == ["temperature"] and got["level"].values.tolist() == [850]
     np.testing.assert_array_equal(got["temperature"].values, expected["temperature"].values)
     assert got.sizes["time"] == 14
 
 
 def test_static_fields_are_stored_without_time(tmp_path):
-    ds = testing.canonical_dataset(n_time=8, n_lat=4, n_lon=8,
-                                   variables=["2m_temperature", "land_sea_mask", "geopotential_at_surface"])
+    ds = testing.canonical_dataset(
+        n_time=8, n_lat=4, n_lon=8, variables=["2m_temperature", "land_sea_mask", "geopotential_at_surface"]
+    )
     path = write_store(ds, tmp_path / "static.zarr", source="test")
     got = xr.open_zarr(path)
     assert got["land_sea_mask"].dims == ("latitude", "longitude")
@@ -106,8 +115,7 @@ def test_existing_store_kept_unless_overwrite(layouts, tmp_path, run_cli):
     status, _, err = run_cli("ingest", layouts["era5"], "--out", out, "--variables", "2m_temperature")
     assert status == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
     assert list(xr.open_zarr(out).data_vars) == ["temperature"]
-    status, stdout, _ = run_cli("ingest", layouts["era5"], "--out", out, "--variables", "2m_temperature",
-                                "--overwrite")
+    status, stdout, _ = run_cli("ingest", layouts["era5"], "--out", out, "--variables", "2m_temperature", "--overwrite")
     assert status == 0 and str(out) in stdout
     assert list(xr.open_zarr(out).data_vars) == ["2m_temperature"]
     assert leftovers(tmp_path) == []
@@ -167,9 +175,20 @@ def bad_inputs(tmp_path_factory):
     return _bad_inputs(tmp_path_factory.mktemp("bad"))
 
 
-CASES = ["missing file", "truncated", "absent variable", "absent level", "unknown units", "duplicated times",
-         "non-monotonic times", "irregular grid", "all-NaN field", "NaN field mid-record", "bad level list",
-         "empty time range"]
+CASES = [
+    "missing file",
+    "truncated",
+    "absent variable",
+    "absent level",
+    "unknown units",
+    "duplicated times",
+    "non-monotonic times",
+    "irregular grid",
+    "all-NaN field",
+    "NaN field mid-record",
+    "bad level list",
+    "empty time range",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -194,8 +213,9 @@ def test_peak_memory_does_not_grow_with_record_length(tmp_path, monkeypatch):
     monkeypatch.setattr(climatology, "BAND_VALUES", 1 << 14)
     peaks = []
     for i, n_time in enumerate((24, 24, 96)):  # the first run only warms up imports and caches
-        ds = testing.canonical_dataset(n_time=n_time, n_lat=32, n_lon=64, levels=(250, 500, 700, 850),
-                                       variables=["temperature"], seed=n_time)
+        ds = testing.canonical_dataset(
+            n_time=n_time, n_lat=32, n_lon=64, levels=(250, 500, 700, 850), variables=["temperature"], seed=n_time
+        )
         source = _write(ds, tmp_path / f"r{i}.nc")
         del ds
         tracemalloc.start()

@@ -66,13 +66,17 @@ def grams_labelled_kilograms(ds):
     return ds
 
 
-@pytest.mark.parametrize("change, variable, cause", [
-    (kelvin_labelled_celsius, "temperature", "K labelled as degC"),
-    (celsius_labelled_kelvin, "2m_temperature", "degC labelled as K"),
-    (hpa_labelled_pa, "mean_sea_level_pressure", "hPa labelled as Pa"),
-    (height_labelled_geopotential, "geopotential", "gpm labelled as m2 s-2"),
-    (grams_labelled_kilograms, "specific_humidity", "g kg-1 labelled as kg kg-1"),
-], ids=["K-as-degC", "degC-as-K", "hPa-as-Pa", "gpm-as-m2s-2", "g-as-kg"])
+@pytest.mark.parametrize(
+    "change, variable, cause",
+    [
+        (kelvin_labelled_celsius, "temperature", "K labelled as degC"),
+        (celsius_labelled_kelvin, "2m_temperature", "degC labelled as K"),
+        (hpa_labelled_pa, "mean_sea_level_pressure", "hPa labelled as Pa"),
+        (height_labelled_geopotential, "geopotential", "gpm labelled as m2 s-2"),
+        (grams_labelled_kilograms, "specific_humidity", "g kg-1 labelled as kg kg-1"),
+    ],
+    ids=["K-as-degC", "degC-as-K", "hPa-as-Pa", "gpm-as-m2s-2", "g-as-kg"],
+)
 def test_mislabelled_units_are_refused(truth, tmp_path, run_cli, change, variable, cause):
     path = era5_file(truth, tmp_path, change)
     with pytest.raises(DataInputError, match=f"variable '{variable}': values .* outside the plausible range .*{cause}"):
@@ -88,7 +92,9 @@ def test_refused_range_is_the_one_found(truth, tmp_path):
     found = truth["2m_temperature"].isel(time=[0, -1]) - 273.15
     with pytest.raises(DataInputError) as error:
         open_dataset(path)
-    assert f"values {float(found.min()):.6g}..{float(found.max()):.6g} K outside the plausible range 150..350 K" in str(error.value)
+    assert f"values {float(found.min()):.6g}..{float(found.max()):.6g} K outside the plausible range 150..350 K" in str(
+        error.value
+    )
 
 
 def test_unexplained_values_name_no_unit(truth, tmp_path):

@@ -24,8 +24,9 @@ def files(truth, tmp_path_factory):
     root = tmp_path_factory.mktemp("native")
     paths = {
         "era5": testing.write_netcdf({"era5": testing.era5_cds_netcdf(truth)}, root / "era5")[0],
-        "cfgrib": testing.write_netcdf({"cf": testing.era5_cfgrib(truth[list(testing.LEVEL_VARIABLES)], members=2)},
-                                       root / "cfgrib")[0],
+        "cfgrib": testing.write_netcdf(
+            {"cf": testing.era5_cfgrib(truth[list(testing.LEVEL_VARIABLES)], members=2)}, root / "cfgrib"
+        )[0],
         "ncep": root / "ncep",
         "wb2": root / "wb2.zarr",
         "grib": testing.write_era5_grib(truth[GRIB_VARIABLES], root / "era5.grib"),
@@ -122,8 +123,7 @@ def test_files_split_in_time_equal_one_file(tmp_path, truth):
 
 
 def test_selection(files, truth):
-    ds = open_dataset(files["era5"], variables=["temperature"], levels=[500],
-                      time=("2020-01-01T06", "2020-01-01T12"))
+    ds = open_dataset(files["era5"], variables=["temperature"], levels=[500], time=("2020-01-01T06", "2020-01-01T12"))
     assert list(ds.data_vars) == ["temperature"]
     assert ds["level"].values.tolist() == [500] and ds.sizes["time"] == 2
     xr.testing.assert_equal(ds, truth[["temperature"]].sel(level=[500]).isel(time=slice(1, 3)))
@@ -150,7 +150,9 @@ def test_hourly_era5_precipitation_summed_over_6_hours(tmp_path):
 
 
 def test_era5_single_level_static_fields(tmp_path):
-    truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, variables=["geopotential_at_surface", "land_sea_mask"])
+    truth = testing.canonical_dataset(
+        n_time=2, n_lat=8, n_lon=16, variables=["geopotential_at_surface", "land_sea_mask"]
+    )
     native = testing.era5_cds_netcdf(truth)
     native = native.assign({v: native[v].expand_dims(valid_time=native["valid_time"]) for v in ("z", "lsm")})
     native.to_netcdf(tmp_path / "static.nc")
@@ -162,9 +164,14 @@ def test_era5_single_level_static_fields(tmp_path):
 
 def test_ncep_gaussian_latitudes_are_accepted(tmp_path):
     lat = np.degrees(np.arcsin(np.polynomial.legendre.leggauss(94)[0]))  # T62 grid of air.2m.gauss
-    native = xr.Dataset({"air": (("time", "lat", "lon"), np.full((2, 94, 8), 280.0, "float32"), {"units": "degK"})},
-                        coords={"time": testing.canonical_dataset(n_time=2, n_lat=2, n_lon=2)["time"].values,
-                                "lat": lat[::-1], "lon": np.arange(8) * 45.0})
+    native = xr.Dataset(
+        {"air": (("time", "lat", "lon"), np.full((2, 94, 8), 280.0, "float32"), {"units": "degK"})},
+        coords={
+            "time": testing.canonical_dataset(n_time=2, n_lat=2, n_lon=2)["time"].values,
+            "lat": lat[::-1],
+            "lon": np.arange(8) * 45.0,
+        },
+    )
     native.to_netcdf(tmp_path / "air.2m.gauss.nc")
     ds = open_dataset(tmp_path / "air.2m.gauss.nc")
     np.testing.assert_array_equal(ds["latitude"].values, lat)

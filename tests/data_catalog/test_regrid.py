@@ -33,8 +33,14 @@ def exact_remap(values: np.ndarray, src_lat, src_lon, dst_lat, dst_lon, src_pole
     (destination ``rows`` only, NaN elsewhere, when given)."""
     s_lat, d_lat = edges(src_lat, src_poles), edges(dst_lat, dst_poles)
     s_lon, d_lon = edges(src_lon, False), edges(dst_lon, False)
-    south, north = np.meshgrid(s_lat[:-1], s_lon[:-1], indexing="ij")[0], np.meshgrid(s_lat[1:], s_lon[:-1], indexing="ij")[0]
-    west, east = np.meshgrid(s_lat[:-1], s_lon[:-1], indexing="ij")[1], np.meshgrid(s_lat[:-1], s_lon[1:], indexing="ij")[1]
+    south, north = (
+        np.meshgrid(s_lat[:-1], s_lon[:-1], indexing="ij")[0],
+        np.meshgrid(s_lat[1:], s_lon[:-1], indexing="ij")[0],
+    )
+    west, east = (
+        np.meshgrid(s_lat[:-1], s_lon[:-1], indexing="ij")[1],
+        np.meshgrid(s_lat[:-1], s_lon[1:], indexing="ij")[1],
+    )
     out = np.full((len(dst_lat), len(dst_lon)), np.nan)
     valid = ~np.isnan(values)
     for i in range(len(dst_lat)) if rows is None else rows:
@@ -60,14 +66,24 @@ def smooth_field(lat, lon, seed=0):
 
 
 def as_dataset(field, lat, lon):
-    return xr.Dataset({"2m_temperature": (("latitude", "longitude"), field, {"units": "K"})},
-                      coords={"latitude": lat, "longitude": lon})
+    return xr.Dataset(
+        {"2m_temperature": (("latitude", "longitude"), field, {"units": "K"})},
+        coords={"latitude": lat, "longitude": lon},
+    )
 
 
-@pytest.mark.parametrize("spec, n_lon, n_lat, first", [
-    ("64x32", 64, 32, -87.1875), ("5.625deg", 64, 32, -87.1875), ("128x64", 128, 64, -88.59375),
-    ("240x121", 240, 121, -90.0), ("1.5deg", 240, 121, -90.0), ("360x181", 360, 181, -90.0), ("0.25deg", 1440, 721, -90.0),
-])
+@pytest.mark.parametrize(
+    "spec, n_lon, n_lat, first",
+    [
+        ("64x32", 64, 32, -87.1875),
+        ("5.625deg", 64, 32, -87.1875),
+        ("128x64", 128, 64, -88.59375),
+        ("240x121", 240, 121, -90.0),
+        ("1.5deg", 240, 121, -90.0),
+        ("360x181", 360, 181, -90.0),
+        ("0.25deg", 1440, 721, -90.0),
+    ],
+)
 def test_weatherbench2_grids(spec, n_lon, n_lat, first):
     lat, lon = grid_from_spec(spec)
     assert (lat.size, lon.size) == (n_lat, n_lon) and lat[0] == first and lat[-1] == -first
@@ -80,8 +96,11 @@ def test_bad_grid_names(spec):
         grid_from_spec(spec)
 
 
-@pytest.mark.parametrize("source", [("3deg", 61, 120, True), ("2.5deg NCEP", 73, 144, True), ("2.8125deg", 64, 128, False)],
-                         ids=lambda s: s[0])
+@pytest.mark.parametrize(
+    "source",
+    [("3deg", 61, 120, True), ("2.5deg NCEP", 73, 144, True), ("2.8125deg", 64, 128, False)],
+    ids=lambda s: s[0],
+)
 @pytest.mark.parametrize("target", ["64x32", "240x121"])
 def test_conservative_equals_exact_overlap_computation(source, target):
     _, n_lat, n_lon, poles = source
@@ -131,7 +150,9 @@ def test_whole_blocks_equal_coarsen_conservative():
 def block_means(field: np.ndarray, lat: np.ndarray, lon: np.ndarray, factor: int, poles: bool) -> np.ndarray:
     """Directly, block by block: the spherical-area-weighted mean of the valid fine values of each block."""
     lat_edges, lon_edges = np.clip(edges(lat, poles), -90, 90), edges(lon, False)
-    area = (np.sin(np.deg2rad(lat_edges[1:])) - np.sin(np.deg2rad(lat_edges[:-1])))[:, None] * np.diff(lon_edges)[None, :]
+    area = (np.sin(np.deg2rad(lat_edges[1:])) - np.sin(np.deg2rad(lat_edges[:-1])))[:, None] * np.diff(lon_edges)[
+        None, :
+    ]
     out = np.full((lat.size // factor, lon.size // factor), np.nan)
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
@@ -160,27 +181,35 @@ def test_coarsening_is_the_area_weighted_block_mean(grid):
 
 
 def test_lazy_regridding_equals_eager():
-    ds = testing.canonical_dataset(n_time=4, n_lat=61, n_lon=120, poles=True, levels=(500, 850),
-                                   variables=["temperature", "land_sea_mask"])
+    ds = testing.canonical_dataset(
+        n_time=4, n_lat=61, n_lon=120, poles=True, levels=(500, 850), variables=["temperature", "land_sea_mask"]
+    )
     lat, lon = grid_from_spec("64x32")
     eager = regrid(ds, lat, lon)
     lazy = regrid(ds.chunk({"time": 2, "latitude": 20, "longitude": 40}), lat, lon)
     assert lazy["temperature"].chunks is not None
     xr.testing.assert_allclose(eager, lazy.compute(), rtol=1e-6)
-    assert eager["temperature"].dims == ds["temperature"].dims and eager["land_sea_mask"].dims == ("latitude", "longitude")
+    assert eager["temperature"].dims == ds["temperature"].dims and eager["land_sea_mask"].dims == (
+        "latitude",
+        "longitude",
+    )
 
 
 def test_bilinear_is_linear_periodic_and_holds_the_edge_rows():
     src_lat, src_lon = testing.grid(61, 120, poles=True)
     lat, lon = grid_from_spec("64x32")
     tilted = as_dataset(np.broadcast_to(src_lat[:, None] * 2.0 + 100, (61, 120)).copy(), src_lat, src_lon)
-    np.testing.assert_allclose(regrid(tilted, lat, lon, "bilinear")["2m_temperature"].values,
-                               np.broadcast_to(lat[:, None] * 2.0 + 100, (32, 64)), rtol=1e-12)
+    np.testing.assert_allclose(
+        regrid(tilted, lat, lon, "bilinear")["2m_temperature"].values,
+        np.broadcast_to(lat[:, None] * 2.0 + 100, (32, 64)),
+        rtol=1e-12,
+    )
     wave = as_dataset(np.broadcast_to(np.cos(np.deg2rad(src_lon)), (61, 120)).copy(), src_lat, src_lon)
     seam = regrid(wave, lat, np.array([358.5, 1.5]), "bilinear")["2m_temperature"].values[0]
     between = np.cos(np.deg2rad(357.0)) * 0.5 + np.cos(0.0) * 0.5  # halfway between 357 and 0 (= 360) degrees
     assert seam[0] == pytest.approx(between, rel=1e-12) and seam[1] == pytest.approx(
-        np.cos(0.0) * 0.5 + np.cos(np.deg2rad(3.0)) * 0.5, rel=1e-12)
+        np.cos(0.0) * 0.5 + np.cos(np.deg2rad(3.0)) * 0.5, rel=1e-12
+    )
     coarse = as_dataset(smooth_field(lat, lon), lat, lon)
     poles = regrid(coarse, np.array([-90.0, 90.0]), lon, "bilinear")["2m_temperature"].values
     np.testing.assert_allclose(poles, coarse["2m_temperature"].values[[0, -1]], rtol=1e-12)
@@ -190,8 +219,9 @@ def test_bilinear_is_linear_periodic_and_holds_the_edge_rows():
 def native_files(tmp_path_factory):
     """ERA5-layout files at 3 degrees (poles) and 0.25 degrees."""
     root = tmp_path_factory.mktemp("grids")
-    three = testing.canonical_dataset(n_time=3, n_lat=61, n_lon=120, poles=True, levels=(500, 850),
-                                      variables=["temperature", "2m_temperature"])
+    three = testing.canonical_dataset(
+        n_time=3, n_lat=61, n_lon=120, poles=True, levels=(500, 850), variables=["temperature", "2m_temperature"]
+    )
     quarter = testing.canonical_dataset(n_time=2, n_lat=721, n_lon=1440, poles=True, variables=["2m_temperature"])
     testing.write_netcdf({"three": testing.era5_cds_netcdf(three), "quarter": testing.era5_cds_netcdf(quarter)}, root)
     return {"three": (root / "three.nc", three), "quarter": (root / "quarter.nc", quarter), "root": root}
@@ -244,7 +274,9 @@ def test_ingest_grid_of_a_store_and_bilinear(native_files, run_cli):
     like = root / "three-64x32.zarr"
     if not like.exists():
         assert run_cli("ingest", path, "--out", like, "--grid", "64x32")[0] == 0
-    status, _, stderr = run_cli("ingest", path, "--out", root / "matched.zarr", "--grid", like, "--regrid-method", "bilinear")
+    status, _, stderr = run_cli(
+        "ingest", path, "--out", root / "matched.zarr", "--grid", like, "--regrid-method", "bilinear"
+    )
     assert status == 0, stderr
     matched, reference = xr.open_zarr(root / "matched.zarr"), xr.open_zarr(like)
     np.testing.assert_array_equal(matched["latitude"].values, reference["latitude"].values)
@@ -252,8 +284,13 @@ def test_ingest_grid_of_a_store_and_bilinear(native_files, run_cli):
     assert not np.allclose(matched["temperature"].values, reference["temperature"].values)  # a different method
 
 
-@pytest.mark.parametrize("args, match", [(["--grid", "7deg"], "expected LONxLAT"),
-                                         (["--grid", "64x32", "--regrid-method", "cubic"], "regridding method 'cubic'")])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--grid", "7deg"], "expected LONxLAT"),
+        (["--grid", "64x32", "--regrid-method", "cubic"], "regridding method 'cubic'"),
+    ],
+)
 def test_bad_grid_is_one_line_status_2(native_files, run_cli, args, match):
     path, _ = native_files["three"]
     out = native_files["root"] / "bad.zarr"

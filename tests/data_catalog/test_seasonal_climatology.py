@@ -16,7 +16,12 @@ def _field(days: int, seasonal_amplitude: float, seed: int = 0) -> tuple[xr.Data
     time = pd.date_range("2000-01-01", periods=days * 4, freq="6h").values
     t = (time - time[0]) / np.timedelta64(1, "D")  # (T,)
     lat, lon = np.linspace(-60, 60, 4), np.arange(8) * 45.0
-    season = 5000.0 + seasonal_amplitude * np.cos(2 * np.pi * (t - 15.0) / 365.2425)[:, None, None] * np.sin(np.deg2rad(lat))[None, :, None]
+    season = (
+        5000.0
+        + seasonal_amplitude
+        * np.cos(2 * np.pi * (t - 15.0) / 365.2425)[:, None, None]
+        * np.sin(np.deg2rad(lat))[None, :, None]
+    )
     rng = np.random.default_rng(seed)
     phi = np.exp(-0.25 / 5.0)
     noise = np.zeros((len(t), 4, 8))
@@ -24,7 +29,9 @@ def _field(days: int, seasonal_amplitude: float, seed: int = 0) -> tuple[xr.Data
         noise[i] = phi * noise[i - 1] + np.sqrt(1 - phi**2) * rng.standard_normal((4, 8))
     values = np.broadcast_to(season, noise.shape) + 100.0 * noise
     coords = {"time": time, "latitude": lat, "longitude": lon}
-    return xr.DataArray(values, coords=coords, dims=("time", "latitude", "longitude")), np.broadcast_to(season, noise.shape)
+    return xr.DataArray(values, coords=coords, dims=("time", "latitude", "longitude")), np.broadcast_to(
+        season, noise.shape
+    )
 
 
 def test_harmonics_follow_the_record_span():

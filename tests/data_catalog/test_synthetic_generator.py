@@ -41,7 +41,10 @@ def test_store_layout_attributes_and_statics(tmp_path):
     assert ds.latitude.values[0] == pytest.approx(-90 + 1.40625) and np.all(np.diff(ds.latitude) > 0)
     assert ds.longitude.values[0] == 0 and ds.longitude.values[-1] < 360
     assert (np.diff(ds.time.values) == np.timedelta64(6, "h")).all() and str(ds.time.values[0])[:10] == "2000-01-01"
-    assert ds.land_sea_mask.dims == ("latitude", "longitude") and ds.geopotential_at_surface.dims == ("latitude", "longitude")
+    assert ds.land_sea_mask.dims == ("latitude", "longitude") and ds.geopotential_at_surface.dims == (
+        "latitude",
+        "longitude",
+    )
     assert ds.geopotential.attrs["units"] == "m2 s-2" and ds["2m_temperature"].attrs["units"] == "K"
     assert json.loads(ds.attrs["synthetic_config"])["seed"] == 1 and ds.attrs["seed"] == 1
     assert ds.attrs["synthetic_config_digest"] == config.digest()
@@ -90,7 +93,10 @@ def test_cache_is_reused_and_keyed_by_configuration(tmp_path, monkeypatch):
 
 
 def test_high_resolution_run_and_members(tmp_path):
-    hires = xr.open_zarr(generate(SyntheticConfig.for_grid("1.40625deg", days=0.5, spinup_days=0.0), tmp_path / "h.zarr"), consolidated=False)
+    hires = xr.open_zarr(
+        generate(SyntheticConfig.for_grid("1.40625deg", days=0.5, spinup_days=0.0), tmp_path / "h.zarr"),
+        consolidated=False,
+    )
     assert hires.sizes["latitude"] == 128 and hires.sizes["longitude"] == 256
     assert np.isfinite(hires.geopotential.values).all()
     ens = xr.open_zarr(generate(SyntheticConfig(members=2, **TINY), tmp_path / "e.zarr"), consolidated=False)
@@ -102,7 +108,12 @@ def test_high_resolution_run_and_members(tmp_path):
 def test_open_dataset_through_the_catalog(tmp_path):
     from data_catalog import open_dataset
 
-    ds = open_dataset("synthetic-reanalysis", variables=["geopotential"], levels=[500], options={**TINY, "grid": "5.625deg", "cache_dir": str(tmp_path)})
+    ds = open_dataset(
+        "synthetic-reanalysis",
+        variables=["geopotential"],
+        levels=[500],
+        options={**TINY, "grid": "5.625deg", "cache_dir": str(tmp_path)},
+    )
     assert ds.geopotential.shape == (4, 1, 32, 64)
     z = ds.geopotential.values / 9.80665
     assert 4000 < z.min() and z.max() < 6500

@@ -93,7 +93,9 @@ def test_coarsening_conserves_the_area_integral_and_constants():
     out = coarsen_conservative(ds, 2)
     w_fine = cell_area_weights(ds.latitude.values)[:, None]
     w_coarse = cell_area_weights(out.latitude.values)[:, None]
-    np.testing.assert_allclose((ds.x * w_fine).mean(("latitude", "longitude")), (out.x * w_coarse).mean(("latitude", "longitude")), atol=1e-12)
+    np.testing.assert_allclose(
+        (ds.x * w_fine).mean(("latitude", "longitude")), (out.x * w_coarse).mean(("latitude", "longitude")), atol=1e-12
+    )
     np.testing.assert_allclose(out.latitude, equiangular_latitudes(32))
     assert out.sizes == {"time": 3, "latitude": 32, "longitude": 64} and (out.s == ds.s).all()
     const = coarsen_conservative(_grid_ds(64, 128, np.full((1, 64, 128), 7.5)), 4)
@@ -111,7 +113,9 @@ def test_coarsening_of_exact_cell_means_gives_exact_cell_means_lazily():
     ds = _grid_ds(64, 128, np.broadcast_to(fine[None, :, None], (2, 64, 128)).copy())
     lazy = coarsen_conservative(ds.chunk({"time": 1}), 4)
     assert lazy.x.chunks is not None
-    np.testing.assert_allclose(lazy.x.isel(time=0, longitude=0).values, _band_mean_of_sin(lazy.latitude.values), atol=1e-12)
+    np.testing.assert_allclose(
+        lazy.x.isel(time=0, longitude=0).values, _band_mean_of_sin(lazy.latitude.values), atol=1e-12
+    )
 
 
 def test_coarsening_skips_missing_values_and_rejects_bad_factors():

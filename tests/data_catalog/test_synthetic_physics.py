@@ -81,10 +81,15 @@ def test_temperature_gradient_seasons_and_diurnal_cycle(coarse):
     tropics, arctic = t850.sel(latitude=slice(-10, 10)).mean(), t850.sel(latitude=slice(65, 90)).mean()
     assert float(tropics - arctic) > 20
     nh = t850.sel(latitude=slice(30, 60)).mean("latitude")
-    assert float(nh.sel(time=slice("2000-04-20", None)).mean() - nh.sel(time=slice(None, "2000-02-10")).mean()) > 3  # spring warming
+    assert (
+        float(nh.sel(time=slice("2000-04-20", None)).mean() - nh.sel(time=slice(None, "2000-02-10")).mean()) > 3
+    )  # spring warming
     t2m = coarse["2m_temperature"].sel(latitude=slice(-45, 45))
     daily = t2m.coarsen(time=4, boundary="trim").mean()
-    diurnal = (t2m.isel(time=slice(0, daily.sizes["time"] * 4)).coarsen(time=4).construct(time=("day", "hour")) - daily.rename(time="day")).std(("day", "hour"))
+    diurnal = (
+        t2m.isel(time=slice(0, daily.sizes["time"] * 4)).coarsen(time=4).construct(time=("day", "hour"))
+        - daily.rename(time="day")
+    ).std(("day", "hour"))
     lsm = coarse.land_sea_mask.sel(latitude=slice(-45, 45))
     assert float(diurnal.where(lsm > 0.9).mean()) > 4 * float(diurnal.where(lsm < 0.1).mean())
 

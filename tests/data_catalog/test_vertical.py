@@ -12,8 +12,9 @@ from data_catalog.errors import DataInputError
 
 @pytest.fixture(scope="module")
 def truth() -> xr.Dataset:
-    return testing.canonical_dataset(n_time=4, n_lat=8, n_lon=16, levels=(500,),
-                                     variables=["temperature", "u_component_of_wind"])
+    return testing.canonical_dataset(
+        n_time=4, n_lat=8, n_lon=16, levels=(500,), variables=["temperature", "u_component_of_wind"]
+    )
 
 
 def single_level_extract(truth: xr.Dataset, names: dict[str, str], coord: str, value: float, attrs: dict) -> xr.Dataset:
@@ -24,14 +25,20 @@ def single_level_extract(truth: xr.Dataset, names: dict[str, str], coord: str, v
     return out.assign_coords({coord: xr.DataArray(value, attrs=attrs)})
 
 
-@pytest.mark.parametrize("coord, value, attrs", [
-    ("air_pressure", 50000.0, {"units": "Pa", "standard_name": "air_pressure"}),
-    ("level", 500.0, {"units": "hPa"}),
-    ("plev", 50000.0, {"units": "Pa", "axis": "Z"}),
-    ("pres", 500.0, {"units": "millibar", "positive": "down"}),
-])
-@pytest.mark.parametrize("names", [{"temperature": "air", "u_component_of_wind": "uwnd"},
-                                   {"temperature": "t", "u_component_of_wind": "u"}], ids=["ncep", "era5"])
+@pytest.mark.parametrize(
+    "coord, value, attrs",
+    [
+        ("air_pressure", 50000.0, {"units": "Pa", "standard_name": "air_pressure"}),
+        ("level", 500.0, {"units": "hPa"}),
+        ("plev", 50000.0, {"units": "Pa", "axis": "Z"}),
+        ("pres", 500.0, {"units": "millibar", "positive": "down"}),
+    ],
+)
+@pytest.mark.parametrize(
+    "names",
+    [{"temperature": "air", "u_component_of_wind": "uwnd"}, {"temperature": "t", "u_component_of_wind": "u"}],
+    ids=["ncep", "era5"],
+)
 def test_scalar_pressure_coordinate_becomes_a_level(truth, tmp_path, coord, value, attrs, names):
     path = tmp_path / "extract.nc"
     single_level_extract(truth, names, coord, value, attrs).to_netcdf(path)
@@ -44,10 +51,16 @@ def test_scalar_pressure_coordinate_becomes_a_level(truth, tmp_path, coord, valu
 
 
 def test_scalar_level_is_not_given_to_surface_fields(tmp_path):
-    truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, levels=(500,),
-                                      variables=["temperature", "2m_temperature", "mean_sea_level_pressure"])
+    truth = testing.canonical_dataset(
+        n_time=2,
+        n_lat=8,
+        n_lon=16,
+        levels=(500,),
+        variables=["temperature", "2m_temperature", "mean_sea_level_pressure"],
+    )
     native = testing.era5_cds_netcdf(truth.isel(level=0, drop=True)).assign_coords(
-        pressure_level=xr.DataArray(500.0, attrs={"units": "hPa"}))
+        pressure_level=xr.DataArray(500.0, attrs={"units": "hPa"})
+    )
     native.to_netcdf(tmp_path / "mixed.nc")  # every variable lists the scalar pressure_level in 'coordinates'
     ds = open_dataset(tmp_path / "mixed.nc")
     assert set(ds.data_vars) == set(truth.data_vars)
@@ -80,8 +93,11 @@ def test_undecidable_vertical_position_stops_naming_file_and_variable(truth, tmp
     native = truth.isel(level=0, drop=True)[["temperature"]].rename(temperature="ta")
     native["ta"].attrs = {"units": "K", "standard_name": "air_temperature"}
     native.to_netcdf(tmp_path / "ta.nc")
-    with pytest.raises(DataInputError, match=r"ta\.nc: variable 'ta': cannot tell whether this is temperature on a"
-                                             r" pressure level or 2m_temperature"):
+    with pytest.raises(
+        DataInputError,
+        match=r"ta\.nc: variable 'ta': cannot tell whether this is temperature on a"
+        r" pressure level or 2m_temperature",
+    ):
         open_dataset(tmp_path / "ta.nc")
     status, _, stderr = run_cli("ingest", tmp_path / "ta.nc", "--out", tmp_path / "ta.zarr")
     assert status == 2 and len(stderr.strip().splitlines()) == 1 and "'ta'" in stderr
@@ -92,8 +108,11 @@ def test_pressure_level_name_without_any_level_is_refused(truth, tmp_path):
     native = truth.isel(level=0, drop=True)[["temperature"]].rename(temperature="t")
     native["t"].attrs = {"units": "K"}
     native.to_netcdf(tmp_path / "t.nc")
-    with pytest.raises(DataInputError, match=r"variable 't': is temperature on pressure levels, but the file has no"
-                                             " level"):
+    with pytest.raises(
+        DataInputError,
+        match=r"variable 't': is temperature on pressure levels, but the file has no"
+        " level",
+    ):
         open_dataset(tmp_path / "t.nc")
 
 
@@ -117,8 +136,9 @@ def test_near_surface_only_on_evidence(truth, tmp_path, how):
 
 def test_grib_single_level_and_surface_fields(tmp_path):
     pytest.importorskip("cfgrib", reason="GRIB needs the grib extra (cfgrib, ecCodes)")
-    truth = testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16, levels=(500,),
-                                      variables=["temperature", "2m_temperature"])
+    truth = testing.canonical_dataset(
+        n_time=2, n_lat=8, n_lon=16, levels=(500,), variables=["temperature", "2m_temperature"]
+    )
     path = testing.write_era5_grib(truth, tmp_path / "one-level.grib")
     ds = open_dataset(path)
     assert ds["temperature"].dims == ("time", "level", "latitude", "longitude")

@@ -35,8 +35,13 @@ def tiny_settings(tiny_settings_factory):
 def tiny_source(tmp_path_factory):
     from data_catalog.testing import canonical_dataset
 
-    ds = canonical_dataset(n_time=40, n_lat=16, n_lon=32, levels=(500, 850),
-                           variables=["geopotential", "temperature", "2m_temperature", "land_sea_mask"])
+    ds = canonical_dataset(
+        n_time=40,
+        n_lat=16,
+        n_lon=32,
+        levels=(500, 850),
+        variables=["geopotential", "temperature", "2m_temperature", "land_sea_mask"],
+    )
     path = tmp_path_factory.mktemp("source") / "tiny.nc"
     ds.to_netcdf(path)
     return path
@@ -57,5 +62,3 @@ def demo_run(tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
     assert main(["demo", "--no-prefect", "--config", str(tiny_config), "--out", str(out)]) == 0
     return out
-
-

@@ -21,11 +21,23 @@ import xarray as xr
 def downscale_settings(tiny_settings_factory, tmp_path_factory):
     """PipelineConfig fields: two channels (2m_temperature, geopotential@500), a short synthetic record."""
     settings = tiny_settings_factory()
-    settings.update(modes=["backprop"], max_inits=2, regions=["global"], downscale=True, downscale_steps=2, downscale_diffusion_steps=3, downscale_members=2,
-                    downscale_sampler_steps=2, levels=[500],
-                    variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"])
+    settings.update(
+        modes=["backprop"],
+        max_inits=2,
+        regions=["global"],
+        downscale=True,
+        downscale_steps=2,
+        downscale_diffusion_steps=3,
+        downscale_members=2,
+        downscale_sampler_steps=2,
+        levels=[500],
+        variables=["2m_temperature", "geopotential", "land_sea_mask", "geopotential_at_surface"],
+    )
     cache = str(tmp_path_factory.mktemp("synthetic-cache"))
-    settings.update(source="synthetic-reanalysis", options={"grid": "5.625deg", "days": 12, "spinup_days": 2, "seed": 0, "cache_dir": cache})
+    settings.update(
+        source="synthetic-reanalysis",
+        options={"grid": "5.625deg", "days": 12, "spinup_days": 2, "seed": 0, "cache_dir": cache},
+    )
     return settings
 
 
@@ -35,8 +47,14 @@ def downscale_run(prefect_harness, torch_single_thread_module, downscale_setting
 
     settings = dict(downscale_settings)
     out = tmp_path_factory.mktemp("flow-downscale") / "run"
-    paths = pipeline_flow(str(out), source=settings.pop("source"), options=settings.pop("options"), steps=settings.pop("steps"),
-                          downscale=settings.pop("downscale"), settings=settings)
+    paths = pipeline_flow(
+        str(out),
+        source=settings.pop("source"),
+        options=settings.pop("options"),
+        steps=settings.pop("steps"),
+        downscale=settings.pop("downscale"),
+        settings=settings,
+    )
     return out, paths
 
 
@@ -62,17 +80,27 @@ def test_flow_downscales_the_forecast_and_scores_it_on_the_fine_grid(downscale_r
     ds = xr.open_zarr(paths["downscaled"])
     assert ds["2m_temperature"].dims == ("time", "prediction_timedelta", "realization", "latitude", "longitude")
     assert ds["geopotential"].dims == ("time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
-    assert ds.sizes["realization"] == 2 and ds.sizes["latitude"] == hires.sizes["latitude"] == 2 * forecast.sizes["latitude"]
+    assert (
+        ds.sizes["realization"] == 2
+        and ds.sizes["latitude"] == hires.sizes["latitude"] == 2 * forecast.sizes["latitude"]
+    )
     np.testing.assert_array_equal(ds["time"].values, forecast["time"].values)
     np.testing.assert_array_equal(ds["prediction_timedelta"].values, forecast["prediction_timedelta"].values)
     np.testing.assert_allclose(ds["longitude"].values, hires["longitude"].values)
-    assert ds.attrs["forecast_checkpoint_sha256"] == forecast.attrs["checkpoint_sha256"] != ds.attrs["checkpoint_sha256"]
+    assert (
+        ds.attrs["forecast_checkpoint_sha256"] == forecast.attrs["checkpoint_sha256"] != ds.attrs["checkpoint_sha256"]
+    )
     scores = xr.open_zarr(paths["downscaled_scores"])
     assert list(scores["model"].values) == ["downscaler-backprop", "bilinear", "persistence", "climatology"]
     crps = scores["2m_temperature"].sel(metric="crps", region="global")
     assert np.all(np.isfinite(crps.values)) and np.all(crps.values > 0)
     assert json.loads(scores.attrs["references"]) == {"bilinear": paths["bilinear"]}
-    trained = {stage: torch.load(Path(paths["downscale"]) / stage / "checkpoint.pt", weights_only=True)["train_config"]["steps"] for stage in ("regression", "diffusion")}
+    trained = {
+        stage: torch.load(Path(paths["downscale"]) / stage / "checkpoint.pt", weights_only=True)["train_config"][
+            "steps"
+        ]
+        for stage in ("regression", "diffusion")
+    }
     assert trained == {"regression": 2, "diffusion": 3}
     report = (out / "report.md").read_text()  # the report shows the downscaled ensemble and its fine-grid scores
     assert "## Downscaling" in report and "(figures/downscaling-backprop.png)" in report
@@ -89,7 +117,14 @@ def test_flow_ensemble_equals_a_direct_downscaler_call(downscale_run):
     channels = list(engine.config.channels)
     forecast = open_coarse(paths["forecast-backprop"], channels)
     config = engine.config
-    grid = target_grid(state["task"], forecast["latitude"].values, forecast["longitude"].values, config.interpolation, config.factor, "test")
+    grid = target_grid(
+        state["task"],
+        forecast["latitude"].values,
+        forecast["longitude"].values,
+        config.interpolation,
+        config.factor,
+        "test",
+    )
     init, lead = forecast["time"].values[1], forecast["prediction_timedelta"].values[1]
     fields = coarse_fields(forecast.sel(time=init, prediction_timedelta=lead), channels, "test")  # (C, Hc, Wc)
     direct = engine.ensemble(fields, grid, 2, seed=field_seed(0, init, lead))  # (M, C, H, W)
@@ -102,8 +137,16 @@ def test_demo_writes_the_same_downscaled_forecast_and_scores(downscale_run, down
     for name in ("downscaled", "bilinear", "downscaled_scores"):
         direct, flowed = xr.open_zarr(downscale_demo / Path(paths[name]).name), xr.open_zarr(paths[name])
         xr.testing.assert_allclose(direct.load().drop_attrs(), flowed.load().drop_attrs(), rtol=1e-6)
-    for key in ("model_config", "forecast_model_config", "forecast_training_backend", "model_name"):  # checkpoints hold run paths
-        assert xr.open_zarr(downscale_demo / "downscaled-backprop.zarr").attrs[key] == xr.open_zarr(paths["downscaled"]).attrs[key]
+    for key in (
+        "model_config",
+        "forecast_model_config",
+        "forecast_training_backend",
+        "model_name",
+    ):  # checkpoints hold run paths
+        assert (
+            xr.open_zarr(downscale_demo / "downscaled-backprop.zarr").attrs[key]
+            == xr.open_zarr(paths["downscaled"]).attrs[key]
+        )
 
 
 def test_flow_resume_reuses_the_downscaled_stores(downscale_run, downscale_settings):
@@ -113,7 +156,14 @@ def test_flow_resume_reuses_the_downscaled_stores(downscale_run, downscale_setti
     names = ("downscaled-backprop.zarr", "bilinear.zarr", "downscaled_scores.zarr")
     before = {k: (out / k).stat().st_mtime_ns for k in names}
     settings = dict(downscale_settings)
-    again = pipeline_flow(str(out), source=settings.pop("source"), options=settings.pop("options"), steps=settings.pop("steps"),
-                          downscale=settings.pop("downscale"), settings=settings, resume=True)
+    again = pipeline_flow(
+        str(out),
+        source=settings.pop("source"),
+        options=settings.pop("options"),
+        steps=settings.pop("steps"),
+        downscale=settings.pop("downscale"),
+        settings=settings,
+        resume=True,
+    )
     assert again == paths
     assert before == {k: (out / k).stat().st_mtime_ns for k in names}  # cached: nothing rewritten

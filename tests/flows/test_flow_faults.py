@@ -28,7 +28,9 @@ def no_retry_delay(monkeypatch):
     import flows.ingest
 
     monkeypatch.setattr(flows.ingest, "ingest_store", flows.ingest.ingest_store.with_options(retry_delay_seconds=0))
-    monkeypatch.setattr(flows.evaluate, "evaluate_task", flows.evaluate.evaluate_task.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(
+        flows.evaluate, "evaluate_task", flows.evaluate.evaluate_task.with_options(retry_delay_seconds=0)
+    )
 
 
 @pytest.fixture
@@ -87,7 +89,9 @@ def test_ingest_flow_retries_a_transient_io_failure(inject, tiny_source, tmp_pat
     assert raised == {"before-rename:data.zarr": 1}  # the first attempt did fail
     assert task_run_counts(state) == {"ingest": 2}
     with xr.open_zarr(out) as ds, xr.open_dataset(tiny_source) as source:
-        xr.testing.assert_allclose(ds["2m_temperature"].load(), source["2m_temperature"].load().astype(ds["2m_temperature"].dtype))
+        xr.testing.assert_allclose(
+            ds["2m_temperature"].load(), source["2m_temperature"].load().astype(ds["2m_temperature"].dtype)
+        )
     assert leftovers(tmp_path, "data.zarr") == []  # the failed attempt's temporary and lock are gone
 
 
@@ -166,14 +170,17 @@ def test_evaluate_flow_fails_on_a_permanent_io_failure_and_keeps_the_earlier_sco
     assert leftovers(tmp_path, "scores.zarr") == []
 
 
-@pytest.mark.parametrize("error, transient", [
-    (OSError(errno.EIO, "Input/output error"), True),
-    (TimeoutError("read timed out"), True),
-    (ConnectionResetError("connection reset by peer"), True),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
-    (PermissionError(errno.EACCES, "Permission denied"), False),
-    (ValueError("a bug"), False),
-])
+@pytest.mark.parametrize(
+    "error, transient",
+    [
+        (OSError(errno.EIO, "Input/output error"), True),
+        (TimeoutError("read timed out"), True),
+        (ConnectionResetError("connection reset by peer"), True),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+        (PermissionError(errno.EACCES, "Permission denied"), False),
+        (ValueError("a bug"), False),
+    ],
+)
 def test_only_io_errors_count_as_transient(error, transient):
     from data_catalog.errors import DataInputError
     from data_catalog.locks import TargetBusyError

@@ -29,14 +29,29 @@ def flow_run(prefect_harness, tiny_config, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("flow") / "run"
     stdout = io.StringIO()
-    with (LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as cluster,
-          contextlib.redirect_stdout(stdout), contextlib.chdir(out.parent)):  # --out relative, as `make demo` gives it
-        assert main(["demo", "--config", str(tiny_config), "--out", out.name, "--dask-address", cluster.scheduler_address]) == 0
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR) as cluster,
+        contextlib.redirect_stdout(stdout),
+        contextlib.chdir(out.parent),
+    ):  # --out relative, as `make demo` gives it
+        assert (
+            main(["demo", "--config", str(tiny_config), "--out", out.name, "--dask-address", cluster.scheduler_address])
+            == 0
+        )
         with Client(cluster, set_as_default=False) as client:
             prefixes = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
-    paths = {name: str(out / name) for name in ("data.zarr", "scores.zarr", "forecast-backprop.zarr", "forecast-optical.zarr")}
-    return out, {"data": paths["data.zarr"], "scores": paths["scores.zarr"], "forecast": paths["forecast-backprop.zarr"],
-                 "forecast-optical": paths["forecast-optical.zarr"], "stdout": stdout.getvalue(), "prefixes": prefixes}
+    paths = {
+        name: str(out / name)
+        for name in ("data.zarr", "scores.zarr", "forecast-backprop.zarr", "forecast-optical.zarr")
+    }
+    return out, {
+        "data": paths["data.zarr"],
+        "scores": paths["scores.zarr"],
+        "forecast": paths["forecast-backprop.zarr"],
+        "forecast-optical": paths["forecast-optical.zarr"],
+        "stdout": stdout.getvalue(),
+        "prefixes": prefixes,
+    }
 
 
 def _values(path):
@@ -49,8 +64,18 @@ def _values(path):
 def test_demo_writes_every_output(demo_run, capsys):
     from climate_optics.evaluation.scores_store import FIGURES_DIR, MARKDOWN_NAME
 
-    for name in ("data.zarr", "train-backprop/checkpoint.pt", "train-optical/checkpoint.pt", "forecast-backprop.zarr",
-                 "forecast-optical.zarr", "scores.zarr", "pipeline.json", "report.html", "report.md", "timings.json"):
+    for name in (
+        "data.zarr",
+        "train-backprop/checkpoint.pt",
+        "train-optical/checkpoint.pt",
+        "forecast-backprop.zarr",
+        "forecast-optical.zarr",
+        "scores.zarr",
+        "pipeline.json",
+        "report.html",
+        "report.md",
+        "timings.json",
+    ):
         assert (demo_run / name).exists(), name
     table = (demo_run / "scores.zarr" / MARKDOWN_NAME).read_text()
     assert "vit-backprop" in table and "vit-optical" in table and "persistence" in table and "climatology" in table
@@ -70,7 +95,9 @@ def test_flow_equals_direct_calls(demo_run, flow_run):
     assert list(direct["model"].values) == ["vit-backprop", "vit-optical", "persistence", "climatology"]
     xr.testing.assert_allclose(direct.load(), flowed.load(), rtol=1e-6)
     for mode in ("backprop", "optical"):
-        xr.testing.assert_allclose(_values(demo_run / f"forecast-{mode}.zarr").load(), _values(out / f"forecast-{mode}.zarr").load(), rtol=1e-6)
+        xr.testing.assert_allclose(
+            _values(demo_run / f"forecast-{mode}.zarr").load(), _values(out / f"forecast-{mode}.zarr").load(), rtol=1e-6
+        )
     assert "open the report:" in paths["stdout"] and "vit-optical" in paths["stdout"]  # the summary
     # and the model is not persistence in disguise: its forecast differs from the initial state
     fc = xr.open_zarr(paths["forecast"])["2m_temperature"]
@@ -84,7 +111,9 @@ def test_flow_publishes_the_report_as_artifacts(flow_run):
 
     out, _ = flow_run
     with get_client(sync_client=True) as client:  # other runs of the session publish under the same keys
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="climate-optics-report")))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="climate-optics-report"))
+        )
     by_key: dict[str, list] = {}
     for artifact in artifacts:
         by_key.setdefault(artifact.key, []).append(artifact.data)
@@ -99,10 +128,15 @@ def test_flow_resume_reuses_finished_steps(flow_run, tiny_source, tiny_settings)
     from flows.pipeline import pipeline_flow
 
     out, paths = flow_run
-    before = {k: (out / k).stat().st_mtime_ns for k in ("data.zarr", "forecast-backprop.zarr", "forecast-optical.zarr", "scores.zarr")}
+    before = {
+        k: (out / k).stat().st_mtime_ns
+        for k in ("data.zarr", "forecast-backprop.zarr", "forecast-optical.zarr", "scores.zarr")
+    }
     steps = tiny_settings.pop("steps")
     again = pipeline_flow(str(out), source=str(tiny_source), steps=steps, settings=tiny_settings, resume=True)
-    assert {k: again[k] for k in ("data", "scores", "forecast-optical")} == {k: paths[k] for k in ("data", "scores", "forecast-optical")}
+    assert {k: again[k] for k in ("data", "scores", "forecast-optical")} == {
+        k: paths[k] for k in ("data", "scores", "forecast-optical")
+    }
     assert before == {k: (out / k).stat().st_mtime_ns for k in before}  # cached: nothing rewritten
 
 
@@ -150,6 +184,8 @@ def test_warm_start_copies_weights_but_keeps_new_statistics(demo_run, tiny_setti
 
 
 def test_library_imports_stay_free_of_prefect():
-    code = ("import sys, climate_optics.workflow, climate_optics.plots, flows.cli;"
-            "assert 'prefect' not in sys.modules, 'prefect imported'")
+    code = (
+        "import sys, climate_optics.workflow, climate_optics.plots, flows.cli;"
+        "assert 'prefect' not in sys.modules, 'prefect imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -14,6 +14,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 @pytest.fixture
 def no_network(monkeypatch):
     """Any attempt to open an internet connection fails the test."""
+
     def refuse(self, address, *args, **kwargs):
         raise AssertionError(f"network access attempted: {address}")
 
@@ -48,7 +49,12 @@ def test_skill_curves_one_line_per_model(demo_run, tmp_path):
 
     fig = plots.skill_curves(demo_run / "scores.zarr", ["geopotential", "2m_temperature"], metric="rmse", level=500)
     ax = fig.axes[0]
-    assert [line.get_label() for line in ax.get_lines()] == ["vit-backprop", "vit-optical", "persistence", "climatology"]
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "vit-backprop",
+        "vit-optical",
+        "persistence",
+        "climatology",
+    ]
     assert list(ax.get_lines()[0].get_xdata()) == [6.0, 12.0]
     _image_ok(fig, tmp_path, "skill.png")
 
@@ -69,8 +75,11 @@ def test_training_diagnostics_read_the_metrics_log(demo_run, tmp_path):
     lines = [{"step": s, "kind": "train", "loss": 1.0 / s, "projector_energy_j": 0.5 * s} for s in (1, 2, 3)]
     lines += [{"step": s, "kind": "alignment", "blocks.0": 0.1 * s, "blocks.1": 0.2 * s} for s in (1, 3)]
     (dfa / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    assert plots.alignment_table(dfa).to_dict("list") == {"step": [1, 3], "blocks.0": [0.1, pytest.approx(0.3)],
-                                                          "blocks.1": [0.2, pytest.approx(0.6)]}
+    assert plots.alignment_table(dfa).to_dict("list") == {
+        "step": [1, 3],
+        "blocks.0": [0.1, pytest.approx(0.3)],
+        "blocks.1": [0.2, pytest.approx(0.6)],
+    }
     fig = plots.alignment_curves([run, dfa])
     assert len(fig.axes[0].get_lines()) == 3  # two feedback points + the zero line
     energy = plots.optical_energy([dfa])
@@ -99,7 +108,9 @@ def execute(name: str, cwd: Path, *, run: Path | None = None) -> tuple[list[str]
     if run is not None:
         params[0].source = params[0].source.replace("RUN = None", f"RUN = {str(run)!r}")
     book.cells.insert(0, nbformat.v4.new_code_cell(OFFLINE.replace("DATA_DIR", repr(str(cwd / "cartopy-data")))))
-    nbclient.NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    nbclient.NotebookClient(
+        book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     outputs = [o for cell in book.cells for o in cell.get("outputs", [])]
     printed = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout").splitlines()
     assert not (cwd / "cartopy-data").exists()  # nothing downloaded

@@ -16,10 +16,16 @@ def test_modes_default_to_backprop_and_optical_side_by_side():
     demo = PipelineConfig()
     assert demo.modes == ["backprop", "optical"] and demo.downscale_mode == "optical" and demo.downscale is True
     assert PipelineConfig(mode="dfa").modes == ["dfa"]
-    assert PipelineConfig(source="some.nc", modes=["backprop", "dfa"]).downscale is False  # the fine grid is synthetic-only
-    for bad, message in (({"modes": ["optical", "optical"]}, "distinct"), ({"modes": ["backprop"], "mode": "dfa"}, "disagree"),
-                         ({"modes": ["backprop"], "downscale_mode": "optical"}, "downscale_mode"),
-                         ({"modes": ["telepathy"]}, "mode"), ({"downscale_max_inits": 0}, "downscale_max_inits")):
+    assert (
+        PipelineConfig(source="some.nc", modes=["backprop", "dfa"]).downscale is False
+    )  # the fine grid is synthetic-only
+    for bad, message in (
+        ({"modes": ["optical", "optical"]}, "distinct"),
+        ({"modes": ["backprop"], "mode": "dfa"}, "disagree"),
+        ({"modes": ["backprop"], "downscale_mode": "optical"}, "downscale_mode"),
+        ({"modes": ["telepathy"]}, "mode"),
+        ({"downscale_max_inits": 0}, "downscale_max_inits"),
+    ):
         with pytest.raises(UsageInputError, match=message):
             PipelineConfig(**bad)
 
@@ -34,18 +40,24 @@ def test_climatology_ends_before_the_forecasts_held_out_inits(demo_run, tiny_sou
 
     settings = json.loads((demo_run / "pipeline.json").read_text())
     start, end = climatology_period(PipelineConfig(**{**settings, "climatology_period": None}))
-    held_out = torch.load(demo_run / "train-backprop" / "checkpoint.pt", weights_only=True)["task"]["data"]["val_start_time"]
+    held_out = torch.load(demo_run / "train-backprop" / "checkpoint.pt", weights_only=True)["task"]["data"][
+        "val_start_time"
+    ]
     assert np.datetime64(start) < np.datetime64(end) < np.datetime64(held_out)  # the training split, computed twice
     import xarray as xr
 
     times = xr.open_dataset(tiny_source)["time"].values
-    assert np.datetime64(end) == times[np.searchsorted(times, np.datetime64(held_out)) - 1]  # up to the last training time
+    assert (
+        np.datetime64(end) == times[np.searchsorted(times, np.datetime64(held_out)) - 1]
+    )  # up to the last training time
     first_init = xr.open_zarr(demo_run / "forecast-optical.zarr")["time"].values[0]
     assert np.datetime64(end) < first_init
     scores = xr.open_zarr(demo_run / "scores.zarr").attrs  # what the demo's scores record about themselves
     assert scores["climatology_in_sample"] == 0
     recorded_end = np.datetime64(scores["climatology_period"].split("/")[1])
-    assert recorded_end < np.datetime64(scores["first_init_time"]) and recorded_end <= np.datetime64(end) + np.timedelta64(1, "D")
+    assert recorded_end < np.datetime64(scores["first_init_time"]) and recorded_end <= np.datetime64(
+        end
+    ) + np.timedelta64(1, "D")
 
 
 def test_locate_run_from_a_notebooks_folder(tmp_path, monkeypatch):

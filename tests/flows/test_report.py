@@ -31,9 +31,22 @@ def open_in_chromium(report: Path, tmp_path: Path) -> dict:
     base = f'<base href="{report.parent.as_uri()}/">'  # links resolve against the run directory
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("<head>", "<head>" + base, 1).replace("</body>", PROBE + "</body>", 1))
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000", "--dump-dom",
-                           probe.as_uri()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'data-probe="([^"]*)"', done.stdout)
     assert found, f"no probe result from Chromium (status {done.returncode}): {done.stderr[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
@@ -41,8 +54,15 @@ def open_in_chromium(report: Path, tmp_path: Path) -> dict:
 
 def test_report_sits_beside_the_stores_and_names_every_mode(demo_run):
     markdown = (demo_run / "report.md").read_text()
-    for heading in ("## Headline", "## Skill against lead time", "## Maps at 12 h", "## Training",  # 12 h: nearest 24 h
-                    "## Optical device time and energy", "## Wall time per stage", "## Outputs"):
+    for heading in (
+        "## Headline",
+        "## Skill against lead time",
+        "## Maps at 12 h",
+        "## Training",  # 12 h: nearest 24 h
+        "## Optical device time and energy",
+        "## Wall time per stage",
+        "## Outputs",
+    ):
         assert heading in markdown, heading
     for model in ("vit-backprop", "vit-optical", "persistence", "climatology"):
         assert f"| {model} |" in markdown or f"| {model} " in markdown, model
@@ -50,7 +70,9 @@ def test_report_sits_beside_the_stores_and_names_every_mode(demo_run):
     assert len(images) >= 6 and all((demo_run / rel).is_file() for rel in images)
     assert not list((demo_run / "scores.zarr").glob("report*"))  # beside the stores, not inside them
     timings = json.loads((demo_run / "timings.json").read_text())
-    assert {"ingest", "train backprop", "train optical", "score"} <= set(timings) and all(v >= 0 for v in timings.values())
+    assert {"ingest", "train backprop", "train optical", "score"} <= set(timings) and all(
+        v >= 0 for v in timings.values()
+    )
 
 
 def test_report_html_is_self_contained(demo_run):

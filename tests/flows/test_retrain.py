@@ -54,8 +54,11 @@ def test_the_decision_is_published_with_both_scores(retrained):
 
     _, _, damaged = retrained
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["retrain-gate"])),
-                                          sort=ArtifactSort.CREATED_DESC, limit=1)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["retrain-gate"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
     text = artifacts[0].data
     assert "v0002 not promoted" in text and "worse than current" in text
     assert f"{damaged['comparison']['candidate']:.6g}" in text and f"{damaged['comparison']['current']:.6g}" in text
@@ -71,13 +74,16 @@ def test_a_better_candidate_replaces_a_damaged_current(retrained, tiny_source, t
     registry, _, _ = retrained
     reg = ModelRegistry.open(registry)
     state = load_checkpoint(reg.checkpoint("v0001"))
-    state["model"] = {k: v * 3 if v.is_floating_point() and k.endswith("weight") else v for k, v in state["model"].items()}
+    state["model"] = {
+        k: v * 3 if v.is_floating_point() and k.endswith("weight") else v for k, v in state["model"].items()
+    }
     state.pop("sha256")
     damaged = reg.register(save_checkpoint(state, tmp_path / "damaged.pt"))
     assert reg.promote(damaged)
     steps = tiny_settings.pop("steps")
-    result = retrain_flow(str(registry), source=str(tiny_source), steps=steps, settings=tiny_settings,
-                          warm_start=False, keep=3)
+    result = retrain_flow(
+        str(registry), source=str(tiny_source), steps=steps, settings=tiny_settings, warm_start=False, keep=3
+    )
     comparison = result["comparison"]
     assert result["promoted"] and comparison["candidate"] <= comparison["current"]
     assert reg.current() == result["version"] == "v0004" and result["previous"] == damaged

@@ -19,17 +19,26 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_serve_without_a_server_exits_2_in_seconds(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {"PREFECT_HOME": str(tmp_path / "home")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
+        "PREFECT_HOME": str(tmp_path / "home")
+    }
     start = time.monotonic()
-    done = subprocess.run([BIN / "climate-optics", "serve", "--registry", tmp_path / "registry"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [BIN / "climate-optics", "serve", "--registry", tmp_path / "registry"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.monotonic() - start
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "prefect server start" in lines[0] and "PREFECT_API_URL" in lines[0]
     assert elapsed < 10 and not (tmp_path / "registry").exists()
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{free_port()}/api"  # set, but nothing listens
-    done = subprocess.run([BIN / "climate-optics", "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [BIN / "climate-optics", "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 2 and "no Prefect server answers" in done.stderr and "prefect server start" in done.stderr
 
 
@@ -46,7 +55,9 @@ def api(url: str, path: str, body: dict | None = None) -> dict | None:
 
     for _ in range(30):
         try:
-            response = httpx.post(url + path, json=body, timeout=10) if body is not None else httpx.get(url + path, timeout=10)
+            response = (
+                httpx.post(url + path, json=body, timeout=10) if body is not None else httpx.get(url + path, timeout=10)
+            )
         except httpx.HTTPError:
             return None
         if response.status_code != 503:
@@ -87,27 +98,64 @@ def test_served_deployment_runs_on_a_real_server_and_updates_the_registry(tiny_s
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": url, "OMP_NUM_THREADS": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false"}
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": url,
+        "OMP_NUM_THREADS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+    }
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({k: v for k, v in tiny_settings.items() if k != "steps"}))
     registry = tmp_path / "registry"
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("server", "serve")}
-    server = subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-                              env=env, stdout=logs["server"], stderr=subprocess.STDOUT, cwd=tmp_path)
+    server = subprocess.Popen(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+        env=env,
+        stdout=logs["server"],
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     serving = None
     try:
         wait_for("the server's health check", lambda: api(url, "/health"), 180, [server])
-        serving = subprocess.Popen([BIN / "climate-optics", "serve", "--registry", registry, "--data", tiny_source,
-                                    "--config", config, "--steps", "2", "--cron", "0 3 * * 1"],
-                                   env=env, stdout=logs["serve"], stderr=subprocess.STDOUT, cwd=REPOSITORY)
-        deployment = wait_for("the served deployment", lambda: api(url, "/deployments/name/retrain-forecaster/scheduled-retraining"),
-                              180, [server, serving])
-        assert deployment["concurrency_limit"] == 1 or (deployment.get("global_concurrency_limit") or {}).get("limit") == 1
+        serving = subprocess.Popen(
+            [
+                BIN / "climate-optics",
+                "serve",
+                "--registry",
+                registry,
+                "--data",
+                tiny_source,
+                "--config",
+                config,
+                "--steps",
+                "2",
+                "--cron",
+                "0 3 * * 1",
+            ],
+            env=env,
+            stdout=logs["serve"],
+            stderr=subprocess.STDOUT,
+            cwd=REPOSITORY,
+        )
+        deployment = wait_for(
+            "the served deployment",
+            lambda: api(url, "/deployments/name/retrain-forecaster/scheduled-retraining"),
+            180,
+            [server, serving],
+        )
+        assert (
+            deployment["concurrency_limit"] == 1 or (deployment.get("global_concurrency_limit") or {}).get("limit") == 1
+        )
         run = api(url, f"/deployments/{deployment['id']}/create_flow_run", {})
-        final = wait_for("the flow run to finish", lambda: (lambda r: r if r and r["state"]["type"] in
-                         ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None)(api(url, f"/flow_runs/{run['id']}")),
-                         420, [server, serving])
+        final = wait_for(
+            "the flow run to finish",
+            lambda: (
+                lambda r: r if r and r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+            )(api(url, f"/flow_runs/{run['id']}")),
+            420,
+            [server, serving],
+        )
         assert final["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
         pointer = json.loads((registry / "current.json").read_text())
         assert pointer["version"] == "v0001" and (registry / "versions" / "v0001" / "checkpoint.pt").is_file()

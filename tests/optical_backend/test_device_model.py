@@ -35,7 +35,9 @@ def test_opu_call_time_counts_frames_of_every_tile():
     assert cfg.tiles(2**20, 2**20) == (2, 1)
     frames = 2 * 32 * cfg.frames_per_vector  # two passes of 32 vectors
     assert opu_call_seconds(2**20, 32, cfg) == pytest.approx(frames / cfg.frame_rate_hz + cfg.latency_s)
-    assert opu_call_seconds(2**16, 32, cfg) == pytest.approx(32 * cfg.frames_per_vector / cfg.frame_rate_hz + cfg.latency_s)
+    assert opu_call_seconds(2**16, 32, cfg) == pytest.approx(
+        32 * cfg.frames_per_vector / cfg.frame_rate_hz + cfg.latency_s
+    )
 
 
 def test_crossing_interpolates_power_laws_exactly_and_reports_never():

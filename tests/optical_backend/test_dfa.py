@@ -62,9 +62,12 @@ def test_dfa_update_equals_hand_computed_update_two_ways(feedback):
     d1 = s1 * (1 - h1**2)  # through tanh'
     d2 = s2 * (1 - h2**2)
     by_hand = {
-        "layers.0.weight": d1.T @ x, "layers.0.bias": d1.sum(0),
-        "layers.2.weight": d2.T @ h1, "layers.2.bias": d2.sum(0),
-        "head.weight": e.T @ h2, "head.bias": e.sum(0),  # the head gets the true gradient
+        "layers.0.weight": d1.T @ x,
+        "layers.0.bias": d1.sum(0),
+        "layers.2.weight": d2.T @ h1,
+        "layers.2.bias": d2.sum(0),
+        "head.weight": e.T @ h2,
+        "head.bias": e.sum(0),  # the head gets the true gradient
     }
     _assert_grads_close(got, by_hand, rtol=1e-5, atol=1e-7)
 
@@ -296,7 +299,9 @@ class _TwoScaleNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = torch.nn.Conv2d(2, 4, 3, padding=1)
-        self.blocks = torch.nn.ModuleList([torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)])
+        self.blocks = torch.nn.ModuleList(
+            [torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)]
+        )
         self.out = torch.nn.Conv2d(4 + 6, 3, 1)
 
     def forward(self, x):
@@ -313,7 +318,10 @@ def test_pixel_error_feeds_each_place_back_to_its_own_place():
     dfa.backward(F.mse_loss(model(x), y))
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     assert (dfa.projector.n_in, dfa.projector.n_out) == (3, 6)  # one pixel's error -> the widest point's channels
-    shapes = {"blocks.0": (torch.Size([2, 4, 8, 8]), torch.float32), "blocks.1": (torch.Size([2, 6, 4, 4]), torch.float32)}
+    shapes = {
+        "blocks.0": (torch.Size([2, 4, 8, 8]), torch.float32),
+        "blocks.1": (torch.Size([2, 6, 4, 4]), torch.float32),
+    }
     error = torch.randn(2, 3, 8, 8)
     base = dfa._signals(error, shapes)
     poked = error.clone()

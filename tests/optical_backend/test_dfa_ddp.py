@@ -32,7 +32,9 @@ shards = [(x[2 * r : 2 * r + 2], y[2 * r : 2 * r + 2]) for r in range(world)]
 model = DDP(fresh())
 """
 
-WORKER = PREAMBLE + r"""
+WORKER = (
+    PREAMBLE
+    + r"""
 dfa = DFA(model, points, projector="dense", seed=5)
 xr, yr = shards[rank]
 dfa.backward(F.mse_loss(model(xr), yr))
@@ -49,6 +51,7 @@ local_only = max(float((got[n] - 0).abs().max()) for n in got)
 print(json.dumps({"rank": rank, "max_diff": diff, "scale": local_only}))
 dist.destroy_process_group()
 """
+)
 
 
 def run_ranks(worker: str, tmp_path: Path, world: int = 2) -> list[dict]:
@@ -57,8 +60,13 @@ def run_ranks(worker: str, tmp_path: Path, world: int = 2) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
     store = tmp_path / "store"
     procs = [
-        subprocess.Popen([sys.executable, "-c", worker, str(r), str(world), str(store)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", worker, str(r), str(world), str(store)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for r in range(world)
     ]
     results = []
@@ -76,7 +84,9 @@ def test_ddp_each_rank_projects_its_own_error_and_gradients_are_averaged(tmp_pat
         assert r["max_diff"] < 1e-6, r
 
 
-PER_RANK_WORKER = PREAMBLE + r"""
+PER_RANK_WORKER = (
+    PREAMBLE
+    + r"""
 own, shared = OPUConfig(per_rank_medium=True), OPUConfig()
 dfa = DFA(model, points, mode="optical", seed=5, opu_config=own)
 xr, yr = shards[rank]
@@ -106,6 +116,7 @@ print(json.dumps({"rank": rank, "max_diff": distance(got, averaged(own, True)),
                   "maps_differ": float((maps[0] - maps[1]).abs().max())}))
 dist.destroy_process_group()
 """
+)
 
 
 def test_per_rank_medium_gives_each_rank_its_own_device(tmp_path):

@@ -39,11 +39,15 @@ def _train(kind: str, mode: str = "dfa", memory: str = "standard") -> Run:
     if kind == "mlp":
         x, y = teacher_regression(N_SAMPLES, kind="mlp")
         model = MLP(16, (64, 64), 4)
-        dfa = DFA(model, ["layers.1", "layers.3"], mode=mode, memory=memory, projector="dense", opu_config=OPTICAL[kind])
+        dfa = DFA(
+            model, ["layers.1", "layers.3"], mode=mode, memory=memory, projector="dense", opu_config=OPTICAL[kind]
+        )
     else:
         x, y = teacher_regression(N_SAMPLES, kind="image")
         model = TinyViT(depth=3, dim=32, heads=4)
-        dfa = DFA(model, [ViTBlock], mode=mode, memory=memory, projector="dense", error="token", opu_config=OPTICAL[kind])
+        dfa = DFA(
+            model, [ViTBlock], mode=mode, memory=memory, projector="dense", error="token", opu_config=OPTICAL[kind]
+        )
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     with torch.no_grad():
         first = float(F.mse_loss(model(x), y))

@@ -18,6 +18,7 @@ def signals_of(scale_to: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.
         def hook(module, args, y):  # registered before DFA's: sees the output that receives the signal
             outputs[name] = y.detach()
             y.register_hook(lambda g: signals.__setitem__(name, g.detach()))
+
         return hook
 
     for name in ("0", "2"):

@@ -13,8 +13,14 @@ def test_gpu_check_script_dry_run_writes_rows_and_curves(tmp_path):
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "gpu.json"
     env = dict(os.environ, PYTHONPATH="")  # the script finds optical_backend by itself
-    done = subprocess.run([sys.executable, str(root / "benchmarks/gpu/run_gpu_checks.py"), "--dry-run", "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks/gpu/run_gpu_checks.py"), "--dry-run", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["dry_run"] is True and result["device"] == "cpu"

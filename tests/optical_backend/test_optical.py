@@ -43,7 +43,9 @@ def test_ideal_reproduces_exact_linear_map(inputs, threshold, reference):
 def test_screen_model_equals_explicit_optics(oversampling, screens):
     """The FFT implementation against T built from explicit DFT matrices and screens (numpy, float64)."""
     n_in, n_out = 24, 40
-    model = ScreenTransmission(n_in, n_out, seed=3, device=torch.device("cpu"), screens=screens, oversampling=oversampling)
+    model = ScreenTransmission(
+        n_in, n_out, seed=3, device=torch.device("cpu"), screens=screens, oversampling=oversampling
+    )
     m = model.size
     dft = np.exp(-2j * np.pi * np.outer(np.arange(m), np.arange(m)) / m) / np.sqrt(m)
     placed = np.zeros((m, n_in))
@@ -62,7 +64,10 @@ def test_screen_model_equals_explicit_optics(oversampling, screens):
 def test_default_noise_error_is_bounded_and_reported(inputs):
     """Default OPU (dithered DMD patterns with the residual pair, anchor read-out, laser fluctuation,
     shot/read noise, black level, saturation, 8-bit ADC) vs the ideal map of the same medium."""
-    ideal = {ref: make_projector("optical", N_IN, N_OUT, seed=4, config=OPUConfig.ideal(reference=ref)) for ref in ("anchor", "external-arm")}
+    ideal = {
+        ref: make_projector("optical", N_IN, N_OUT, seed=4, config=OPUConfig.ideal(reference=ref))
+        for ref in ("anchor", "external-arm")
+    }
     errors = {}
     for name, cfg in {
         "default": OPUConfig(),
@@ -122,7 +127,9 @@ def test_blank_input_projects_to_zero():
 def test_camera_saturates_quantises_and_keeps_a_black_level():
     cfg = OPUConfig(shot_noise=False, read_noise_e=0.0, black_level_e=0.0)
     camera = HolographicCamera(cfg)
-    frame = camera._frame(torch.tensor([-5.0, 0.0, 1234.5, 9_999.0, 50_000.0]), torch.empty(5), torch.Generator().manual_seed(0))
+    frame = camera._frame(
+        torch.tensor([-5.0, 0.0, 1234.5, 9_999.0, 50_000.0]), torch.empty(5), torch.Generator().manual_seed(0)
+    )
     step = cfg.full_well_e / 255
     assert float(frame.max()) == pytest.approx(cfg.full_well_e)  # saturation at the full well
     assert float(frame.min()) == 0.0
@@ -174,7 +181,9 @@ def test_frames_time_and_energy_counters(inputs):
     assert proj.stats.frames == calibration + 16 * 4  # ternary: 2 patterns x 2 frames
     assert proj.stats.device_time_s == pytest.approx((calibration + 64) / 1000.0 + 2 * 0.002)
     assert proj.stats.energy_j == pytest.approx(30.0 * proj.stats.device_time_s)
-    bits = make_projector("optical", N_IN, N_OUT, config=cfg.replace(encoding="bitplanes", bits=3, reference="external-arm"))
+    bits = make_projector(
+        "optical", N_IN, N_OUT, config=cfg.replace(encoding="bitplanes", bits=3, reference="external-arm")
+    )
     bits(inputs[:5])
     assert bits.stats.frames == 1000 + 5 * 2 * 3 * 2  # external arm: dark frames only
     residual = make_projector("optical", N_IN, N_OUT, config=OPUConfig())

@@ -21,7 +21,13 @@ def test_defaults_are_the_documented_device():
 
 def test_ideal_has_no_noise_no_quantisation_exact_encoding():
     cfg = OPUConfig.ideal()
-    assert (cfg.encoding, cfg.shot_noise, cfg.read_noise_e, cfg.saturation, cfg.adc_bits) == ("exact", False, 0.0, False, None)
+    assert (cfg.encoding, cfg.shot_noise, cfg.read_noise_e, cfg.saturation, cfg.adc_bits) == (
+        "exact",
+        False,
+        0.0,
+        False,
+        None,
+    )
     assert cfg.laser_power_rms == 0.0 and cfg.black_level_e == 0.0
     assert cfg.frames_per_vector == 2
     assert OPUConfig.ideal(screens=3).screens == 3
@@ -68,8 +74,13 @@ def test_unknown_field_is_refused():
 
 
 def test_from_dict_and_yaml_name_the_bad_field(tmp_path):
-    for data, field in [({"adc_bits": "eight"}, "adc_bits"), ({"shot_noise": 1}, "shot_noise"), ({"screens": 3.5}, "screens"),
-                        ({"frame_rate_hz": None}, "frame_rate_hz"), ({"dmd_shape": [10, "x"]}, "dmd_shape")]:
+    for data, field in [
+        ({"adc_bits": "eight"}, "adc_bits"),
+        ({"shot_noise": 1}, "shot_noise"),
+        ({"screens": 3.5}, "screens"),
+        ({"frame_rate_hz": None}, "frame_rate_hz"),
+        ({"dmd_shape": [10, "x"]}, "dmd_shape"),
+    ]:
         with pytest.raises(OpticalConfigError, match=f"OPUConfig.{field}"):
             OPUConfig.from_dict(data)
     whole = OPUConfig.from_dict({"screens": 4.0, "calibration_frames": 10.0})  # integers written as floats
@@ -117,7 +128,11 @@ def test_breakeven_interpolates_the_crossing():
     assert result["breakeven_n"] == pytest.approx(2**13 * 2**0.5, rel=0.01)  # 0.128 s at n^2 scaling
     assert optical_breakeven({64: 1.0}, config=cfg)["status"] == "below_range"
     never = optical_breakeven({64: 1e-4, 128: 2e-4, 2**21: 10.0}, config=cfg)
-    assert never == {"optical_seconds": pytest.approx(0.128), "breakeven_n": None, "status": "never"}  # 2^21 exceeds the DMD
+    assert never == {
+        "optical_seconds": pytest.approx(0.128),
+        "breakeven_n": None,
+        "status": "never",
+    }  # 2^21 exceeds the DMD
 
 
 def test_measure_projection_seconds_is_positive():

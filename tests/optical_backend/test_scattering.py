@@ -27,9 +27,14 @@ def reference(model: ScreenTransmission, patterns: torch.Tensor) -> torch.Tensor
     return field * model.exit.to(torch.complex128) * math.sqrt(2 * m / model.n_out)
 
 
-@pytest.mark.parametrize("n_in,n_out,screens,oversampling", [(300, 1000, 3, 2), (1000, 300, 3, 1), (200, 64, 4, 4), (64, 64, 5, 8), (7, 5, 3, 2)])
+@pytest.mark.parametrize(
+    "n_in,n_out,screens,oversampling",
+    [(300, 1000, 3, 2), (1000, 300, 3, 1), (200, 64, 4, 4), (64, 64, 5, 8), (7, 5, 3, 2)],
+)
 def test_fast_fields_equal_the_definition(n_in, n_out, screens, oversampling):
-    model = ScreenTransmission(n_in, n_out, seed=11, device=torch.device("cpu"), screens=screens, oversampling=oversampling)
+    model = ScreenTransmission(
+        n_in, n_out, seed=11, device=torch.device("cpu"), screens=screens, oversampling=oversampling
+    )
     patterns = (torch.rand(5, n_in, generator=torch.Generator().manual_seed(0)) < 0.4).float()  # (5, n_in): odd count
     expected = reference(model, patterns)
     got = model.fields(patterns).to(torch.complex128)
@@ -50,8 +55,10 @@ def test_ideal_projection_is_the_effective_map_applied_without_the_matrix(refere
     """Tiled (8 passes) and single-pass devices, screen model and materialised medium."""
     from optical_backend import OPUConfig, make_projector
 
-    for n_in, n_out, config in ((3000, 2000, OPUConfig(reference=reference)),
-                                (5000, 300, OPUConfig(reference=reference, dmd_shape=(40, 50), camera_shape=(10, 20)))):
+    for n_in, n_out, config in (
+        (3000, 2000, OPUConfig(reference=reference)),
+        (5000, 300, OPUConfig(reference=reference, dmd_shape=(40, 50), camera_shape=(10, 20))),
+    ):
         proj = make_projector("optical", n_in, n_out, seed=1, config=config)
         x = torch.randn(3, n_in, generator=torch.Generator().manual_seed(4))
         expected = x @ proj.effective_map()

@@ -35,7 +35,9 @@ def test_intensity_is_exponential_and_fields_circular(medium):
 def test_no_correlation_between_pixel_patterns_at_any_shift(medium):
     intensity = medium.abs().square()  # (n_in, n_out)
     gen = torch.Generator().manual_seed(1)
-    pairs = [(i, i + 1) for i in range(0, 64, 8)] + [tuple(torch.randperm(N_IN, generator=gen)[:2].tolist()) for _ in range(8)]
+    pairs = [(i, i + 1) for i in range(0, 64, 8)] + [
+        tuple(torch.randperm(N_IN, generator=gen)[:2].tolist()) for _ in range(8)
+    ]
     # one correlation coefficient has sd 1/sqrt(8192) = 0.011; the max over 8192 shifts ~ 4.3 sd
     worst = max(max_shift_correlation(intensity[i], intensity[j]) for i, j in pairs)
     assert worst < 0.07, worst
@@ -48,7 +50,9 @@ def test_moduli_are_distinct(medium):
     (two screens give at most M = 16384: |t_ki| a function of k + i)."""
     moduli = medium.abs().flatten()
     gen = torch.Generator().manual_seed(3)
-    gaussian = torch.complex(torch.randn(moduli.numel(), generator=gen), torch.randn(moduli.numel(), generator=gen)) / 2**0.5
+    gaussian = (
+        torch.complex(torch.randn(moduli.numel(), generator=gen), torch.randn(moduli.numel(), generator=gen)) / 2**0.5
+    )
     assert torch.unique(moduli).numel() > 0.98 * torch.unique(gaussian.abs()).numel()
 
 
@@ -81,7 +85,9 @@ def test_anchor_reference_scales_each_output_by_a_rayleigh_amplitude():
     cfg = OPUConfig.ideal(dense_threshold=0)
     proj = make_projector("optical", 256, 4096, seed=5, config=cfg)
     w = proj.effective_map().double()  # (256, 4096)
-    reference = (proj.passes[0].anchor[0] - proj.passes[0].anchor[1]).abs().double() / proj.passes[0].anchor_rms  # (4096,)
+    reference = (proj.passes[0].anchor[0] - proj.passes[0].anchor[1]).abs().double() / proj.passes[
+        0
+    ].anchor_rms  # (4096,)
     assert float(reference.square().mean()) == pytest.approx(1.0, rel=0.05)
     assert stats.kstest(reference.square().numpy(), "expon").pvalue > 1e-3  # |R|^2 exponential: Rayleigh amplitude
     column_scale = w.square().mean(dim=0).sqrt() * 4096**0.5  # (4096,)
