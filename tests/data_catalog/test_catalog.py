@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import types
 
 import pytest
 
@@ -116,9 +115,8 @@ def test_synthetic_driver_passes_merged_options(monkeypatch, tmp_path):
         calls.append((options, cache_dir))
         return testing.canonical_dataset(n_time=2, n_lat=8, n_lon=16).chunk()
 
-    module = types.ModuleType("data_catalog.synthetic")
-    module.open_synthetic = open_synthetic
-    monkeypatch.setitem(sys.modules, "data_catalog.synthetic", module)
+    # The generator itself is replaced (a stand-in module in sys.modules is bypassed once the real one is imported).
+    monkeypatch.setattr("data_catalog.synthetic.open_synthetic", open_synthetic)
     ds = open_dataset(
         "synthetic-reanalysis-hires", variables=["temperature"], options={"seed": 3, "cache_dir": str(tmp_path)}
     )
