@@ -169,11 +169,12 @@ def test_pipeline_cluster_serves_only_the_data_steps():
 
     from climate_optics.cluster import current_client, dask_client, dask_cluster
 
+    before = current_client()  # another test's client may still be the default: it must stay so
     with dask_cluster(workers=2) as address:
-        assert address.startswith("tcp://") and current_client() is None
-        assert float(dask.array.ones(4).sum().compute()) == 4.0  # local scheduler: no cluster involved
+        assert address.startswith("tcp://") and current_client() is before
+        assert float(dask.array.ones(4).sum().compute()) == 4.0  # the default scheduler, not the new cluster
         with dask_client(address=address) as client:
             assert current_client() is client and len(client.scheduler_info()["workers"]) == 2
-        assert current_client() is None
+        assert current_client() is before
     with dask_cluster() as address:
         assert address is None
