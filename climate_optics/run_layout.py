@@ -1,7 +1,8 @@
 """A pipeline run: its settings (``PipelineConfig``) and its directory layout (``RunLayout``).
 
 A run directory holds ``data.zarr``, one training run per mode, ``forecast-<mode>.zarr``, the
-downscaler's run and stores, ``scores.zarr``, the report with its figures and ``timings.json``.
+downscaler's run and stores, ``scores.zarr`` with its table ``scores.md`` and figures ``figures/scores/``
+beside it, the report with its figures in ``figures/`` and ``timings.json``.
 ``training_config`` turns the settings into a ``TrainConfig`` for unattended runs; it imports
 the training package (and torch) only when called, so that commands reading the settings
 (``climate-optics serve`` checking its server first) start in a fraction of a second.
@@ -58,6 +59,14 @@ class RunLayout:
     @property
     def scores(self) -> Path:  # scores store of every mode's forecast and the baselines
         return self.root / "scores.zarr"
+
+    @property
+    def scores_table(self) -> Path:  # its Markdown tables, beside it (``scores_store.companion_paths``)
+        return self.root / "scores.md"
+
+    @property
+    def scores_figures(self) -> Path:  # its skill-vs-lead PNGs, under the run's figures/
+        return self.root / "figures" / "scores"
 
     @property
     def hires(self) -> Path:  # the fine-grid store the downscaler learns from

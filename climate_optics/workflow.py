@@ -151,7 +151,7 @@ def score_forecast(
     references: Sequence[str | os.PathLike] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Scores store (persistence and climatology baselines included), ``scores.md`` and figures.
+    """Scores store (persistence and climatology baselines included), with its table and figures beside it.
     ``references``: further forecast stores scored alongside (e.g. the bilinear baseline)."""
 
     # The pipeline ingests its truth with the climatology of the record before the held-out part

@@ -33,7 +33,7 @@ def evaluate_task(
     dask_workers: int | None = None,
     dask_address: str | None = None,
 ) -> str:
-    """``climate_optics.workflow.score_forecast``: scores store, ``scores.md`` and figures, cached by inputs;
+    """``climate_optics.workflow.score_forecast``: scores store, its table and figures beside it, cached by inputs;
     retried on a transient I/O error.
     ``references``: further forecast stores scored alongside (``NAME=PATH`` or paths).
     ``dask_workers``/``dask_address``: score on a dask cluster (``climate_optics.cluster``)."""

@@ -303,7 +303,8 @@ def test_kill_9_during_a_scores_store(victims):
     assert not victim.out.exists()
     rerun = run_script(SCORES_SCRIPT, victim.out)
     assert rerun.returncode == 0, rerun.stderr
-    assert debris(victim.out.parent) == [] and (victim.out / "scores.md").is_file()
+    assert debris(victim.out.parent) == [] and (victim.out.parent / "s.md").is_file()
+    assert list((victim.out.parent / "figures" / "s").glob("skill_*.png"))
     assert xr.open_zarr(victim.out)["2m_temperature"].sizes == {"model": 2, "metric": 2, "region": 1, "lead_time": 2}
 
 

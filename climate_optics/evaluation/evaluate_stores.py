@@ -1,8 +1,8 @@
 """Store to store: open a forecast store and a truth, score them, write the scores store.
 
 Used by ``climate-optics evaluate`` and the evaluate flow. Inputs open lazily; the output
-path is checked before any work, and the store, ``scores.md`` and the figures appear
-together or not at all.
+path, and the table and figures beside it (``scores_store.companion_paths``), are checked before
+any work; the store, its table and its figures appear together or not at all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import xarray as xr
 
 from climate_optics.errors import UsageInputError
 from climate_optics.evaluation.evaluate_datasets import evaluate, forecast_name
-from climate_optics.evaluation.scores_store import write_scores
+from climate_optics.evaluation.scores_store import check_companions, write_scores
 from climate_optics.provenance import provenance_attrs
 from data_catalog import open_dataset
 from data_catalog.cf import absolute_source
@@ -120,6 +120,7 @@ def evaluate_stores(
     """
 
     check_target(out, overwrite=overwrite)
+    check_companions(out)
     forecast_ds = open_forecast(forecast)
     truth_ds = open_truth(truth)
     clim = open_climatology(climatology) if climatology is not None else default_climatology(truth)

@@ -1,14 +1,20 @@
 """Scores stores: the Zarr store, a Markdown table a person can read, skill-vs-lead PNGs.
 
-Everything is written into one temporary directory and renamed into place
-(``data_catalog.store.atomic_store``): the store holds ``scores.md`` and
-``figures/skill_<variable>.png`` next to its Zarr metadata, so a failure leaves nothing
-and ``--overwrite`` replaces the whole set.
+For a store ``DIR/NAME.zarr`` the table is ``DIR/NAME.md`` and the figures are
+``DIR/figures/NAME/skill_<variable>.png``: beside the store, not inside it (``companion_paths``;
+a pipeline run directory holds ``scores.md`` and ``figures/scores/``). All three are written to
+temporaries beside the target; under the store's lock the table and figures replace their
+predecessors (kept aside), then the store is renamed into place (``data_catalog.store.atomic_store``).
+A failure puts the previous table and figures back and leaves no temporary; after ``kill -9`` the
+next writer removes the temporaries, and a table and figures left beside no store are replaced.
+A table or figures directory that this tool did not write is refused before any work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from climate_optics.plots import new_figure, recorded_units, skill_axes
+from data_catalog import locks
+from data_catalog.errors import DataInputError
 from data_catalog.schema import LEVEL
-from data_catalog.store import atomic_store, consolidate
+from data_catalog.store import atomic_store, consolidate, describe_contents
 
 if TYPE_CHECKING:
     import xarray as xr
 
-MARKDOWN_NAME = "scores.md"
 FIGURES_DIR = "figures"
+TABLE_SIGNATURE = "<!-- climate-optics scores table: replaced with its scores store -->"  # first line of ours
 
 # WeatherBench 2 headline variables: (variable, level or None)
 HEADLINE: tuple[tuple[str, int | None], ...] = (
@@ -38,21 +46,109 @@ HEADLINE: tuple[tuple[str, int | None], ...] = (
 )
 
 
+def companion_paths(store: str | os.PathLike) -> tuple[Path, Path]:
+    """(table, figures directory) beside the scores store ``DIR/NAME.zarr``: ``DIR/NAME.md``, ``DIR/figures/NAME``."""
+    store = Path(store)
+    name = store.name.removesuffix(".zarr")
+    return store.with_name(f"{name}.md"), store.parent / FIGURES_DIR / name
+
+
+def _own_table(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(len(TABLE_SIGNATURE)) == TABLE_SIGNATURE
+    except OSError:
+        return False
+
+
+def _own_figures(path: Path) -> bool:
+    return path.is_dir() and all(
+        p.name.startswith("skill_") and p.suffix == ".png" and p.is_file() and not p.is_symlink()
+        for p in path.iterdir()
+    )
+
+
+def check_companions(store: str | os.PathLike) -> None:
+    """Refuse (before any work) a table or figures directory beside ``store`` that this tool did not write.
+
+    Ours are replaced with the store (they follow its ``--overwrite`` rule), or when no store is beside them."""
+    store = Path(store)
+    table, figures = companion_paths(store)
+    if store.name == FIGURES_DIR:
+        raise DataInputError(f"a scores store cannot be named {FIGURES_DIR!r}: its figures go there", source=store)
+    if figures.parent.exists() and not figures.parent.is_dir():
+        raise DataInputError("is not a directory; the scores store's figures go there", source=figures.parent)
+    if (table.exists() or table.is_symlink()) and (table.is_symlink() or not _own_table(table)):
+        raise DataInputError(
+            "is not a scores table this tool wrote; the scores store's table would replace it", source=table
+        )
+    if (figures.exists() or figures.is_symlink()) and (figures.is_symlink() or not _own_figures(figures)):
+        held = f" (it holds {describe_contents(figures)})" if figures.is_dir() and not figures.is_symlink() else ""
+        raise DataInputError(
+            f"is not a figures directory this tool wrote{held}; the scores store's figures would replace it",
+            source=figures,
+        )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _place(new: Path, target: Path, aside: Path) -> Path | None:
+    """Rename ``new`` to ``target``; a previous ``target`` is renamed to ``aside`` first (returned)."""
+    old = None
+    if target.exists() or target.is_symlink():
+        os.rename(target, aside)
+        old = aside
+    os.rename(new, target)
+    return old
+
+
 def write_scores(
     scores: "xr.Dataset", out: str | os.PathLike, *, overwrite: bool = False, attrs: dict[str, Any] | None = None
 ) -> Path:
-    """Write the scores store, its ``scores.md`` and its figures atomically; returns the store path."""
+    """Write the scores store, its table and its figures beside it, all or nothing; returns the store path."""
+    out = Path(out)
+    table, figures = companion_paths(out)
+    figures_key = out.with_name(f"{figures.name}.figures")  # its temporaries sit beside the store: one directory
+    table_tmp, figures_tmp = locks.temporary_path(table), locks.temporary_path(figures_key)
     ds = scores.copy()
     for dim in ("model", "metric", "region"):  # variable-length strings (Zarr v3 has no fixed-width spec)
         if dim in ds.coords:
             ds = ds.assign_coords({dim: (dim, ds[dim].values.astype(object), ds[dim].attrs)})
     ds.attrs.update(attrs or {})
-    with atomic_store(out, overwrite=overwrite) as tmp:
-        ds.to_zarr(tmp, mode="w", consolidated=False)
-        consolidate(tmp)  # readers then skip listing the directory (scores.md, figures/)
-        (tmp / MARKDOWN_NAME).write_text(scores_markdown(ds))
-        plot_headline_skill(ds, tmp / FIGURES_DIR)
-    return Path(out)
+    placed: list[tuple[Path, Path | None]] = []  # (companion in place, its predecessor set aside)
+    made_figures_dir = False
+    try:
+        with atomic_store(out, overwrite=overwrite) as tmp:
+            check_companions(out)  # under the store's lock
+            ds.to_zarr(tmp, mode="w", consolidated=False)
+            consolidate(tmp)  # readers open it in one read
+            table_tmp.write_text(f"{TABLE_SIGNATURE}\n{scores_markdown(ds)}")
+            plot_headline_skill(ds, figures_tmp)
+            made_figures_dir = not figures.parent.exists()
+            figures.parent.mkdir(exist_ok=True)
+            for new, target, key in ((table_tmp, table, table), (figures_tmp, figures, figures_key)):
+                placed.append((target, _place(new, target, locks.temporary_path(key, "old"))))
+        # the store is in place: its table and figures are the ones just placed
+    except BaseException:
+        for target, old in reversed(placed):  # put the previous table and figures back
+            _remove(target)
+            if old is not None:
+                os.rename(old, target)
+        for path in (table_tmp, figures_tmp):
+            _remove(path)
+        if made_figures_dir:
+            with contextlib.suppress(OSError):
+                figures.parent.rmdir()  # only if still empty
+        raise
+    for _, old in placed:
+        if old is not None:
+            _remove(old)
+    return out
 
 
 def _fmt(value: float) -> str:

@@ -15,7 +15,11 @@ def register(app: typer.Typer) -> None:
             ..., help="Forecast store (time, prediction_timedelta, [level,] latitude, longitude)."
         ),
         truth: str = typer.Option(..., "--truth", help="Catalog entry name or path of the verifying analyses."),
-        out: Path = typer.Option(..., "--out", help="Scores store to write (Zarr); holds scores.md and figures/."),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            help="Scores store to write (Zarr, NAME.zarr); its table NAME.md and figures/NAME/ go beside it.",
+        ),
         metrics: Optional[str] = typer.Option(
             None,
             "--metrics",
@@ -59,7 +63,7 @@ def register(app: typer.Typer) -> None:
         """Score a forecast against analyses, with persistence and climatology baselines."""
         from climate_optics.cluster import dask_client
         from climate_optics.evaluation.evaluate_stores import evaluate_stores, read_attrs
-        from climate_optics.evaluation.scores_store import FIGURES_DIR, MARKDOWN_NAME
+        from climate_optics.evaluation.scores_store import companion_paths
         from flows.cli.ingest import split_list
 
         with dask_client(dask_workers, dask_address):
@@ -81,6 +85,7 @@ def register(app: typer.Typer) -> None:
         if skipped:
             typer.echo(f"not scored: {skipped}", err=True)
         typer.echo(f"scores: {path}")
-        typer.echo(f"table: {path / MARKDOWN_NAME}")
-        for png in sorted((path / FIGURES_DIR).glob("*.png")):
+        table, figures = companion_paths(path)
+        typer.echo(f"table: {table}")
+        for png in sorted(figures.glob("*.png")):
             typer.echo(f"figure: {png}")

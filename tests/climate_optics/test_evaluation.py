@@ -180,11 +180,12 @@ def test_cli_end_to_end(run_cli, stores):
     assert scores["temperature"].dims == ("model", "metric", "region", "lead_time", "level")
     np.testing.assert_allclose(scores["2m_temperature"].sel(model="vit-optical", metric="rmse").values, 1.0, rtol=1e-6)
     assert scores.attrs["training_backend"] == "optical" and scores.attrs["truth"] == str(stores / "truth.zarr")
-    table = (out / "scores.md").read_text()
+    table = (stores / "scores.md").read_text()  # beside the store, not inside it
     assert "## temperature 850 hPa, global" in table and "| vit-optical | rmse | 1 | 1 | 1 |" in table
-    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    pngs = sorted(p.name for p in (stores / "figures" / "scores").glob("*.png"))
     assert pngs == ["skill_2m_temperature.png", "skill_temperature_850.png"]
-    assert "figure:" in stdout
+    assert f"table: {stores / 'scores.md'}" in stdout and f"figure: {stores / 'figures' / 'scores'}" in stdout
+    assert not list(out.rglob("*.md")) and not list(out.rglob("*.png"))
 
     status, _, stderr = run_cli("evaluate", stores / "forecast.zarr", "--truth", stores / "truth.zarr", "--out", out)
     assert status == 2 and "already exists" in stderr
@@ -206,6 +207,18 @@ def test_cli_bad_input_is_status_2_and_writes_nothing(run_cli, stores, args, mat
     assert status == 2
     assert len(stderr.strip().splitlines()) == 1 and match in stderr
     assert not out.exists() and not list(stores.glob(f".{out.name}*"))
+
+
+def test_cli_refuses_a_table_beside_the_store_that_it_did_not_write(run_cli, stores):
+    out, notes = stores / "notes.zarr", stores / "notes.md"
+    notes.write_text("my notes\n")
+    status, _, stderr = run_cli(
+        "evaluate", stores / "forecast.zarr", "--truth", stores / "truth.zarr", "--out", out, "--overwrite"
+    )
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert f"{notes}: is not a scores table this tool wrote" in stderr
+    assert notes.read_text() == "my notes\n" and not out.exists() and not list(stores.glob(".notes.*"))
+    notes.unlink()
 
 
 def test_wind_vector_and_weatherbench2_spellings(truth):

@@ -239,7 +239,7 @@ def test_evaluate_scores_the_ensemble_and_the_bilinear_reference(downscaled, bil
         np.testing.assert_allclose(
             float(t2m.sel(model=name, metric="crps", lead_time=np.timedelta64(12, "h"))), direct, rtol=1e-4
         )
-    assert "bilinear" in (out / "scores.md").read_text()
+    assert "bilinear" in out.with_suffix(".md").read_text()
     assert json.loads(scores.attrs["references"]) == {"bilinear": str(bilinear)}
 
 

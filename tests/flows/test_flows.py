@@ -62,7 +62,8 @@ def _values(path):
 
 
 def test_demo_writes_every_output(demo_run, capsys):
-    from climate_optics.evaluation.scores_store import FIGURES_DIR, MARKDOWN_NAME
+    from climate_optics.evaluation.scores_store import companion_paths
+    from climate_optics.run_layout import RunLayout
 
     for name in (
         "data.zarr",
@@ -77,9 +78,12 @@ def test_demo_writes_every_output(demo_run, capsys):
         "timings.json",
     ):
         assert (demo_run / name).exists(), name
-    table = (demo_run / "scores.zarr" / MARKDOWN_NAME).read_text()
+    layout = RunLayout(demo_run)
+    assert companion_paths(layout.scores) == (layout.scores_table, layout.scores_figures)
+    table = layout.scores_table.read_text()  # the run directory's scores.md, beside scores.zarr
     assert "vit-backprop" in table and "vit-optical" in table and "persistence" in table and "climatology" in table
-    assert list((demo_run / "scores.zarr" / FIGURES_DIR).glob("*.png"))
+    assert list(layout.scores_figures.glob("skill_*.png"))
+    assert not [p for p in layout.scores.rglob("*") if p.suffix in (".md", ".png")]  # the store holds Zarr only
 
 
 def test_flow_equals_direct_calls(demo_run, flow_run):
