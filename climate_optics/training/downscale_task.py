@@ -41,7 +41,7 @@ from climate_optics.models.downscaler import Downscaler
 from climate_optics.models.edm import edm_loss
 from climate_optics.models.protocols import DownscaleModel
 from climate_optics.training.downscale_data import DownscaleData
-from climate_optics.training.loop import holding_run_dir, train
+from climate_optics.training.loop import holding_run_dir, seed_everything, train
 from climate_optics.training.task import TrainConfig
 
 STAGES = ("regression", "diffusion")
@@ -259,6 +259,7 @@ def _train_stages(
 ) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
+    seed_everything(config.seed)  # a new model's initial weights follow the run's seed
     if stage != "both":
         task = build_downscale_task(data, preset=preset, stage=stage, init=init, seed=config.seed, **task_kwargs)
         results[stage] = train(task, config, out, resume=resume)
