@@ -166,7 +166,7 @@ class Steps:
     - ``train_forecaster(store, run_dir, **PipelineConfig.train_options(mode))``
     - ``forecast(checkpoint, store, out, *, lead_hours, max_inits, overwrite)``
     - ``score(forecast, truth, out, *, metrics, regions, references, overwrite, dask_address)``
-    - ``train_downscaler(store, run_dir, *, mode, projector, preset, steps, diffusion_steps, batch_size, lr, seed)``
+    - ``train_downscaler(store, run_dir, **PipelineConfig.downscale_options())``
     - ``downscale(checkpoint, forecast, out, bilinear_out, *, members, steps, seed, start, end, overwrite)``
       -> (the downscaled ensemble, its bilinear baseline)
     - ``report(run_dir)``
@@ -309,16 +309,7 @@ def _run_steps(
             )
         with clock(f"train downscaler {mode}"):
             result.downscale = steps.train_downscaler(
-                hires,
-                str(layout.downscale_run(mode)),
-                mode=mode,
-                projector=config.projector,
-                preset=config.preset,
-                steps=config.downscale_steps,
-                diffusion_steps=config.downscale_diffusion_steps,
-                batch_size=config.batch_size,
-                lr=config.lr,
-                seed=config.seed,
+                hires, str(layout.downscale_run(mode)), **config.downscale_options()
             )
         start, end = downscale_window(forecasts[mode], config.downscale_max_inits)
         say(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from optical_backend.kinds import TRAINING_ERRORS  # climate_optics.training.task.ERRORS, without torch
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -96,6 +97,8 @@ class PipelineConfig:
     modes: list[str] | None = None  # training modes trained side by side (None: [mode] if set, else DEMO_MODES)
     mode: str | None = None  # a single training mode (backprop | dfa | optical): shorthand for modes=[mode]
     projector: str = "structured"  # digital DFA projector (dense | structured)
+    opu_config: dict[str, Any] | None = None  # OPUConfig fields of the optical mode's device (None: the default)
+    error: str = "auto"  # DFA error granularity: auto (each model's choice) | sample | token
     preset: str = "tiny"  # forecaster size preset
     architecture: str | None = (
         None  # forecaster from the model registry (climate_optics.models.architectures; None: vit)
@@ -155,8 +158,15 @@ class PipelineConfig:
         for name, value in counts.items():
             if value is not None and value < 1:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
+        if self.error not in TRAINING_ERRORS:
+            raise UsageInputError(f"pipeline: error must be one of {', '.join(TRAINING_ERRORS)}, got {self.error!r}")
+        self.opu_config = checked_opu_config(self.opu_config)
         for mode in self.modes:
-            self.train_config(mode)  # validates mode, steps, batch size, lr
+            self.train_config(mode)  # validates mode, steps, batch size, lr, error
+
+    def dfa_options(self, mode: str) -> dict[str, Any]:
+        """The DFA settings of one mode's runs: the error granularity, and the device for the optical mode."""
+        return dict(error=self.error, opu_config=self.opu_config if mode == "optical" else None)
 
     def train_config(self, mode: str, **changes: Any):
         return training_config(
@@ -166,7 +176,7 @@ class PipelineConfig:
             seed=self.seed,
             mode=mode,
             projector=self.projector,
-            **changes,
+            **(self.dfa_options(mode) | changes),
         )
 
     def train_options(self, mode: str) -> dict[str, Any]:
@@ -181,12 +191,41 @@ class PipelineConfig:
             batch_size=self.batch_size,
             lr=self.lr,
             seed=self.seed,
+            **self.dfa_options(mode),
+        )
+
+    def downscale_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``train_downscaler`` (and of the flow's task) for ``downscale_mode``."""
+        mode = self.downscale_mode
+        return dict(
+            mode=mode,
+            projector=self.projector,
+            preset=self.preset,
+            steps=self.downscale_steps,
+            diffusion_steps=self.downscale_diffusion_steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            **self.dfa_options(mode),
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["lead_hours"] = list(self.lead_hours)
         return out
+
+
+def checked_opu_config(values: Any) -> dict[str, Any] | None:
+    """``opu_config`` validated by ``OPUConfig.from_dict`` and stored complete; a bad field is refused naming it."""
+    if values is None:
+        return None
+    from optical_backend.errors import OpticalConfigError
+    from optical_backend.opu import OPUConfig
+
+    try:
+        return OPUConfig.from_dict(values).to_dict()
+    except OpticalConfigError as exc:
+        raise UsageInputError(f"pipeline: opu_config: {exc}") from None
 
 
 def training_config(*, steps: int, **values: Any):

@@ -63,6 +63,8 @@ def train_forecaster(
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
+    error: str = "auto",
+    opu_config: dict[str, Any] | None = None,
     warm_start: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -70,6 +72,7 @@ def train_forecaster(
     """Train a forecaster (``architecture`` from the model registry, default the ViT) on an ingested store
     into ``run_dir``; returns the checkpoint path.
 
+    ``error``, ``opu_config``: the DFA error granularity and the optical device (``TrainConfig``).
     ``warm_start``: a checkpoint (or run directory) whose weights initialise the model (scheduled
     retraining); the data statistics come from ``store``. ``resume``: continue ``run_dir``.
     """
@@ -77,7 +80,15 @@ def train_forecaster(
     if not Path(store).exists():
         raise UsageInputError(f"training data not found: {store}")
     config = training_config(
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector, progress=progress
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        mode=mode,
+        projector=projector,
+        error=error,
+        opu_config=opu_config,
+        progress=progress,
     )
     with holding_run_dir(Path(run_dir)):  # one writer per run directory, before the data are read
         task = ForecastTask(store, preset=preset, architecture=architecture, **(model or {}))
@@ -204,10 +215,21 @@ def train_downscaler(
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
+    error: str = "auto",
+    opu_config: dict[str, Any] | None = None,
 ) -> Path:
     """Train the downscaler's regression (``steps``) and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
 
-    config = training_config(steps=steps, batch_size=batch_size, lr=lr, seed=seed, mode=mode, projector=projector)
+    config = training_config(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        mode=mode,
+        projector=projector,
+        error=error,
+        opu_config=opu_config,
+    )
     resume = (Path(run_dir) / "regression" / LATEST).exists()
     run_downscale_training(
         store, run_dir, config, stage="both", preset=preset, resume=resume, diffusion_steps=diffusion_steps

@@ -4,6 +4,7 @@ downscale a forecast store with it (an ensemble, and the bilinear baseline on th
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -33,6 +34,8 @@ def train_downscaler_task(
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
+    error: str = "auto",
+    opu_config: dict[str, Any] | None = None,
 ) -> str:
     """``climate_optics.workflow.train_downscaler``; a retry resumes the stage that was interrupted."""
     return str(
@@ -47,6 +50,8 @@ def train_downscaler_task(
             batch_size=batch_size,
             lr=lr,
             seed=seed,
+            error=error,
+            opu_config=opu_config,
         )
     )
 

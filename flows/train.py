@@ -33,6 +33,8 @@ def train_forecaster_task(
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
+    error: str = "auto",
+    opu_config: dict[str, Any] | None = None,
     warm_start: str | None = None,
 ) -> str:
     """``climate_optics.workflow.train_forecaster``; a retry resumes from the run's last checkpoint."""
@@ -51,6 +53,8 @@ def train_forecaster_task(
             batch_size=batch_size,
             lr=lr,
             seed=seed,
+            error=error,
+            opu_config=opu_config,
             warm_start=warm_start,
             resume=resume,
         )
