@@ -74,16 +74,37 @@ def _opu_fields(path: Optional[Path], mode: Mode) -> dict[str, Any] | None:
     return OPUConfig.from_yaml(path).to_dict()
 
 
-def _summary(result: Any) -> str:
-    return json.dumps(
-        {
-            "steps": result.steps,
-            "final_loss": result.final_loss,
-            "val": result.val,
-            "samples_per_s": round(result.samples_per_s, 2),
-            "checkpoint": str(result.checkpoint),
-        }
-    )
+def _granularity(checkpoint: Path | None, config: Any) -> str:
+    """The DFA error granularity the run used: its engine's, as the checkpoint records it (``config.error``
+    resolves "auto" to the model's choice there); the tensors are mapped, not read."""
+    if checkpoint is None:
+        return config.error
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    return str(state.get("engine", {}).get("error", config.error))
+
+
+def _summary(result: Any, config: Any) -> str:
+    """One JSON line: steps, loss, scores, throughput and digital wall time; for DFA runs the error
+    granularity and the projection's wall time, for optical runs the simulated device time and energy."""
+    out = {
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "val": result.val,
+        "samples_per_s": round(result.samples_per_s, 2),
+        "wall_s": round(result.wall_time_s, 3),
+        "checkpoint": str(result.checkpoint),
+    }
+    stats = result.engine_stats
+    if config.mode != "backprop":
+        out["error"] = _granularity(result.checkpoint, config)
+        out["projection_wall_s"] = round(stats.get("projector_wall_time_s", 0.0), 3)
+    if config.mode == "optical":
+        out["device_time_s"] = round(stats.get("projector_device_time_s", 0.0), 3)  # simulated OPU
+        out["energy_j"] = round(stats.get("projector_energy_j", 0.0), 3)
+        out["frames"] = int(stats.get("projector_frames", 0))
+    return json.dumps(out)
 
 
 def register(app: typer.Typer) -> None:
@@ -166,7 +187,7 @@ def register(app: typer.Typer) -> None:
                 task = RolloutForecastTask(data, task.model, rollout, seed=seed)
             result = train(task, config, out, resume=resume)
         if result.rank == 0:  # under torchrun, one summary line for the whole run
-            print(_summary(result))
+            print(_summary(result, config))
 
     @group.command("downscale")
     def downscale_command(
@@ -229,6 +250,6 @@ def register(app: typer.Typer) -> None:
         )
         for name, result in results.items():
             if result.rank == 0:
-                print(f"{name}: {_summary(result)}")
+                print(f"{name}: {_summary(result, config)}")
 
     app.add_typer(group, name="train")

@@ -78,14 +78,25 @@ def test_forecast_task_feeds_the_error_back_per_token(synthetic_store):
 
 def test_cli_takes_an_opu_config_file_and_records_it(waves_store, tmp_path, run_cli):
     args = ["train", "forecast", "--data", waves_store, "--steps", "2", "--batch-size", "2", "--mode", "optical"]
-    runs = {}
+    runs, summaries = {}, {}
     for rate in (1500, 3000):
         config = tmp_path / f"opu{rate}.yaml"
         config.write_text(f"frame_rate_hz: {rate}\n")
         runs[rate] = tmp_path / f"run{rate}"
-        status, _, err = run_cli(*args, "--out", runs[rate], "--opu-config", config)
+        status, out, err = run_cli(*args, "--out", runs[rate], "--opu-config", config)
         assert status == 0, err
+        summaries[rate] = json.loads(out.strip().splitlines()[-1])
     states = {rate: torch.load(run / "checkpoint.pt", weights_only=True) for rate, run in runs.items()}
+    for rate, summary in summaries.items():  # the summary line: the simulated device beside the digital wall time
+        stats = states[rate]["engine_stats"]
+        assert summary["error"] == "token"  # "auto" resolved to the ViT's choice
+        assert summary["device_time_s"] == pytest.approx(stats["projector_device_time_s"], abs=1e-3)
+        assert summary["energy_j"] == pytest.approx(stats["projector_energy_j"], abs=1e-3) and summary["energy_j"] > 0
+        assert summary["frames"] == stats["projector_frames"] and summary["wall_s"] > summary["projection_wall_s"] > 0
+    assert summaries[3000]["device_time_s"] < summaries[1500]["device_time_s"]
+    status, out, err = run_cli(*args[:-1], "dfa", "--error", "sample", "--out", tmp_path / "digital")
+    digital = json.loads(out.strip().splitlines()[-1])
+    assert status == 0 and digital["error"] == "sample" and "device_time_s" not in digital, err  # no device
     assert states[3000]["train_config"]["opu_config"]["frame_rate_hz"] == 3000
     assert states[3000]["engine"]["opu_config"]["frame_rate_hz"] == 3000
     frames = [states[r]["engine_stats"]["projector_frames"] for r in (1500, 3000)]
