@@ -433,18 +433,18 @@ def test_the_corpus_is_large_enough():
         ("power_w: !!python/object/apply:os.system ['touch pwned']\n", "not valid YAML"),
     ],
 )
-def test_an_impossible_opu_configuration_is_bad_input(tmp_path, monkeypatch, text, says):
-    """No command reads an OPU configuration file yet: the file reader, and the CLI's mapping of its error."""
-    from climate_optics.errors import BAD_INPUT_ERRORS
-    from optical_backend import OPUConfig
-    from optical_backend.errors import OpticalConfigError
-
+def test_an_impossible_opu_configuration_is_bad_input(text, says, inputs, tmp_path, monkeypatch, run_cli):
+    """``climate-optics train forecast --mode optical --opu-config FILE``: refused before any work."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "opu.yaml").write_text(text)
-    with pytest.raises(OpticalConfigError) as err:
-        OPUConfig.from_yaml(tmp_path / "opu.yaml")
-    assert str(err.value).startswith(f"{tmp_path / 'opu.yaml'}: ") and says in str(err.value)
-    assert "\n" not in str(err.value) and OpticalConfigError in BAD_INPUT_ERRORS and not (tmp_path / "pwned").exists()
+    before, inputs_before = snapshot(tmp_path), snapshot(inputs.store.parent)
+    args = ["train", "forecast", "--data", inputs.store, "--out", tmp_path / "run", "--mode", "optical"]
+    status, _, err = run_cli(*args, "--opu-config", tmp_path / "opu.yaml")
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert str(tmp_path / "opu.yaml") in lines[0] and says in lines[0], lines[0]
+    assert snapshot(tmp_path) == before and snapshot(inputs.store.parent) == inputs_before  # nothing written
+    assert not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
