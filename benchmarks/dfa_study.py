@@ -28,8 +28,13 @@ from benchkit import results_dir
 CHANNELS = ("geopotential@500", "temperature@850", "2m_temperature")
 LEADS = (24, 72)
 # name -> (TrainConfig overrides, ForecastTask overrides, feedback points: "all" | "but-last")
+# Every row trains with the defaults' rollout tail unless it says one-step (rollout_tail ONE_STEP).
+ONE_STEP = (1, 0.0)
 ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "backprop": ({"mode": "backprop"}, {}, "all"),
+    "backprop one-step (no rollout tail)": ({"mode": "backprop"}, {"rollout_tail": ONE_STEP}, "all"),
+    "dfa one-step (no rollout tail)": ({"mode": "dfa"}, {"rollout_tail": ONE_STEP}, "all"),
+    "optical one-step (no rollout tail)": ({"mode": "optical"}, {"rollout_tail": ONE_STEP}, "all"),
     "dfa per-sample error (old default)": ({"mode": "dfa", "error": "sample"}, {}, "all"),
     "dfa": ({"mode": "dfa"}, {}, "all"),
     "optical": ({"mode": "optical"}, {}, "all"),
@@ -43,13 +48,45 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa Adam beta2 0.99": ({"mode": "dfa", "betas": (0.9, 0.99)}, {}, "all"),
     "dfa warm-up 20%": ({"mode": "dfa", "warmup_fraction": 0.2}, {}, "all"),
     "dfa adaptive per-block feedback scale": ({"mode": "dfa", "feedback_scale": "output"}, {}, "all"),
+    "backprop rollout tail (last 20%, 1-4 steps)": ({"mode": "backprop"}, {"rollout_tail": (4, 0.2)}, "all"),
+    "dfa rollout tail (last 20%, 1-4 steps)": ({"mode": "dfa"}, {"rollout_tail": (4, 0.2)}, "all"),
+    "optical rollout tail (last 20%, 1-4 steps)": ({"mode": "optical"}, {"rollout_tail": (4, 0.2)}, "all"),
+    "dfa rollout tail (last 40%, 1-4 steps)": ({"mode": "dfa"}, {"rollout_tail": (4, 0.4)}, "all"),
+    "backprop head depth 1": ({"mode": "backprop"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
+    "dfa head depth 1": ({"mode": "dfa"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
+    "dfa feedback-aligned head": ({"mode": "dfa", "head_init": "feedback"}, {"rollout_tail": ONE_STEP}, "all"),
+    "dfa feedback-aligned head, depth 1": (
+        {"mode": "dfa", "head_init": "feedback"},
+        {"head_depth": 1, "rollout_tail": ONE_STEP},
+        "all",
+    ),
+    "dfa feedback-aligned head, depth 1, lr 2e-3": (
+        {"mode": "dfa", "head_init": "feedback", "lr": 2e-3},
+        {"head_depth": 1, "rollout_tail": ONE_STEP},
+        "all",
+    ),
+    "dfa feedback-aligned head, depth 1, Adam beta2 0.99": (
+        {"mode": "dfa", "head_init": "feedback", "betas": (0.9, 0.99)},
+        {"head_depth": 1, "rollout_tail": ONE_STEP},
+        "all",
+    ),
+    "dfa feedback-aligned head, depth 1, rollout tail": (
+        {"mode": "dfa", "head_init": "feedback"},
+        {"head_depth": 1, "rollout_tail": (4, 0.2)},
+        "all",
+    ),
+    "optical feedback-aligned head, depth 1": (
+        {"mode": "optical", "head_init": "feedback"},
+        {"head_depth": 1, "rollout_tail": ONE_STEP},
+        "all",
+    ),
 }
 # Fine-tuning after a row's training (``--finetune MODE ...``): each seed trains MODE once, then
 # continues from those weights for FINETUNE_FRACTION more steps (fresh AdamW, lr FINETUNE_LR) at
 # rollout depth 1 (the control: more one-step training) and at depths 1..ROLLOUT (autoregressive).
 FINETUNE_FRACTION, FINETUNE_LR, ROLLOUT = 0.2, 3e-4, 4
 for _mode in ("backprop", "dfa", "optical"):
-    ROWS[f"{_mode} (fine-tune start, rerun)"] = ({"mode": _mode}, {}, "all")
+    ROWS[f"{_mode} (fine-tune start, rerun)"] = ({"mode": _mode}, {"rollout_tail": ONE_STEP}, "all")
     ROWS[f"{_mode} + 1-step fine-tune (control)"] = ({"mode": _mode}, {}, "all")
     ROWS[f"{_mode} + rollout fine-tune (1-{ROLLOUT} steps)"] = ({"mode": _mode}, {}, "all")
 
@@ -94,9 +131,13 @@ def train_and_score_with(
     """
     from climate_optics.training import loop
     from climate_optics.training.forecast_task import ForecastTask
+    from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
+    from climate_optics.training.rollout_task import with_rollout_tail
     from climate_optics.training.task import TrainConfig
 
-    task = ForecastTask(store, seed=seed, **task_overrides)
+    task_overrides = dict(task_overrides)
+    depth, fraction = task_overrides.pop("rollout_tail", (ROLLOUT_DEPTH, ROLLOUT_TAIL))  # rollouts at the run's end
+    task = with_rollout_tail(ForecastTask(store, seed=seed, **task_overrides), steps, depth, fraction, seed=seed)
     if points == "but-last":
         task.feedback_points = task.feedback_points[:-1]  # the last block joins the head: true gradient
     overrides = dict(config_overrides)
@@ -162,7 +203,13 @@ def finetune_records(store: Path, mode: str, seed: int, steps: int) -> list[dict
     from climate_optics.training.task import TrainConfig
 
     base = train_and_score_with(
-        store, f"{mode} (fine-tune start, rerun)", seed, steps, {"mode": mode}, {}, keep_task=True
+        store,
+        f"{mode} (fine-tune start, rerun)",
+        seed,
+        steps,
+        {"mode": mode},
+        {"rollout_tail": ONE_STEP},
+        keep_task=True,
     )
     trained, records = base.pop("task"), []
     ft_steps = max(1, round(steps * FINETUNE_FRACTION))

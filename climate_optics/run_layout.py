@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from climate_optics.errors import UsageInputError
+from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
 from optical_backend.kinds import TRAINING_ERRORS  # climate_optics.training.task.ERRORS, without torch
 
 DEMO_SOURCE = "synthetic-reanalysis"
@@ -99,6 +100,8 @@ class PipelineConfig:
     projector: str = "structured"  # digital DFA projector (dense | structured)
     opu_config: dict[str, Any] | None = None  # OPUConfig fields of the optical mode's device (None: the default)
     error: str = "auto"  # DFA error granularity: auto (each model's choice) | sample | token
+    rollout: int = ROLLOUT_DEPTH  # forecaster: the last rollout_tail of the steps train rollouts of depth 1..rollout
+    rollout_tail: float = ROLLOUT_TAIL  # (climate_optics.training.rollout_task; rollout 1: one-step training only)
     preset: str = "tiny"  # forecaster size preset
     architecture: str | None = (
         None  # forecaster from the model registry (climate_optics.models.architectures; None: vit)
@@ -160,6 +163,18 @@ class PipelineConfig:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
         if self.error not in TRAINING_ERRORS:
             raise UsageInputError(f"pipeline: error must be one of {', '.join(TRAINING_ERRORS)}, got {self.error!r}")
+        tail = self.rollout_tail
+        if not (
+            isinstance(self.rollout, int)
+            and self.rollout >= 1
+            and isinstance(tail, (int, float))
+            and not isinstance(tail, bool)
+            and 0 <= tail <= 1
+        ):
+            raise UsageInputError(
+                f"pipeline: rollout must be an integer >= 1 and rollout_tail in [0, 1], "
+                f"got {self.rollout!r} and {self.rollout_tail!r}"
+            )
         self.opu_config = checked_opu_config(self.opu_config)
         for mode in self.modes:
             self.train_config(mode)  # validates mode, steps, batch size, lr, error
@@ -191,6 +206,8 @@ class PipelineConfig:
             batch_size=self.batch_size,
             lr=self.lr,
             seed=self.seed,
+            rollout=self.rollout,
+            rollout_tail=self.rollout_tail,
             **self.dfa_options(mode),
         )
 

@@ -31,6 +31,8 @@ from climate_optics.run_layout import DEMO_SOURCE, PipelineConfig, training_conf
 from climate_optics.training.downscale_task import run_downscale_training
 from climate_optics.training.forecast_task import ForecastTask
 from climate_optics.training.loop import holding_run_dir, train
+from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
+from climate_optics.training.rollout_task import with_rollout_tail
 from data_catalog import open_dataset
 
 # Warm starts copy weights only between models that agree on these settings.
@@ -68,6 +70,8 @@ def train_forecaster(
     warm_start: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
+    rollout: int = ROLLOUT_DEPTH,
+    rollout_tail: float = ROLLOUT_TAIL,
 ) -> Path:
     """Train a forecaster (``architecture`` from the model registry, default the ViT) on an ingested store
     into ``run_dir``; returns the checkpoint path.
@@ -75,6 +79,8 @@ def train_forecaster(
     ``error``, ``opu_config``: the DFA error granularity and the optical device (``TrainConfig``).
     ``warm_start``: a checkpoint (or run directory) whose weights initialise the model (scheduled
     retraining); the data statistics come from ``store``. ``resume``: continue ``run_dir``.
+    ``rollout``, ``rollout_tail``: the last ``rollout_tail`` of the steps train rollouts of depth
+    1..``rollout`` (``climate_optics.training.rollout_task.with_rollout_tail``).
     """
 
     if not Path(store).exists():
@@ -91,9 +97,10 @@ def train_forecaster(
         progress=progress,
     )
     with holding_run_dir(Path(run_dir)):  # one writer per run directory, before the data are read
-        task = ForecastTask(store, preset=preset, architecture=architecture, **(model or {}))
+        task = ForecastTask(store, preset=preset, architecture=architecture, seed=seed, **(model or {}))
         if warm_start is not None and not resume:
             load_weights(task.model, warm_start)
+        task = with_rollout_tail(task, steps, rollout, rollout_tail, seed=seed)
         result = train(task, config, run_dir, resume=resume)
     return Path(result.checkpoint or Path(run_dir) / LATEST)  # None when a resumed run was already complete
 

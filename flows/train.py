@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from climate_optics.io.checkpoints import LATEST
+from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
 from climate_optics.workflow import train_forecaster
 from flows.retries import retry_on_io_error
 
@@ -36,6 +37,8 @@ def train_forecaster_task(
     error: str = "auto",
     opu_config: dict[str, Any] | None = None,
     warm_start: str | None = None,
+    rollout: int = ROLLOUT_DEPTH,
+    rollout_tail: float = ROLLOUT_TAIL,
 ) -> str:
     """``climate_optics.workflow.train_forecaster``; a retry resumes from the run's last checkpoint."""
 
@@ -57,5 +60,7 @@ def train_forecaster_task(
             opu_config=opu_config,
             warm_start=warm_start,
             resume=resume,
+            rollout=rollout,
+            rollout_tail=rollout_tail,
         )
     )

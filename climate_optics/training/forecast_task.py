@@ -158,7 +158,9 @@ class ForecastTask:
         step = start_step
         for raw in sampler.batches(batch_size, start_step):
             fields = raw["fields"]  # (B, O, C, H, W)
-            draw = np.random.default_rng([seed, step, 7]).integers(0, leads.size, size=batch_size * sampler.world)
+            draw = np.random.default_rng([seed, step, 7]).integers(
+                0, self.leads_drawn(step, leads.size), size=batch_size * sampler.world
+            )
             choice = draw[sampler.own(batch_size)]  # (B,)
             future = fields[np.arange(batch_size), 1 + choice]  # (B, C, H, W)
             k = leads[choice].astype(np.float32)[:, None, None, None]
@@ -179,6 +181,10 @@ class ForecastTask:
                 batch["static"] = static.expand(batch_size, *static.shape)
             yield batch
             step += 1
+
+    def leads_drawn(self, step: int, n_leads: int) -> int:
+        """How many of the (sorted) training leads the batch of ``step`` draws from: all of them."""
+        return n_leads
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         pred = model(batch["x"], batch["lead"], batch.get("static"))  # (B, C, H, W)

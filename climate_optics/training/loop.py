@@ -42,6 +42,8 @@ from climate_optics.training import distributed
 from climate_optics.training.task import TrainConfig, TrainTask
 from data_catalog import locks
 from optical_backend.dfa import DFA
+from optical_backend.dfa_init import align_output_layer, last_linear
+from optical_backend.errors import OpticalConfigError
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
@@ -106,6 +108,18 @@ def make_engine(
     if config.mode == "optical":
         kwargs["opu_config"] = config.opu()
     return DFA(model, **kwargs)
+
+
+def align_head(engine: Any, model: torch.nn.Module, output: str | None) -> None:
+    """Start the last linear layer of the feedback output as the DFA feedback map (``optical_backend.dfa_init``)."""
+    module = dict(model.named_modules())[output] if output else model
+    layer = last_linear(module)
+    if layer is None:
+        raise UsageInputError(f"head_init='feedback': {output or 'the model'} has no linear output layer")
+    try:
+        align_output_layer(engine, layer)
+    except OpticalConfigError as exc:
+        raise UsageInputError(f"head_init='feedback': {exc}") from exc
 
 
 def engine_stats(engine: Any) -> dict[str, Any]:
@@ -295,6 +309,8 @@ def _run(
         output=getattr(task, "feedback_output", None),
         error=getattr(task, "feedback_error", "sample"),
     )
+    if not resume and config.mode != "backprop" and config.head_init == "feedback":
+        align_head(engine, model, getattr(task, "feedback_output", None))
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     optimizer = torch.optim.AdamW(

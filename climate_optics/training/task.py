@@ -27,6 +27,7 @@ from optical_backend.opu import OPUConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 ERRORS = TRAINING_ERRORS
+HEAD_INITS = ("random", "feedback")  # the output layer of a DFA run: as the model draws it, or the feedback map
 
 
 @runtime_checkable
@@ -85,6 +86,7 @@ class TrainConfig:
     feedback_scale: str = (
         "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
     )
+    head_init: str = "random"  # DFA modes: random | feedback (output layer starts as the feedback map)
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
@@ -115,6 +117,10 @@ class TrainConfig:
             (
                 self.feedback_scale in ("error", "output"),
                 f"feedback_scale must be error or output, got {self.feedback_scale!r}",
+            ),
+            (
+                self.head_init in HEAD_INITS,
+                f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}",
             ),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 
+from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
 from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_ERRORS, TRAINING_MODES
 
 Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optical_backend.kinds: defined once
@@ -137,18 +138,27 @@ def register(app: typer.Typer) -> None:
         init: Optional[Path] = typer.Option(
             None, "--init", help="Forecaster run or checkpoint whose weights start this run (fine-tuning)."
         ),
-        rollout: int = typer.Option(
-            1,
+        rollout: Optional[int] = typer.Option(
+            None,
             "--rollout",
             min=1,
-            help="Train the k-th step of the model's own rollout, k drawn in 1..N (autoregressive "
-            "fine-tuning for longer leads; with --init, e.g. --rollout 4 --steps 60 --lr 3e-4).",
+            help=f"Rollout depth N: the last --rollout-tail of the steps train the k-th step of the model's own "
+            f"rollout, k drawn in 1..N, for skill at longer leads (default {ROLLOUT_DEPTH}; 1: one-step training).",
+        ),
+        rollout_tail: Optional[float] = typer.Option(
+            None,
+            "--rollout-tail",
+            min=0.0,
+            max=1.0,
+            help=f"Fraction of the steps trained on rollouts (default {ROLLOUT_TAIL}; 1 to fine-tune a run "
+            "given by --init on rollouts only, e.g. --rollout-tail 1 --steps 60 --lr 3e-4).",
         ),
     ) -> None:
         """Train the ViT forecaster on (state, next state) pairs of an ingested store."""
         from climate_optics.errors import UsageInputError
         from climate_optics.training.forecast_task import ForecastTask
         from climate_optics.training.loop import holding_run_dir, train
+        from climate_optics.training.rollout_task import with_rollout_tail
         from climate_optics.training.task import TrainConfig
 
         try:
@@ -171,8 +181,9 @@ def register(app: typer.Typer) -> None:
         )
         if not data.exists():
             raise UsageInputError(f"--data: store not found: {data}")
-        if rollout > 1 and leads != (1,):
+        if leads != (1,) and (rollout or 1) > 1:
             raise UsageInputError("--rollout trains 6-hour steps of a rollout; it cannot be combined with --lead-steps")
+        depth = (ROLLOUT_DEPTH if rollout is None else rollout) if leads == (1,) else 1
         if init is not None and not init.exists():
             raise UsageInputError(f"--init: run or checkpoint not found: {init}")
         with holding_run_dir(out):  # one writer per run directory, before the data are read
@@ -181,10 +192,8 @@ def register(app: typer.Typer) -> None:
                 from climate_optics.workflow import load_weights
 
                 load_weights(task.model, init)
-            if rollout > 1:
-                from climate_optics.training.rollout_task import RolloutForecastTask
-
-                task = RolloutForecastTask(data, task.model, rollout, seed=seed)
+            tail = ROLLOUT_TAIL if rollout_tail is None else rollout_tail
+            task = with_rollout_tail(task, steps, depth, tail, seed=seed)
             result = train(task, config, out, resume=resume)
         if result.rank == 0:  # under torchrun, one summary line for the whole run
             print(_summary(result, config))

@@ -75,12 +75,24 @@ def test_cli_fine_tunes_a_run_on_rollouts(synthetic_store, tmp_path, run_cli):
     common = ("--data", synthetic_store, "--mode", "dfa", "--steps", "4", "--batch-size", "2")
     assert run_cli("train", "forecast", *common, "--out", tmp_path / "first")[0] == 0
     status, _, err = run_cli(
-        "train", "forecast", *common, "--out", tmp_path / "tuned", "--init", tmp_path / "first", "--rollout", "3"
+        "train",
+        "forecast",
+        *common,
+        "--out",
+        tmp_path / "tuned",
+        "--init",
+        tmp_path / "first",
+        "--rollout",
+        "3",
+        "--rollout-tail",
+        "1",
     )
     assert status == 0, err
     first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)
     tuned = torch.load(tmp_path / "tuned" / "checkpoint.pt", weights_only=True)
     assert tuned["task"]["model_config"] == first["task"]["model_config"]  # the model's own config, one-step leads
+    assert tuned["task"]["rollout"] == {"depth": 3, "one_step_until": 0}  # rollouts from the first step
+    assert first["task"]["rollout"] == {"depth": 4, "one_step_until": 3}  # the default: a tail of 20% of the steps
     assert run_cli("train", "forecast", *common, "--out", tmp_path / "scratch", "--rollout", "3")[0] == 0
     scratch = torch.load(tmp_path / "scratch" / "checkpoint.pt", weights_only=True)
     name = (
@@ -96,6 +108,7 @@ def test_cli_fine_tunes_a_run_on_rollouts(synthetic_store, tmp_path, run_cli):
     [
         (("--init", "no-such-run"), "--init"),
         (("--rollout", "2", "--lead-steps", "1,2"), "--rollout"),
+        (("--rollout-tail", "1.5"), "--rollout-tail"),
     ],
 )
 def test_cli_refuses_bad_fine_tuning_options(synthetic_store, tmp_path, run_cli, extra, message):
@@ -104,3 +117,20 @@ def test_cli_refuses_bad_fine_tuning_options(synthetic_store, tmp_path, run_cli,
     )
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_rollout_tail_trains_one_step_first_then_rollouts(base, synthetic_store):
+    tail = RolloutForecastTask(synthetic_store, base.model, 4, one_step_until=3, seed=0)
+    batches = tail.batches(np.random.default_rng(5), 8)
+    depths = [(next(batches)["lead"] / base.model.config.step_hours).round().long() for _ in range(6)]
+    assert all(set(k.tolist()) == {1} for k in depths[:3]), depths  # one-step training until step 3
+    assert set(torch.cat(depths[3:]).tolist()) == {1, 2, 3, 4}, depths  # then every rollout depth
+    resumed = tail.batches(np.random.default_rng(5), 8, start_step=4)  # a resumed run draws the same depths
+    torch.testing.assert_close(next(resumed)["lead"], (depths[4] * base.model.config.step_hours).float())
+
+
+def test_other_leads_train_one_step_and_rollout_one_turns_the_tail_off(synthetic_store, tmp_path, run_cli):
+    common = ("--data", synthetic_store, "--mode", "dfa", "--steps", "2", "--batch-size", "2")
+    for name, extra in (("leads", ("--lead-steps", "1,2")), ("plain", ("--rollout", "1"))):
+        assert run_cli("train", "forecast", *common, "--out", tmp_path / name, *extra)[0] == 0
+        assert "rollout" not in torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["task"]
