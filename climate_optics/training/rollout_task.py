@@ -36,7 +36,14 @@ def with_rollout_tail(
         return task
     if tuple(task.config.train_lead_steps) != (1,):
         raise UsageInputError("a rollout trains 6-hour steps of the model's rollout; it cannot train other leads")
-    return RolloutForecastTask(task.store, task.model, depth, one_step_until=round(steps * (1 - tail)), seed=seed)
+    return RolloutForecastTask(
+        task.store,
+        task.model,
+        depth,
+        one_step_until=round(steps * (1 - tail)),
+        seed=seed,
+        architecture=task.architecture.name,
+    )
 
 
 class RolloutForecastTask(ForecastTask):
@@ -49,7 +56,9 @@ class RolloutForecastTask(ForecastTask):
             raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
         config = dataclasses.replace(model.config, train_lead_steps=tuple(range(1, rollout_steps + 1)))
         super().__init__(store, config, **options)  # the windows reach rollout_steps model steps ahead
-        self.model = model
+        self.model = model  # the given model's own feedback points and error (it need not be a ViT)
+        self.feedback_points = model.feedback_points()
+        self.feedback_output, self.feedback_error = model.feedback_error()
         self.rollout_steps = rollout_steps
         self.one_step_until = one_step_until  # batches before this step are one-step (a rollout tail after it)
 
