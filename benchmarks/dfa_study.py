@@ -48,13 +48,22 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa Adam beta2 0.99": ({"mode": "dfa", "betas": (0.9, 0.99)}, {}, "all"),
     "dfa warm-up 20%": ({"mode": "dfa", "warmup_fraction": 0.2}, {}, "all"),
     "dfa adaptive per-block feedback scale": ({"mode": "dfa", "feedback_scale": "output"}, {}, "all"),
-    "backprop rollout tail (last 20%, 1-4 steps)": ({"mode": "backprop"}, {"rollout_tail": (4, 0.2)}, "all"),
-    "dfa rollout tail (last 20%, 1-4 steps)": ({"mode": "dfa"}, {"rollout_tail": (4, 0.2)}, "all"),
-    "optical rollout tail (last 20%, 1-4 steps)": ({"mode": "optical"}, {"rollout_tail": (4, 0.2)}, "all"),
-    "dfa rollout tail (last 40%, 1-4 steps)": ({"mode": "dfa"}, {"rollout_tail": (4, 0.4)}, "all"),
+    # The defaults before head depth 1 and the feedback-aligned head (rollout tail, head of depth 2):
+    "backprop, head depth 2, rollout tail": ({"mode": "backprop"}, {"head_depth": 2}, "all"),
+    "dfa, head depth 2, rollout tail": ({"mode": "dfa", "head_init": "random"}, {"head_depth": 2}, "all"),
+    "optical, head depth 2, rollout tail": ({"mode": "optical", "head_init": "random"}, {"head_depth": 2}, "all"),
+    "dfa, head depth 2, one-step": (
+        {"mode": "dfa", "head_init": "random"},
+        {"head_depth": 2, "rollout_tail": ONE_STEP},
+        "all",
+    ),
     "backprop head depth 1": ({"mode": "backprop"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
-    "dfa head depth 1": ({"mode": "dfa"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
-    "dfa feedback-aligned head": ({"mode": "dfa", "head_init": "feedback"}, {"rollout_tail": ONE_STEP}, "all"),
+    "dfa head depth 1": ({"mode": "dfa", "head_init": "random"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
+    "dfa feedback-aligned head": (
+        {"mode": "dfa", "head_init": "feedback"},
+        {"head_depth": 2, "rollout_tail": ONE_STEP},
+        "all",
+    ),
     "dfa feedback-aligned head, depth 1": (
         {"mode": "dfa", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": ONE_STEP},
@@ -73,6 +82,22 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa feedback-aligned head, depth 1, rollout tail": (
         {"mode": "dfa", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": (4, 0.2)},
+        "all",
+    ),
+    "backprop head depth 1, rollout tail": ({"mode": "backprop"}, {"head_depth": 1}, "all"),
+    "optical feedback-aligned head, depth 1, rollout tail": (
+        {"mode": "optical", "head_init": "feedback"},
+        {"head_depth": 1},
+        "all",
+    ),
+    "dfa feedback-aligned head, depth 1, rollout tail 40%": (
+        {"mode": "dfa", "head_init": "feedback"},
+        {"head_depth": 1, "rollout_tail": (4, 0.4)},
+        "all",
+    ),
+    "optical feedback-aligned head, depth 1, rollout tail 40%": (
+        {"mode": "optical", "head_init": "feedback"},
+        {"head_depth": 1, "rollout_tail": (4, 0.4)},
         "all",
     ),
     "optical feedback-aligned head, depth 1": (
@@ -227,6 +252,7 @@ def finetune_records(store: Path, mode: str, seed: int, steps: int) -> list[dict
             warmup=max(1, ft_steps // 10),
             seed=seed + 1000,
             mode=mode,
+            head_init="random",  # keep the trained head
             val_every=ft_steps,
             checkpoint_every=ft_steps,
             device="cpu",

@@ -119,6 +119,7 @@ def load_weights(model: Any, checkpoint: str | os.PathLike) -> None:
         )
     params = {name for name, _ in model.named_parameters()}
     model.load_state_dict({k: v for k, v in state["model"].items() if k in params}, strict=False)
+    model.warm_started = True  # a DFA run keeps these weights (no feedback-aligned head, training.loop)
 
 
 def _plain(value: Any) -> Any:

@@ -75,7 +75,7 @@ class ForecasterConfig:
     depth: int = 3  # Transformer blocks
     heads: int = 4  # attention heads (dim must be divisible by 4 * heads for the embeddings)
     mlp_ratio: float = 2.0  # MLP hidden width / dim
-    head_depth: int = 2  # layers of the per-token output MLP
+    head_depth: int = 1  # layers of the per-token output MLP (1: linear; docs/dfa_training.md, every mode)
     step_hours: int = 6  # the model step: autoregressive rollouts move by this lead
     train_lead_steps: tuple[int, ...] = (1,)  # leads (in steps) seen in training, for direct conditioning
     history: int = 1  # input states: the current one and history - 1 earlier ones, one step apart

@@ -27,7 +27,7 @@ from optical_backend.opu import OPUConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 ERRORS = TRAINING_ERRORS
-HEAD_INITS = ("random", "feedback")  # the output layer of a DFA run: as the model draws it, or the feedback map
+HEAD_INITS = ("auto", "random", "feedback")  # a DFA run's output layer: as drawn, or the feedback map
 
 
 @runtime_checkable
@@ -86,7 +86,7 @@ class TrainConfig:
     feedback_scale: str = (
         "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
     )
-    head_init: str = "random"  # DFA modes: random | feedback (output layer starts as the feedback map)
+    head_init: str = "auto"  # DFA output layer: random | feedback (starts as the feedback map) | auto (see loop)
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)

@@ -112,3 +112,29 @@ def test_cli_takes_an_opu_config_file_and_records_it(waves_store, tmp_path, run_
         *args[:-1], "dfa", "--out", tmp_path / "dfa-run", "--opu-config", tmp_path / "opu1500.yaml"
     )
     assert status == 2 and "--mode optical" in err
+
+
+def test_a_new_dfa_run_starts_its_head_as_the_feedback_map(synthetic_store):
+    from climate_optics.training.loop import align_head, aligns_head
+    from optical_backend.dfa_init import effective_map
+
+    task = ForecastTask(synthetic_store, preset="tiny", variables=["geopotential"], static=False)
+    config = TrainConfig(mode="dfa")
+    engine = make_engine(
+        task.model, task.feedback_points, config, output=task.feedback_output, error=task.feedback_error
+    )
+    assert aligns_head(config, engine, task.model)  # the default ("auto") for the forecaster's per-token error
+    layer = task.model.head.mlp[-1]
+    before = layer.weight.detach().clone()
+    align_head(engine, task.model, task.feedback_output)
+    feedback_map = effective_map(engine.projector)  # (F, D): one patch's error -> one token's signal
+    cosine = torch.nn.functional.cosine_similarity(layer.weight.detach().flatten(), feedback_map.flatten(), dim=0)
+    assert (
+        cosine > 0.999
+        and abs(torch.nn.functional.cosine_similarity(before.flatten(), feedback_map.flatten(), dim=0)) < 0.1
+    )
+    assert not aligns_head(TrainConfig(mode="backprop"), engine, task.model)
+    assert not aligns_head(TrainConfig(mode="dfa", head_init="random"), engine, task.model)
+    task.model.warm_started = True  # trained weights (workflow.load_weights): the head is kept
+    assert not aligns_head(config, engine, task.model)
+    engine.remove_hooks()
