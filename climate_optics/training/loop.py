@@ -314,8 +314,6 @@ def _run(
     seed_everything(config.seed)
 
     model = task.model.to(device)
-    if world.size > 1:
-        distributed.broadcast_module(model)
     engine = make_engine(
         model,
         task.feedback_points,
@@ -325,6 +323,8 @@ def _run(
     )
     if not resume and aligns_head(config, engine, model):
         align_head(engine, model, getattr(task, "feedback_output", None))
+    if world.size > 1:  # every rank starts from rank 0's weights (its head, where ranks have their own media)
+        distributed.broadcast_module(model)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     optimizer = torch.optim.AdamW(

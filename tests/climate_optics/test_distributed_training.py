@@ -234,6 +234,7 @@ def test_ranks_see_disjoint_samples_that_together_make_the_single_process_batch(
 def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_store, tmp_path):
     """The real CLI, 2 ranks of batch 2 in DFA mode == one process of batch 4; rank 0 alone writes."""
     from climate_optics.training.forecast_task import ForecastTask
+    from climate_optics.training.rollout_task import with_rollout_tail
 
     args = ["--data", str(synthetic_store), "--mode", "dfa", "--preset", "tiny", "--steps", "3"]
     proc = torchrun("-m", "flows.cli", "train", "forecast", *args, "--batch-size", "2", "--out", str(tmp_path / "run"))
@@ -259,6 +260,7 @@ def test_cli_under_torchrun_matches_one_process_on_the_union_batch(synthetic_sto
         val_every=None,
     )
     task = ForecastTask(synthetic_store, preset="tiny", seed=0, train_lead_steps=(1,))
+    task = with_rollout_tail(task, 3, seed=0)  # the command line's default: the last step trains rollouts
     train(task, config, tmp_path / "single")
     assert_same(task.model.state_dict(), state["model"], atol=1e-5)
 
