@@ -100,6 +100,8 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"head_depth": 1, "rollout_tail": (4, 0.4)},
         "all",
     ),
+    "dfa, rollout tail to depth 8": ({"mode": "dfa"}, {"rollout_tail": (8, 0.2)}, "all"),
+    "optical, rollout tail to depth 8": ({"mode": "optical"}, {"rollout_tail": (8, 0.2)}, "all"),
     "optical feedback-aligned head, depth 1": (
         {"mode": "optical", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": ONE_STEP},
