@@ -43,8 +43,9 @@ def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, 
     alignment = log_lines(run, "alignment")  # beside every validation: is DFA learning?
     assert [r["step"] for r in alignment] == [r["step"] for r in log_lines(run, "val")]
     assert all(set(r) == {"step", "kind", "blocks.0", "blocks.1", "blocks.2"} for r in alignment)
-    late = [r["blocks.2"] for r in alignment[len(alignment) // 2 :]]
-    assert sum(late) / len(late) > 0.1, alignment  # the last block's updates descend the loss
+    last = [r["blocks.2"] for r in alignment]
+    assert last[0] > 0.5, alignment  # the head starts as the feedback map: the first updates follow the gradient
+    assert sum(last) / len(last) > 0.1, alignment  # the last block's updates descend the loss over the run
     engine = torch.load(run / "checkpoint.pt", weights_only=True)["engine"]
     assert engine["error"] == "token" and engine["mode"] == mode
 
