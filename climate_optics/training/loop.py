@@ -216,12 +216,13 @@ class Progress:
             self.bar.start()
             self.task_id = self.bar.add_task("train", total=total, completed=start, loss=float("nan"), rate=0.0)
 
-    def update(self, step: int, loss: float, rate: float, eta_s: float) -> None:
+    def update(self, step: int, loss: float, rate: float, eta_s: float, objective: str | None = None) -> None:
         if self.bar is not None:
             self.bar.update(self.task_id, completed=step, loss=loss, rate=rate)
         elif self.enabled and (step % self.every == 0 or step == self.total):
             eta = time.strftime("%H:%M:%S", time.gmtime(max(0.0, eta_s)))
-            print(f"step {step}/{self.total}  loss {loss:.4g}  {rate:.1f} samples/s  ETA {eta}", flush=True)
+            which = f" ({objective})" if objective else ""
+            print(f"step {step}/{self.total}  loss {loss:.4g}{which}  {rate:.1f} samples/s  ETA {eta}", flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -395,8 +396,13 @@ def _run(
             samples += config.batch_size * world.size
             elapsed = time.perf_counter() - t0
             rate = samples / max(elapsed, 1e-9)
+            objective = task.objective(step) if hasattr(task, "objective") else None  # e.g. one-step | rollout
             progress.update(
-                step, mean_loss, rate, (config.steps - step) * config.batch_size * world.size / max(rate, 1e-9)
+                step,
+                mean_loss,
+                rate,
+                (config.steps - step) * config.batch_size * world.size / max(rate, 1e-9),
+                objective,
             )
             if world.main and (step % config.log_every == 0 or step == config.steps):
                 last_loss = window_loss / window_n
@@ -410,6 +416,7 @@ def _run(
                         "samples_per_s": rate,
                         "wall_s": elapsed,
                         **_feedback_costs(engine),
+                        **({"objective": objective} if objective else {}),
                     },
                 )
                 window_loss, window_n = 0.0, 0

@@ -62,6 +62,10 @@ class RolloutForecastTask(ForecastTask):
         self.rollout_steps = rollout_steps
         self.one_step_until = one_step_until  # batches before this step are one-step (a rollout tail after it)
 
+    def objective(self, step: int) -> str:
+        """What the loop's (1-based) ``step`` trains, for its log: ``one-step`` or ``rollout``."""
+        return "rollout" if step - 1 >= self.one_step_until else "one-step"
+
     def leads_drawn(self, step: int, n_leads: int) -> int:
         """Depth 1 only before ``one_step_until``, then every depth 1..``rollout_steps``."""
         return 1 if step < self.one_step_until else n_leads

@@ -1,5 +1,7 @@
 """Autoregressive fine-tuning: the trained step of a rollout is the forecaster's own k-th step."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -93,6 +95,9 @@ def test_cli_fine_tunes_a_run_on_rollouts(synthetic_store, tmp_path, run_cli):
     assert tuned["task"]["model_config"] == first["task"]["model_config"]  # the model's own config, one-step leads
     assert tuned["task"]["rollout"] == {"depth": 3, "one_step_until": 0}  # rollouts from the first step
     assert first["task"]["rollout"] == {"depth": 4, "one_step_until": 3}  # the default: a tail of 20% of the steps
+    lines = [json.loads(line) for line in (tmp_path / "first" / "metrics.jsonl").read_text().splitlines()]
+    objectives = [(r["step"], r["objective"]) for r in lines if r["kind"] == "train"]
+    assert objectives == [(1, "one-step"), (2, "one-step"), (3, "one-step"), (4, "rollout")]  # the log says which
     assert run_cli("train", "forecast", *common, "--out", tmp_path / "scratch", "--rollout", "3")[0] == 0
     scratch = torch.load(tmp_path / "scratch" / "checkpoint.pt", weights_only=True)
     name = (
