@@ -61,6 +61,7 @@ class ForecastTask:
         group_chunks: int = 4,
         prefetch: int = 4,
         seed: int = 0,
+        model: torch.nn.Module | None = None,  # train this model (with ``config``) instead of building one
         **overrides: Any,
     ):
 
@@ -90,17 +91,20 @@ class ForecastTask:
         self.static_statistics = (
             channel_statistics(stats, config.static_channels, store) if config.static_channels else None
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # weights depend on the seed only, not on earlier random draws
-            self.model = self.architecture.build(config)
-        s = self.static_statistics
-        self.model.set_statistics(
-            self.statistics["mean"],
-            self.statistics["std"],
-            self.statistics["diff_std"],
-            None if s is None else s["mean"],
-            None if s is None else s["std"],
-        )
+        if model is not None:
+            self.model = model  # trained weights and statistics, kept as they are
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # weights depend on the seed only, not on earlier random draws
+                self.model = self.architecture.build(config)
+            s = self.static_statistics
+            self.model.set_statistics(
+                self.statistics["mean"],
+                self.statistics["std"],
+                self.statistics["diff_std"],
+                None if s is None else s["mean"],
+                None if s is None else s["std"],
+            )
         self.feedback_points = self.model.feedback_points()
         self.feedback_output, self.feedback_error = self.model.feedback_error()  # the ViT: per-token DFA error
         self.latitudes = torch.tensor(np.asarray(ds["latitude"].values, dtype=np.float32))

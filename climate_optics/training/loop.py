@@ -126,7 +126,7 @@ def aligns_head(config: TrainConfig, engine: Any, model: torch.nn.Module) -> boo
 
 def align_head(engine: Any, model: torch.nn.Module, output: str | None) -> None:
     """Start the last linear layer of the feedback output as the DFA feedback map (``optical_backend.dfa_init``)."""
-    module = dict(model.named_modules())[output] if output else model
+    module = model.get_submodule(output) if output else model
     layer = last_linear(module)
     if layer is None:
         raise UsageInputError(f"head_init='feedback': {output or 'the model'} has no linear output layer")

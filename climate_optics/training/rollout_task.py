@@ -55,10 +55,7 @@ class RolloutForecastTask(ForecastTask):
         if rollout_steps < 1:
             raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
         config = dataclasses.replace(model.config, train_lead_steps=tuple(range(1, rollout_steps + 1)))
-        super().__init__(store, config, **options)  # the windows reach rollout_steps model steps ahead
-        self.model = model  # the given model's own feedback points and error (it need not be a ViT)
-        self.feedback_points = model.feedback_points()
-        self.feedback_output, self.feedback_error = model.feedback_error()
+        super().__init__(store, config, model=model, **options)  # the windows reach rollout_steps steps ahead
         self.rollout_steps = rollout_steps
         self.one_step_until = one_step_until  # batches before this step are one-step (a rollout tail after it)
 
