@@ -102,6 +102,21 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     ),
     "dfa, rollout tail to depth 8": ({"mode": "dfa"}, {"rollout_tail": (8, 0.2)}, "all"),
     "optical, rollout tail to depth 8": ({"mode": "optical"}, {"rollout_tail": (8, 0.2)}, "all"),
+    # The feedback-aligned head learns by its true gradient and drifts from the feedback map; a slower
+    # head keeps the blocks' signal nearer the true gradient, at the cost of a slower-learning head.
+    "dfa, head lr 0.3x": ({"mode": "dfa", "head_lr_scale": 0.3}, {}, "all"),
+    "dfa, head lr 0.1x": ({"mode": "dfa", "head_lr_scale": 0.1}, {}, "all"),
+    "optical, head lr 0.3x": ({"mode": "optical", "head_lr_scale": 0.3}, {}, "all"),
+    # Where optical DFA's extra gap comes from: its defaults with one noise source removed at a time.
+    "optical, exact encoding (no dither noise)": ({"mode": "optical", "opu_config": {"encoding": "exact"}}, {}, "all"),
+    "optical, ideal camera and laser": (
+        {
+            "mode": "optical",
+            "opu_config": {"shot_noise": False, "read_noise_e": 0.0, "adc_bits": None, "laser_power_rms": 0.0},
+        },
+        {},
+        "all",
+    ),
     "optical feedback-aligned head, depth 1": (
         {"mode": "optical", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": ONE_STEP},

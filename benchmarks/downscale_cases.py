@@ -47,6 +47,7 @@ def train_and_score(
     times: list[int],
     members: int,
     seed: int = 0,
+    head_init: str = "auto",
 ) -> tuple[dict, float, float]:
     """(scores per channel, training wall time in s, simulated optical energy in J) for one mode."""
     from climate_optics.evaluation.downscale_skill import downscale_skill
@@ -65,6 +66,7 @@ def train_and_score(
         device="cpu",
         progress=False,
         seed=seed,
+        head_init=head_init,
     )
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -87,7 +89,10 @@ def _spread(values: list[float]) -> float:
 
 
 def downscale_skill_rows(
-    quick: bool, seeds: tuple[int, ...] | list[int] = (0,), modes: tuple[str, ...] | list[str] = MODES
+    quick: bool,
+    seeds: tuple[int, ...] | list[int] = (0,),
+    modes: tuple[str, ...] | list[str] = MODES,
+    head_init: str = "auto",
 ) -> list[Row]:
     """Rows for every mode with equal budgets (``quick``: 140 days, 150 regression and 600 diffusion steps).
 
@@ -125,6 +130,7 @@ def downscale_skill_rows(
                     times=times,
                     members=members,
                     seed=seed,
+                    head_init=head_init,
                 )
                 runs.append((scores, wall, energy))
                 summary = ", ".join(
@@ -220,13 +226,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (scores: mean and spread)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), help=f"training modes among {', '.join(MODES)}")
+    parser.add_argument(
+        "--head-init",
+        default="auto",
+        choices=("auto", "random", "feedback"),
+        help="DFA output layer at the start (TrainConfig.head_init; the study's departure from the default)",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
         parser.exit(2, f"downscale_cases.py: unknown mode(s) {', '.join(unknown)}; choose among {', '.join(MODES)}\n")
     if len(set(args.seeds)) != len(args.seeds):
         parser.exit(2, f"downscale_cases.py: --seeds must be distinct, got {args.seeds}\n")
-    write_results("downscale", downscale_skill_rows(args.quick, seeds=args.seeds, modes=args.modes))
+    write_results(
+        "downscale", downscale_skill_rows(args.quick, seeds=args.seeds, modes=args.modes, head_init=args.head_init)
+    )
 
 
 if __name__ == "__main__":

@@ -40,17 +40,60 @@ def align_output_layer(dfa, layer: nn.Linear, *, std: float = 0.02) -> float:
             f"feedback-aligned init needs error 'token' or 'sample' and the shared layout, "
             f"got error={dfa.error!r}, feedback={dfa.feedback!r}"
         )
-    n_in, n_out = layer.out_features, layer.in_features
-    device = layer.weight.device
+    feedback_map = _feedback_map(dfa, layer.out_features, layer.in_features, layer.in_features, layer.weight.device)
+    layer.weight.copy_((feedback_map * (std / feedback_map.std().clamp_min(1e-30))).to(layer.weight.dtype))
+    return _zero_bias_and_check(layer, feedback_map, layer.weight)
+
+
+def _feedback_map(dfa, n_in: int, n_out: int, width: int, device: torch.device) -> torch.Tensor:
+    """(n_in, width): the first ``width`` columns of the DFA's (n_in, n_out) feedback map."""
     projector = dfa._get_projector(n_in, n_out, device)
-    feedback_map = effective_map(projector).to(device=device, dtype=torch.float32)  # (F, D)
-    scale = std / feedback_map.std().clamp_min(1e-30)
-    layer.weight.copy_((feedback_map * scale).to(layer.weight.dtype))
+    return effective_map(projector).to(device=device, dtype=torch.float32)[:, :width]
+
+
+def _zero_bias_and_check(layer: nn.Module, feedback_map: torch.Tensor, weight: torch.Tensor) -> float:
+    """Zero the layer's bias; the cosine between the DFA signal and the gradient ``weight`` passes back."""
     if layer.bias is not None:
         layer.bias.zero_()
-    error = torch.randn(1, n_in, generator=torch.Generator().manual_seed(0)).to(device)  # (1, F)
-    signal, gradient = error @ feedback_map, error @ layer.weight.float()  # (1, D) each
+    error = torch.randn(1, feedback_map.shape[0], generator=torch.Generator().manual_seed(0))  # (1, F)
+    error = error.to(feedback_map.device)
+    signal, gradient = error @ feedback_map, error @ weight.float()  # (1, D) each
     return float(torch.nn.functional.cosine_similarity(signal, gradient).item())
+
+
+@torch.no_grad()
+def align_output_conv(dfa, conv: nn.Conv2d, n_out: int, *, std: float = 0.02) -> float:
+    """The per-pixel analogue of ``align_output_layer`` for a field model's output convolution
+    ``conv`` (C_in -> C_out, odd kernel, size-preserving): its centre tap (C_out, C_in) becomes
+    ``c * M[:, :C_in]``, the other taps and the bias zero, with ``M`` (C_out, n_out) the map of the
+    per-pixel error to the widest feedback point (``n_out`` channels; a point of C_in channels
+    receives the first C_in). Returns the cosine between the DFA signal and ``dL/d(input)`` at one
+    pixel for a random error (1 up to float error; the norm and activation before ``conv`` scale it
+    per channel).
+
+    Needs ``error="pixel"`` and the shared layout."""
+    if dfa.error != "pixel" or dfa.feedback != "shared":
+        raise OpticalConfigError(
+            f"feedback-aligned init of a convolution needs error 'pixel' and the shared layout, "
+            f"got error={dfa.error!r}, feedback={dfa.feedback!r}"
+        )
+    kh, kw = conv.kernel_size
+    if kh % 2 == 0 or kw % 2 == 0 or conv.stride != (1, 1) or conv.groups != 1 or conv.in_channels > n_out:
+        raise OpticalConfigError(
+            f"feedback-aligned init needs a stride-1, ungrouped convolution of odd kernel and at most "
+            f"{n_out} input channels, got kernel {conv.kernel_size}, stride {conv.stride}, {conv.in_channels} inputs"
+        )
+    feedback_map = _feedback_map(dfa, conv.out_channels, n_out, conv.in_channels, conv.weight.device)  # (C_out, C_in)
+    conv.weight.zero_()
+    centre = conv.weight[:, :, kh // 2, kw // 2]  # (C_out, C_in), a view
+    centre.copy_((feedback_map * (std / feedback_map.std().clamp_min(1e-30))).to(conv.weight.dtype))
+    return _zero_bias_and_check(conv, feedback_map, centre)
+
+
+def last_conv(module: nn.Module) -> nn.Conv2d | None:
+    """The last ``nn.Conv2d`` registered in ``module`` (itself if it is one), or None."""
+    layers = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return layers[-1] if layers else None
 
 
 def effective_map(projector) -> torch.Tensor:

@@ -81,8 +81,14 @@ def bitplanes(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def exact(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The real vector itself (a hypothetical analogue modulator): the ideal reference."""
-    return x.unsqueeze(1), torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    """The real vector itself (a hypothetical analogue modulator): the ideal reference.
+
+    Shown at full modulator range, ``x / max|x|`` with weight ``max|x|``, like every other
+    encoding: the light on the camera then does not depend on the vector's size (a DFA error of
+    1e-6 would otherwise be lost under the anchor reference and the camera's noise)."""
+    scale = x.abs().amax(dim=1, keepdim=True)  # (N, 1)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (x / scale).unsqueeze(1), scale
 
 
 def encode(

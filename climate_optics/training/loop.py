@@ -39,11 +39,9 @@ import torch
 from climate_optics.errors import UsageInputError
 from climate_optics.io.checkpoints import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from climate_optics.training import distributed
+from climate_optics.training.engines import align_head, aligns_head, engine_stats, head_layer, make_engine, param_groups
 from climate_optics.training.task import TrainConfig, TrainTask
 from data_catalog import locks
-from optical_backend.dfa import DFA
-from optical_backend.dfa_init import align_output_layer, last_linear
-from optical_backend.errors import OpticalConfigError
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that must match for a resumed run to continue the same run.
@@ -61,6 +59,7 @@ RESUME_KEYS = (
     "feedback",
     "feedback_scale",
     "opu_config",
+    "head_lr_scale",
 )
 
 
@@ -77,75 +76,6 @@ class TrainResult:
     engine_stats: dict[str, Any] = field(default_factory=dict)  # projector counters (simulated optical time/energy)
     stopped_early: bool = False  # True when ``stop_after`` interrupted the run
     rank: int = 0  # data parallel rank of this process (only rank 0 validates and writes)
-
-
-def make_engine(
-    model: torch.nn.Module,
-    feedback_points: list[str],
-    config: TrainConfig,
-    *,
-    output: str | None = None,
-    error: str = "sample",
-) -> Any:
-    """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``.
-
-    ``output`` and ``error`` are the task's feedback output and error granularity (see
-    ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``.
-    """
-    kwargs: dict[str, Any] = dict(
-        feedback_points=list(feedback_points),
-        mode=config.mode,
-        projector=config.projector,
-        seed=config.seed,
-        error=error if config.error == "auto" else config.error,
-        output=output,
-        feedback=config.feedback,
-    )
-    if config.memory != "standard":
-        kwargs["memory"] = config.memory
-    if config.feedback_scale != "error":
-        kwargs["scale_to"] = config.feedback_scale
-    if config.mode == "optical":
-        kwargs["opu_config"] = config.opu()
-    return DFA(model, **kwargs)
-
-
-def aligns_head(config: TrainConfig, engine: Any, model: torch.nn.Module) -> bool:
-    """Whether a new DFA run starts its output layer as the feedback map (``optical_backend.dfa_init``).
-
-    ``head_init="auto"``: yes for a per-token error in the shared layout (the forecasters: Z500 RMSE
-    at 24 h 0.72 against 0.82 from a random head of depth 1, docs/dfa_training.md), unless the model
-    was warm-started from trained weights (``warm_started``, set by ``workflow.load_weights``).
-    """
-    if config.mode == "backprop" or config.head_init == "random":
-        return False
-    if config.head_init == "feedback":
-        return True
-    return engine.error == "token" and engine.feedback == "shared" and not getattr(model, "warm_started", False)
-
-
-def align_head(engine: Any, model: torch.nn.Module, output: str | None) -> None:
-    """Start the last linear layer of the feedback output as the DFA feedback map (``optical_backend.dfa_init``)."""
-    module = model.get_submodule(output) if output else model
-    layer = last_linear(module)
-    if layer is None:
-        raise UsageInputError(f"head_init='feedback': {output or 'the model'} has no linear output layer")
-    try:
-        align_output_layer(engine, layer)
-    except OpticalConfigError as exc:
-        raise UsageInputError(f"head_init='feedback': {exc}") from exc
-
-
-def engine_stats(engine: Any) -> dict[str, Any]:
-    """The engine's counters as a plain dict (empty for plain back-propagation)."""
-    stats = getattr(engine, "stats", None)
-    if stats is None:
-        return {}
-    if isinstance(stats, dict):
-        return dict(stats)
-    if hasattr(stats, "as_dict"):
-        return stats.as_dict()
-    return {k: v for k, v in vars(stats).items() if isinstance(v, (int, float, str, bool))}
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -326,12 +256,8 @@ def _run(
         align_head(engine, model, getattr(task, "feedback_output", None))
     if world.size > 1:  # every rank starts from rank 0's weights (its head, where ranks have their own media)
         distributed.broadcast_module(model)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=config.betas,
+        param_groups(model, config, head_layer(model, task, engine)), lr=config.lr, betas=config.betas
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
 

@@ -87,6 +87,7 @@ class TrainConfig:
         "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
     )
     head_init: str = "auto"  # DFA output layer: random | feedback (starts as the feedback map) | auto (see loop)
+    head_lr_scale: float = 1.0  # learning rate of the feedback output's last linear layer, as a fraction of lr
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
@@ -122,6 +123,7 @@ class TrainConfig:
                 self.head_init in HEAD_INITS,
                 f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}",
             ),
+            (self.head_lr_scale > 0, f"head_lr_scale must be positive, got {self.head_lr_scale}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),

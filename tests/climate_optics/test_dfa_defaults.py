@@ -116,7 +116,7 @@ def test_cli_takes_an_opu_config_file_and_records_it(waves_store, tmp_path, run_
 
 
 def test_a_new_dfa_run_starts_its_head_as_the_feedback_map(synthetic_store):
-    from climate_optics.training.loop import align_head, aligns_head
+    from climate_optics.training.engines import align_head, aligns_head
     from optical_backend.dfa_init import effective_map
 
     task = ForecastTask(synthetic_store, preset="tiny", variables=["geopotential"], static=False)

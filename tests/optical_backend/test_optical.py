@@ -229,3 +229,17 @@ def test_parallel_chunks_repeat_the_serial_frames(inputs, threshold, monkeypatch
     torch.testing.assert_close(runs[2][1], second, rtol=0, atol=0)
     assert not torch.equal(first, second)  # each call is a fresh measurement: new dither and noise
     assert _relative_error(second, first) < 1.0  # ... of the same map
+
+
+@pytest.mark.parametrize("encoding", ["dithered", "ternary", "bitplanes", "exact"])
+def test_projection_error_does_not_depend_on_the_vectors_size(inputs, encoding):
+    """Every encoding shows a vector at the modulator's full range: a DFA error of size 1e-6 is
+    projected as well as one of size 1 (the exact encoding once showed it as is, lost under the
+    anchor reference and the camera noise: cosine 0 with the ideal projection)."""
+    errors = []
+    for size in (1.0, 1e-6):
+        proj = make_projector("optical", N_IN, N_OUT, seed=3, config=OPUConfig(encoding=encoding))
+        x = inputs * size  # (48, N_IN)
+        errors.append(_relative_error(proj(x), x @ proj.effective_map()))
+    assert errors[1] < 1.5 * errors[0] + 0.02
+    assert errors[1] < 0.8

@@ -1,0 +1,79 @@
+"""How a DFA run starts its output layer and trains it: the feedback-aligned convolution of a
+field model (per-pixel error) and the output layer's own learning rate."""
+
+import pytest
+import torch
+from torch import nn
+
+from climate_optics.errors import UsageInputError
+from climate_optics.models.unet import FieldUNet
+from climate_optics.training.engines import align_head, aligns_head, make_engine, output_layer, param_groups
+from climate_optics.training.task import TrainConfig
+from optical_backend.dfa_init import effective_map
+
+WIDTH = 8  # the UNet's full-resolution width: blocks of 8, 16, 16, 8, 8 channels
+
+
+class Wrapped(nn.Module):
+    """A UNet inside a model, as the downscaler holds it (points ``net.blocks.i``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = FieldUNet(3, 2, WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _gradient_at_last_block(net: FieldUNet, x: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+    """dL/d(blocks.4 output) (B, w, H, W) for L = sum(output * error), by back-propagation."""
+    plain = FieldUNet(3, 2, WIDTH)
+    plain.load_state_dict(net.state_dict())
+    captured = {}
+    plain.blocks[4].register_forward_hook(lambda module, inputs, output: captured.update(u=output))
+    output = plain(x)  # (B, 2, H, W)
+    (gradient,) = torch.autograd.grad((output * error).sum(), captured["u"])
+    return gradient
+
+
+@pytest.mark.parametrize("mode", ["dfa", "optical"])
+def test_a_pixel_error_run_starts_the_output_convolution_as_the_feedback_map(mode):
+    torch.manual_seed(0)
+    model = Wrapped()
+    config = TrainConfig(mode=mode, head_init="feedback")
+    points = [f"net.blocks.{i}" for i in range(5)]
+    engine = make_engine(model, points, config, error="pixel")
+    assert aligns_head(config, engine, model)
+    x, error = torch.randn(2, 3, 8, 16), torch.randn(2, 2, 8, 16)
+    assert float(_gradient_at_last_block(model.net, x, error).abs().max()) == 0.0  # zero-initialised output
+    align_head(engine, model, None)
+    weight = model.net.out.weight.detach()  # (2, 8, 3, 3)
+    feedback_map = effective_map(engine.projector)  # (2, 16): a pixel's error -> the widest point's signal
+    assert feedback_map.shape == (2, 2 * WIDTH)
+    centre = weight[:, :, 1, 1]
+    cosine = torch.nn.functional.cosine_similarity(centre.flatten(), feedback_map[:, :WIDTH].flatten(), dim=0)
+    off_centre = weight.clone()
+    off_centre[:, :, 1, 1] = 0
+    assert cosine > 0.999 and float(off_centre.abs().max()) == 0.0
+    # blocks.4 (8 channels) receives error @ M[:, :8]; back-propagation now agrees with it (the
+    # norm and the activation in between only rescale it per channel)
+    signal = torch.einsum("bchw,cd->bdhw", error, feedback_map[:, :WIDTH])  # (B, 8, H, W)
+    gradient = _gradient_at_last_block(model.net, x, error)
+    assert torch.nn.functional.cosine_similarity(signal.flatten(), gradient.flatten(), dim=0) > 0.6
+    engine.remove_hooks()
+
+
+def test_the_output_layer_can_learn_at_its_own_rate():
+    wrapped = Wrapped()
+    points = [f"net.blocks.{i}" for i in range(5)]
+    assert output_layer(wrapped, None, points, "pixel") is wrapped.net.out  # not the last linear layer
+    model = wrapped.net
+    head = model.out
+    assert len(param_groups(model, TrainConfig(), head)) == 2  # matrices with decay, the rest without
+    groups = param_groups(model, TrainConfig(lr=1e-3, head_lr_scale=0.3), head)
+    in_head = [g for g in groups if "lr" in g]
+    assert {id(p) for g in in_head for p in g["params"]} == {id(model.out.weight), id(model.out.bias)}
+    assert all(g["lr"] == pytest.approx(3e-4) for g in in_head)
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in model.parameters())
+    with pytest.raises(UsageInputError, match="head_lr_scale"):
+        TrainConfig(head_lr_scale=0)
