@@ -107,6 +107,15 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa, head lr 0.3x": ({"mode": "dfa", "head_lr_scale": 0.3}, {}, "all"),
     "dfa, head lr 0.1x": ({"mode": "dfa", "head_lr_scale": 0.1}, {}, "all"),
     "optical, head lr 0.3x": ({"mode": "optical", "head_lr_scale": 0.3}, {}, "all"),
+    # The feedback map's conditioning: dense Gaussian and the optical anchor read-out against the
+    # structured orthogonal map, and each made orthogonal by a small digital matrix (whitened).
+    "dfa, whitened feedback": ({"mode": "dfa", "whiten_feedback": True}, {}, "all"),
+    "dfa dense projector, whitened": ({"mode": "dfa", "projector": "dense", "whiten_feedback": True}, {}, "all"),
+    "optical, whitened feedback": ({"mode": "optical", "whiten_feedback": True}, {}, "all"),
+    "optical, external-arm reference": ({"mode": "optical", "opu_config": {"reference": "external-arm"}}, {}, "all"),
+    # Each signal passed back through the final LayerNorm at the point's own output.
+    "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": True}, {}, "all"),
+    "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": True}, {}, "all"),
     # Where optical DFA's extra gap comes from: its defaults with one noise source removed at a time.
     "optical, exact encoding (no dither noise)": ({"mode": "optical", "opu_config": {"encoding": "exact"}}, {}, "all"),
     "optical, ideal camera and laser": (

@@ -71,12 +71,10 @@ from optical_backend.kinds import (
 )
 from optical_backend.lean import ForwardContext, replay_backward
 from optical_backend.projector import make_projector, projector_from_state_dict
+from optical_backend.signal_shaping import shaped_signals
+from optical_backend.whitening import FeedbackWhitening, whitening_for
 
 MODES = TRAINING_MODES
-
-
-def _rms(t: torch.Tensor) -> torch.Tensor:
-    return t.float().pow(2).mean().sqrt()
 
 
 def _sync(t: torch.Tensor | None) -> None:
@@ -105,6 +103,8 @@ class DFA:
             casts signals to each point's output dtype.
         feedback: ``"shared"`` (default) or ``"split"`` layout of the projection (see above).
         projector_config: extra keyword arguments for ``make_projector``.
+        whiten: make the feedback map orthogonal by a small digital matrix (``optical_backend.whitening``).
+        norm: the final normalisation each signal is passed back through (``optical_backend.signal_shaping``).
     """
 
     def __init__(
@@ -124,6 +124,8 @@ class DFA:
         signal_dtype: torch.dtype | None = None,
         feedback: str = "shared",
         projector_config: dict[str, Any] | None = None,
+        whiten: bool = False,
+        norm: str | None = None,
     ):
         checks = (
             ("mode", mode, MODES),
@@ -159,8 +161,14 @@ class DFA:
         self.signal_dtype = signal_dtype if signal_dtype is not None else (torch.bfloat16 if memory == "lean" else None)
         self.projector_config = dict(projector_config or {})
         self.output_name = output
+        self.norm_name = norm
+        self._norm = dict(self.inner.named_modules()).get(norm) if norm is not None else None
+        if norm is not None and (self._norm is None or memory == "lean"):
+            raise OpticalConfigError(f"DFA norm={norm!r} must name a sub-module, with memory='standard'")
         self.stats = DFAStats()
         self._projector = None
+        self.whiten = bool(whiten)
+        self._whitening: FeedbackWhitening | None = None  # see optical_backend.whitening
         self._saved_projector: dict[str, Any] | None = None  # from load_state_dict, built lazily
         self._record: ForwardRecord | None = None
         self._replay = None
@@ -296,14 +304,7 @@ class DFA:
             loss.backward()  # then the true gradient of the head
             replay_backward(self.inner, record.context, signals, self._set_replay)
         else:
-            signals = self._signals(error.detach(), record.shapes)
-            if self.scale_to == "output":  # (B, ...) signal times rms(output) / rms(signal), per point
-                signals = {
-                    n: s * (_rms(record.outputs[n].detach()) / _rms(s).clamp_min(1e-12)).to(s.dtype)
-                    if n in record.outputs
-                    else s
-                    for n, s in signals.items()
-                }
+            signals = shaped_signals(self, self._signals(error.detach(), record.shapes), record.outputs)
             roots = [loss] + [record.outputs[n] for n in signals if n in record.outputs]
             grads = [None] + [signals[n] for n in signals if n in record.outputs]
             torch.autograd.backward(roots, grads)  # one engine pass: head + every local segment
@@ -355,7 +356,7 @@ class DFA:
         first = {key: i for i, key in reversed(list(enumerate(keys)))}  # key -> first point index
         pieces: dict[object, list[torch.Tensor]] = {key: [] for key in first}
         for rows_chunk in rows.split(chunk):
-            projected = projector(rows_chunk)  # (b, n_out)
+            projected = self._whitening.project(projector, rows_chunk) if self._whitening else projector(rows_chunk)
             split = projected.split(sizes, dim=-1) if self.feedback == "split" else None
             for key, i in first.items():
                 piece = split[i] if split is not None else projected[..., : sizes[i]]
@@ -409,6 +410,8 @@ class DFA:
         if self._projector is None:
             self._projector = self._build_projector(n_in, n_out, device)
             self.stats.projector = self._projector.stats
+        if self.whiten and self._whitening is None:
+            self._whitening = whitening_for(self._projector)
         if (self._projector.n_in, self._projector.n_out) != (n_in, n_out):
             raise OpticalConfigError(
                 f"DFA error/feedback sizes changed from {self._projector.n_in}->{self._projector.n_out} to {n_in}->{n_out}; "
@@ -424,6 +427,13 @@ class DFA:
             config.setdefault("config", self.opu_config if self.opu_config is not None else OPUConfig())
             return make_projector(OPTICAL_KIND, n_in, n_out, seed=self.seed, device=device, **config)
         return make_projector(self.projector_kind, n_in, n_out, seed=self.seed, device=device, **config)
+
+    def feedback_map(self, n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+        """(n_in, n_out): the linear map of the feedback projection, whitened where it is (noiseless)."""
+        from optical_backend.dfa_init import effective_map
+
+        raw = effective_map(self._get_projector(n_in, n_out, device)).to(device=device, dtype=torch.float32)
+        return self._whitening.of_map(raw) if self._whitening else raw
 
     @property
     def projector(self):
@@ -478,7 +488,7 @@ class DFA:
         self.projector_kind = state.get("projector", self.projector_kind)
         self.feedback = state.get("feedback", self.feedback)
         self.error = state.get("error", self.error)
-        self._projector = None  # rebuilt from the saved seed/config at the next step, on the error's device
+        self._projector, self._whitening = None, None  # rebuilt from the saved seed/config at the next step
         self._saved_projector = state.get("projector_state")
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from optical_backend.lean import buffers_preserved
+from optical_backend.signal_shaping import shaped_signals
 
 if TYPE_CHECKING:
     from optical_backend.dfa import DFA
@@ -37,7 +38,7 @@ def gradient_alignment(dfa: "DFA", compute_loss: Callable[[], torch.Tensor]) -> 
                 loss = compute_loss()
                 record, dfa._record = dfa._record, None
                 (error,) = torch.autograd.grad(loss, record.y_hat, retain_graph=True)
-                signals = dfa._signals(error.detach(), record.shapes)
+                signals = shaped_signals(dfa, dfa._signals(error.detach(), record.shapes), record.outputs)
                 for point in dfa.points:
                     y_point = record.outputs.get(point.name)
                     if y_point is None:

@@ -47,8 +47,7 @@ def align_output_layer(dfa, layer: nn.Linear, *, std: float = 0.02) -> float:
 
 def _feedback_map(dfa, n_in: int, n_out: int, width: int, device: torch.device) -> torch.Tensor:
     """(n_in, width): the first ``width`` columns of the DFA's (n_in, n_out) feedback map."""
-    projector = dfa._get_projector(n_in, n_out, device)
-    return effective_map(projector).to(device=device, dtype=torch.float32)[:, :width]
+    return dfa.feedback_map(n_in, n_out, device)[:, :width]
 
 
 def _zero_bias_and_check(layer: nn.Module, feedback_map: torch.Tensor, weight: torch.Tensor) -> float:

@@ -227,6 +227,15 @@ class OpticalProjector(BaseProjector):
         self.stats.energy_j += self.opu.energy_j(seconds)
         self._calibration_counted = True
 
+    def count_measurement(self, vectors: int) -> None:
+        """Count ``vectors`` vectors shown once on every pass (a measurement of the map, at most
+        ``frames_per_vector`` frames each) as device time and energy."""
+        frames = len(self.passes) * vectors * self.opu.frames_per_vector
+        seconds = self.opu.frames_time_s(frames, calls=1)
+        self.stats.frames += frames
+        self.stats.device_time_s += seconds
+        self.stats.energy_j += self.opu.energy_j(seconds)
+
     def _simulate(self, x: torch.Tensor, chunk: int, out: torch.Tensor) -> int:
         """Encode, scatter and read out the vectors ``x`` ``(c, n_in)`` into ``out`` ``(c, n_out)``;
         returns the number of frames shown."""

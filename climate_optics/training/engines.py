@@ -25,11 +25,13 @@ def make_engine(
     *,
     output: str | None = None,
     error: str = "sample",
+    norm: str | None = None,
 ) -> Any:
     """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``.
 
     ``output`` and ``error`` are the task's feedback output and error granularity (see
-    ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``.
+    ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``. ``norm``:
+    the task's final normalisation (``feedback_norm``), used with ``config.feedback_norm``.
     """
     kwargs: dict[str, Any] = dict(
         feedback_points=list(feedback_points),
@@ -40,6 +42,12 @@ def make_engine(
         output=output,
         feedback=config.feedback,
     )
+    if config.whiten_feedback:
+        kwargs["whiten"] = True
+    if config.feedback_norm and config.mode != "backprop":
+        if norm is None:
+            raise UsageInputError("feedback_norm: this model names no final normalisation to pass the signals through")
+        kwargs["norm"] = norm
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     if config.feedback_scale != "error":

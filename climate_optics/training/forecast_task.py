@@ -107,6 +107,7 @@ class ForecastTask:
             )
         self.feedback_points = self.model.feedback_points()
         self.feedback_output, self.feedback_error = self.model.feedback_error()  # the ViT: per-token DFA error
+        self.feedback_norm = "norm"  # the final LayerNorm before the head (TrainConfig.feedback_norm)
         self.latitudes = torch.tensor(np.asarray(ds["latitude"].values, dtype=np.float32))
         self.weights = torch.from_numpy(lat_weights(ds["latitude"].values)).float()  # (H,) cell area, mean 1
         self.static_fields = self._read_static(ds)  # (S, H, W) physical, or None

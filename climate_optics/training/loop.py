@@ -60,6 +60,8 @@ RESUME_KEYS = (
     "feedback_scale",
     "opu_config",
     "head_lr_scale",
+    "whiten_feedback",
+    "feedback_norm",
 )
 
 
@@ -251,6 +253,7 @@ def _run(
         config,
         output=getattr(task, "feedback_output", None),
         error=getattr(task, "feedback_error", "sample"),
+        norm=getattr(task, "feedback_norm", None),
     )
     if not resume and aligns_head(config, engine, model):
         align_head(engine, model, getattr(task, "feedback_output", None))

@@ -87,6 +87,8 @@ class TrainConfig:
         "error"  # DFA signal size: error (as large as the error) | output (per block, its output's rms)
     )
     head_init: str = "auto"  # DFA output layer: random | feedback (starts as the feedback map) | auto (see loop)
+    whiten_feedback: bool = False  # DFA: an orthogonal feedback map, by a small digital matrix (whitening)
+    feedback_norm: bool = False  # DFA: each signal passed back through the final norm (task.feedback_norm)
     head_lr_scale: float = 1.0  # learning rate of the feedback output's last linear layer, as a fraction of lr
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)

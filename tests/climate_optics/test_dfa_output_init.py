@@ -77,3 +77,34 @@ def test_the_output_layer_can_learn_at_its_own_rate():
     assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in model.parameters())
     with pytest.raises(UsageInputError, match="head_lr_scale"):
         TrainConfig(head_lr_scale=0)
+
+
+@pytest.mark.usefixtures("torch_single_thread")
+def test_signals_through_the_final_norm_start_as_the_true_gradient(synthetic_store):
+    """With the feedback-aligned head, a signal passed back through the final LayerNorm is the
+    last block's true gradient; without it, the norm's Jacobian is missing (alignment ~0.5)."""
+    import numpy as np
+
+    from climate_optics.training.forecast_task import ForecastTask
+
+    alignments = {}
+    for through_norm in (False, True):
+        task = ForecastTask(synthetic_store, preset="tiny", seed=0)
+        config = TrainConfig(mode="dfa", feedback_norm=through_norm)
+        engine = make_engine(
+            task.model,
+            task.feedback_points,
+            config,
+            output=task.feedback_output,
+            error=task.feedback_error,
+            norm=task.feedback_norm,
+        )
+        align_head(engine, task.model, task.feedback_output)
+        batch = next(iter(task.batches(np.random.default_rng(0), 4)))
+        alignments[through_norm] = engine.alignment_of(lambda task=task, batch=batch: task.loss(task.model, batch))
+        engine.remove_hooks()
+    last = task.feedback_points[-1]
+    assert alignments[True][last] > 0.99 and alignments[False][last] < 0.9
+    assert all(alignments[True][p] > alignments[False][p] for p in task.feedback_points)
+    with pytest.raises(UsageInputError, match="feedback_norm"):
+        make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa", feedback_norm=True), error="token")

@@ -1,0 +1,56 @@
+"""Digital shaping of the projected DFA signals at the feedback points, before they are injected.
+
+``scaled_to_outputs``: each point's signal rescaled to its output's rms on the batch (``DFA(scale_to="output")``).
+
+``through_norm``: each point's signal passed back through the network's final normalisation
+(``DFA(norm=...)``), evaluated at the point's own output. A pre-norm Transformer ends in a
+LayerNorm before its head; the gradient at the residual stream is the head's gradient times that
+norm's Jacobian, which removes each token's mean and its component along the token itself and
+divides by the token's standard deviation. A DFA signal that imitates the head's gradient (the
+feedback-aligned head, ``optical_backend.dfa_init``) therefore reaches the last block as the true
+gradient only after the same Jacobian; the blocks below share the residual stream, and get it at
+their own outputs. It costs one LayerNorm backward per point (O(D) per token), all digital.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def shaped_signals(dfa, signals: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The projected signals as a DFA engine injects them: rescaled (``scale_to``), then through its norm."""
+    if dfa.scale_to == "output":
+        signals = scaled_to_outputs(signals, outputs)
+    if dfa._norm is not None:
+        signals = through_norm(dfa._norm, signals, outputs)
+    return signals
+
+
+def _rms(t: torch.Tensor) -> torch.Tensor:
+    return t.float().pow(2).mean().sqrt()
+
+
+def scaled_to_outputs(signals: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """(B, ...) signal times rms(output) / rms(signal), per point (points without an output kept)."""
+    return {
+        n: s * (_rms(outputs[n].detach()) / _rms(s).clamp_min(1e-12)).to(s.dtype) if n in outputs else s
+        for n, s in signals.items()
+    }
+
+
+def through_norm(
+    norm: nn.Module, signals: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Each signal (B, T, D) as the vector-Jacobian product of ``norm`` at the point's output (B, T, D)."""
+    shaped = {}
+    with torch.enable_grad():
+        for name, signal in signals.items():
+            output = outputs.get(name)
+            if output is None or output.shape[-1:] != signal.shape[-1:]:
+                shaped[name] = signal
+                continue
+            at = output.detach().requires_grad_(True)  # (B, T, D)
+            (vjp,) = torch.autograd.grad(norm(at), at, signal.to(at.dtype))  # (B, T, D); no parameter gradients
+            shaped[name] = vjp.to(signal.dtype)
+    return shaped
