@@ -114,8 +114,8 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "optical, whitened feedback": ({"mode": "optical", "whiten_feedback": True}, {}, "all"),
     "optical, external-arm reference": ({"mode": "optical", "opu_config": {"reference": "external-arm"}}, {}, "all"),
     # Each signal passed back through the final LayerNorm at the point's own output.
-    "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": True}, {}, "all"),
-    "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": True}, {}, "all"),
+    "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": "on"}, {}, "all"),
+    "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": "on"}, {}, "all"),
     # Where optical DFA's extra gap comes from: its defaults with one noise source removed at a time.
     "optical, exact encoding (no dither noise)": ({"mode": "optical", "opu_config": {"encoding": "exact"}}, {}, "all"),
     "optical, ideal camera and laser": (
@@ -131,7 +131,15 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"head_depth": 1, "rollout_tail": ONE_STEP},
         "all",
     ),
+    # With the signals through the final norm (the third round's default), what the aligned head still buys.
+    "dfa, random head (signals through the final norm)": ({"mode": "dfa", "head_init": "random"}, {}, "all"),
+    "optical, random head (signals through the final norm)": ({"mode": "optical", "head_init": "random"}, {}, "all"),
 }
+# Rows measured before the signals went through the final norm (the default since the third round)
+# keep it off, so that they reproduce what they measured; "dfa" and "optical" are the defaults.
+for _name, (_config, _task, _points) in ROWS.items():
+    if _config["mode"] != "backprop" and "final norm" not in _name and _name not in ("dfa", "optical"):
+        _config.setdefault("feedback_norm", "off")
 # Fine-tuning after a row's training (``--finetune MODE ...``): each seed trains MODE once, then
 # continues from those weights for FINETUNE_FRACTION more steps (fresh AdamW, lr FINETUNE_LR) at
 # rollout depth 1 (the control: more one-step training) and at depths 1..ROLLOUT (autoregressive).
