@@ -20,6 +20,7 @@ Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optica
 
 
 ErrorGranularity = Enum("ErrorGranularity", {e: e for e in TRAINING_ERRORS}, type=str)
+FeedbackNorm = Enum("FeedbackNorm", {e: e for e in ("auto", "on", "off")}, type=str)
 
 
 class Device(str, Enum):
@@ -60,6 +61,13 @@ ERROR = typer.Option(
     ErrorGranularity.auto,
     "--error",
     help="DFA error granularity: auto (the model's choice: per token, i.e. per patch, for the ViTs), sample or token.",
+)
+
+FEEDBACK_NORM = typer.Option(
+    FeedbackNorm.auto,
+    "--feedback-norm",
+    help="DFA: pass each signal back through the model's final norm: auto (where the model names one: "
+    "the ViT forecaster), on or off.",
 )
 
 
@@ -131,6 +139,7 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY,
         error: ErrorGranularity = ERROR,
+        feedback_norm: FeedbackNorm = FEEDBACK_NORM,
         opu_config: Optional[Path] = OPU_CONFIG,
         lead_steps: str = typer.Option(
             "1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."
@@ -177,6 +186,7 @@ def register(app: typer.Typer) -> None:
             checkpoint_every=checkpoint_every,
             val_every=val_every,
             error=error.value,
+            feedback_norm=feedback_norm.value,
             opu_config=_opu_fields(opu_config, mode),
         )
         if not data.exists():
@@ -216,6 +226,7 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Optional[int] = CKPT_EVERY,
         val_every: Optional[int] = VAL_EVERY,
         error: ErrorGranularity = ERROR,
+        feedback_norm: FeedbackNorm = FEEDBACK_NORM,
         opu_config: Optional[Path] = OPU_CONFIG,
         stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
         init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
@@ -240,6 +251,7 @@ def register(app: typer.Typer) -> None:
             checkpoint_every=checkpoint_every,
             val_every=val_every,
             error=error.value,
+            feedback_norm=feedback_norm.value,
             opu_config=_opu_fields(opu_config, mode),
         )
         if not data.exists():

@@ -116,3 +116,17 @@ def test_signals_through_the_final_norm_start_as_the_true_gradient(synthetic_sto
         make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa", feedback_norm="on"), error="token")
     with pytest.raises(UsageInputError, match="feedback_norm"):
         TrainConfig(feedback_norm="yes")
+
+
+@pytest.mark.usefixtures("torch_single_thread")
+def test_the_command_line_sets_the_feedback_norm(synthetic_store, tmp_path, run_cli):
+    from climate_optics.io.checkpoints import LATEST, load_checkpoint
+
+    args = ["train", "forecast", "--data", synthetic_store, "--mode", "dfa", "--steps", "2", "--preset", "tiny"]
+    for choice in ("auto", "off"):
+        status, _, err = run_cli(*args, "--out", tmp_path / choice, *(["--feedback-norm", choice] * (choice != "auto")))
+        assert status == 0, err
+        state = load_checkpoint(tmp_path / choice / LATEST)
+        assert state["train_config"]["feedback_norm"] == choice
+    status, _, err = run_cli(*args, "--out", tmp_path / "bad", "--feedback-norm", "yes")
+    assert status == 2 and "feedback-norm" in err and not (tmp_path / "bad").exists()
