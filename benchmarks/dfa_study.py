@@ -116,6 +116,23 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     # Each signal passed back through the final LayerNorm at the point's own output.
     "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": "on"}, {}, "all"),
     "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": "on"}, {}, "all"),
+    "dfa, signals through the final norm, direction only": ({"mode": "dfa", "feedback_norm": "direction"}, {}, "all"),
+    "dfa, signals through the final norm, last block only": ({"mode": "dfa", "feedback_norm": "last"}, {}, "all"),
+    "dfa, signals through the final norm, direction only, lr 5e-4": (
+        {"mode": "dfa", "feedback_norm": "direction", "lr": 5e-4},
+        {},
+        "all",
+    ),
+    "dfa, signals through the final norm, direction only, rollout tail 40%": (
+        {"mode": "dfa", "feedback_norm": "direction"},
+        {"rollout_tail": (4, 0.4)},
+        "all",
+    ),
+    "dfa, signals through the final norm, direction only, rollouts to depth 8": (
+        {"mode": "dfa", "feedback_norm": "direction"},
+        {"rollout_tail": (8, 0.2)},
+        "all",
+    ),
     # Where optical DFA's extra gap comes from: its defaults with one noise source removed at a time.
     "optical, exact encoding (no dither noise)": ({"mode": "optical", "opu_config": {"encoding": "exact"}}, {}, "all"),
     "optical, ideal camera and laser": (

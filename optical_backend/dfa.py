@@ -71,7 +71,7 @@ from optical_backend.kinds import (
 )
 from optical_backend.lean import ForwardContext, replay_backward
 from optical_backend.projector import make_projector, projector_from_state_dict
-from optical_backend.signal_shaping import shaped_signals
+from optical_backend.signal_shaping import NORM_VARIANTS, shaped_signals
 from optical_backend.whitening import FeedbackWhitening, whitening_for
 
 MODES = TRAINING_MODES
@@ -104,7 +104,8 @@ class DFA:
         feedback: ``"shared"`` (default) or ``"split"`` layout of the projection (see above).
         projector_config: extra keyword arguments for ``make_projector``.
         whiten: make the feedback map orthogonal by a small digital matrix (``optical_backend.whitening``).
-        norm: the final normalisation each signal is passed back through (``optical_backend.signal_shaping``).
+        norm, norm_variant: the final normalisation the signals are passed back through, and how
+            (``optical_backend.signal_shaping``).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class DFA:
         projector_config: dict[str, Any] | None = None,
         whiten: bool = False,
         norm: str | None = None,
+        norm_variant: str = "vjp",
     ):
         checks = (
             ("mode", mode, MODES),
@@ -161,10 +163,12 @@ class DFA:
         self.signal_dtype = signal_dtype if signal_dtype is not None else (torch.bfloat16 if memory == "lean" else None)
         self.projector_config = dict(projector_config or {})
         self.output_name = output
-        self.norm_name = norm
+        self.norm_name, self.norm_variant = norm, norm_variant
         self._norm = dict(self.inner.named_modules()).get(norm) if norm is not None else None
-        if norm is not None and (self._norm is None or memory == "lean"):
-            raise OpticalConfigError(f"DFA norm={norm!r} must name a sub-module, with memory='standard'")
+        if norm is not None and (self._norm is None or memory == "lean" or norm_variant not in NORM_VARIANTS):
+            raise OpticalConfigError(
+                f"DFA norm={norm!r} must name a sub-module, with memory='standard' and a variant in {NORM_VARIANTS}"
+            )
         self.stats = DFAStats()
         self._projector = None
         self.whiten = bool(whiten)

@@ -9,7 +9,8 @@ norm's Jacobian, which removes each token's mean and its component along the tok
 divides by the token's standard deviation. A DFA signal that imitates the head's gradient (the
 feedback-aligned head, ``optical_backend.dfa_init``) therefore reaches the last block as the true
 gradient only after the same Jacobian; the blocks below share the residual stream, and get it at
-their own outputs. It costs one LayerNorm backward per point (O(D) per token), all digital.
+their own outputs. It costs one LayerNorm backward per point (O(D) per token), all digital. A UNet's
+GroupNorm before its output convolution is used the same way at the points of its width.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def shaped_signals(dfa, signals: dict[str, torch.Tensor], outputs: dict[str, tor
     if dfa.scale_to == "output":
         signals = scaled_to_outputs(signals, outputs)
     if dfa._norm is not None:
-        signals = through_norm(dfa._norm, signals, outputs)
+        signals = through_norm(dfa._norm, signals, outputs, getattr(dfa, "norm_variant", "vjp"))
     return signals
 
 
@@ -39,18 +40,38 @@ def scaled_to_outputs(signals: dict[str, torch.Tensor], outputs: dict[str, torch
     }
 
 
+NORM_VARIANTS = ("vjp", "direction", "last")
+
+
 def through_norm(
-    norm: nn.Module, signals: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]
+    norm: nn.Module, signals: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor], variant: str = "vjp"
 ) -> dict[str, torch.Tensor]:
-    """Each signal (B, T, D) as the vector-Jacobian product of ``norm`` at the point's output (B, T, D)."""
+    """Each signal as the vector-Jacobian product of ``norm`` at the point's output: tokens (B, T, D)
+    through a LayerNorm over D, fields (B, C, H, W) through a GroupNorm of C channels. A point of
+    another width keeps its signal. ``variant``: ``vjp`` (every point), ``direction`` (every point,
+    each token or pixel then rescaled to its raw signal's length), ``last`` (the last point only)."""
+    last = list(signals)[-1] if signals else None
+    channels = norm.num_channels if isinstance(norm, nn.GroupNorm) else getattr(norm, "normalized_shape", (None,))[-1]
     shaped = {}
     with torch.enable_grad():
         for name, signal in signals.items():
             output = outputs.get(name)
-            if output is None or output.shape[-1:] != signal.shape[-1:]:
+            width = None if output is None else output.shape[1 if isinstance(norm, nn.GroupNorm) else -1]
+            if (
+                output is None
+                or output.shape != signal.shape
+                or width != channels
+                or (variant == "last" and name != last)
+            ):
                 shaped[name] = signal
                 continue
             at = output.detach().requires_grad_(True)  # (B, T, D)
             (vjp,) = torch.autograd.grad(norm(at), at, signal.to(at.dtype))  # (B, T, D); no parameter gradients
+            if variant == "direction":
+                dim = 1 if isinstance(norm, nn.GroupNorm) else -1
+                length = signal.float().norm(dim=dim, keepdim=True) / vjp.float().norm(dim=dim, keepdim=True).clamp_min(
+                    1e-30
+                )
+                vjp = vjp * length.to(vjp.dtype)
             shaped[name] = vjp.to(signal.dtype)
     return shaped

@@ -296,6 +296,13 @@ class Downscaler(nn.Module):
         prefix = "regression" if self.stage == "regression" else "denoiser.net.body"
         return f"{prefix}.head.mlp", "token"
 
+    def feedback_norm(self) -> str:
+        """The final normalisation of the trained network, before its output layer (UNet: the
+        GroupNorm before the output convolution; ViT: the LayerNorm before the head): DFA passes
+        the signals back through it (``optical_backend.signal_shaping``)."""
+        prefix = "regression" if self.stage == "regression" else "denoiser.net.body"
+        return f"{prefix}.out_norm" if self.config.backbone == "unet" else f"{prefix}.norm"
+
     def regress(self, cond: torch.Tensor) -> torch.Tensor:
         """Conditional mean: interpolated coarse fields + a learned correction. (B, K, H, W) -> (B, C, H, W).
 

@@ -61,6 +61,7 @@ class DownscaleTask:
         self.stage = stage
         self.feedback_points = model.feedback_points()
         self.feedback_output, self.feedback_error = model.feedback_error()
+        self.feedback_norm = model.feedback_norm()
 
     def batches(
         self, rng: np.random.Generator, batch_size: int, start_step: int = 0, shard: tuple[int, int] = (0, 1)

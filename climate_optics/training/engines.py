@@ -46,10 +46,12 @@ def make_engine(
     )
     if config.whiten_feedback:
         kwargs["whiten"] = True
-    if config.feedback_norm == "on" and norm is None:
+    if config.feedback_norm not in ("auto", "off") and norm is None:
         raise UsageInputError("feedback_norm on: this model names no final normalisation to pass the signals through")
     if config.feedback_norm != "off" and norm is not None and config.mode != "backprop":
         kwargs["norm"] = norm
+        if config.feedback_norm in ("direction", "last"):
+            kwargs["norm_variant"] = config.feedback_norm
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     if config.feedback_scale != "error":
@@ -62,9 +64,11 @@ def make_engine(
 def aligns_head(config: TrainConfig, engine: Any, model: torch.nn.Module) -> bool:
     """Whether a new DFA run starts its output layer as the feedback map (``optical_backend.dfa_init``).
 
-    ``head_init="auto"``: yes for a per-token error in the shared layout (the forecasters: Z500 RMSE
-    at 24 h 0.72 against 0.82 from a random head of depth 1, docs/dfa_training.md), unless the model
-    was warm-started from trained weights (``warm_started``, set by ``workflow.load_weights``).
+    ``head_init="auto"``: yes for a per-token or per-pixel error in the shared layout (the
+    forecaster: Z500 RMSE at 24 h 0.72 against 0.82 from a random head of depth 1; the UNet
+    downscaler, with the signals through its output norm: T2m CRPS about 1.18x back-propagation's
+    against 1.25x; docs/dfa_training.md), unless the model was warm-started from trained weights
+    (``warm_started``, set by ``workflow.load_weights``).
     """
     if config.mode == "backprop" or config.head_init == "random":
         return False

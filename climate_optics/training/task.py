@@ -128,8 +128,8 @@ class TrainConfig:
                 f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}",
             ),
             (
-                self.feedback_norm in ("auto", "on", "off"),
-                f"feedback_norm must be auto, on or off, got {self.feedback_norm!r}",
+                self.feedback_norm in ("auto", "on", "off", "direction", "last"),
+                f"feedback_norm must be auto, on, off, direction or last, got {self.feedback_norm!r}",
             ),
             (self.head_lr_scale > 0, f"head_lr_scale must be positive, got {self.head_lr_scale}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),

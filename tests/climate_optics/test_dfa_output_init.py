@@ -40,10 +40,10 @@ def _gradient_at_last_block(net: FieldUNet, x: torch.Tensor, error: torch.Tensor
 def test_a_pixel_error_run_starts_the_output_convolution_as_the_feedback_map(mode):
     torch.manual_seed(0)
     model = Wrapped()
-    config = TrainConfig(mode=mode, head_init="feedback")
+    config = TrainConfig(mode=mode)
     points = [f"net.blocks.{i}" for i in range(5)]
     engine = make_engine(model, points, config, error="pixel")
-    assert aligns_head(config, engine, model)
+    assert aligns_head(config, engine, model)  # the default ("auto") for a per-pixel error
     x, error = torch.randn(2, 3, 8, 16), torch.randn(2, 2, 8, 16)
     assert float(_gradient_at_last_block(model.net, x, error).abs().max()) == 0.0  # zero-initialised output
     align_head(engine, model, None)
