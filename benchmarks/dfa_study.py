@@ -114,22 +114,27 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "optical, whitened feedback": ({"mode": "optical", "whiten_feedback": True}, {}, "all"),
     "optical, external-arm reference": ({"mode": "optical", "opu_config": {"reference": "external-arm"}}, {}, "all"),
     # Each signal passed back through the final LayerNorm at the point's own output.
-    "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": "on"}, {}, "all"),
-    "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": "on"}, {}, "all"),
-    "dfa, signals through the final norm, direction only": ({"mode": "dfa", "feedback_norm": "direction"}, {}, "all"),
+    "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": "vjp"}, {}, "all"),
+    "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": "vjp"}, {}, "all"),
+    "dfa, signals through the final norm, direction only": ({"mode": "dfa", "feedback_norm": "on"}, {}, "all"),
     "dfa, signals through the final norm, last block only": ({"mode": "dfa", "feedback_norm": "last"}, {}, "all"),
+    "optical, signals through the final norm, direction only": (
+        {"mode": "optical", "feedback_norm": "on"},
+        {},
+        "all",
+    ),
     "dfa, signals through the final norm, direction only, lr 5e-4": (
-        {"mode": "dfa", "feedback_norm": "direction", "lr": 5e-4},
+        {"mode": "dfa", "feedback_norm": "on", "lr": 5e-4},
         {},
         "all",
     ),
     "dfa, signals through the final norm, direction only, rollout tail 40%": (
-        {"mode": "dfa", "feedback_norm": "direction"},
+        {"mode": "dfa", "feedback_norm": "on"},
         {"rollout_tail": (4, 0.4)},
         "all",
     ),
     "dfa, signals through the final norm, direction only, rollouts to depth 8": (
-        {"mode": "dfa", "feedback_norm": "direction"},
+        {"mode": "dfa", "feedback_norm": "on"},
         {"rollout_tail": (8, 0.2)},
         "all",
     ),

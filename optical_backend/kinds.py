@@ -21,6 +21,9 @@ MEMORY_MODES = ("standard", "lean")  # DFA's memory modes (optical_backend.lean)
 ERROR_GRANULARITY = ("sample", "token", "pixel")  # what one projected error covers
 FEEDBACK_LAYOUTS = ("split", "shared")  # one projection slice per feedback point, or one shared by all
 TRAINING_ERRORS = ("auto", "sample", "token")  # a training run's choice: pixel errors are the UNet's own, through auto
+# How DFA signals pass back through a model's final norm (climate_optics TrainConfig.feedback_norm):
+# auto (on where the model names one), on, off, and the study's variants vjp and last.
+FEEDBACK_NORMS = ("auto", "on", "off", "vjp", "last")
 ENTRY_POINT_GROUP = "optical_backend.projectors"
 
 _BUILTINS: dict[str, str] = {

@@ -18,6 +18,7 @@ from climate_optics.errors import UsageInputError
 from optical_backend.kinds import (
     DEFAULT_DIGITAL_KIND,
     FEEDBACK_LAYOUTS,
+    FEEDBACK_NORMS,
     MEMORY_MODES,
     TRAINING_ERRORS,
     TRAINING_MODES,
@@ -88,9 +89,7 @@ class TrainConfig:
     )
     head_init: str = "auto"  # DFA output layer: random | feedback (starts as the feedback map) | auto (see loop)
     whiten_feedback: bool = False  # DFA: an orthogonal feedback map, by a small digital matrix (whitening)
-    feedback_norm: str = (
-        "auto"  # DFA: signals passed back through the final norm: auto (where the task names one) | on | off
-    )
+    feedback_norm: str = "auto"  # DFA signals through the final norm: auto | on | off | vjp | last (see engines)
     head_lr_scale: float = 1.0  # learning rate of the feedback output's last linear layer, as a fraction of lr
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
@@ -128,8 +127,8 @@ class TrainConfig:
                 f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}",
             ),
             (
-                self.feedback_norm in ("auto", "on", "off", "direction", "last"),
-                f"feedback_norm must be auto, on, off, direction or last, got {self.feedback_norm!r}",
+                self.feedback_norm in FEEDBACK_NORMS,
+                f"feedback_norm must be one of {', '.join(FEEDBACK_NORMS)}, got {self.feedback_norm!r}",
             ),
             (self.head_lr_scale > 0, f"head_lr_scale must be positive, got {self.head_lr_scale}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),

@@ -14,13 +14,13 @@ from typing import Any, Optional
 import typer
 
 from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
-from optical_backend.kinds import DEFAULT_DIGITAL_KIND, TRAINING_ERRORS, TRAINING_MODES
+from optical_backend.kinds import DEFAULT_DIGITAL_KIND, FEEDBACK_NORMS, TRAINING_ERRORS, TRAINING_MODES
 
 Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optical_backend.kinds: defined once
 
 
 ErrorGranularity = Enum("ErrorGranularity", {e: e for e in TRAINING_ERRORS}, type=str)
-FeedbackNorm = Enum("FeedbackNorm", {e: e for e in ("auto", "on", "off")}, type=str)
+FeedbackNorm = Enum("FeedbackNorm", {e: e for e in FEEDBACK_NORMS}, type=str)
 
 
 class Device(str, Enum):
@@ -66,8 +66,8 @@ ERROR = typer.Option(
 FEEDBACK_NORM = typer.Option(
     FeedbackNorm.auto,
     "--feedback-norm",
-    help="DFA: pass each signal back through the model's final norm: auto (where the model names one: "
-    "the ViT forecaster), on or off.",
+    help="DFA: pass each signal back through the model's final norm: auto (on where the model names one: "
+    "the ViT forecaster, the UNet downscaler), on, off, or the study's variants vjp and last.",
 )
 
 

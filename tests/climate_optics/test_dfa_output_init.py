@@ -88,7 +88,7 @@ def test_signals_through_the_final_norm_start_as_the_true_gradient(synthetic_sto
     from climate_optics.training.forecast_task import ForecastTask
 
     alignments = {}
-    for through_norm in ("off", "on"):
+    for through_norm in ("off", "vjp", "on"):
         task = ForecastTask(synthetic_store, preset="tiny", seed=0)
         config = TrainConfig(mode="dfa", feedback_norm=through_norm)  # "auto" (the default) is "on" here
         engine = make_engine(
@@ -104,10 +104,11 @@ def test_signals_through_the_final_norm_start_as_the_true_gradient(synthetic_sto
         alignments[through_norm] = engine.alignment_of(lambda task=task, batch=batch: task.loss(task.model, batch))
         engine.remove_hooks()
     last = task.feedback_points[-1]
-    assert alignments["on"][last] > 0.99 and alignments["off"][last] < 0.9
-    assert all(alignments["on"][p] > alignments["off"][p] for p in task.feedback_points)
+    assert alignments["vjp"][last] > 0.99 and alignments["off"][last] < 0.9  # vjp: the exact Jacobian
+    assert all(alignments["vjp"][p] > alignments["off"][p] for p in task.feedback_points)
+    assert all(alignments["on"][p] > alignments["off"][p] for p in task.feedback_points)  # rescaled per token
     auto = make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa"), error="token", norm="norm")
-    assert auto.norm_name == "norm"  # the default passes the signals through the model's norm
+    assert auto.norm_name == "norm" and auto.norm_variant == "direction"  # the default: through the norm
     auto.remove_hooks()
     quiet = make_engine(task.model, task.feedback_points, TrainConfig(mode="dfa"), error="token")  # names none
     assert quiet.norm_name is None
