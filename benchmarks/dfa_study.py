@@ -113,31 +113,15 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa dense projector, whitened": ({"mode": "dfa", "projector": "dense", "whiten_feedback": True}, {}, "all"),
     "optical, whitened feedback": ({"mode": "optical", "whiten_feedback": True}, {}, "all"),
     "optical, external-arm reference": ({"mode": "optical", "opu_config": {"reference": "external-arm"}}, {}, "all"),
-    # Each signal passed back through the final LayerNorm at the point's own output.
-    "dfa, signals through the final norm": ({"mode": "dfa", "feedback_norm": "vjp"}, {}, "all"),
-    "optical, signals through the final norm": ({"mode": "optical", "feedback_norm": "vjp"}, {}, "all"),
-    "dfa, signals through the final norm, direction only": ({"mode": "dfa", "feedback_norm": "on"}, {}, "all"),
+    # Each signal passed back through the final LayerNorm at the point's own output: the exact
+    # vector-Jacobian product, at the last point only; the default ("dfa", "optical" above) rescales
+    # each token's signal to its raw length after the norm.
+    "dfa, signals through the final norm, exact vjp": ({"mode": "dfa", "feedback_norm": "vjp"}, {}, "all"),
+    "optical, signals through the final norm, exact vjp": ({"mode": "optical", "feedback_norm": "vjp"}, {}, "all"),
     "dfa, signals through the final norm, last block only": ({"mode": "dfa", "feedback_norm": "last"}, {}, "all"),
-    "optical, signals through the final norm, direction only": (
-        {"mode": "optical", "feedback_norm": "on"},
-        {},
-        "all",
-    ),
-    "dfa, signals through the final norm, direction only, lr 5e-4": (
-        {"mode": "dfa", "feedback_norm": "on", "lr": 5e-4},
-        {},
-        "all",
-    ),
-    "dfa, signals through the final norm, direction only, rollout tail 40%": (
-        {"mode": "dfa", "feedback_norm": "on"},
-        {"rollout_tail": (4, 0.4)},
-        "all",
-    ),
-    "dfa, signals through the final norm, direction only, rollouts to depth 8": (
-        {"mode": "dfa", "feedback_norm": "on"},
-        {"rollout_tail": (8, 0.2)},
-        "all",
-    ),
+    "dfa default, lr 5e-4": ({"mode": "dfa", "lr": 5e-4}, {}, "all"),
+    "dfa default, rollout tail 40%": ({"mode": "dfa"}, {"rollout_tail": (4, 0.4)}, "all"),
+    "dfa default, rollouts to depth 8": ({"mode": "dfa"}, {"rollout_tail": (8, 0.2)}, "all"),
     # Where optical DFA's extra gap comes from: its defaults with one noise source removed at a time.
     "optical, exact encoding (no dither noise)": ({"mode": "optical", "opu_config": {"encoding": "exact"}}, {}, "all"),
     "optical, ideal camera and laser": (
@@ -160,7 +144,12 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
 # Rows measured before the signals went through the final norm (the default since the third round)
 # keep it off, so that they reproduce what they measured; "dfa" and "optical" are the defaults.
 for _name, (_config, _task, _points) in ROWS.items():
-    if _config["mode"] != "backprop" and "final norm" not in _name and _name not in ("dfa", "optical"):
+    if (
+        _config["mode"] != "backprop"
+        and "final norm" not in _name
+        and not _name.startswith(("dfa default", "optical default"))
+        and _name not in ("dfa", "optical")
+    ):
         _config.setdefault("feedback_norm", "off")
 # Fine-tuning after a row's training (``--finetune MODE ...``): each seed trains MODE once, then
 # continues from those weights for FINETUNE_FRACTION more steps (fresh AdamW, lr FINETUNE_LR) at

@@ -35,10 +35,11 @@ def make_engine(
     ``output`` and ``error`` are the task's feedback output and error granularity (see
     ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``. ``norm``:
     the task's final normalisation (``feedback_norm``). ``config.feedback_norm``: ``auto`` (the
-    default: ``on`` where the task names a norm), ``on`` (each signal passed back through the norm
-    at its point's output, then rescaled per token or pixel to its raw length), ``vjp`` (the same
-    without the rescaling), ``last`` (the last point only), ``off``. On the forecaster ``on`` takes
-    DFA's Z500 RMSE at 24 h from 0.72 to 0.58 times persistence's (docs/dfa_training.md).
+    default: ``on`` where the task names a norm, in standard memory), ``on`` (each signal passed
+    back through the norm at its point's output, then rescaled per token or pixel to its raw
+    length), ``vjp`` (the same without the rescaling), ``last`` (the last point only), ``off``. On
+    the forecaster ``on`` takes DFA's Z500 RMSE at 24 h from 0.72 to 0.58 times persistence's
+    (docs/dfa_training.md).
     """
     kwargs: dict[str, Any] = dict(
         feedback_points=list(feedback_points),
@@ -55,7 +56,11 @@ def make_engine(
         raise UsageInputError(
             f"feedback_norm {config.feedback_norm}: this model names no final normalisation to pass the signals through"
         )
-    if config.feedback_norm != "off" and norm is not None and config.mode != "backprop":
+    if config.feedback_norm not in ("auto", "off") and config.memory != "standard":
+        raise UsageInputError(
+            f"feedback_norm {config.feedback_norm} needs memory standard (lean mode replays the blocks)"
+        )
+    if config.feedback_norm != "off" and norm is not None and config.mode != "backprop" and config.memory == "standard":
         kwargs["norm"] = norm
         kwargs["norm_variant"] = NORM_VARIANT_OF[config.feedback_norm]
     if config.memory != "standard":

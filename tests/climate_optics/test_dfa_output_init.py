@@ -131,3 +131,15 @@ def test_the_command_line_sets_the_feedback_norm(synthetic_store, tmp_path, run_
         assert state["train_config"]["feedback_norm"] == choice
     status, _, err = run_cli(*args, "--out", tmp_path / "bad", "--feedback-norm", "yes")
     assert status == 2 and "feedback-norm" in err and not (tmp_path / "bad").exists()
+
+
+def test_lean_memory_trains_without_the_norm_unless_asked():
+    model = FieldUNet(3, 2, WIDTH)
+    points = [f"blocks.{i}" for i in range(5)]
+    lean = make_engine(model, points, TrainConfig(mode="dfa", memory="lean"), error="pixel", norm="out_norm")
+    assert lean.norm_name is None  # auto: the lean mode replays the blocks, without the norm
+    lean.remove_hooks()
+    with pytest.raises(UsageInputError, match="memory standard"):
+        make_engine(
+            model, points, TrainConfig(mode="dfa", memory="lean", feedback_norm="on"), error="pixel", norm="out_norm"
+        )
