@@ -48,8 +48,10 @@ def records_path(part: str = "") -> Path:
 
 def load_records() -> list[dict[str, Any]]:
     """This script's records, and the study's back-propagation and DFA rows as the ``tiny`` size (same protocol)."""
-    records = [r for path in sorted(results_dir().glob(f"{NAME}-records*.json")) for r in json.loads(path.read_text())]
-    have = {(r["size"], r["mode"], r["seed"], r["steps"]) for r in records}
+    paths = sorted(results_dir().glob(f"{NAME}-records*.json"), key=lambda p: p.stat().st_mtime)
+    newest = {(r["size"], r["mode"], r["seed"], r["steps"]): r for path in paths for r in json.loads(path.read_text())}
+    records = list(newest.values())  # a size, mode, seed and budget run again counts once: the newest run
+    have = set(newest)
     for r in load_results():
         if r["row"] in MODES and ("tiny", r["row"], r["seed"], r["steps"]) not in have:
             tiny = preset_config("tiny")
