@@ -26,14 +26,31 @@ def log_lines(run, kind: str) -> list[dict]:
     return [r for r in lines if r["kind"] == kind]
 
 
+@pytest.fixture(scope="module")
+def cli_runs(synthetic_store, tmp_path_factory, torch_single_thread_module):
+    """Run directories of ``train forecast`` with every default but --steps, one per mode."""
+    from flows.cli import main
+
+    runs = {}
+    for mode in ("backprop", "dfa", "optical"):
+        runs[mode] = tmp_path_factory.mktemp("cli-defaults") / mode
+        args = ["train", "forecast", "--data", str(synthetic_store), "--out", str(runs[mode]), "--mode", mode]
+        assert main([*args, "--steps", STEPS]) == 0
+    return runs
+
+
+@pytest.mark.slow
+def test_cli_defaults_train_dfa_and_optical_about_as_well_as_backprop(cli_runs):
+    """The issue's 24 h target at the test's budget: within 15% of back-propagation's RMSE (here at
+    the validation's 6 h lead; measured 2026-12-07: backprop 64.4, DFA 65.6, optical 65.2 m2 s-2)."""
+    rmse = {mode: log_lines(run, "val")[-1]["rmse_z500_6h"] for mode, run in cli_runs.items()}
+    assert rmse["dfa"] < 1.15 * rmse["backprop"] and rmse["optical"] < 1.15 * rmse["backprop"], rmse
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["dfa", "optical"])
-def test_cli_defaults_train_beyond_persistence(mode, synthetic_store, tmp_path, run_cli):
-    run = tmp_path / mode
-    status, _, err = run_cli(
-        "train", "forecast", "--data", synthetic_store, "--out", run, "--mode", mode, "--steps", STEPS
-    )
-    assert status == 0, err
+def test_cli_defaults_train_beyond_persistence(mode, cli_runs):
+    run = cli_runs[mode]
     val = log_lines(run, "val")[-1]
     assert val["rmse_z500_6h"] < 0.93 * val["persistence_rmse_z500_6h"], val
     train_lines = log_lines(run, "train")  # the simulated device's cost beside the digital wall time
