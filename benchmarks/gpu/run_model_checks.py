@@ -66,6 +66,7 @@ class TensorForecastTask:
         self.model = Forecaster(config)
         self.feedback_points = feedback_points(self.model)
         self.feedback_output, self.feedback_error = FEEDBACK_OUTPUT, FEEDBACK_ERROR  # per-token error, as ForecastTask
+        self.feedback_norm = "norm"  # signals through the final LayerNorm, as ForecastTask
         self.grid = config.grid
         self.weights = torch.cos(torch.linspace(-1.5, 1.5, config.grid[0])).clamp_min(0.05)
         self.weights = self.weights / self.weights.mean()
@@ -216,7 +217,14 @@ def time_big_step(preset: str, grid: tuple[int, int], batch: int, device: str, r
     task = TensorForecastTask(ForecasterConfig.from_preset(preset, channels=CHANNELS, grid=grid))
     model = task.model.to(device)
     config = TrainConfig(mode="optical", device=device)
-    engine = make_engine(model, task.feedback_points, config, output=task.feedback_output, error=task.feedback_error)
+    engine = make_engine(
+        model,
+        task.feedback_points,
+        config,
+        output=task.feedback_output,
+        error=task.feedback_error,
+        norm=task.feedback_norm,
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
     stream = task.batches(np.random.default_rng(0), batch)
     autocast = (
