@@ -1,7 +1,7 @@
 """Skill on the embedded synthetic reanalysis: the tiny forecaster in all three training modes.
 
-Thresholds from the issue: back-propagation Z500 RMSE at 24 h <= 0.7 x persistence and below
-climatology; DFA and optical DFA below persistence. Scores come from climate_optics.metrics
+Thresholds from the issues: back-propagation Z500 RMSE at 24 h <= 0.7 x persistence and below
+climatology; DFA and optical DFA below persistence and within 15% of back-propagation. Scores come from climate_optics.metrics
 (latitude-weighted RMSE on held-out times, see climate_optics.evaluation.forecast_skill). The tiny
 preset sees the current state and its last 6-hour change (``history=2``); measured figures
 are in docs/results.md ("Forecast skill").
@@ -49,6 +49,10 @@ def test_dfa_modes_beat_persistence(skills, mode):
     assert s["rmse"] < s["climatology_rmse"], s
 
 
-def test_backprop_is_the_most_skilful(skills):
-    """DFA's random feedback costs skill at an equal budget (as in Launay et al. 2020)."""
-    assert skills["backprop"]["rmse"] < min(skills["dfa"]["rmse"], skills["optical"]["rmse"])
+def test_dfa_modes_are_within_15_percent_of_backprop(skills):
+    """The issue's 24 h target at an equal budget. DFA's random feedback once cost clear skill here
+    (0.83x persistence against back-propagation's 0.60x, as in Launay et al. 2020); with the signals
+    through the final norm the three modes are level (measured 2026-12-07 in CI: back-propagation
+    163.4, DFA 161.7, optical DFA 161.8 m2 s-2)."""
+    for mode in ("dfa", "optical"):
+        assert skills[mode]["rmse"] <= 1.15 * skills["backprop"]["rmse"], skills
