@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchkit import Row, write_results
 
-from optical_backend.kinds import TRAINING_MODES
+from optical_backend.kinds import FEEDBACK_NORMS, TRAINING_MODES
 
 NAME = "skill"
 MODES = TRAINING_MODES
@@ -48,6 +48,7 @@ def train_and_score(
     members: int,
     seed: int = 0,
     head_init: str = "auto",
+    feedback_norm: str = "auto",
 ) -> tuple[dict, float, float]:
     """(scores per channel, training wall time in s, simulated optical energy in J) for one mode."""
     from climate_optics.evaluation.downscale_skill import downscale_skill
@@ -67,6 +68,7 @@ def train_and_score(
         progress=False,
         seed=seed,
         head_init=head_init,
+        feedback_norm=feedback_norm,
     )
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -93,6 +95,7 @@ def downscale_skill_rows(
     seeds: tuple[int, ...] | list[int] = (0,),
     modes: tuple[str, ...] | list[str] = MODES,
     head_init: str = "auto",
+    feedback_norm: str = "auto",
 ) -> list[Row]:
     """Rows for every mode with equal budgets (``quick``: 140 days, 150 regression and 600 diffusion steps).
 
@@ -131,6 +134,7 @@ def downscale_skill_rows(
                     members=members,
                     seed=seed,
                     head_init=head_init,
+                    feedback_norm=feedback_norm,
                 )
                 runs.append((scores, wall, energy))
                 summary = ", ".join(
@@ -232,6 +236,12 @@ def main() -> None:
         choices=("auto", "random", "feedback"),
         help="DFA output layer at the start (TrainConfig.head_init; the study's departure from the default)",
     )
+    parser.add_argument(
+        "--feedback-norm",
+        default="auto",
+        choices=FEEDBACK_NORMS,
+        help="DFA signals through the output norm (TrainConfig.feedback_norm; the study's departure from the default)",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
@@ -239,7 +249,10 @@ def main() -> None:
     if len(set(args.seeds)) != len(args.seeds):
         parser.exit(2, f"downscale_cases.py: --seeds must be distinct, got {args.seeds}\n")
     write_results(
-        "downscale", downscale_skill_rows(args.quick, seeds=args.seeds, modes=args.modes, head_init=args.head_init)
+        "downscale",
+        downscale_skill_rows(
+            args.quick, seeds=args.seeds, modes=args.modes, head_init=args.head_init, feedback_norm=args.feedback_norm
+        ),
     )
 
 
