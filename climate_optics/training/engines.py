@@ -36,8 +36,8 @@ def make_engine(
     ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``. ``norm``:
     the task's final normalisation (``feedback_norm``). ``config.feedback_norm``: ``auto`` (the
     default: ``on`` where the task names a norm, in standard memory), ``on`` (each signal passed
-    back through the norm at its point's output, then rescaled per token or pixel to its raw
-    length), ``vjp`` (the same without the rescaling), ``last`` (the last point only), ``off``. On
+    back through the norm at its point's output, then, for a per-token error, rescaled per token to
+    its raw length; a per-pixel error keeps the exact product), ``vjp`` (never rescaled), ``last`` (the last point only), ``off``. On
     the forecaster ``on`` takes DFA's Z500 RMSE at 24 h from 0.72 to 0.58 times persistence's
     (docs/dfa_training.md).
     """
@@ -62,7 +62,9 @@ def make_engine(
         )
     if config.feedback_norm != "off" and norm is not None and config.mode != "backprop" and config.memory == "standard":
         kwargs["norm"] = norm
-        kwargs["norm_variant"] = NORM_VARIANT_OF[config.feedback_norm]
+        variant = NORM_VARIANT_OF[config.feedback_norm]
+        pixel = kwargs["error"] == "pixel"  # a GroupNorm's scale is per sample, not per pixel: no rescaling
+        kwargs["norm_variant"] = "vjp" if pixel and config.feedback_norm in ("auto", "on") else variant
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     if config.feedback_scale != "error":
