@@ -49,14 +49,16 @@ def through_norm(
     """Each signal as the vector-Jacobian product of ``norm`` at the point's output: tokens (B, T, D)
     through a LayerNorm over D, fields (B, C, H, W) through a GroupNorm of C channels. A point of
     another width keeps its signal. ``variant``: ``vjp`` (every point), ``direction`` (every point,
-    each token or pixel then rescaled to its raw signal's length), ``last`` (the last point only)."""
+    each token then rescaled to its raw signal's length; a GroupNorm's scale is per sample and
+    group, not per pixel, so fields keep the exact product), ``last`` (the last point only)."""
     last = list(signals)[-1] if signals else None
-    channels = norm.num_channels if isinstance(norm, nn.GroupNorm) else getattr(norm, "normalized_shape", (None,))[-1]
+    fields = isinstance(norm, nn.GroupNorm)
+    channels = norm.num_channels if fields else getattr(norm, "normalized_shape", (None,))[-1]
     shaped = {}
     with torch.enable_grad():
         for name, signal in signals.items():
             output = outputs.get(name)
-            width = None if output is None else output.shape[1 if isinstance(norm, nn.GroupNorm) else -1]
+            width = None if output is None else output.shape[1 if fields else -1]
             if (
                 output is None
                 or output.shape != signal.shape
@@ -67,11 +69,10 @@ def through_norm(
                 continue
             at = output.detach().requires_grad_(True)  # (B, T, D)
             (vjp,) = torch.autograd.grad(norm(at), at, signal.to(at.dtype))  # (B, T, D); no parameter gradients
-            if variant == "direction":
-                dim = 1 if isinstance(norm, nn.GroupNorm) else -1
-                length = signal.float().norm(dim=dim, keepdim=True) / vjp.float().norm(dim=dim, keepdim=True).clamp_min(
+            if variant == "direction" and not fields:
+                length = signal.float().norm(dim=-1, keepdim=True) / vjp.float().norm(dim=-1, keepdim=True).clamp_min(
                     1e-30
-                )
+                )  # (B, T, 1)
                 vjp = vjp * length.to(vjp.dtype)
             shaped[name] = vjp.to(signal.dtype)
     return shaped

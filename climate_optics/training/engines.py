@@ -36,8 +36,8 @@ def make_engine(
     ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``. ``norm``:
     the task's final normalisation (``feedback_norm``). ``config.feedback_norm``: ``auto`` (the
     default: ``on`` where the task names a norm, in standard memory), ``on`` (each signal passed
-    back through the norm at its point's output, then, for a per-token error, rescaled per token to
-    its raw length; a per-pixel error keeps the exact product), ``vjp`` (never rescaled), ``last`` (the last point only), ``off``. On
+    back through the norm at its point's output, then, through a LayerNorm, rescaled per token to
+    its raw length; a UNet's GroupNorm keeps the exact product), ``vjp`` (never rescaled), ``last`` (the last point only), ``off``. On
     the forecaster ``on`` takes DFA's Z500 RMSE at 24 h from 0.72 to 0.58 times persistence's
     (docs/dfa_training.md).
     """
@@ -52,19 +52,18 @@ def make_engine(
     )
     if config.whiten_feedback:
         kwargs["whiten"] = True
-    if config.feedback_norm not in ("auto", "off") and norm is None:
-        raise UsageInputError(
-            f"feedback_norm {config.feedback_norm}: this model names no final normalisation to pass the signals through"
-        )
-    if config.feedback_norm not in ("auto", "off") and config.memory != "standard":
-        raise UsageInputError(
-            f"feedback_norm {config.feedback_norm} needs memory standard (lean mode replays the blocks)"
-        )
+    if config.feedback_norm not in ("auto", "off"):  # asked for by name: refused where it cannot apply
+        if norm is None:
+            raise UsageInputError(
+                f"feedback_norm {config.feedback_norm}: this model names no final normalisation to pass the signals through"
+            )
+        if config.memory != "standard":
+            raise UsageInputError(
+                f"feedback_norm {config.feedback_norm} needs memory standard (lean mode replays the blocks)"
+            )
     if config.feedback_norm != "off" and norm is not None and config.mode != "backprop" and config.memory == "standard":
         kwargs["norm"] = norm
-        variant = NORM_VARIANT_OF[config.feedback_norm]
-        pixel = kwargs["error"] == "pixel"  # a GroupNorm's scale is per sample, not per pixel: no rescaling
-        kwargs["norm_variant"] = "vjp" if pixel and config.feedback_norm in ("auto", "on") else variant
+        kwargs["norm_variant"] = NORM_VARIANT_OF[config.feedback_norm]
     if config.memory != "standard":
         kwargs["memory"] = config.memory
     if config.feedback_scale != "error":

@@ -137,7 +137,7 @@ def test_lean_memory_trains_without_the_norm_unless_asked():
     model = FieldUNet(3, 2, WIDTH)
     points = [f"blocks.{i}" for i in range(5)]
     standard = make_engine(model, points, TrainConfig(mode="dfa"), error="pixel", norm="out_norm")
-    assert standard.norm_name == "out_norm" and standard.norm_variant == "vjp"  # per pixel: the exact product
+    assert standard.norm_name == "out_norm" and standard.norm_variant == "direction"  # a GroupNorm: the exact product
     standard.remove_hooks()
     lean = make_engine(model, points, TrainConfig(mode="dfa", memory="lean"), error="pixel", norm="out_norm")
     assert lean.norm_name is None  # auto: the lean mode replays the blocks, without the norm

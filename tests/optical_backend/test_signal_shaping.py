@@ -25,6 +25,11 @@ def test_tokens_go_through_a_layernorm_and_other_widths_keep_their_signal():
         assert float(radial.abs().max()) < 1e-3  # ... and its length along itself
     assert torch.equal(shaped["wide"], signals["wide"])
     assert all(p.grad is None for p in norm.parameters())  # no parameter gradients
+    direction = through_norm(norm, signals, outputs, "direction")
+    lengths = direction["a"].norm(dim=-1) / signals["a"].norm(dim=-1)  # per token: the raw signal's length
+    assert torch.allclose(lengths, torch.ones_like(lengths), atol=1e-4)
+    cosine = torch.nn.functional.cosine_similarity(direction["a"], shaped["a"], dim=-1)
+    assert float(cosine.min()) > 1 - 1e-5  # ... along the norm's exact product
 
 
 def test_fields_go_through_a_groupnorm_and_the_variants():
@@ -36,7 +41,6 @@ def test_fields_go_through_a_groupnorm_and_the_variants():
     assert torch.allclose(shaped["dec"], _vjp(norm, outputs["dec"], signals["dec"]), atol=1e-6)
     assert torch.equal(shaped["mid"], signals["mid"])  # 8 channels: not the norm's width
     direction = through_norm(norm, signals, outputs, "direction")
-    lengths = direction["enc"].norm(dim=1) / signals["enc"].norm(dim=1)  # per pixel
-    assert torch.allclose(lengths, torch.ones_like(lengths), atol=1e-4)
+    assert torch.allclose(direction["enc"], shaped["enc"])  # a GroupNorm's scale is per sample: the exact product
     last = through_norm(norm, signals, outputs, "last")
     assert torch.equal(last["enc"], signals["enc"]) and torch.allclose(last["dec"], shaped["dec"])
