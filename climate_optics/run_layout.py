@@ -16,7 +16,7 @@ from typing import Any
 
 from climate_optics.errors import UsageInputError
 from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
-from optical_backend.kinds import TRAINING_ERRORS  # climate_optics.training.task.ERRORS, without torch
+from optical_backend.kinds import FEEDBACK_NORMS, TRAINING_ERRORS  # without torch
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -100,6 +100,7 @@ class PipelineConfig:
     projector: str = "structured"  # digital DFA projector (dense | structured)
     opu_config: dict[str, Any] | None = None  # OPUConfig fields of the optical mode's device (None: the default)
     error: str = "auto"  # DFA error granularity: auto (each model's choice) | sample | token
+    feedback_norm: str = "auto"  # DFA signals through the model's final norm: auto | on | off | vjp | last
     rollout: int = ROLLOUT_DEPTH  # forecaster: the last rollout_tail of the steps train rollouts of depth 1..rollout
     rollout_tail: float = ROLLOUT_TAIL  # (climate_optics.training.rollout_task; rollout 1: one-step training only)
     preset: str = "tiny"  # forecaster size preset
@@ -163,6 +164,10 @@ class PipelineConfig:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
         if self.error not in TRAINING_ERRORS:
             raise UsageInputError(f"pipeline: error must be one of {', '.join(TRAINING_ERRORS)}, got {self.error!r}")
+        if self.feedback_norm not in FEEDBACK_NORMS:
+            raise UsageInputError(
+                f"pipeline: feedback_norm must be one of {', '.join(FEEDBACK_NORMS)}, got {self.feedback_norm!r}"
+            )
         tail = self.rollout_tail
         if not (
             isinstance(self.rollout, int)
@@ -180,8 +185,12 @@ class PipelineConfig:
             self.train_config(mode)  # validates mode, steps, batch size, lr, error
 
     def dfa_options(self, mode: str) -> dict[str, Any]:
-        """The DFA settings of one mode's runs: the error granularity, and the device for the optical mode."""
-        return dict(error=self.error, opu_config=self.opu_config if mode == "optical" else None)
+        """The DFA settings of one mode's runs: the error granularity, the feedback norm, and the device for the optical mode."""
+        return dict(
+            error=self.error,
+            feedback_norm=self.feedback_norm,
+            opu_config=self.opu_config if mode == "optical" else None,
+        )
 
     def train_config(self, mode: str, **changes: Any):
         return training_config(

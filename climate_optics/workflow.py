@@ -66,6 +66,7 @@ def train_forecaster(
     lr: float = 1e-3,
     seed: int = 0,
     error: str = "auto",
+    feedback_norm: str = "auto",
     opu_config: dict[str, Any] | None = None,
     warm_start: str | os.PathLike | None = None,
     resume: bool = False,
@@ -76,7 +77,8 @@ def train_forecaster(
     """Train a forecaster (``architecture`` from the model registry, default the ViT) on an ingested store
     into ``run_dir``; returns the checkpoint path.
 
-    ``error``, ``opu_config``: the DFA error granularity and the optical device (``TrainConfig``).
+    ``error``, ``feedback_norm``, ``opu_config``: the DFA error granularity, the signals through the
+    final norm and the optical device (``TrainConfig``).
     ``warm_start``: a checkpoint (or run directory) whose weights initialise the model (scheduled
     retraining); the data statistics come from ``store``. ``resume``: continue ``run_dir``.
     ``rollout``, ``rollout_tail``: the last ``rollout_tail`` of the steps train rollouts of depth
@@ -93,6 +95,7 @@ def train_forecaster(
         mode=mode,
         projector=projector,
         error=error,
+        feedback_norm=feedback_norm,
         opu_config=opu_config,
         progress=progress,
     )
@@ -224,6 +227,7 @@ def train_downscaler(
     lr: float = 1e-3,
     seed: int = 0,
     error: str = "auto",
+    feedback_norm: str = "auto",
     opu_config: dict[str, Any] | None = None,
 ) -> Path:
     """Train the downscaler's regression (``steps``) and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
@@ -236,6 +240,7 @@ def train_downscaler(
         mode=mode,
         projector=projector,
         error=error,
+        feedback_norm=feedback_norm,
         opu_config=opu_config,
     )
     resume = (Path(run_dir) / "regression" / LATEST).exists()

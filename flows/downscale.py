@@ -35,6 +35,7 @@ def train_downscaler_task(
     lr: float = 1e-3,
     seed: int = 0,
     error: str = "auto",
+    feedback_norm: str = "auto",
     opu_config: dict[str, Any] | None = None,
 ) -> str:
     """``climate_optics.workflow.train_downscaler``; a retry resumes the stage that was interrupted."""
@@ -51,6 +52,7 @@ def train_downscaler_task(
             lr=lr,
             seed=seed,
             error=error,
+            feedback_norm=feedback_norm,
             opu_config=opu_config,
         )
     )

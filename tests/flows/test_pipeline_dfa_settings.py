@@ -1,4 +1,5 @@
-"""The pipeline's DFA settings: ``opu_config`` (the optical device) and ``error`` (the granularity).
+"""The pipeline's DFA settings: ``opu_config`` (the optical device), ``error`` (the granularity) and
+``feedback_norm`` (the signals through the final norm).
 
 A bad device field in a pipeline config file is refused naming it, before anything is written; a
 valid one reaches the TrainConfig of the optical forecaster and downscaler runs, and ``pipeline.json``.
@@ -37,6 +38,7 @@ def fine_store(root):
         ({"opu_config": {"frame_rate_hz": -5}}, "OPUConfig.frame_rate_hz must be a positive number"),
         ({"opu_config": {"encoding": "smoke"}}, "OPUConfig.encoding must be one of"),
         ({"error": "pixelz"}, "error must be one of auto, sample, token"),
+        ({"feedback_norm": "yes"}, "feedback_norm must be one of auto, on, off"),
     ],
 )
 def test_a_bad_device_or_granularity_in_the_config_file_is_refused(settings, says, tiny_source, run_cli, tmp_path):
@@ -50,6 +52,7 @@ def test_a_bad_device_or_granularity_in_the_config_file_is_refused(settings, say
 
 def test_the_device_and_granularity_reach_the_trained_runs(tiny_source, tiny_settings, run_cli, tmp_path):
     settings = tiny_settings | {"source": str(tiny_source), "modes": ["backprop", "optical"], "error": "sample"}
+    settings["feedback_norm"] = "off"
     settings["opu_config"] = {"frame_rate_hz": 3000, "read_noise_e": 4.0}
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(settings))
@@ -62,6 +65,7 @@ def test_the_device_and_granularity_reach_the_trained_runs(tiny_source, tiny_set
     optical = torch.load(out / "train-optical" / "checkpoint.pt", weights_only=True)
     assert optical["train_config"]["opu_config"] == recorded["opu_config"]
     assert optical["train_config"]["error"] == "sample" and optical["engine"]["error"] == "sample"
+    assert recorded["feedback_norm"] == "off" and optical["train_config"]["feedback_norm"] == "off"
     assert optical["engine"]["opu_config"]["frame_rate_hz"] == 3000  # the device the engine simulated
     backprop = torch.load(out / "train-backprop" / "checkpoint.pt", weights_only=True)
     assert backprop["train_config"]["opu_config"] is None  # the device is the optical mode's only
@@ -70,8 +74,10 @@ def test_the_device_and_granularity_reach_the_trained_runs(tiny_source, tiny_set
     cfg = PipelineConfig(**(settings | {"downscale_mode": "optical", "downscale_steps": 1, "batch_size": 2}))
     options = cfg.downscale_options()
     assert options["opu_config"] == recorded["opu_config"] and options["error"] == "sample"
+    assert options["feedback_norm"] == "off"
     run = train_downscaler(fine_store(tmp_path), tmp_path / "downscale", **options)
     for stage in ("regression", "diffusion"):
         state = torch.load(run / stage / "checkpoint.pt", weights_only=True)
         assert state["train_config"]["mode"] == "optical" and state["train_config"]["error"] == "sample"
+        assert state["train_config"]["feedback_norm"] == "off", stage
         assert state["engine"]["opu_config"]["frame_rate_hz"] == 3000, stage
