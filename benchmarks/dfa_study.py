@@ -30,89 +30,108 @@ LEADS = (24, 72)
 # name -> (TrainConfig overrides, ForecastTask overrides, feedback points: "all" | "but-last")
 # Every row trains with the defaults' rollout tail unless it says one-step (rollout_tail ONE_STEP).
 ONE_STEP = (1, 0.0)
+# Rows measured before the signals went through the final norm (the default since the third round)
+# keep it off, so that they reproduce what they measured; "dfa" and "optical" are the defaults.
+NORM_OFF = {"feedback_norm": "off"}
 ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "backprop": ({"mode": "backprop"}, {}, "all"),
     "backprop one-step (no rollout tail)": ({"mode": "backprop"}, {"rollout_tail": ONE_STEP}, "all"),
-    "dfa one-step (no rollout tail)": ({"mode": "dfa"}, {"rollout_tail": ONE_STEP}, "all"),
-    "optical one-step (no rollout tail)": ({"mode": "optical"}, {"rollout_tail": ONE_STEP}, "all"),
-    "dfa per-sample error (old default)": ({"mode": "dfa", "error": "sample"}, {}, "all"),
+    "dfa one-step (no rollout tail)": ({**NORM_OFF, "mode": "dfa"}, {"rollout_tail": ONE_STEP}, "all"),
+    "optical one-step (no rollout tail)": ({**NORM_OFF, "mode": "optical"}, {"rollout_tail": ONE_STEP}, "all"),
+    "dfa per-sample error (old default)": ({**NORM_OFF, "mode": "dfa", "error": "sample"}, {}, "all"),
     "dfa": ({"mode": "dfa"}, {}, "all"),
     "optical": ({"mode": "optical"}, {}, "all"),
-    "dfa lr 3e-3": ({"mode": "dfa", "lr": 3e-3}, {}, "all"),
-    "dfa lr 3e-4": ({"mode": "dfa", "lr": 3e-4}, {}, "all"),
-    "dfa split feedback": ({"mode": "dfa", "feedback": "split"}, {}, "all"),
-    "dfa hybrid (last block by backprop)": ({"mode": "dfa"}, {}, "but-last"),
-    "dfa lean memory": ({"mode": "dfa", "memory": "lean"}, {}, "all"),
-    "dfa dense projector": ({"mode": "dfa", "projector": "dense"}, {}, "all"),
-    "dfa weight decay 0": ({"mode": "dfa", "weight_decay": 0.0}, {}, "all"),
-    "dfa Adam beta2 0.99": ({"mode": "dfa", "betas": (0.9, 0.99)}, {}, "all"),
-    "dfa warm-up 20%": ({"mode": "dfa", "warmup_fraction": 0.2}, {}, "all"),
-    "dfa adaptive per-block feedback scale": ({"mode": "dfa", "feedback_scale": "output"}, {}, "all"),
+    "dfa lr 3e-3": ({**NORM_OFF, "mode": "dfa", "lr": 3e-3}, {}, "all"),
+    "dfa lr 3e-4": ({**NORM_OFF, "mode": "dfa", "lr": 3e-4}, {}, "all"),
+    "dfa split feedback": ({**NORM_OFF, "mode": "dfa", "feedback": "split"}, {}, "all"),
+    "dfa hybrid (last block by backprop)": ({**NORM_OFF, "mode": "dfa"}, {}, "but-last"),
+    "dfa lean memory": ({**NORM_OFF, "mode": "dfa", "memory": "lean"}, {}, "all"),
+    "dfa dense projector": ({**NORM_OFF, "mode": "dfa", "projector": "dense"}, {}, "all"),
+    "dfa weight decay 0": ({**NORM_OFF, "mode": "dfa", "weight_decay": 0.0}, {}, "all"),
+    "dfa Adam beta2 0.99": ({**NORM_OFF, "mode": "dfa", "betas": (0.9, 0.99)}, {}, "all"),
+    "dfa warm-up 20%": ({**NORM_OFF, "mode": "dfa", "warmup_fraction": 0.2}, {}, "all"),
+    "dfa adaptive per-block feedback scale": ({**NORM_OFF, "mode": "dfa", "feedback_scale": "output"}, {}, "all"),
     # The defaults before head depth 1 and the feedback-aligned head (rollout tail, head of depth 2):
     "backprop, head depth 2, rollout tail": ({"mode": "backprop"}, {"head_depth": 2}, "all"),
-    "dfa, head depth 2, rollout tail": ({"mode": "dfa", "head_init": "random"}, {"head_depth": 2}, "all"),
-    "optical, head depth 2, rollout tail": ({"mode": "optical", "head_init": "random"}, {"head_depth": 2}, "all"),
+    "dfa, head depth 2, rollout tail": ({**NORM_OFF, "mode": "dfa", "head_init": "random"}, {"head_depth": 2}, "all"),
+    "optical, head depth 2, rollout tail": (
+        {**NORM_OFF, "mode": "optical", "head_init": "random"},
+        {"head_depth": 2},
+        "all",
+    ),
     "dfa, head depth 2, one-step": (
-        {"mode": "dfa", "head_init": "random"},
+        {**NORM_OFF, "mode": "dfa", "head_init": "random"},
         {"head_depth": 2, "rollout_tail": ONE_STEP},
         "all",
     ),
     "backprop head depth 1": ({"mode": "backprop"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
-    "dfa head depth 1": ({"mode": "dfa", "head_init": "random"}, {"head_depth": 1, "rollout_tail": ONE_STEP}, "all"),
+    "dfa head depth 1": (
+        {**NORM_OFF, "mode": "dfa", "head_init": "random"},
+        {"head_depth": 1, "rollout_tail": ONE_STEP},
+        "all",
+    ),
     "dfa feedback-aligned head": (
-        {"mode": "dfa", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "dfa", "head_init": "feedback"},
         {"head_depth": 2, "rollout_tail": ONE_STEP},
         "all",
     ),
     "dfa feedback-aligned head, depth 1": (
-        {"mode": "dfa", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "dfa", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": ONE_STEP},
         "all",
     ),
     "dfa feedback-aligned head, depth 1, lr 2e-3": (
-        {"mode": "dfa", "head_init": "feedback", "lr": 2e-3},
+        {**NORM_OFF, "mode": "dfa", "head_init": "feedback", "lr": 2e-3},
         {"head_depth": 1, "rollout_tail": ONE_STEP},
         "all",
     ),
     "dfa feedback-aligned head, depth 1, Adam beta2 0.99": (
-        {"mode": "dfa", "head_init": "feedback", "betas": (0.9, 0.99)},
+        {**NORM_OFF, "mode": "dfa", "head_init": "feedback", "betas": (0.9, 0.99)},
         {"head_depth": 1, "rollout_tail": ONE_STEP},
         "all",
     ),
     "dfa feedback-aligned head, depth 1, rollout tail": (
-        {"mode": "dfa", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "dfa", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": (4, 0.2)},
         "all",
     ),
     "backprop head depth 1, rollout tail": ({"mode": "backprop"}, {"head_depth": 1}, "all"),
     "optical feedback-aligned head, depth 1, rollout tail": (
-        {"mode": "optical", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "optical", "head_init": "feedback"},
         {"head_depth": 1},
         "all",
     ),
     "dfa feedback-aligned head, depth 1, rollout tail 40%": (
-        {"mode": "dfa", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "dfa", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": (4, 0.4)},
         "all",
     ),
     "optical feedback-aligned head, depth 1, rollout tail 40%": (
-        {"mode": "optical", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "optical", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": (4, 0.4)},
         "all",
     ),
-    "dfa, rollout tail to depth 8": ({"mode": "dfa"}, {"rollout_tail": (8, 0.2)}, "all"),
-    "optical, rollout tail to depth 8": ({"mode": "optical"}, {"rollout_tail": (8, 0.2)}, "all"),
+    "dfa, rollout tail to depth 8": ({**NORM_OFF, "mode": "dfa"}, {"rollout_tail": (8, 0.2)}, "all"),
+    "optical, rollout tail to depth 8": ({**NORM_OFF, "mode": "optical"}, {"rollout_tail": (8, 0.2)}, "all"),
     # The feedback-aligned head learns by its true gradient and drifts from the feedback map; a slower
     # head keeps the blocks' signal nearer the true gradient, at the cost of a slower-learning head.
-    "dfa, head lr 0.3x": ({"mode": "dfa", "head_lr_scale": 0.3}, {}, "all"),
-    "dfa, head lr 0.1x": ({"mode": "dfa", "head_lr_scale": 0.1}, {}, "all"),
-    "optical, head lr 0.3x": ({"mode": "optical", "head_lr_scale": 0.3}, {}, "all"),
+    "dfa, head lr 0.3x": ({**NORM_OFF, "mode": "dfa", "head_lr_scale": 0.3}, {}, "all"),
+    "dfa, head lr 0.1x": ({**NORM_OFF, "mode": "dfa", "head_lr_scale": 0.1}, {}, "all"),
+    "optical, head lr 0.3x": ({**NORM_OFF, "mode": "optical", "head_lr_scale": 0.3}, {}, "all"),
     # The feedback map's conditioning: dense Gaussian and the optical anchor read-out against the
     # structured orthogonal map, and each made orthogonal by a small digital matrix (whitened).
-    "dfa, whitened feedback": ({"mode": "dfa", "whiten_feedback": True}, {}, "all"),
-    "dfa dense projector, whitened": ({"mode": "dfa", "projector": "dense", "whiten_feedback": True}, {}, "all"),
-    "optical, whitened feedback": ({"mode": "optical", "whiten_feedback": True}, {}, "all"),
-    "optical, external-arm reference": ({"mode": "optical", "opu_config": {"reference": "external-arm"}}, {}, "all"),
+    "dfa, whitened feedback": ({**NORM_OFF, "mode": "dfa", "whiten_feedback": True}, {}, "all"),
+    "dfa dense projector, whitened": (
+        {**NORM_OFF, "mode": "dfa", "projector": "dense", "whiten_feedback": True},
+        {},
+        "all",
+    ),
+    "optical, whitened feedback": ({**NORM_OFF, "mode": "optical", "whiten_feedback": True}, {}, "all"),
+    "optical, external-arm reference": (
+        {**NORM_OFF, "mode": "optical", "opu_config": {"reference": "external-arm"}},
+        {},
+        "all",
+    ),
     # Each signal passed back through the final LayerNorm at the point's own output: the exact
     # vector-Jacobian product, at the last point only; the default ("dfa", "optical" above) rescales
     # each token's signal to its raw length after the norm.
@@ -123,9 +142,14 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa default, rollout tail 40%": ({"mode": "dfa"}, {"rollout_tail": (4, 0.4)}, "all"),
     "dfa default, rollouts to depth 8": ({"mode": "dfa"}, {"rollout_tail": (8, 0.2)}, "all"),
     # Where optical DFA's extra gap comes from: its defaults with one noise source removed at a time.
-    "optical, exact encoding (no dither noise)": ({"mode": "optical", "opu_config": {"encoding": "exact"}}, {}, "all"),
+    "optical, exact encoding (no dither noise)": (
+        {**NORM_OFF, "mode": "optical", "opu_config": {"encoding": "exact"}},
+        {},
+        "all",
+    ),
     "optical, ideal camera and laser": (
         {
+            **NORM_OFF,
             "mode": "optical",
             "opu_config": {"shot_noise": False, "read_noise_e": 0.0, "adc_bits": None, "laser_power_rms": 0.0},
         },
@@ -133,7 +157,7 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "all",
     ),
     "optical feedback-aligned head, depth 1": (
-        {"mode": "optical", "head_init": "feedback"},
+        {**NORM_OFF, "mode": "optical", "head_init": "feedback"},
         {"head_depth": 1, "rollout_tail": ONE_STEP},
         "all",
     ),
@@ -141,16 +165,6 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "dfa, random head (signals through the final norm)": ({"mode": "dfa", "head_init": "random"}, {}, "all"),
     "optical, random head (signals through the final norm)": ({"mode": "optical", "head_init": "random"}, {}, "all"),
 }
-# Rows measured before the signals went through the final norm (the default since the third round)
-# keep it off, so that they reproduce what they measured; "dfa" and "optical" are the defaults.
-for _name, (_config, _task, _points) in ROWS.items():
-    if (
-        _config["mode"] != "backprop"
-        and "final norm" not in _name
-        and not _name.startswith(("dfa default", "optical default"))
-        and _name not in ("dfa", "optical")
-    ):
-        _config.setdefault("feedback_norm", "off")
 # Fine-tuning after a row's training (``--finetune MODE ...``): each seed trains MODE once, then
 # continues from those weights for FINETUNE_FRACTION more steps (fresh AdamW, lr FINETUNE_LR) at
 # rollout depth 1 (the control: more one-step training) and at depths 1..ROLLOUT (autoregressive).
