@@ -161,6 +161,11 @@ ROWS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"head_depth": 1, "rollout_tail": ONE_STEP},
         "all",
     ),
+    # A per-grid-point linear map of the inputs beside the network (ForecasterConfig.pixel_skip): a
+    # 6-hour step of T2m's diurnal cycle is linear at each point; DFA trains the map by its true gradient.
+    "backprop, pixel skip": ({"mode": "backprop"}, {"pixel_skip": True}, "all"),
+    "dfa, pixel skip": ({"mode": "dfa"}, {"pixel_skip": True}, "all"),
+    "optical, pixel skip": ({"mode": "optical"}, {"pixel_skip": True}, "all"),
     # With the signals through the final norm (the third round's default), what the aligned head still buys.
     "dfa, random head (signals through the final norm)": ({"mode": "dfa", "head_init": "random"}, {}, "all"),
     "optical, random head (signals through the final norm)": ({"mode": "optical", "head_init": "random"}, {}, "all"),

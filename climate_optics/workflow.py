@@ -47,6 +47,7 @@ ARCHITECTURE_KEYS = (
     "mlp_ratio",
     "head_depth",
     "step_hours",
+    "pixel_skip",
 )
 
 # ----------------------------------------------------------------------------- steps

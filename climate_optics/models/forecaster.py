@@ -79,6 +79,7 @@ class ForecasterConfig:
     step_hours: int = 6  # the model step: autoregressive rollouts move by this lead
     train_lead_steps: tuple[int, ...] = (1,)  # leads (in steps) seen in training, for direct conditioning
     history: int = 1  # input states: the current one and history - 1 earlier ones, one step apart
+    pixel_skip: bool = False  # add a per-grid-point linear map of the inputs to the tendency (see Forecaster)
     preset: str = "custom"  # name of the preset this config came from
 
     def __post_init__(self) -> None:
@@ -156,6 +157,14 @@ class Forecaster(nn.Module):
         self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.dim)
         self.head = PatchHead(config.dim, c, config.patch, depth=config.head_depth)
+        # pixel_skip: a 1x1 convolution from every input channel to the tendency, started at zero. A
+        # 6-hour step of a diurnal cycle is linear at each grid point (the state and its last change
+        # give its phase), which a patch head reaches only through the tokens; after the last
+        # feedback point, DFA trains it by its true gradient (docs/dfa_training.md).
+        self.skip = nn.Conv2d(c * config.history + s, c, 1) if config.pixel_skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
         # Normalisation statistics (set with set_statistics; identity until then).
         self.register_buffer("mean", torch.zeros(c))
         self.register_buffer("std", torch.ones(c))
@@ -191,13 +200,14 @@ class Forecaster(nn.Module):
         """Normalised input (B, C * history, H, W) (see ``inputs``), lead (B,) hours, normalised statics (B, S, H, W) -> (B, C, H, W)."""
         if static is not None and static.shape[1]:
             x = torch.cat([x, static.to(x.dtype)], dim=1)  # (B, C+S, H, W)
+        local = self.skip(x) if self.skip is not None else 0.0  # (B, C, H, W)
         x, (height, width) = pad_to_multiple(x, self.config.patch)  # (B, C+S, h*p, w*p)
         tokens = self.embed(x) + self.pos_embed  # (B, N, D)
         tokens = tokens + self.lead_embed(lead_hours)[:, None, :]  # (B, N, D)
         for block in self.blocks:
             tokens = block(tokens)  # (B, N, D)
         fields_ = self.head(self.norm(tokens), self.h, self.w)  # (B, C, h*p, w*p)
-        return fields_[..., :height, :width]  # (B, C, H, W)
+        return fields_[..., :height, :width] + local  # (B, C, H, W)
 
     # -- physical units ------------------------------------------------------------------------
     def tendency_scale(self, lead_hours: torch.Tensor) -> torch.Tensor:

@@ -126,3 +126,28 @@ def test_lat_weighted_mse_weights_equator_over_poles():
     pole, equator = pred.clone(), pred.clone()
     pole[..., 0, :], equator[..., 1, :] = 1.0, 1.0
     assert lat_weighted_mse(equator, target, w) > lat_weighted_mse(pole, target, w) > 0
+
+
+def test_the_pixel_skip_starts_at_zero_and_dfa_trains_it_by_its_true_gradient():
+    from optical_backend.dfa import DFA
+
+    torch.manual_seed(0)
+    plain = Forecaster(small(static_channels=("land_sea_mask",), history=2))
+    skip = Forecaster(small(static_channels=("land_sea_mask",), history=2, pixel_skip=True))
+    assert skip.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["skip.weight", "skip.bias"]
+    x, static = torch.randn(3, 4, 10, 20), torch.randn(3, 1, 10, 20)  # (B, C * history, H, W), (B, S, H, W)
+    lead, target = torch.full((3,), 6.0), torch.randn(3, 2, 10, 20)
+    assert torch.equal(skip(x, lead, static), plain(x, lead, static))  # a zero map at the start
+
+    with torch.no_grad():
+        skip.skip.weight.normal_(std=0.1)  # a trained map: the error depends on it
+    true = {}
+    loss = ((skip(x, lead, static) - target) ** 2).mean()
+    true["weight"], true["bias"] = torch.autograd.grad(loss, [skip.skip.weight, skip.skip.bias])
+    output, error = skip.feedback_error()  # the per-token error of the forecaster's training
+    dfa = DFA(skip, feedback_points=feedback_points(skip), mode="dfa", error=error, output=output)
+    dfa.backward(((skip(x, lead, static) - target) ** 2).mean())
+    assert torch.allclose(skip.skip.weight.grad, true["weight"], atol=1e-6)  # exact: after the last point
+    assert torch.allclose(skip.skip.bias.grad, true["bias"], atol=1e-6)
+    assert skip.blocks[0].mlp[0].weight.grad.abs().sum() > 0  # the blocks learn from the projected error
+    dfa.remove_hooks()
