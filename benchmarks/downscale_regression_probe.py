@@ -9,8 +9,9 @@ steps, with the last logged gradient alignment per block. One row per ``--settin
     python benchmarks/downscale_regression_probe.py --store STORE --setting backprop dfa "dfa lr 1e-3" ...
 
 Each setting is a mode plus departures (see ``SETTINGS``); ``backprop blocks N`` trains the last
-N UNet blocks by back-propagation (with the output convolution) and DFA below them (the hybrid
-the issue names). The store is built once when ``--store`` is absent.
+N UNet blocks by back-propagation with the output convolution and DFA below them
+(``TrainConfig.backprop_blocks``, the hybrid the issue names). The store is built once when
+``--store`` is absent.
 """
 
 from __future__ import annotations
@@ -29,19 +30,18 @@ from benchkit import Row, write_results  # noqa: E402
 
 NAME = "downscale_regression_probe"
 CHANNELS = ["2m_temperature", "geopotential@500", "mean_sea_level_pressure", "u_component_of_wind@850"]
-# name -> (TrainConfig overrides, DownscalerConfig overrides, last blocks trained by back-propagation)
-SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
-    "backprop": ({"mode": "backprop"}, {}, 0),
-    "dfa": ({"mode": "dfa"}, {}, 0),
-    "optical": ({"mode": "optical"}, {}, 0),
-    "dfa lr 1e-3": ({"mode": "dfa", "lr": 1e-3}, {}, 0),
-    "dfa feedback norm off": ({"mode": "dfa", "feedback_norm": "off"}, {}, 0),
-    "dfa random output layer": ({"mode": "dfa", "head_init": "random"}, {}, 0),
-    "dfa ViT backbone": ({"mode": "dfa"}, {"backbone": "vit"}, 0),
-    "backprop ViT backbone": ({"mode": "backprop"}, {"backbone": "vit"}, 0),
-    # the hybrids: the output layer follows a back-propagated block, so no aligned head or norm
-    "dfa, backprop blocks 1": ({"mode": "dfa", "head_init": "random", "feedback_norm": "off"}, {}, 1),
-    "dfa, backprop blocks 2": ({"mode": "dfa", "head_init": "random", "feedback_norm": "off"}, {}, 2),
+# name -> (TrainConfig overrides, DownscalerConfig overrides)
+SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "backprop": ({"mode": "backprop"}, {}),
+    "dfa": ({"mode": "dfa"}, {}),
+    "optical": ({"mode": "optical"}, {}),
+    "dfa lr 1e-3": ({"mode": "dfa", "lr": 1e-3}, {}),
+    "dfa feedback norm off": ({"mode": "dfa", "feedback_norm": "off"}, {}),
+    "dfa random output layer": ({"mode": "dfa", "head_init": "random"}, {}),
+    "dfa ViT backbone": ({"mode": "dfa"}, {"backbone": "vit"}),
+    "backprop ViT backbone": ({"mode": "backprop"}, {"backbone": "vit"}),
+    "dfa, backprop blocks 1": ({"mode": "dfa", "backprop_blocks": 1}, {}),
+    "dfa, backprop blocks 2": ({"mode": "dfa", "backprop_blocks": 2}, {}),
 }
 
 
@@ -51,7 +51,7 @@ def probe(store: Path, setting: str, steps: int) -> dict[str, Any]:
     from climate_optics.training.loop import METRICS_FILE, seed_everything, train
     from climate_optics.training.task import TrainConfig
 
-    train_overrides, model_overrides, backprop_blocks = SETTINGS[setting]
+    train_overrides, model_overrides = SETTINGS[setting]
     config = TrainConfig(
         **{
             "steps": steps,
@@ -68,8 +68,6 @@ def probe(store: Path, setting: str, steps: int) -> dict[str, Any]:
     )
     seed_everything(config.seed)
     task = build_downscale_task(store, stage="regression", channels=CHANNELS, overrides=model_overrides or None)
-    if backprop_blocks:
-        task.feedback_points = task.feedback_points[:-backprop_blocks]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         train(task, config, out)

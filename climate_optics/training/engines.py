@@ -32,6 +32,10 @@ def make_engine(
 ) -> Any:
     """The object whose ``backward(loss)`` computes the weight gradients for ``config.mode``.
 
+    ``config.backprop_blocks = N`` makes a hybrid: the last N feedback points are left out, so they
+    train by back-propagation with the output layer and DFA trains the blocks below them (the
+    signals then skip the final norm, which the back-propagated blocks stand before).
+
     ``output`` and ``error`` are the task's feedback output and error granularity (see
     ``TrainTask``); ``config.error`` overrides the granularity unless it is ``"auto"``. ``norm``:
     the task's final normalisation (``feedback_norm``). ``config.feedback_norm``: ``auto`` (the
@@ -41,8 +45,18 @@ def make_engine(
     the forecaster ``on`` takes DFA's Z500 RMSE at 24 h from 0.72 to 0.58 times persistence's
     (docs/dfa_training.md).
     """
+    points = list(feedback_points)
+    if config.backprop_blocks and config.mode != "backprop":
+        if config.backprop_blocks >= len(points):
+            raise UsageInputError(
+                f"backprop_blocks {config.backprop_blocks}: this model has {len(points)} feedback points; "
+                "leave at least one to DFA (or train with mode backprop)"
+            )
+        if config.feedback_norm not in ("auto", "off"):
+            raise UsageInputError(f"feedback_norm {config.feedback_norm} cannot be combined with backprop_blocks")
+        points, norm = points[: -config.backprop_blocks], None  # the norm follows the back-propagated blocks
     kwargs: dict[str, Any] = dict(
-        feedback_points=list(feedback_points),
+        feedback_points=points,
         mode=config.mode,
         projector=config.projector,
         seed=config.seed,
@@ -83,6 +97,10 @@ def aligns_head(config: TrainConfig, engine: Any, model: torch.nn.Module) -> boo
     (``warm_started``, set by ``workflow.load_weights``).
     """
     if config.mode == "backprop" or config.head_init == "random":
+        return False
+    if config.backprop_blocks:  # back-propagated blocks stand between the last DFA point and the output
+        if config.head_init == "feedback":
+            raise UsageInputError("head_init='feedback' cannot be combined with backprop_blocks")
         return False
     if config.head_init == "feedback":
         return True

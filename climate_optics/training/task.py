@@ -91,6 +91,7 @@ class TrainConfig:
     whiten_feedback: bool = False  # DFA: an orthogonal feedback map, by a small digital matrix (whitening)
     feedback_norm: str = "auto"  # DFA signals through the final norm: auto | on | off | vjp | last (see engines)
     head_lr_scale: float = 1.0  # learning rate of the feedback output's last linear layer, as a fraction of lr
+    backprop_blocks: int = 0  # DFA hybrid: the last N feedback points train by back-propagation, with the output
     opu_config: dict[str, Any] | None = None  # OPUConfig fields for mode="optical" (None: the default device)
     checkpoint_every: int = 100  # steps between checkpoints (the final step is always saved)
     val_every: int = 100  # steps between validations (0: only at the end)
@@ -131,6 +132,7 @@ class TrainConfig:
                 f"feedback_norm must be one of {', '.join(FEEDBACK_NORMS)}, got {self.feedback_norm!r}",
             ),
             (self.head_lr_scale > 0, f"head_lr_scale must be positive, got {self.head_lr_scale}"),
+            (self.backprop_blocks >= 0, f"backprop_blocks must be >= 0, got {self.backprop_blocks}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.val_every >= 0, f"val_every must be >= 0, got {self.val_every}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),

@@ -70,6 +70,14 @@ FEEDBACK_NORM = typer.Option(
     "the ViT forecaster, the UNet downscaler), on, off, or the study's variants vjp and last.",
 )
 
+BACKPROP_BLOCKS = typer.Option(
+    0,
+    "--backprop-blocks",
+    min=0,
+    help="DFA hybrid: train the last N blocks by back-propagation with the output layer, DFA below them "
+    "(0: DFA for every block).",
+)
+
 
 def _opu_fields(path: Optional[Path], mode: Mode) -> dict[str, Any] | None:
     """The OPUConfig fields of ``--opu-config`` (validated; errors name the file and the field)."""
@@ -140,6 +148,7 @@ def register(app: typer.Typer) -> None:
         val_every: Optional[int] = VAL_EVERY,
         error: ErrorGranularity = ERROR,
         feedback_norm: FeedbackNorm = FEEDBACK_NORM,
+        backprop_blocks: int = BACKPROP_BLOCKS,
         opu_config: Optional[Path] = OPU_CONFIG,
         lead_steps: str = typer.Option(
             "1", "--lead-steps", help="Comma-separated leads (in 6 h steps) to train on, e.g. 1,2,4."
@@ -187,6 +196,7 @@ def register(app: typer.Typer) -> None:
             val_every=val_every,
             error=error.value,
             feedback_norm=feedback_norm.value,
+            backprop_blocks=backprop_blocks,
             opu_config=_opu_fields(opu_config, mode),
         )
         if not data.exists():
@@ -227,6 +237,7 @@ def register(app: typer.Typer) -> None:
         val_every: Optional[int] = VAL_EVERY,
         error: ErrorGranularity = ERROR,
         feedback_norm: FeedbackNorm = FEEDBACK_NORM,
+        backprop_blocks: int = BACKPROP_BLOCKS,
         opu_config: Optional[Path] = OPU_CONFIG,
         stage: str = typer.Option("both", "--stage", help="regression, diffusion or both."),
         init: Optional[Path] = typer.Option(None, "--init", help="Regression run to start the diffusion stage from."),
@@ -252,6 +263,7 @@ def register(app: typer.Typer) -> None:
             val_every=val_every,
             error=error.value,
             feedback_norm=feedback_norm.value,
+            backprop_blocks=backprop_blocks,
             opu_config=_opu_fields(opu_config, mode),
         )
         if not data.exists():

@@ -129,6 +129,11 @@ def test_the_command_line_sets_the_feedback_norm(synthetic_store, tmp_path, run_
         assert status == 0, err
         state = load_checkpoint(tmp_path / choice / LATEST)
         assert state["train_config"]["feedback_norm"] == choice
+    status, _, err = run_cli(*args, "--out", tmp_path / "hybrid", "--backprop-blocks", "1")
+    assert status == 0, err
+    state = load_checkpoint(tmp_path / "hybrid" / LATEST)
+    assert state["train_config"]["backprop_blocks"] == 1
+    assert state["engine"]["feedback_points"] == ["blocks.0", "blocks.1"]  # the tiny preset's last block: backprop
     status, _, err = run_cli(*args, "--out", tmp_path / "bad", "--feedback-norm", "yes")
     assert status == 2 and "feedback-norm" in err and not (tmp_path / "bad").exists()
 
