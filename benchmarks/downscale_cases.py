@@ -49,6 +49,7 @@ def train_and_score(
     seed: int = 0,
     head_init: str = "auto",
     feedback_norm: str = "auto",
+    backprop_blocks: int = 0,
 ) -> tuple[dict, float, float]:
     """(scores per channel, training wall time in s, simulated optical energy in J) for one mode."""
     from climate_optics.evaluation.downscale_skill import downscale_skill
@@ -69,6 +70,7 @@ def train_and_score(
         seed=seed,
         head_init=head_init,
         feedback_norm=feedback_norm,
+        backprop_blocks=backprop_blocks,
     )
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -96,6 +98,7 @@ def downscale_skill_rows(
     modes: tuple[str, ...] | list[str] = MODES,
     head_init: str = "auto",
     feedback_norm: str = "auto",
+    backprop_blocks: int = 0,
 ) -> list[Row]:
     """Rows for every mode with equal budgets (``quick``: 140 days, 150 regression and 600 diffusion steps).
 
@@ -135,13 +138,15 @@ def downscale_skill_rows(
                     seed=seed,
                     head_init=head_init,
                     feedback_norm=feedback_norm,
+                    backprop_blocks=backprop_blocks,
                 )
                 runs.append((scores, wall, energy))
                 summary = ", ".join(
                     f"{c} CRPS {s['crps']:.4g} spectrum {s['spectrum_error']:.3f}" for c, s in scores.items()
                 )
                 print(f"downscale {mode} seed {seed}: {summary}", flush=True)
-            tag = f"downscale {mode}" + (f" ({len(seeds)} seeds)" if several else "")
+            hybrid = f", backprop blocks {backprop_blocks}" if backprop_blocks and mode != "backprop" else ""
+            tag = f"downscale {mode}{hybrid}" + (f" ({len(seeds)} seeds)" if several else "")
             for channel in channels:
                 per_seed = [r[0][channel] for r in runs]
                 s = {key: _mean([p[key] for p in per_seed]) for key in ("crps", "mae_bilinear", "spread_skill")}
@@ -242,6 +247,12 @@ def main() -> None:
         choices=FEEDBACK_NORMS,
         help="DFA signals through the output norm (TrainConfig.feedback_norm; the study's departure from the default)",
     )
+    parser.add_argument(
+        "--backprop-blocks",
+        type=int,
+        default=0,
+        help="DFA hybrid: the last N UNet blocks by back-propagation (TrainConfig.backprop_blocks; a departure)",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
@@ -251,7 +262,12 @@ def main() -> None:
     write_results(
         "downscale",
         downscale_skill_rows(
-            args.quick, seeds=args.seeds, modes=args.modes, head_init=args.head_init, feedback_norm=args.feedback_norm
+            args.quick,
+            seeds=args.seeds,
+            modes=args.modes,
+            head_init=args.head_init,
+            feedback_norm=args.feedback_norm,
+            backprop_blocks=args.backprop_blocks,
         ),
     )
 
