@@ -41,7 +41,8 @@ def make_engine(
     the task's final normalisation (``feedback_norm``). ``config.feedback_norm``: ``auto`` (the
     default: ``on`` where the task names a norm, in standard memory), ``on`` (each signal passed
     back through the norm at its point's output, then, through a LayerNorm, rescaled per token to
-    its raw length; a UNet's GroupNorm keeps the exact product), ``vjp`` (never rescaled), ``last`` (the last point only), ``off``. On
+    its raw length; a UNet's GroupNorm keeps the exact product), ``vjp`` (never rescaled), ``last``
+    (the last point only), ``off``. On
     the forecaster ``on`` takes DFA's Z500 RMSE at 24 h from 0.72 to 0.58 times persistence's
     (docs/dfa_training.md).
     """
@@ -54,6 +55,8 @@ def make_engine(
             )
         if config.feedback_norm not in ("auto", "off"):
             raise UsageInputError(f"feedback_norm {config.feedback_norm} cannot be combined with backprop_blocks")
+        if config.head_init == "feedback":
+            raise UsageInputError("head_init='feedback' cannot be combined with backprop_blocks")
         points, norm = points[: -config.backprop_blocks], None  # the norm follows the back-propagated blocks
     kwargs: dict[str, Any] = dict(
         feedback_points=points,
@@ -99,8 +102,6 @@ def aligns_head(config: TrainConfig, engine: Any, model: torch.nn.Module) -> boo
     if config.mode == "backprop" or config.head_init == "random":
         return False
     if config.backprop_blocks:  # back-propagated blocks stand between the last DFA point and the output
-        if config.head_init == "feedback":
-            raise UsageInputError("head_init='feedback' cannot be combined with backprop_blocks")
         return False
     if config.head_init == "feedback":
         return True

@@ -50,6 +50,10 @@ def test_a_hybrid_leaves_dfa_at_least_one_block_and_refuses_what_cannot_apply():
         make_engine(
             model, points, TrainConfig(mode="dfa", backprop_blocks=1, feedback_norm="on"), error="token", norm="norm"
         )
+    with pytest.raises(UsageInputError, match="head_init='feedback'"):
+        make_engine(
+            model, points, TrainConfig(mode="dfa", backprop_blocks=1, head_init="feedback"), error="token", norm="norm"
+        )
     with pytest.raises(UsageInputError, match="backprop_blocks must be >= 0"):
         TrainConfig(backprop_blocks=-1)
     engine = make_engine(model, points, TrainConfig(mode="backprop", backprop_blocks=5), error="token")
