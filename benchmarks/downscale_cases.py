@@ -32,7 +32,7 @@ MODES = TRAINING_MODES
 # The rows' departure from the command line's defaults (lr 1e-3, 5 % warm-up), named in every row:
 # the rate the earlier downscaling studies tuned for all three modes (docs/results.md).
 LR, WARMUP = 3e-3, 10
-DEPARTURE = f"lr {LR:g}, warm-up {WARMUP}"
+DEPARTURE = "lr 3e-3, warm-up 10"
 
 
 def hires_store(directory: Path, days: int) -> Path:
@@ -55,6 +55,7 @@ def train_and_score(
     head_init: str = "auto",
     feedback_norm: str = "auto",
     backprop_blocks: int = 0,
+    regression_mode: str = "auto",
 ) -> tuple[dict, float, float]:
     """(scores per channel, training wall time in s, simulated optical energy in J) for one mode."""
     from climate_optics.evaluation.downscale_skill import downscale_skill
@@ -80,7 +81,13 @@ def train_and_score(
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         results = run_downscale_training(
-            store, Path(out) / "run", config, stage="both", channels=channels, diffusion_steps=diffusion_steps
+            store,
+            Path(out) / "run",
+            config,
+            stage="both",
+            channels=channels,
+            diffusion_steps=diffusion_steps,
+            regression_mode=regression_mode,
         )
         wall = time.perf_counter() - start
         engine, state = load_downscaler(Path(out) / "run")  # the default 18 sampler steps
@@ -104,6 +111,7 @@ def downscale_skill_rows(
     head_init: str = "auto",
     feedback_norm: str = "auto",
     backprop_blocks: int = 0,
+    regression_mode: str = "auto",
 ) -> list[Row]:
     """Rows for every mode with equal budgets (``quick``: 140 days, 150 regression and 600 diffusion steps).
 
@@ -113,6 +121,9 @@ def downscale_skill_rows(
     """
     import torch
     import xarray as xr
+
+    from climate_optics.training.downscale_task import regression_config
+    from climate_optics.training.task import TrainConfig
 
     torch.set_num_threads(1)  # small convolutions on a shared 2-core machine: one thread is fastest
     days, steps, diffusion_steps, members, n_times = (140, 150, 600, 4, 3) if quick else (365, 1000, 3000, 8, 12)
@@ -144,6 +155,7 @@ def downscale_skill_rows(
                     head_init=head_init,
                     feedback_norm=feedback_norm,
                     backprop_blocks=backprop_blocks,
+                    regression_mode=regression_mode,
                 )
                 runs.append((scores, wall, energy))
                 summary = ", ".join(
@@ -151,6 +163,9 @@ def downscale_skill_rows(
                 )
                 print(f"downscale {mode} seed {seed}: {summary}", flush=True)
             hybrid = f", backprop blocks {backprop_blocks}" if backprop_blocks and mode != "backprop" else ""
+            regression_by = regression_config(TrainConfig(mode=mode), regression_mode).mode
+            if regression_by != mode:
+                hybrid += f", regression stage by {regression_by}"
             tag = f"downscale {mode}{hybrid} [{DEPARTURE}]" + (f" ({len(seeds)} seeds)" if several else "")
             for channel in channels:
                 per_seed = [r[0][channel] for r in runs]
@@ -258,6 +273,13 @@ def main() -> None:
         default=0,
         help="DFA hybrid: the last N UNet blocks by back-propagation (TrainConfig.backprop_blocks; a departure)",
     )
+    parser.add_argument(
+        "--regression-mode",
+        default="auto",
+        choices=("auto",) + tuple(MODES),
+        help="mode of the regression stage (auto: back-propagation under DFA, the default; dfa|optical: the pure "
+        "DFA downscaler, a departure)",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
@@ -273,6 +295,7 @@ def main() -> None:
             head_init=args.head_init,
             feedback_norm=args.feedback_norm,
             backprop_blocks=args.backprop_blocks,
+            regression_mode=args.regression_mode,
         ),
     )
 

@@ -12,7 +12,8 @@ CorrDiff trains in two stages (Mardani et al. 2023, Sec. 3):
 
 ``climate-optics train downscale --stage regression|diffusion|both`` runs them through
 ``run_downscale_training``: ``both`` trains ``OUT/regression`` then ``OUT/diffusion`` (each
-``--steps`` steps, same mode); ``diffusion`` alone needs ``--init OUT/regression`` (a
+``--steps`` steps; the regression stage in ``regression_mode``, see ``regression_config``);
+``diffusion`` alone needs ``--init OUT/regression`` (a
 regression run or checkpoint). The diffusion checkpoint holds both networks and is what
 ``climate-optics downscale --checkpoint`` reads. Every mode of the loop works
 (``backprop | dfa | optical``); the feedback points are the Transformer blocks of the network
@@ -43,6 +44,7 @@ from climate_optics.models.protocols import DownscaleModel
 from climate_optics.training.downscale_data import DownscaleData
 from climate_optics.training.loop import holding_run_dir, seed_everything, train
 from climate_optics.training.task import TrainConfig
+from optical_backend.kinds import TRAINING_MODES
 
 STAGES = ("regression", "diffusion")
 RESIDUAL_STD_BATCHES = 8  # training batches used to measure the residual std
@@ -211,6 +213,29 @@ def scaled_config(config: TrainConfig, steps: int) -> TrainConfig:
     )
 
 
+REGRESSION_MODES = ("auto",) + TRAINING_MODES
+
+
+def regression_config(config: TrainConfig, regression_mode: str = "auto") -> TrainConfig:
+    """The config of the regression stage of ``stage="both"``: ``config`` in ``regression_mode``.
+
+    ``auto`` trains the regression mean by back-propagation when the run's mode is DFA or optical
+    DFA, whose feedback does not train this convolutional network's features (Launay et al.
+    2019; Refinetti et al. 2021): at the benchmark's full budget the DFA-trained regression
+    stopped at 0.72 of bilinear interpolation's validation MSE, about what a linear 5x5 map of
+    the inputs reaches (0.77), against back-propagation's 0.37, and that mean, not the diffusion
+    stage, is where the DFA downscaler lost its CRPS (docs/dfa_training.md). The diffusion
+    stage, most of the training, stays in the run's mode. ``dfa`` or ``optical`` trains both
+    stages so (the pure DFA downscaler).
+    """
+    if regression_mode not in REGRESSION_MODES:
+        raise UsageInputError(f"regression mode must be one of {', '.join(REGRESSION_MODES)}, got {regression_mode!r}")
+    mode = "backprop" if regression_mode == "auto" else regression_mode
+    if mode == config.mode:
+        return config
+    return replace(config, mode=mode, backprop_blocks=0 if mode == "backprop" else config.backprop_blocks)
+
+
 def run_downscale_training(
     data: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -221,16 +246,21 @@ def run_downscale_training(
     init: str | os.PathLike | None = None,
     diffusion_steps: int | None = None,
     resume: bool = False,
+    regression_mode: str = "auto",
     **task_kwargs: Any,
 ) -> dict[str, Any]:
     """Train one stage into ``out_dir``, or (``both``) ``out_dir/regression`` then ``out_dir/diffusion``.
 
-    ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both`` (its
+    ``regression_mode``: the mode of ``both``'s regression stage (``regression_config``; a stage
+    trained alone takes ``config.mode``). ``diffusion_steps`` overrides ``config.steps`` for the diffusion stage of ``both`` (its
     warm-up, checkpoint, validation and log intervals scale with it). Returns ``{stage: TrainResult}``.
     """
 
     if stage not in STAGES + ("both",):
         raise UsageInputError(f"--stage must be regression, diffusion or both, got {stage!r}")
+    if stage != "both" and regression_mode != "auto":
+        raise UsageInputError("--regression-mode applies to --stage both; a stage trained alone takes --mode")
+    reg_config = regression_config(config, regression_mode)
     out = Path(out_dir)
     with holding_run_dir(out):  # one writer per run directory, before the data are read
         return _train_stages(
@@ -242,6 +272,7 @@ def run_downscale_training(
             init=init,
             diffusion_steps=diffusion_steps,
             resume=resume,
+            reg_config=reg_config,
             **task_kwargs,
         )
 
@@ -256,6 +287,7 @@ def _train_stages(
     init: str | os.PathLike | None,
     diffusion_steps: int | None,
     resume: bool,
+    reg_config: TrainConfig,
     **task_kwargs: Any,
 ) -> dict[str, Any]:
 
@@ -270,7 +302,7 @@ def _train_stages(
     reg_done = resume and (reg_dir / LATEST).exists() and (diff_dir / LATEST).exists()
     if not reg_done:
         task = build_downscale_task(data, preset=preset, stage="regression", init=init, seed=config.seed, **task_kwargs)
-        results["regression"] = train(task, config, reg_dir, resume=resume and (reg_dir / LATEST).exists())
+        results["regression"] = train(task, reg_config, reg_dir, resume=resume and (reg_dir / LATEST).exists())
     task_kwargs.pop("channels", None)
     task_kwargs.pop("overrides", None)
     task = build_downscale_task(data, stage="diffusion", init=reg_dir, seed=config.seed, **task_kwargs)

@@ -21,6 +21,7 @@ Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optica
 
 ErrorGranularity = Enum("ErrorGranularity", {e: e for e in TRAINING_ERRORS}, type=str)
 FeedbackNorm = Enum("FeedbackNorm", {e: e for e in FEEDBACK_NORMS}, type=str)
+RegressionMode = Enum("RegressionMode", {m: m for m in ("auto",) + TRAINING_MODES}, type=str)
 
 
 class Device(str, Enum):
@@ -244,10 +245,16 @@ def register(app: typer.Typer) -> None:
         diffusion_steps: Optional[int] = typer.Option(
             None, "--diffusion-steps", min=1, help="Steps of the diffusion stage of --stage both (default: --steps)."
         ),
+        regression_mode: RegressionMode = typer.Option(
+            RegressionMode("auto"),
+            "--regression-mode",
+            help="Mode of the regression stage of --stage both: auto (back-propagation under --mode dfa|optical, "
+            "whose feedback does not train its features; the diffusion stage keeps --mode), backprop, dfa or optical.",
+        ),
     ) -> None:
         """Train the diffusion downscaler (regression mean + EDM residual) on a fine-grid store."""
         from climate_optics.errors import UsageInputError
-        from climate_optics.training.downscale_task import run_downscale_training
+        from climate_optics.training.downscale_task import regression_config, run_downscale_training
         from climate_optics.training.task import TrainConfig
 
         config = TrainConfig.for_steps(
@@ -280,9 +287,13 @@ def register(app: typer.Typer) -> None:
             resume=resume,
             diffusion_steps=diffusion_steps,
             architecture=model,
+            regression_mode=regression_mode.value,
         )
+        configs = {"regression": regression_config(config, regression_mode.value) if stage == "both" else config}
         for name, result in results.items():
             if result.rank == 0:
-                print(f"{name}: {_summary(result, config)}")
+                stage_config = configs.get(name, config)
+                label = name if stage_config.mode == config.mode else f"{name} (by {stage_config.mode})"
+                print(f"{label}: {_summary(result, stage_config)}")
 
     app.add_typer(group, name="train")

@@ -142,7 +142,7 @@ def test_both_stages_train_in_dfa_and_optical_modes(fine_store, tmp_path, mode):
     config = TrainConfig(
         steps=2, batch_size=2, lr=1e-3, warmup=1, mode=mode, progress=False, checkpoint_every=10, val_every=0
     )
-    results = run_downscale_training(fine_store, tmp_path / "run", config, stage="both")
+    results = run_downscale_training(fine_store, tmp_path / "run", config, stage="both", regression_mode=mode)
     assert set(results) == {"regression", "diffusion"}
     for result in results.values():
         assert np.isfinite(result.final_loss)
@@ -151,6 +151,32 @@ def test_both_stages_train_in_dfa_and_optical_modes(fine_store, tmp_path, mode):
         assert results["diffusion"].engine_stats["projector_energy_j"] > 0
     state = torch.load(tmp_path / "run" / "diffusion" / "checkpoint.pt", weights_only=True)
     assert state["task"]["stage"] == "diffusion" and state["train_config"]["mode"] == mode
+
+
+def test_dfa_modes_train_the_regression_stage_by_backprop_by_default(fine_store, tmp_path, run_cli):
+    status, out, err = run_cli(
+        "train", "downscale", "--data", fine_store, "--out", tmp_path / "run", "--mode", "dfa", "--steps", "2",
+        "--batch-size", "2", "--device", "cpu",
+    )  # fmt: skip
+    assert status == 0, err
+    modes = {
+        stage: torch.load(tmp_path / "run" / stage / "checkpoint.pt", weights_only=True)["train_config"]["mode"]
+        for stage in ("regression", "diffusion")
+    }
+    assert modes == {"regression": "backprop", "diffusion": "dfa"}
+    summaries = [line.split(": ", 1) for line in out.splitlines() if line.startswith(("regression", "diffusion"))]
+    lines = {label: json.loads(summary) for label, summary in summaries}
+    assert set(lines) == {"regression (by backprop)", "diffusion"}
+    assert "error" not in lines["regression (by backprop)"] and "error" in lines["diffusion"]
+
+
+def test_regression_mode_applies_to_both_stages_only(fine_store, tmp_path, run_cli):
+    status, _, err = run_cli(
+        "train", "downscale", "--data", fine_store, "--out", tmp_path / "x", "--stage", "regression",
+        "--regression-mode", "dfa", "--steps", "1",
+    )  # fmt: skip
+    assert status == 2 and "--regression-mode" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
 
 
 def test_diffusion_stage_needs_a_regression_run(fine_store, tmp_path, run_cli):
