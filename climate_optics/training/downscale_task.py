@@ -220,8 +220,8 @@ def regression_config(config: TrainConfig, regression_mode: str = "auto") -> Tra
     """The config of the regression stage of ``stage="both"``: ``config`` in ``regression_mode``.
 
     ``auto`` trains the regression mean by back-propagation when the run's mode is DFA or optical
-    DFA, whose feedback does not train this convolutional network's features (Launay et al.
-    2019; Refinetti et al. 2021): at the benchmark's full budget the DFA-trained regression
+    DFA, whose feedback does not train the default UNet's features (Launay et al. 2019;
+    Refinetti et al. 2021): at the benchmark's full budget the DFA-trained regression
     stopped at 0.72 of bilinear interpolation's validation MSE, about what a linear 5x5 map of
     the inputs reaches (0.77), against back-propagation's 0.37, and that mean, not the diffusion
     stage, is where the DFA downscaler lost its CRPS (docs/dfa_training.md). The diffusion
