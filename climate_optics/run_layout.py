@@ -16,7 +16,7 @@ from typing import Any
 
 from climate_optics.errors import UsageInputError
 from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
-from optical_backend.kinds import FEEDBACK_NORMS, TRAINING_ERRORS  # without torch
+from optical_backend.kinds import FEEDBACK_NORMS, TRAINING_ERRORS, TRAINING_MODES  # without torch
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -126,6 +126,9 @@ class PipelineConfig:
         100  # steps of the downscaler's regression stage (and of its diffusion stage unless set below)
     )
     downscale_diffusion_steps: int | None = None  # steps of the diffusion stage (None: downscale_steps)
+    downscale_regression_mode: str = (
+        "auto"  # mode of the regression stage (auto: backprop under DFA; see regression_config)
+    )
     downscale_members: int = 4  # ensemble members of the downscaled forecast
     downscale_sampler_steps: int | None = None  # Heun sampler steps (None: the model's)
 
@@ -164,6 +167,11 @@ class PipelineConfig:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
         if self.error not in TRAINING_ERRORS:
             raise UsageInputError(f"pipeline: error must be one of {', '.join(TRAINING_ERRORS)}, got {self.error!r}")
+        if self.downscale_regression_mode not in ("auto",) + TRAINING_MODES:
+            raise UsageInputError(
+                f"pipeline: downscale_regression_mode must be one of auto, {', '.join(TRAINING_MODES)}, "
+                f"got {self.downscale_regression_mode!r}"
+            )
         if self.feedback_norm not in FEEDBACK_NORMS:
             raise UsageInputError(
                 f"pipeline: feedback_norm must be one of {', '.join(FEEDBACK_NORMS)}, got {self.feedback_norm!r}"
@@ -229,6 +237,7 @@ class PipelineConfig:
             preset=self.preset,
             steps=self.downscale_steps,
             diffusion_steps=self.downscale_diffusion_steps,
+            regression_mode=self.downscale_regression_mode,
             batch_size=self.batch_size,
             lr=self.lr,
             seed=self.seed,

@@ -224,6 +224,7 @@ def train_downscaler(
     preset: str = "tiny",
     steps: int = 100,
     diffusion_steps: int | None = None,
+    regression_mode: str = "auto",
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
@@ -231,7 +232,8 @@ def train_downscaler(
     feedback_norm: str = "auto",
     opu_config: dict[str, Any] | None = None,
 ) -> Path:
-    """Train the downscaler's regression (``steps``) and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
+    """Train the downscaler's regression (``steps``, in ``regression_mode``: ``training.downscale_task.regression_config``)
+    and diffusion (``diffusion_steps``, default ``steps``) stages; returns ``run_dir``."""
 
     config = training_config(
         steps=steps,
@@ -246,7 +248,14 @@ def train_downscaler(
     )
     resume = (Path(run_dir) / "regression" / LATEST).exists()
     run_downscale_training(
-        store, run_dir, config, stage="both", preset=preset, resume=resume, diffusion_steps=diffusion_steps
+        store,
+        run_dir,
+        config,
+        stage="both",
+        preset=preset,
+        resume=resume,
+        diffusion_steps=diffusion_steps,
+        regression_mode=regression_mode,
     )
     return Path(run_dir)
 

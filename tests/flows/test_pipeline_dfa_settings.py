@@ -1,5 +1,6 @@
 """The pipeline's DFA settings: ``opu_config`` (the optical device), ``error`` (the granularity) and
-``feedback_norm`` (the signals through the final norm).
+``feedback_norm`` (the signals through the final norm), ``downscale_regression_mode`` (the mode of
+the downscaler's regression stage).
 
 A bad device field in a pipeline config file is refused naming it, before anything is written; a
 valid one reaches the TrainConfig of the optical forecaster and downscaler runs, and ``pipeline.json``.
@@ -39,6 +40,7 @@ def fine_store(root):
         ({"opu_config": {"encoding": "smoke"}}, "OPUConfig.encoding must be one of"),
         ({"error": "pixelz"}, "error must be one of auto, sample, token"),
         ({"feedback_norm": "yes"}, "feedback_norm must be one of auto, on, off"),
+        ({"downscale_regression_mode": "dfaa"}, "downscale_regression_mode must be one of auto, backprop, dfa"),
     ],
 )
 def test_a_bad_device_or_granularity_in_the_config_file_is_refused(settings, says, tiny_source, run_cli, tmp_path):
@@ -82,3 +84,13 @@ def test_the_device_and_granularity_reach_the_trained_runs(tiny_source, tiny_set
     assert state["engine"]["opu_config"]["frame_rate_hz"] == 3000
     regression = torch.load(run / "regression" / "checkpoint.pt", weights_only=True)
     assert regression["train_config"]["mode"] == "backprop"  # the DFA modes' regression stage (regression_config)
+
+
+def test_the_downscalers_regression_mode_reaches_its_run(tmp_path):
+    cfg = PipelineConfig(mode="optical", downscale_steps=1, batch_size=2, downscale_regression_mode="optical")
+    options = cfg.downscale_options()
+    assert options["regression_mode"] == "optical"
+    run = train_downscaler(fine_store(tmp_path), tmp_path / "downscale", **options)
+    for stage in ("regression", "diffusion"):  # the pure optical downscaler: both stages on the device
+        state = torch.load(run / stage / "checkpoint.pt", weights_only=True)
+        assert state["train_config"]["mode"] == "optical" and state["engine"]["opu_config"], stage
