@@ -184,7 +184,7 @@ def downscale_skill_rows(
                         "ratio < 1",
                     )
                 )
-                if mode == "backprop":
+                if mode == "backprop" and regression_by == "backprop":  # the reference: back-propagation alone
                     crps_backprop[channel] = s["crps"]
                 elif channel in crps_backprop:
                     rows.append(
