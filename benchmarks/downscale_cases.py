@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchkit import Row, write_results
 
-from optical_backend.kinds import FEEDBACK_NORMS, TRAINING_MODES
+from optical_backend.kinds import FEEDBACK_NORMS, REGRESSION_MODES, TRAINING_MODES
 
 NAME = "skill"
 MODES = TRAINING_MODES
@@ -122,8 +122,7 @@ def downscale_skill_rows(
     import torch
     import xarray as xr
 
-    from climate_optics.training.downscale_task import regression_config
-    from climate_optics.training.task import TrainConfig
+    from climate_optics.training.downscale_task import regression_stage_mode
 
     torch.set_num_threads(1)  # small convolutions on a shared 2-core machine: one thread is fastest
     days, steps, diffusion_steps, members, n_times = (140, 150, 600, 4, 3) if quick else (365, 1000, 3000, 8, 12)
@@ -163,7 +162,7 @@ def downscale_skill_rows(
                 )
                 print(f"downscale {mode} seed {seed}: {summary}", flush=True)
             hybrid = f", backprop blocks {backprop_blocks}" if backprop_blocks and mode != "backprop" else ""
-            regression_by = regression_config(TrainConfig(mode=mode), regression_mode).mode
+            regression_by = regression_stage_mode(regression_mode)
             if regression_by != mode:
                 hybrid += f", regression stage by {regression_by}"
             tag = f"downscale {mode}{hybrid} [{DEPARTURE}]" + (f" ({len(seeds)} seeds)" if several else "")
@@ -276,7 +275,7 @@ def main() -> None:
     parser.add_argument(
         "--regression-mode",
         default="auto",
-        choices=("auto",) + tuple(MODES),
+        choices=REGRESSION_MODES,
         help="mode of the regression stage (auto: back-propagation under DFA, the default; dfa|optical: the pure "
         "DFA downscaler, a departure)",
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from climate_optics.errors import UsageInputError
 from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
-from optical_backend.kinds import FEEDBACK_NORMS, TRAINING_ERRORS, TRAINING_MODES  # without torch
+from optical_backend.kinds import FEEDBACK_NORMS, REGRESSION_MODES, TRAINING_ERRORS  # without torch
 
 DEMO_SOURCE = "synthetic-reanalysis"
 # 90 days of the embedded reanalysis on the 5.625 degree forecasting grid (one minute or so to generate).
@@ -167,9 +167,9 @@ class PipelineConfig:
                 raise UsageInputError(f"pipeline: {name} must be >= 1, got {value}")
         if self.error not in TRAINING_ERRORS:
             raise UsageInputError(f"pipeline: error must be one of {', '.join(TRAINING_ERRORS)}, got {self.error!r}")
-        if self.downscale_regression_mode not in ("auto",) + TRAINING_MODES:
+        if self.downscale_regression_mode not in REGRESSION_MODES:
             raise UsageInputError(
-                f"pipeline: downscale_regression_mode must be one of auto, {', '.join(TRAINING_MODES)}, "
+                f"pipeline: downscale_regression_mode must be one of {', '.join(REGRESSION_MODES)}, "
                 f"got {self.downscale_regression_mode!r}"
             )
         if self.feedback_norm not in FEEDBACK_NORMS:

@@ -24,6 +24,9 @@ TRAINING_ERRORS = ("auto", "sample", "token")  # a training run's choice: pixel 
 # How DFA signals pass back through a model's final norm (climate_optics TrainConfig.feedback_norm):
 # auto (on where the model names one), on, off, and the study's variants vjp and last.
 FEEDBACK_NORMS = ("auto", "on", "off", "vjp", "last")
+# The mode of the downscaler's regression stage (climate_optics regression_config): auto (back-propagation
+# under the DFA modes) or a training mode.
+REGRESSION_MODES = ("auto",) + TRAINING_MODES
 ENTRY_POINT_GROUP = "optical_backend.projectors"
 
 _BUILTINS: dict[str, str] = {

@@ -44,7 +44,7 @@ from climate_optics.models.protocols import DownscaleModel
 from climate_optics.training.downscale_data import DownscaleData
 from climate_optics.training.loop import holding_run_dir, seed_everything, train
 from climate_optics.training.task import TrainConfig
-from optical_backend.kinds import TRAINING_MODES
+from optical_backend.kinds import REGRESSION_MODES
 
 STAGES = ("regression", "diffusion")
 RESIDUAL_STD_BATCHES = 8  # training batches used to measure the residual std
@@ -213,7 +213,11 @@ def scaled_config(config: TrainConfig, steps: int) -> TrainConfig:
     )
 
 
-REGRESSION_MODES = ("auto",) + TRAINING_MODES
+def regression_stage_mode(regression_mode: str = "auto") -> str:
+    """The training mode of ``stage="both"``'s regression stage: ``auto`` is back-propagation (``regression_config``)."""
+    if regression_mode not in REGRESSION_MODES:
+        raise UsageInputError(f"regression mode must be one of {', '.join(REGRESSION_MODES)}, got {regression_mode!r}")
+    return "backprop" if regression_mode == "auto" else regression_mode
 
 
 def regression_config(config: TrainConfig, regression_mode: str = "auto") -> TrainConfig:
@@ -228,9 +232,7 @@ def regression_config(config: TrainConfig, regression_mode: str = "auto") -> Tra
     stage, most of the training, stays in the run's mode. ``dfa`` or ``optical`` trains both
     stages so (the pure DFA downscaler).
     """
-    if regression_mode not in REGRESSION_MODES:
-        raise UsageInputError(f"regression mode must be one of {', '.join(REGRESSION_MODES)}, got {regression_mode!r}")
-    mode = "backprop" if regression_mode == "auto" else regression_mode
+    mode = regression_stage_mode(regression_mode)
     if mode == config.mode:
         return config
     return replace(config, mode=mode, backprop_blocks=0 if mode == "backprop" else config.backprop_blocks)

@@ -14,14 +14,20 @@ from typing import Any, Optional
 import typer
 
 from climate_optics.training.rollout_defaults import ROLLOUT_DEPTH, ROLLOUT_TAIL
-from optical_backend.kinds import DEFAULT_DIGITAL_KIND, FEEDBACK_NORMS, TRAINING_ERRORS, TRAINING_MODES
+from optical_backend.kinds import (
+    DEFAULT_DIGITAL_KIND,
+    FEEDBACK_NORMS,
+    REGRESSION_MODES,
+    TRAINING_ERRORS,
+    TRAINING_MODES,
+)
 
 Mode = Enum("Mode", {mode: mode for mode in TRAINING_MODES}, type=str)  # optical_backend.kinds: defined once
 
 
 ErrorGranularity = Enum("ErrorGranularity", {e: e for e in TRAINING_ERRORS}, type=str)
 FeedbackNorm = Enum("FeedbackNorm", {e: e for e in FEEDBACK_NORMS}, type=str)
-RegressionMode = Enum("RegressionMode", {m: m for m in ("auto",) + TRAINING_MODES}, type=str)
+RegressionMode = Enum("RegressionMode", {m: m for m in REGRESSION_MODES}, type=str)
 
 
 class Device(str, Enum):
@@ -289,10 +295,10 @@ def register(app: typer.Typer) -> None:
             architecture=model,
             regression_mode=regression_mode.value,
         )
-        configs = {"regression": regression_config(config, regression_mode.value) if stage == "both" else config}
+        stage_configs = {"regression": regression_config(config, regression_mode.value)} if stage == "both" else {}
         for name, result in results.items():
             if result.rank == 0:
-                stage_config = configs.get(name, config)
+                stage_config = stage_configs.get(name, config)
                 label = name if stage_config.mode == config.mode else f"{name} (by {stage_config.mode})"
                 print(f"{label}: {_summary(result, stage_config)}")
 
